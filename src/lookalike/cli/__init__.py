@@ -1,0 +1,1 @@
+"""Command-line edge: thin commands over the library."""

@@ -1,0 +1,265 @@
+"""`lookalike` commands. Library errors become messages and exit codes here, nowhere else.
+
+Exit codes: 0 ok, 1 duplicates found (with --fail-on-dupes), 2 usage error, 3 partial
+failure (some files could not be read), 4 could not run (index busy or unreadable).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ..errors import IndexBusyError, IndexError_, IndexNotFoundError, LookalikeError
+from ..index.store import display_path, find_index, open_index
+from ..methods.registry import list_methods
+from ..report import output
+from ..scan import DEFAULT_METHODS, scan as run_scan
+from ..search.dupes import find_groups, find_pairs
+from ..search.query import query as run_query
+from ..sources.files import read_path_list
+from ..sources.folders import WalkOptions
+
+OK, DUPES_FOUND, USAGE, PARTIAL, CANNOT_RUN = 0, 1, 2, 3, 4
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Find duplicate and near-duplicate images.")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(code)
+
+
+def _translate(exc: LookalikeError) -> typer.Exit:
+    if isinstance(exc, (IndexBusyError,)) or (isinstance(exc, IndexError_)
+                                              and not isinstance(exc, IndexNotFoundError)):
+        return _fail(str(exc), CANNOT_RUN)
+    return _fail(str(exc), USAGE)
+
+
+def _index_path(index: Optional[Path]) -> Path:
+    return index if index is not None else find_index(".")
+
+
+def _split_methods(values: Optional[list[str]]) -> Optional[list[str]]:
+    if not values:
+        return None
+    return [m.strip() for v in values for m in v.split(",") if m.strip()]
+
+
+@app.command()
+def scan(
+    roots: list[Path] = typer.Argument(None, help="Folders or files to scan."),
+    index: Optional[Path] = typer.Option(None, "--index", help="Index file (default: "
+                                         "FIRST_FOLDER/.lookalike/index.db)."),
+    method: Optional[list[str]] = typer.Option(
+        None, "--method", "-m", help=f"Signatures to compute, comma-separated "
+        f"(default: {','.join(DEFAULT_METHODS)}; exact hashes always)."),
+    include: list[str] = typer.Option([], "--include", help="Only files matching this glob."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Skip files/folders matching."),
+    hidden: bool = typer.Option(False, "--hidden", help="Also scan names starting with '.'."),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks",
+                                         help="Follow symbolic links (loop-safe)."),
+    from_file: Optional[str] = typer.Option(None, "--from-file",
+                                            help="Read paths from FILE, one per line ('-': stdin)."),
+    null: bool = typer.Option(False, "--null", "-0", help="Paths in --from-file end with NUL."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Processes (default: cores)."),
+    fmt: Format = typer.Option(Format.table, "--format", help="Summary as table or json."),
+) -> None:
+    """Index images: incremental, a re-run only looks at what changed."""
+    roots = roots or []
+    paths: list[str] = []
+    if from_file:
+        stream = sys.stdin.buffer if from_file == "-" else open(from_file, "rb")
+        with stream:
+            paths = list(read_path_list(stream, null_separated=null))
+    if not roots and not paths:
+        raise _fail("give at least one folder, or --from-file", USAGE)
+    for root in roots:
+        if not root.exists():
+            raise _fail(f"no such file or folder: {root}", USAGE)
+    if index is None and not roots:
+        raise _fail("with only --from-file, give --index PATH", USAGE)
+    options = WalkOptions(tuple(include), tuple(exclude), hidden, follow_symlinks)
+    try:
+        summary = _scan_with_progress(roots, paths, index, _split_methods(method), options, workers)
+    except LookalikeError as exc:
+        raise _translate(exc)
+    except KeyboardInterrupt:
+        raise _fail("interrupted; run the same command again to resume", 130)
+    if fmt is Format.json:
+        data = summary.as_dict() | {
+            "index": str(summary.index_path),
+            "failures": [{"path": display_path(f.path), "stage": f.stage, "reason": f.reason}
+                         for f in summary.failures]}
+        out.print(json.dumps(data, indent=2), markup=False)
+    else:
+        _print_summary(summary)
+    raise typer.Exit(PARTIAL if summary.failures else OK)
+
+
+def _scan_with_progress(roots, paths, index, methods, options, workers):
+    if not err.is_terminal:
+        return run_scan(roots, paths=paths, index_path=index, methods=methods, options=options,
+                        workers=workers)
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
+                               TextColumn, TimeRemainingColumn)
+
+    with Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
+                  TaskProgressColumn(), TextColumn("{task.fields[rate]}"),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("scan", total=None, rate="")
+
+        def update(done: int, total: Optional[int]) -> None:
+            speed = bar.tasks[0].speed
+            bar.update(task, completed=done, total=total,
+                       rate=f"{speed:,.0f} img/s" if speed else "")
+
+        return run_scan(roots, paths=paths, index_path=index, methods=methods, options=options,
+                        workers=workers, progress=update, count_first=True)
+
+
+def _print_summary(summary) -> None:
+    s = summary
+    out.print(f"scanned {s.scanned:,}  unchanged {s.unchanged:,}  moved {s.moved:,}  "
+              f"failed {s.failed:,}  not images {s.other:,}  vanished {s.vanished:,}")
+    out.print(f"index: {display_path(str(s.index_path))}", markup=False)
+    for f in s.failures[:20]:
+        err.print(f"  failed: {escape(display_path(f.path))}: {escape(f.reason)}")
+    if len(s.failures) > 20:
+        err.print(f"  ... and {len(s.failures) - 20:,} more (lookalike dupes --format json "
+                  "lists them all)")
+
+
+@app.command()
+def dupes(
+    index: Optional[Path] = typer.Option(None, "--index", help="Index file (default: found "
+                                         "in this folder or a parent)."),
+    method: str = typer.Option("auto", "--method", "-m",
+                               help="auto, bytes, pixels, or a hash (phash, pdq, ...)."),
+    max_distance: Optional[int] = typer.Option(None, "--max-distance", "-d",
+                                               help="Largest Hamming distance (bits)."),
+    fmt: Format = typer.Option(Format.table, "--format"),
+    pairs: bool = typer.Option(False, "--pairs", help="List pairs instead of groups."),
+    fail_on_dupes: bool = typer.Option(False, "--fail-on-dupes",
+                                       help="Exit with 1 when duplicates are found."),
+) -> None:
+    """Duplicate groups (or pairs) in the index."""
+    try:
+        with open_index(_index_path(index)) as idx:
+            failures = idx.failures()
+            if pairs:
+                found = find_pairs(idx, method, max_distance)
+                _print_pairs(found, fmt)
+            else:
+                found = find_groups(idx, method, max_distance)
+                _print_groups(found, failures, fmt)
+    except LookalikeError as exc:
+        raise _translate(exc)
+    raise typer.Exit(DUPES_FOUND if (fail_on_dupes and found) else OK)
+
+
+def _print_groups(groups, failures, fmt: Format) -> None:
+    if fmt is Format.json:
+        out.print(output.groups_json(groups, failures), markup=False)
+        return
+    if fmt is Format.csv:
+        sys.stdout.write(output.groups_csv(groups))
+        return
+    for number, g in enumerate(groups, 1):
+        out.print(f"[bold]group {number}[/]: {len(g.files)} files, {g.method}"
+                  + (f" (max distance {g.max_distance})" if g.max_distance else ""))
+        for f in g.files:
+            out.print(f"  {escape(display_path(f.path))}  [dim]{f.width}x{f.height}  "
+                      f"{f.bytes:,} bytes[/]")
+    copies = sum(len(g.files) - 1 for g in groups)
+    out.print(f"{len(groups):,} groups, {copies:,} redundant files"
+              + (f"; {len(failures):,} files could not be read" if failures else ""))
+
+
+def _print_pairs(pairs, fmt: Format) -> None:
+    if fmt is Format.json:
+        out.print(output.pairs_json(pairs), markup=False)
+    elif fmt is Format.csv:
+        sys.stdout.write(output.pairs_csv(pairs))
+    else:
+        for m in pairs:
+            out.print(f"{escape(display_path(m.a))}  ~  {escape(display_path(m.b))}  "
+                      f"[dim]{m.method} d={m.distance} {m.transform}[/]")
+        out.print(f"{len(pairs):,} pairs")
+
+
+@app.command()
+def query(
+    files: list[Path] = typer.Argument(..., help="Images to look up."),
+    index: Optional[Path] = typer.Option(None, "--index"),
+    method: str = typer.Option("auto", "--method", "-m"),
+    max_distance: Optional[int] = typer.Option(None, "--max-distance", "-d"),
+    limit: int = typer.Option(20, "--limit", help="Matches per image at most."),
+    fmt: Format = typer.Option(Format.table, "--format"),
+) -> None:
+    """Is this image already in the index? Which file, how close, which orientation."""
+    try:
+        with open_index(_index_path(index)) as idx:
+            results = run_query(idx, [str(f) for f in files], method, max_distance, limit)
+    except LookalikeError as exc:
+        raise _translate(exc)
+    if fmt is Format.json:
+        out.print(output.query_json(results), markup=False)
+    elif fmt is Format.csv:
+        sys.stdout.write(output.query_csv(results))
+    else:
+        for r in results:
+            name = escape(display_path(r.path))
+            if r.failure:
+                out.print(f"{name}: [red]cannot read[/]: {escape(r.failure.reason)}")
+            elif not r.matches:
+                out.print(f"{name}: no match")
+            else:
+                out.print(f"{name}: {len(r.matches)} match(es)")
+                for m in r.matches:
+                    out.print(f"  {escape(display_path(m.b))}  [dim]{m.method} d={m.distance} "
+                              f"{m.transform}[/]")
+    raise typer.Exit(PARTIAL if any(r.failure for r in results) else OK)
+
+
+@app.command()
+def methods() -> None:
+    """The signature methods lookalike knows, with their default match radius."""
+    for spec in list_methods():
+        out.print(f"{spec.name:10} {spec.bits:4} bits  radius {spec.default_radius:3}  "
+                  f"{escape(spec.description)}")
+
+
+@app.command()
+def sample(dest: Path = typer.Argument(..., help="Folder to create."),
+           count: int = typer.Option(40, "--count", help="Distinct source pictures.")) -> None:
+    """Build a small sample collection with planted duplicates (for trying lookalike)."""
+    from ..sample import build_sample
+
+    manifest = build_sample(dest, count)
+    out.print(f"wrote {len(manifest)} images to {escape(str(dest))} "
+              f"(manifest: {escape(str(dest / 'manifest.json'))})")
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("LOOKALIKE_LOG", "WARNING"),
+                        format="%(levelname)s %(name)s: %(message)s")
+    app()

@@ -1,0 +1,175 @@
+"""Bytes -> Decoded: recognise the format by content, decode robustly, fail with a reason."""
+
+from __future__ import annotations
+
+import io
+
+from .errors import DecodeError
+from .types import Decoded
+
+# Pixels allowed in one decoded picture (after JPEG draft reduction). Larger is refused
+# before any pixel is decoded, so a 50-kB PNG claiming 100k x 100k cannot exhaust memory.
+MAX_PIXELS = 178_956_970
+DRAFT_SIZE = 256  # JPEGs are decoded at the smallest DCT scale still at least this big
+BACKGROUND = (255, 255, 255)  # where transparent pixels land
+
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
+                b"avif", b"avis"}
+
+
+def sniff(head: bytes) -> str | None:
+    """Image format from the first bytes of a file, or None when it is not an image we read."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[:2] == b"BM" and len(head) >= 14:
+        return "BMP"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "AVIF" if head[8:12] in (b"avif", b"avis") else "HEIF"
+    if head[:4] == b"\x00\x00\x01\x00":
+        return "ICO"
+    if head[:4] == b"8BPS":
+        return "PSD"
+    if head[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and head[2:3].isspace():
+        return "PPM"
+    if head[:4] == b"qoif":
+        return "QOI"
+    return None
+
+
+_heif_ready = False
+
+
+def _register_heif() -> None:
+    global _heif_ready
+    if not _heif_ready:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        _heif_ready = True
+
+
+def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, draft_size: int = DRAFT_SIZE) -> Decoded:
+    """Decode the first frame of an image file held in memory.
+
+    Raises DecodeError with a short human reason on any failure.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    fmt = sniff(data[:32])
+    if fmt is None:
+        raise DecodeError("not an image (unrecognised content)")
+    if fmt in ("HEIF", "AVIF"):
+        _register_heif()
+    Image.MAX_IMAGE_PIXELS = None  # our own cap below also allows big JPEGs decoded in draft
+    try:
+        image = Image.open(io.BytesIO(data))
+        return _decode_opened(image, fmt, max_pixels, draft_size)
+    except DecodeError:
+        raise
+    except UnidentifiedImageError:
+        raise DecodeError(f"cannot identify {fmt} image (corrupt header?)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError,
+            TypeError, MemoryError, RuntimeError, ZeroDivisionError) as exc:
+        raise DecodeError(_reason(exc)) from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if "truncated" in text.lower():
+        return f"truncated file ({text})"
+    return text
+
+
+def _decode_opened(image, fmt: str, max_pixels: int, draft_size: int) -> Decoded:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise DecodeError(f"empty image ({width}x{height})")
+    mode = image.mode
+    frames = int(getattr(image, "n_frames", 1) or 1)
+    orientation = image.getexif().get(0x0112, 1) if hasattr(image, "getexif") else 1
+    if fmt == "JPEG" and draft_size and min(width, height) > 2 * draft_size:
+        image.draft("RGB", (draft_size, draft_size))
+    if image.size[0] * image.size[1] > max_pixels:
+        raise DecodeError(
+            f"too many pixels: {width}x{height} is over the limit of {max_pixels:,}")
+    image.load()  # first frame only; later frames are never read
+    rgb = _to_rgb(image)
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    if orientation != 1:
+        rgb = _apply_orientation(rgb, orientation)
+    return Decoded(image=rgb, width=width, height=height, format=fmt, mode=mode, frames=frames)
+
+
+def _apply_orientation(image, orientation: int):
+    from PIL import Image
+
+    ops = {
+        2: [Image.Transpose.FLIP_LEFT_RIGHT],
+        3: [Image.Transpose.ROTATE_180],
+        4: [Image.Transpose.FLIP_TOP_BOTTOM],
+        5: [Image.Transpose.TRANSPOSE],
+        6: [Image.Transpose.ROTATE_270],
+        7: [Image.Transpose.TRANSVERSE],
+        8: [Image.Transpose.ROTATE_90],
+    }.get(orientation, [])
+    for op in ops:
+        image = image.transpose(op)
+    return image
+
+
+def _to_rgb(image):
+    """Any mode -> RGB, compositing transparency on BACKGROUND and scaling high bit depths."""
+    from PIL import Image
+
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    elif mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        image = _high_depth_to_l(image)
+        mode = "L"
+    elif mode == "1":
+        image = image.convert("L")
+        mode = "L"
+    elif mode == "PA":
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("LA", "La"):
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "RGBa"):
+        if mode == "RGBa":
+            image = image.convert("RGBA")
+        background = Image.new("RGB", image.size, BACKGROUND)
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def _high_depth_to_l(image):
+    """16-bit and float greyscale -> 8-bit, by the mode's nominal range (not per-image stretch)."""
+    import numpy as np
+    from PIL import Image
+
+    array = np.asarray(image)
+    if image.mode.startswith("I;16"):
+        array = array.astype(np.float32) / 257.0
+    elif image.mode == "I":
+        peak = 65535.0 if array.max(initial=0) > 255 else 255.0
+        array = array.astype(np.float32) * (255.0 / peak)
+    else:  # "F": assume 0..1 when it looks normalised
+        array = array.astype(np.float32)
+        if array.max(initial=0) <= 1.0:
+            array = array * 255.0
+    return Image.fromarray(np.clip(array + 0.5, 0, 255).astype(np.uint8), "L")

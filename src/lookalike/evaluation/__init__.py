@@ -1,0 +1,1 @@
+"""Transforms for planted duplicates, and measures of how well they are found."""

@@ -1,0 +1,84 @@
+"""Named schema migrations, applied in order, each in its own transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+# Signatures hang off contents (the 16-byte hash of a file's bytes), not paths, so byte copies
+# share one computation and a moved or renamed file needs none. Signature rows are keyed by
+# (method, version, params): a new algorithm version recomputes only its own rows.
+MIGRATIONS: list[tuple[str, str]] = [
+    ("0001_initial", """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            started REAL NOT NULL,
+            finished REAL,
+            status TEXT NOT NULL,              -- running, done, interrupted
+            roots TEXT NOT NULL,               -- JSON list
+            methods TEXT NOT NULL,             -- JSON list
+            summary TEXT                       -- JSON object
+        );
+        CREATE TABLE contents (
+            id INTEGER PRIMARY KEY,
+            hash BLOB NOT NULL UNIQUE,         -- xxh3-128 of the file bytes
+            bytes INTEGER NOT NULL,
+            width INTEGER, height INTEGER, format TEXT, mode TEXT, frames INTEGER
+        );
+        CREATE TABLE signatures (
+            content_id INTEGER NOT NULL REFERENCES contents(id),
+            method TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            params TEXT NOT NULL,
+            value BLOB NOT NULL,               -- variants x code bytes, identity first
+            quality REAL NOT NULL,
+            PRIMARY KEY (method, version, params, content_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,         -- str, or the raw bytes of a non-UTF-8 name
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            content_id INTEGER REFERENCES contents(id),
+            status TEXT NOT NULL,              -- ok, failed, other (not an image), vanished
+            stage TEXT, error TEXT,            -- why it failed
+            first_run INTEGER, last_run INTEGER, vanished_run INTEGER,
+            meta TEXT                          -- JSON object: user metadata (category, ...)
+        );
+        CREATE INDEX files_content ON files(content_id);
+        CREATE INDEX files_status ON files(status);
+    """),
+]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this database lacks; return their names."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, "
+                 "applied REAL NOT NULL)")
+    done = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    parts, current = [], []
+    for line in sql.splitlines():
+        current.append(line.split("--")[0])
+        if line.split("--")[0].rstrip().endswith(";"):
+            parts.append("\n".join(current))
+            current = []
+    tail = "\n".join(current).strip()
+    return [p for p in parts + [tail] if p.strip()]

@@ -1,0 +1,287 @@
+"""The SQLite index: one writer at a time (a lock file), any number of readers (WAL)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import IndexBusyError, IndexError_, IndexNotFoundError
+from ..methods.registry import MethodSpec
+from ..types import FileInfo, Scanned
+from .migrations import migrate
+
+INDEX_DIR = ".lookalike"
+INDEX_NAME = "index.db"
+
+
+def default_index_path(first_root: str | os.PathLike) -> Path:
+    return Path(first_root) / INDEX_DIR / INDEX_NAME
+
+
+def find_index(start: str | os.PathLike = ".") -> Path:
+    """The index of the folder `start` or of its nearest parent that has one."""
+    env = os.environ.get("LOOKALIKE_INDEX")
+    if env:
+        return Path(env)
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / INDEX_DIR / INDEX_NAME
+        if candidate.exists():
+            return candidate
+    raise IndexNotFoundError(
+        f"no index found in {here} or its parents; run 'lookalike scan FOLDER' first "
+        "or give --index PATH")
+
+
+def to_db_path(path: str) -> str | bytes:
+    """Paths are stored as text; a name that is not valid UTF-8 keeps its raw bytes."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def from_db_path(value: str | bytes) -> str:
+    return value if isinstance(value, str) else os.fsdecode(value)
+
+
+def display_path(path: str) -> str:
+    """A printable form of a path (undecodable bytes shown as \\xNN)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    id: int
+    size: int
+    mtime_ns: int
+    status: str
+    content_id: int | None
+
+
+@dataclass(frozen=True)
+class Codes:
+    """One method's codes for the contents that have a live file."""
+
+    content_ids: np.ndarray  # (N,) int64
+    codes: np.ndarray  # (N, variants, nbytes) uint8
+    quality: np.ndarray  # (N,) float32
+
+
+def open_index(path: str | os.PathLike, *, create: bool = False) -> "Index":
+    path = Path(path)
+    if not path.exists():
+        if not create:
+            raise IndexNotFoundError(f"no index at {path}; run 'lookalike scan' first")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        raise IndexError_(f"cannot open index {path}: {exc}") from None
+    return Index(path, conn)
+
+
+class Index:
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self._lock_fd: int | None = None
+
+    def close(self) -> None:
+        self.conn.close()
+        self.release()
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing -------------------------------------------------------------------------
+
+    def acquire(self) -> None:
+        """Take the writer lock, or raise IndexBusyError at once."""
+        lock_path = f"{self.path}.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise IndexBusyError(
+                f"index is busy: another lookalike process (pid {holder}) is writing to "
+                f"{self.path}; wait for it to finish") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def begin_run(self, roots: Sequence[str], methods: Sequence[str]) -> int:
+        with self.transaction() as conn:
+            # A run left 'running' was killed: only a writer holding the lock gets here.
+            conn.execute("UPDATE runs SET status='interrupted' WHERE status='running'")
+            cur = conn.execute(
+                "INSERT INTO runs (started, status, roots, methods) VALUES (?, 'running', ?, ?)",
+                (time.time(), json.dumps(list(roots)), json.dumps(list(methods))))
+            return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, summary: dict) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE runs SET finished=?, status='done', summary=? WHERE id=?",
+                         (time.time(), json.dumps(summary), run_id))
+
+    def lookup_files(self, paths: Sequence[str]) -> dict[str, KnownFile]:
+        found: dict[str, KnownFile] = {}
+        for start in range(0, len(paths), 500):
+            chunk = [to_db_path(p) for p in paths[start:start + 500]]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                    f"SELECT path, id, size, mtime_ns, status, content_id FROM files "
+                    f"WHERE path IN ({marks})", chunk):
+                found[from_db_path(row[0])] = KnownFile(*row[1:])
+        return found
+
+    def contents_missing(self, content_ids: Iterable[int], specs: Sequence[MethodSpec]) -> set[int]:
+        """Those of `content_ids` that lack a signature of one of `specs`."""
+        ids = list(set(content_ids))
+        missing: set[int] = set()
+        for spec in specs:
+            have: set[int] = set()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                have.update(row[0] for row in self.conn.execute(
+                    f"SELECT content_id FROM signatures WHERE method=? AND version=? AND "
+                    f"params=? AND content_id IN ({marks})", (*spec.key, *chunk)))
+            missing.update(set(ids) - have)
+        return missing
+
+    def mark_seen(self, conn: sqlite3.Connection, run_id: int, file_ids: Sequence[int]) -> None:
+        conn.executemany("UPDATE files SET last_run=? WHERE id=?",
+                         [(run_id, file_id) for file_id in file_ids])
+
+    def write_scanned(self, conn: sqlite3.Connection, run_id: int, item: Scanned) -> None:
+        ref = item.ref
+        content_id = None
+        if item.failure is None and item.kind == "image":
+            conn.execute(
+                "INSERT INTO contents (hash, bytes, width, height, format, mode, frames) "
+                "VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT(hash) DO UPDATE SET "
+                "width=excluded.width, height=excluded.height, format=excluded.format, "
+                "mode=excluded.mode WHERE excluded.width > 0",
+                (item.content, ref.size, item.width, item.height, item.format, item.mode))
+            content_id = conn.execute("SELECT id FROM contents WHERE hash=?",
+                                      (item.content,)).fetchone()[0]
+            conn.executemany(
+                "INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?, ?)",
+                [(content_id, s.method, s.version, s.params, s.value, s.quality)
+                 for s in item.signatures])
+        status = "failed" if item.failure else ("ok" if item.kind == "image" else "other")
+        stage = item.failure.stage if item.failure else None
+        error = item.failure.reason if item.failure else None
+        conn.execute(
+            "INSERT INTO files (path, size, mtime_ns, content_id, status, stage, error, "
+            "first_run, last_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, "
+            "content_id=excluded.content_id, status=excluded.status, stage=excluded.stage, "
+            "error=excluded.error, last_run=excluded.last_run, vanished_run=NULL",
+            (to_db_path(ref.path), ref.size, ref.mtime_ns, content_id, status, stage, error,
+             run_id, run_id))
+
+    def mark_vanished(self, run_id: int, roots: Sequence[str]) -> int:
+        """Files under `roots` that this run did not see are marked vanished."""
+        prefixes = tuple(os.path.join(root, "") for root in roots)
+        gone = [file_id for file_id, value in self.conn.execute(
+            "SELECT id, path FROM files WHERE status != 'vanished' AND "
+            "(last_run IS NULL OR last_run < ?)", (run_id,))
+            if from_db_path(value).startswith(prefixes)]
+        with self.transaction() as conn:
+            conn.executemany("UPDATE files SET status='vanished', vanished_run=? WHERE id=?",
+                             [(run_id, file_id) for file_id in gone])
+        return len(gone)
+
+    def count_moved(self, run_id: int) -> int:
+        """New paths this run whose bytes belong to a file that vanished in this run."""
+        row = self.conn.execute(
+            "SELECT COUNT(DISTINCT f.id) FROM files f JOIN files v "
+            "ON v.content_id = f.content_id AND v.id != f.id "
+            "WHERE f.first_run = ? AND f.status = 'ok' AND v.vanished_run = ?",
+            (run_id, run_id)).fetchone()
+        return int(row[0])
+
+    # --- reading -------------------------------------------------------------------------
+
+    def load_codes(self, spec: MethodSpec) -> Codes:
+        """Codes of every content that has a live file, read in blocks."""
+        cur = self.conn.execute(
+            "SELECT s.content_id, s.value, s.quality FROM signatures s "
+            "WHERE s.method=? AND s.version=? AND s.params=? AND EXISTS "
+            "(SELECT 1 FROM files f WHERE f.content_id = s.content_id AND f.status='ok') "
+            "ORDER BY s.content_id", spec.key)
+        width = spec.variants * spec.nbytes
+        ids, blobs, quality = [], [], []
+        while rows := cur.fetchmany(10_000):
+            ids.extend(r[0] for r in rows)
+            blobs.append(b"".join(r[1] for r in rows))
+            quality.extend(r[2] for r in rows)
+        codes = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+        return Codes(np.asarray(ids, dtype=np.int64),
+                     codes.reshape(len(ids), spec.variants, spec.nbytes),
+                     np.asarray(quality, dtype=np.float32))
+
+    def live_files(self) -> dict[int, list[FileInfo]]:
+        """content id -> its live files, paths sorted."""
+        out: dict[int, list[FileInfo]] = {}
+        for content_id, path, width, height, size in self.conn.execute(
+                "SELECT f.content_id, f.path, c.width, c.height, f.size FROM files f "
+                "JOIN contents c ON c.id = f.content_id WHERE f.status='ok'"):
+            out.setdefault(content_id, []).append(
+                FileInfo(from_db_path(path), width or 0, height or 0, size))
+        for files in out.values():
+            files.sort(key=lambda f: f.path)
+        return out
+
+    def failures(self) -> list[tuple[str, str, str]]:
+        return [(from_db_path(p), s or "", e or "") for p, s, e in self.conn.execute(
+            "SELECT path, stage, error FROM files WHERE status='failed' ORDER BY path")]
+
+    def methods_present(self) -> list[str]:
+        return [row[0] for row in self.conn.execute(
+            "SELECT DISTINCT method FROM signatures ORDER BY method")]
+
+    def content_ids_by_hash(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
+        out = {}
+        for start in range(0, len(hashes), 500):
+            chunk = list(hashes[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            out.update(self.conn.execute(
+                f"SELECT hash, id FROM contents WHERE hash IN ({marks})", chunk).fetchall())
+        return out

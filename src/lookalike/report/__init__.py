@@ -1,0 +1,1 @@
+"""Rendering results for people (tables) and for tools (JSON, CSV)."""

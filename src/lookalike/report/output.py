@@ -1,0 +1,80 @@
+"""The output contract of `dupes` and `query` (documented in the README)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Sequence
+
+from ..index.store import display_path
+from ..search.query import QueryResult
+from ..types import Group, Match
+
+
+def failures_json(failures: Sequence[tuple[str, str, str]]) -> list[dict]:
+    return [{"path": display_path(p), "stage": s, "reason": r} for p, s, r in failures]
+
+
+def groups_json(groups: Sequence[Group], failures: Sequence[tuple[str, str, str]]) -> str:
+    return json.dumps({
+        "groups": [{
+            "files": [{"path": display_path(f.path), "width": f.width, "height": f.height,
+                       "bytes": f.bytes} for f in g.files],
+            "method": g.method,
+            "max_distance": g.max_distance,
+        } for g in groups],
+        "failures": failures_json(failures),
+    }, indent=2)
+
+
+def groups_csv(groups: Sequence[Group]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["group", "path", "width", "height", "bytes", "method", "max_distance"])
+    for number, g in enumerate(groups, 1):
+        for f in g.files:
+            writer.writerow([number, display_path(f.path), f.width, f.height, f.bytes, g.method,
+                             g.max_distance])
+    return out.getvalue()
+
+
+def _match_dict(m: Match) -> dict:
+    return {"a": display_path(m.a), "b": display_path(m.b), "method": m.method,
+            "distance": m.distance, "score": round(m.score, 4), "transform": m.transform}
+
+
+def pairs_json(pairs: Sequence[Match]) -> str:
+    return json.dumps({"pairs": [_match_dict(m) for m in pairs]}, indent=2)
+
+
+def pairs_csv(pairs: Sequence[Match]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["a", "b", "method", "distance", "score", "transform"])
+    for m in pairs:
+        d = _match_dict(m)
+        writer.writerow([d["a"], d["b"], d["method"], d["distance"], d["score"], d["transform"]])
+    return out.getvalue()
+
+
+def query_json(results: Sequence[QueryResult]) -> str:
+    return json.dumps({"queries": [{
+        "path": display_path(r.path),
+        "matches": [{"path": display_path(m.b), "method": m.method, "distance": m.distance,
+                     "score": round(m.score, 4), "transform": m.transform} for m in r.matches],
+        "error": r.failure.reason if r.failure else None,
+    } for r in results]}, indent=2)
+
+
+def query_csv(results: Sequence[QueryResult]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["query", "match", "method", "distance", "score", "transform", "error"])
+    for r in results:
+        if r.failure:
+            writer.writerow([display_path(r.path), "", "", "", "", "", r.failure.reason])
+        for m in r.matches:
+            writer.writerow([display_path(r.path), display_path(m.b), m.method, m.distance,
+                             round(m.score, 4), m.transform, ""])
+    return out.getvalue()

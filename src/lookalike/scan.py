@@ -1,0 +1,187 @@
+"""Scan sources into the index: incremental, multi-core, resumable."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from .index.store import Index, KnownFile, default_index_path, open_index
+from .methods.registry import get_spec
+from .sources.folders import WalkOptions, walk
+from .sources.files import refs_from_paths
+from .types import Failure, FileRef, Scanned
+from .worker import process_chunk
+
+log = logging.getLogger(__name__)
+
+# The default signature set: cheap and, together, the best measured precision/recall
+# (README, "Choosing a method"). "pixels" (exact) is always added.
+DEFAULT_METHODS = ("phash", "dhash")
+BATCH = 1024  # paths looked up in the index at once
+CHUNK = 48  # files sent to a worker at once
+
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass
+class ScanSummary:
+    run_id: int
+    index_path: Path
+    seen: int = 0
+    scanned: int = 0  # read and (where needed) signed this run
+    unchanged: int = 0
+    moved: int = 0
+    other: int = 0  # not images
+    vanished: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def as_dict(self) -> dict:
+        return {"scanned": self.scanned, "unchanged": self.unchanged, "moved": self.moved,
+                "failed": self.failed, "not_images": self.other, "vanished": self.vanished,
+                "seen": self.seen}
+
+
+def resolve_methods(names: Iterable[str] | None) -> tuple[str, ...]:
+    chosen = list(names) if names else list(DEFAULT_METHODS)
+    for name in chosen:
+        get_spec(name)  # raises UnknownMethodError with the known names
+    return tuple(dict.fromkeys(["pixels", *chosen]))
+
+
+def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
+         index_path: str | os.PathLike | None = None, methods: Iterable[str] | None = None,
+         options: WalkOptions = WalkOptions(), workers: int | None = None,
+         progress: Progress | None = None, count_first: bool = False) -> ScanSummary:
+    """Index the images under `roots` (folders or files) and in `paths`."""
+    roots = [os.path.abspath(r) for r in roots]
+    names = resolve_methods(methods)
+    if index_path is None:
+        if not roots:
+            raise ValueError("give an index path when scanning only a list of paths")
+        first = roots[0] if os.path.isdir(roots[0]) else os.path.dirname(roots[0])
+        index_path = default_index_path(first)
+    index = open_index(index_path, create=True)
+    paths = list(paths)
+    try:
+        index.acquire()
+        run_id = index.begin_run(roots, names)
+        summary = ScanSummary(run_id, Path(index_path))
+        total = _count(roots, paths, options) if count_first else None
+        sources = _sources(roots, paths, options)
+        workers = workers or os.cpu_count() or 1
+        with _executor(workers) as pool:
+            _run(index, run_id, names, sources, pool, workers, summary, progress, total)
+        folder_roots = [r for r in roots if os.path.isdir(r)]
+        summary.vanished = index.mark_vanished(run_id, folder_roots) if folder_roots else 0
+        summary.moved = index.count_moved(run_id)
+        index.finish_run(run_id, summary.as_dict())
+        return summary
+    finally:
+        index.close()
+
+
+def _sources(roots, paths, options) -> Iterator[FileRef | Failure]:
+    yield from walk(roots, options)
+    yield from refs_from_paths(paths)
+
+
+def _count(roots, paths, options) -> int:
+    return sum(1 for item in _sources(roots, paths, options) if isinstance(item, FileRef))
+
+
+class _InProcess(Executor):
+    def submit(self, fn, /, *args, **kwargs):
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def _executor(workers: int) -> Executor:
+    if workers <= 1:
+        return _InProcess()
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+
+
+def _run(index: Index, run_id: int, names, sources, pool: Executor, workers: int,
+         summary: ScanSummary, progress: Progress | None, total: int | None) -> None:
+    specs = [get_spec(n) for n in names]
+    in_flight: deque[Future] = deque()
+    done = 0
+
+    def drain(limit: int) -> None:
+        nonlocal done
+        while len(in_flight) > limit:
+            results = in_flight.popleft().result()
+            _write(index, run_id, results, summary)
+            done += len(results)
+            if progress:
+                progress(done, total)
+
+    while batch := list(islice(sources, BATCH)):
+        refs = [item for item in batch if isinstance(item, FileRef)]
+        walk_failures = [item for item in batch if isinstance(item, Failure)]
+        if walk_failures:
+            _write(index, run_id, [Scanned(FileRef(f.path, 0, 0), b"", "image", failure=f)
+                                   for f in walk_failures], summary)
+        summary.seen += len(refs)
+        todo, unchanged = _split(index, refs, specs)
+        if unchanged:
+            with index.transaction() as conn:
+                index.mark_seen(conn, run_id, unchanged)
+            summary.unchanged += len(unchanged)
+            done += len(unchanged)
+            if progress:
+                progress(done, total)
+        for start in range(0, len(todo), CHUNK):
+            in_flight.append(pool.submit(process_chunk, todo[start:start + CHUNK], names,
+                                         str(index.path)))
+            drain(2 * workers + 2)
+    drain(0)
+
+
+def _split(index: Index, refs: list[FileRef], specs) -> tuple[list[FileRef], list[int]]:
+    """Files to (re)process, and ids of files unchanged since they were last scanned."""
+    known = index.lookup_files([r.path for r in refs])
+    same: dict[str, KnownFile] = {}
+    for ref in refs:
+        row = known.get(ref.path)
+        if (row and row.size == ref.size and row.mtime_ns == ref.mtime_ns
+                and row.status in ("ok", "failed", "other")):
+            same[ref.path] = row
+    incomplete = index.contents_missing(
+        [r.content_id for r in same.values() if r.status == "ok" and r.content_id], specs)
+    todo, unchanged = [], []
+    for ref in refs:
+        row = same.get(ref.path)
+        if row is None or (row.status == "ok" and row.content_id in incomplete):
+            todo.append(ref)
+        else:
+            unchanged.append(row.id)
+    return todo, unchanged
+
+
+def _write(index: Index, run_id: int, results: Sequence[Scanned], summary: ScanSummary) -> None:
+    with index.transaction() as conn:
+        for item in results:
+            index.write_scanned(conn, run_id, item)
+    for item in results:
+        if item.failure:
+            summary.failures.append(item.failure)
+            log.info("failed: %s (%s: %s)", item.ref.path, item.failure.stage,
+                     item.failure.reason)
+        elif item.kind == "other":
+            summary.other += 1
+        else:
+            summary.scanned += 1

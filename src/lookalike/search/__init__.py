@@ -1,0 +1,1 @@
+"""Finding near pairs and grouping them."""

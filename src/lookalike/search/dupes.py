@@ -1,0 +1,212 @@
+"""Duplicate pairs and groups over the index, and queries for new pictures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import LookalikeError
+from ..index.store import Codes, Index
+from ..methods import dihedral
+from ..methods.registry import MethodSpec, get_spec
+from ..types import FileInfo, Group, Match
+from . import binary
+from .group import connected_groups
+
+# "auto": exact copies, plus pHash neighbours confirmed by dHash (both within their radius,
+# under any flip or rotation). Requiring two independent hashes to agree removes most
+# look-alike false pairs at little cost in recall (README, "Choosing a method").
+AUTO_PRIMARY = "phash"
+AUTO_CONFIRM = "dhash"
+EXACT = ("bytes", "pixels")
+
+
+@dataclass(frozen=True)
+class ContentPairs:
+    """Pairs of contents (row indices into `ids`) with their method and distance."""
+
+    a: np.ndarray
+    b: np.ndarray
+    distance: np.ndarray
+    variant: np.ndarray
+    method: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    primary: MethodSpec
+    radius: int
+    confirm: MethodSpec | None = None
+    confirm_radius: int = 0
+
+
+def make_rule(index: Index, method: str = "auto", max_distance: int | None = None) -> Rule | None:
+    """The near-match rule for `method`; None for exact-only methods."""
+    present = set(index.methods_present())
+    if method in EXACT:
+        return None
+    if method == "auto":
+        primary = get_spec(AUTO_PRIMARY)
+        if primary.name not in present:
+            near = [get_spec(m) for m in sorted(present) if get_spec(m).kind == "hamming"]
+            return Rule(near[0], _radius(near[0], max_distance)) if near else None
+        confirm = get_spec(AUTO_CONFIRM) if AUTO_CONFIRM in present else None
+        return Rule(primary, _radius(primary, max_distance), confirm,
+                    confirm.default_radius if confirm else 0)
+    spec = get_spec(method)
+    if spec.name not in present:
+        raise LookalikeError(
+            f"the index has no {spec.name!r} signatures; run 'lookalike scan DIR --method "
+            f"{spec.name}' first (present: {', '.join(sorted(present)) or 'none'})")
+    if spec.kind != "hamming":
+        return None
+    return Rule(spec, _radius(spec, max_distance))
+
+
+def _radius(spec: MethodSpec, max_distance: int | None) -> int:
+    return spec.default_radius if max_distance is None else int(max_distance)
+
+
+def _usable(codes: Codes, spec: MethodSpec) -> np.ndarray:
+    return np.flatnonzero(codes.quality >= spec.min_quality)
+
+
+def _aligned(codes: Codes, content_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of `codes` for `content_ids`, and a mask of which ids have a row."""
+    pos = np.searchsorted(codes.content_ids, content_ids)
+    pos = np.clip(pos, 0, max(len(codes.content_ids) - 1, 0))
+    found = (codes.content_ids[pos] == content_ids) if len(codes.content_ids) else \
+        np.zeros(len(content_ids), dtype=bool)
+    return pos, found
+
+
+def _confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
+               query_codes: np.ndarray | None = None) -> np.ndarray:
+    """Mask of pairs whose confirm-method codes are also within the confirm radius.
+
+    Pairs where either side lacks (or has too weak) a confirm code are kept as they are.
+    """
+    if rule.confirm is None or ids_a.size == 0:
+        return np.ones(ids_a.size, dtype=bool)
+    codes = index.load_codes(rule.confirm)
+    pos_b, has_b = _aligned(codes, ids_b)
+    if query_codes is None:
+        pos_a, has_a = _aligned(codes, ids_a)
+        left = codes.codes[pos_a]  # (M, 8, nbytes)
+        has_a &= codes.quality[pos_a] >= rule.confirm.min_quality
+    else:
+        left, has_a = query_codes, np.ones(ids_a.size, dtype=bool)
+    right = codes.codes[pos_b, 0][:, None, :]
+    distance = binary.hamming(left, right).min(axis=1)
+    has_b &= codes.quality[pos_b] >= rule.confirm.min_quality
+    return ~(has_a & has_b) | (distance <= rule.confirm_radius)
+
+
+def content_pairs(index: Index, method: str = "auto",
+                  max_distance: int | None = None) -> tuple[np.ndarray, list[ContentPairs]]:
+    """Content ids of the live images, and the near/exact pairs between them."""
+    ids = np.asarray(sorted(index.live_files()), dtype=np.int64)
+    out = []
+    if method in ("auto", "pixels"):
+        out.append(_pixel_pairs(index, ids))
+    rule = make_rule(index, method, max_distance)
+    if rule is not None:
+        codes = index.load_codes(rule.primary)
+        rows = _usable(codes, rule.primary)
+        hits = binary.self_join(codes.codes[rows], rule.radius)
+        a_ids, b_ids = codes.content_ids[rows][hits.query], codes.content_ids[rows][hits.item]
+        keep = _confirmed(rule, index, a_ids, b_ids)
+        out.append(ContentPairs(np.searchsorted(ids, a_ids[keep]), np.searchsorted(ids, b_ids[keep]),
+                                hits.distance[keep], hits.variant[keep], rule.primary.name))
+    return ids, out
+
+
+def _pixel_pairs(index: Index, ids: np.ndarray) -> ContentPairs:
+    codes = index.load_codes(get_spec("pixels"))
+    keys = codes.codes[:, 0]
+    a, b = [], []
+    if len(keys):
+        _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+        for value in np.flatnonzero(counts > 1):
+            members = codes.content_ids[np.flatnonzero(inverse.ravel() == value)]
+            for x, y in combinations(members.tolist(), 2):
+                a.append(x)
+                b.append(y)
+    a_ids, b_ids = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    zeros = np.zeros(a_ids.size, dtype=np.int32)
+    return ContentPairs(np.searchsorted(ids, a_ids), np.searchsorted(ids, b_ids), zeros,
+                        zeros.astype(np.int8), "pixels")
+
+
+def find_pairs(index: Index, method: str = "auto",
+               max_distance: int | None = None) -> list[Match]:
+    """Every duplicate pair of files, most alike first."""
+    ids, parts = content_pairs(index, method, max_distance)
+    files = index.live_files()
+    matches: list[Match] = []
+    if method in ("auto", "bytes", "pixels"):
+        for content_files in files.values():
+            for x, y in combinations(content_files, 2):
+                matches.append(Match(x.path, y.path, "bytes", 0, 1.0))
+    for part in parts:
+        bits = get_spec(part.method).bits
+        for a, b, d, v in zip(part.a, part.b, part.distance, part.variant):
+            score = 1.0 - float(d) / bits
+            transform = dihedral.NAMES[int(v)]
+            for x in files[int(ids[a])]:
+                for y in files[int(ids[b])]:
+                    matches.append(Match(x.path, y.path, part.method, int(d), score, transform))
+    best: dict[tuple[str, str], Match] = {}
+    for m in matches:
+        key = (m.a, m.b)
+        if key not in best or (m.distance, _rank(m.method)) < (best[key].distance,
+                                                              _rank(best[key].method)):
+            best[key] = m
+    return sorted(best.values(), key=lambda m: (-m.score, m.a, m.b))
+
+
+def _rank(method: str) -> int:
+    return {"bytes": 0, "pixels": 1}.get(method, 2)
+
+
+def find_groups(index: Index, method: str = "auto",
+                max_distance: int | None = None) -> list[Group]:
+    """Duplicate groups (connected components of the pair graph), largest first.
+
+    A group's method is the weakest evidence that joined it: a hash if any edge needed one,
+    else "pixels", else "bytes"; max_distance is the largest hash distance on those edges.
+    """
+    ids, parts = content_pairs(index, method, max_distance)
+    files = index.live_files()
+    edges: dict[tuple[int, int], tuple[int, str, int]] = {}  # (a, b) -> (rank, method, dist)
+    for part in parts:
+        for a, b, d in zip(part.a.tolist(), part.b.tolist(), part.distance.tolist()):
+            key = (min(a, b), max(a, b))
+            edge = (_rank(part.method), part.method, d)
+            if key not in edges or edge < edges[key]:
+                edges[key] = edge
+    pairs = np.asarray(list(edges), dtype=np.int64).reshape(-1, 2)
+    members = connected_groups(len(ids), pairs[:, 0], pairs[:, 1])
+    grouped = {int(m) for g in members for m in g}
+    if method in ("auto", "bytes", "pixels"):  # byte copies of one content form a group too
+        members += [np.array([i]) for i, cid in enumerate(ids)
+                    if len(files[int(cid)]) > 1 and i not in grouped]
+    label_of = {int(m): g_index for g_index, g in enumerate(members) for m in g}
+    strongest: list[tuple[int, str, int]] = [(0, "bytes", 0)] * len(members)
+    for (a, _), (rank, name, d) in edges.items():
+        g_index = label_of[a]
+        strongest[g_index] = max(strongest[g_index], (rank, name, d))
+    groups = []
+    for g_index, g in enumerate(members):
+        infos = sorted((f for m in g for f in files[int(ids[m])]), key=lambda f: f.path)
+        _, name, worst = strongest[g_index]
+        groups.append(Group(tuple(infos), name, worst))
+    groups.sort(key=lambda g: (-len(g.files), g.files[0].path))
+    return groups
+
+
+def group_files(groups: Sequence[Group]) -> list[list[FileInfo]]:
+    return [list(g.files) for g in groups]

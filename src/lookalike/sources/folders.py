@@ -1,0 +1,77 @@
+"""Recursive folder walk: globs, hidden files, symlinks only on request, loop-safe."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from ..index.store import INDEX_DIR
+from ..types import Failure, FileRef
+
+
+@dataclass(frozen=True)
+class WalkOptions:
+    include: tuple[str, ...] = ()  # globs on the path relative to the root, or on the name
+    exclude: tuple[str, ...] = ()
+    hidden: bool = False  # walk into and yield names starting with "."
+    follow_symlinks: bool = False
+
+
+def _matches(patterns: Sequence[str], relative: str, name: str) -> bool:
+    return any(fnmatch.fnmatch(relative, p) or ("/" not in p and fnmatch.fnmatch(name, p))
+               for p in patterns)
+
+
+def walk(roots: Sequence[str], options: WalkOptions = WalkOptions()) -> Iterator[FileRef | Failure]:
+    """Regular files under `roots`, sorted per folder; problems come out as Failures."""
+    for root in roots:
+        root = os.path.abspath(root)
+        try:
+            info = os.stat(root)
+        except OSError as exc:
+            yield Failure(root, "walk", f"cannot read folder: {exc.strerror}")
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            yield FileRef(root, info.st_size, info.st_mtime_ns)
+            continue
+        yield from _walk_dir(root, root, options, {(info.st_dev, info.st_ino)})
+
+
+def _walk_dir(root: str, folder: str, options: WalkOptions,
+              ancestors: set[tuple[int, int]]) -> Iterator[FileRef | Failure]:
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        yield Failure(folder, "walk", f"cannot list folder: {exc.strerror}")
+        return
+    for entry in entries:
+        name = entry.name
+        if name.startswith(".") and (not options.hidden or name == INDEX_DIR):
+            continue
+        relative = os.path.relpath(entry.path, root).replace(os.sep, "/")
+        if options.exclude and _matches(options.exclude, relative, name):
+            continue
+        try:
+            is_link = entry.is_symlink()
+            if is_link and not options.follow_symlinks:
+                continue
+            info = entry.stat(follow_symlinks=True)
+        except OSError as exc:
+            reason = "symlink loop" if exc.errno == 40 else (
+                "broken symlink" if entry.is_symlink() else f"cannot stat: {exc.strerror}")
+            yield Failure(entry.path, "walk", reason)
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            key = (info.st_dev, info.st_ino)
+            if key in ancestors:
+                yield Failure(entry.path, "walk", "symlink loop: folder links to its own parent")
+                continue
+            yield from _walk_dir(root, entry.path, options, ancestors | {key})
+        elif stat.S_ISREG(info.st_mode):
+            if options.include and not _matches(options.include, relative, name):
+                continue
+            yield FileRef(entry.path, info.st_size, info.st_mtime_ns)

@@ -1,0 +1,95 @@
+"""Plain values passed between the stages of a scan and a search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file found by a source, with what `stat` said about it."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded picture: upright RGB pixels, alpha composited, possibly draft-reduced."""
+
+    image: Image.Image
+    width: int  # upright size of the full picture, before any draft reduction
+    height: int
+    format: str
+    mode: str  # colour mode of the file, e.g. "P", "CMYK", "I;16"
+    frames: int = 1
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why one file could not be processed; stored in the index and reported, never raised."""
+
+    path: str
+    stage: str  # "read", "type", "decode", "signature", "walk"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One method's signature of one picture: all 8 dihedral variants (identity first)."""
+
+    method: str
+    version: int
+    params: str
+    value: bytes
+    quality: float = 100.0
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """Everything a worker learned about one file."""
+
+    ref: FileRef
+    content: bytes  # 16-byte hash of the file bytes
+    kind: str  # "image" or "other"
+    width: int = 0
+    height: int = 0
+    format: str = ""
+    mode: str = ""
+    signatures: tuple[Signature, ...] = ()
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """A near pair: `b` matched `a` by `method` at `distance` (bits), seen through `transform`."""
+
+    a: str
+    b: str
+    method: str
+    distance: int
+    score: float  # 1.0 identical, lower is less alike
+    transform: str = "identity"
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    width: int
+    height: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Group:
+    files: tuple[FileInfo, ...]
+    method: str
+    max_distance: int
+    pairs: tuple[Match, ...] = field(default=(), compare=False)

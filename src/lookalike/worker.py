@@ -1,0 +1,152 @@
+"""What a worker process does with a chunk of files: read, hash, decode, sign."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Sequence
+
+import xxhash
+
+from .decode import decode, sniff
+from .errors import DecodeError
+from .methods.registry import Picture, create_method, get_spec
+from .types import Decoded, Failure, FileRef, Scanned, Signature
+
+MAX_FILE_BYTES = 1 << 30
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp",
+                  ".heic", ".heif", ".avif", ".ico", ".psd", ".ppm", ".pgm", ".pbm", ".jfif"}
+
+_methods: dict[str, object] = {}
+_readers: dict[str, sqlite3.Connection] = {}
+
+
+def _method(name: str):
+    if name not in _methods:
+        _methods[name] = create_method(name)
+    return _methods[name]
+
+
+def _reader(index_path: str) -> sqlite3.Connection:
+    if index_path not in _readers:
+        _readers[index_path] = sqlite3.connect(f"file:{index_path}?mode=ro", uri=True,
+                                               timeout=30.0)
+    return _readers[index_path]
+
+
+def _known(index_path: str | None, content: bytes, names: Sequence[str]):
+    """(width, height, format, mode, methods already signed) for known bytes, else None."""
+    if index_path is None:
+        return None
+    conn = _reader(index_path)
+    row = conn.execute("SELECT id, width, height, format, mode FROM contents WHERE hash=?",
+                       (content,)).fetchone()
+    if row is None:
+        return None
+    signed = set()
+    for name in names:
+        spec = get_spec(name)
+        if conn.execute("SELECT 1 FROM signatures WHERE method=? AND version=? AND params=? "
+                        "AND content_id=?", (*spec.key, row[0])).fetchone():
+            signed.add(name)
+    return row[1], row[2], row[3], row[4], signed
+
+
+def read_file(ref: FileRef) -> bytes:
+    """The whole file, or OSError/DecodeError with a reason."""
+    if ref.size > MAX_FILE_BYTES:
+        raise DecodeError(f"file too large ({ref.size:,} bytes > {MAX_FILE_BYTES:,})")
+    with open(ref.path, "rb") as handle:
+        return handle.read(MAX_FILE_BYTES + 1)
+
+
+def process_chunk(refs: Sequence[FileRef], names: Sequence[str],
+                  index_path: str | None = None) -> list[Scanned]:
+    """Scan files; every problem becomes a Failure in the result, never an exception."""
+    results: list[Scanned | None] = [None] * len(refs)
+    pending: list[tuple[int, bytes, Decoded, list[str]]] = []
+    for i, ref in enumerate(refs):
+        try:
+            data = read_file(ref)
+        except OSError as exc:
+            results[i] = _failed(ref, b"", "read", f"cannot read: {exc.strerror or exc}")
+            continue
+        except DecodeError as exc:
+            results[i] = _failed(ref, b"", "read", str(exc))
+            continue
+        content = xxhash.xxh3_128_digest(data)
+        fmt = sniff(data[:32])
+        if fmt is None:
+            if not data:
+                results[i] = _failed(ref, content, "type", "empty file (0 bytes)")
+            elif os.path.splitext(ref.path)[1].lower() in IMAGE_SUFFIXES:
+                results[i] = _failed(ref, content, "type", _not_image_reason(data, ref.path))
+            else:
+                results[i] = Scanned(ref, content, "other")
+            continue
+        known = _known(index_path, content, names)
+        if known is not None and known[4] >= set(names):
+            width, height, fmt, mode, _ = known
+            results[i] = Scanned(ref, content, "image", width, height, fmt, mode)
+            continue
+        todo = [n for n in names if known is None or n not in known[4]]
+        try:
+            decoded = decode(data)
+        except DecodeError as exc:
+            results[i] = _failed(ref, content, "decode", str(exc))
+            continue
+        pending.append((i, content, decoded, todo))
+    for i, signatures, failure in _sign([(d, todo) for _, _, d, todo in pending]):
+        index, content, decoded, _ = pending[i]
+        ref = refs[index]
+        if failure:
+            results[index] = _failed(ref, content, "signature", failure)
+        else:
+            results[index] = Scanned(ref, content, "image", decoded.width, decoded.height,
+                                     decoded.format, decoded.mode, tuple(signatures))
+    return [r for r in results if r is not None]
+
+
+def compute_signatures(decoded: Decoded, names: Sequence[str]) -> list[Signature]:
+    """Signatures of one decoded picture (raises on failure; for queries)."""
+    (_, signatures, failure), = _sign([(decoded, list(names))])
+    if failure:
+        raise DecodeError(failure)
+    return signatures
+
+
+def _sign(items: list[tuple[Decoded, list[str]]]):
+    """Batch each method over the pictures that need it; isolate a failing picture."""
+    pictures = [Picture(decoded) for decoded, _ in items]
+    out: list[list[Signature]] = [[] for _ in items]
+    errors: list[str] = ["" for _ in items]
+    names = sorted({n for _, todo in items for n in todo})
+    for name in names:
+        members = [i for i, (_, todo) in enumerate(items) if name in todo]
+        method = _method(name)
+        try:
+            for i, sig in zip(members, method.compute([pictures[i] for i in members])):
+                out[i].append(sig)
+        except Exception:  # one bad picture must not sink the batch: redo one by one
+            for i in members:
+                try:
+                    out[i].extend(method.compute([pictures[i]]))
+                except Exception as exc:  # noqa: BLE001  (reported as data)
+                    errors[i] = errors[i] or f"{name}: {exc}"
+    return [(i, out[i], errors[i]) for i in range(len(items))]
+
+
+def _failed(ref: FileRef, content: bytes, stage: str, reason: str) -> Scanned:
+    return Scanned(ref, content, "image", failure=Failure(ref.path, stage, reason))
+
+
+def _not_image_reason(data: bytes, path: str) -> str:
+    suffix = os.path.splitext(path)[1].lower()
+    head = data[:512]
+    if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        kind = "an HTML page"
+    elif all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        kind = "text"
+    else:
+        kind = "unrecognised binary data"
+    return f"not an image: named {suffix} but the content is {kind}"
