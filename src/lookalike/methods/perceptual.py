@@ -111,6 +111,8 @@ def _spec(name: str, bits: int, radius: int, params: str, description: str) -> M
                       description=description)
 
 
+# Default radii: the best precision/recall trade-off measured by bench/eval_methods.py
+# (README, "Choosing a method").
 def _family(name, cls, description, radius64, radius256, **extra):
     spec64 = _spec(name, 64, radius64, "hash_size=8", description)
     spec256 = _spec(f"{name}256", 256, radius256, "hash_size=16", description + " (256-bit)")
@@ -119,8 +121,8 @@ def _family(name, cls, description, radius64, radius256, **extra):
 
 
 _family("phash", PHash, "DCT of a 32x32 grey image, low 8x8 frequencies against their median",
-        10, 40)
-_family("dhash", DHash, "signs of horizontal gradients of a 9x8 grey image", 10, 40)
-_family("ahash", AHash, "8x8 grey image against its mean", 6, 24)
-_family("whash", WHash, "Haar wavelet LL band of a 64x64 grey image against its median", 8, 32,
+        8, 20)
+_family("dhash", DHash, "signs of horizontal gradients of a 9x8 grey image", 4, 12)
+_family("ahash", AHash, "8x8 grey image against its mean", 2, 8)
+_family("whash", WHash, "Haar wavelet LL band of a 64x64 grey image against its median", 2, 8,
         e64={"image_scale": 64}, e256={"image_scale": 64})

@@ -16,11 +16,12 @@ from ..types import FileInfo, Group, Match
 from . import binary
 from .group import connected_groups
 
-# "auto": exact copies, plus pHash neighbours confirmed by dHash (both within their radius,
-# under any flip or rotation). Requiring two independent hashes to agree removes most
-# look-alike false pairs at little cost in recall (README, "Choosing a method").
+# "auto": exact copies, plus pHash neighbours (radius 8) confirmed by dHash (radius 10),
+# under any flip or rotation. Requiring two independent hashes to agree removes look-alike
+# false pairs at little cost in recall (README, "Choosing a method").
 AUTO_PRIMARY = "phash"
 AUTO_CONFIRM = "dhash"
+AUTO_CONFIRM_RADIUS = 10
 EXACT = ("bytes", "pixels")
 
 
@@ -43,7 +44,8 @@ class Rule:
     confirm_radius: int = 0
 
 
-def make_rule(index: Index, method: str = "auto", max_distance: int | None = None) -> Rule | None:
+def make_rule(index: Index, method: str = "auto", max_distance: int | None = None,
+              confirm_distance: int | None = None) -> Rule | None:
     """The near-match rule for `method`; None for exact-only methods."""
     present = set(index.methods_present())
     if method in EXACT:
@@ -55,7 +57,7 @@ def make_rule(index: Index, method: str = "auto", max_distance: int | None = Non
             return Rule(near[0], _radius(near[0], max_distance)) if near else None
         confirm = get_spec(AUTO_CONFIRM) if AUTO_CONFIRM in present else None
         return Rule(primary, _radius(primary, max_distance), confirm,
-                    confirm.default_radius if confirm else 0)
+                    AUTO_CONFIRM_RADIUS if confirm_distance is None else confirm_distance)
     spec = get_spec(method)
     if spec.name not in present:
         raise LookalikeError(
@@ -105,14 +107,14 @@ def _confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
     return ~(has_a & has_b) | (distance <= rule.confirm_radius)
 
 
-def content_pairs(index: Index, method: str = "auto",
-                  max_distance: int | None = None) -> tuple[np.ndarray, list[ContentPairs]]:
+def content_pairs(index: Index, method: str = "auto", max_distance: int | None = None,
+                  confirm_distance: int | None = None) -> tuple[np.ndarray, list[ContentPairs]]:
     """Content ids of the live images, and the near/exact pairs between them."""
     ids = np.asarray(sorted(index.live_files()), dtype=np.int64)
     out = []
     if method in ("auto", "pixels"):
         out.append(_pixel_pairs(index, ids))
-    rule = make_rule(index, method, max_distance)
+    rule = make_rule(index, method, max_distance, confirm_distance)
     if rule is not None:
         codes = index.load_codes(rule.primary)
         rows = _usable(codes, rule.primary)
@@ -141,10 +143,14 @@ def _pixel_pairs(index: Index, ids: np.ndarray) -> ContentPairs:
                         zeros.astype(np.int8), "pixels")
 
 
-def find_pairs(index: Index, method: str = "auto",
-               max_distance: int | None = None) -> list[Match]:
-    """Every duplicate pair of files, most alike first."""
-    ids, parts = content_pairs(index, method, max_distance)
+def find_pairs(index: Index, method: str = "auto", max_distance: int | None = None,
+               confirm_distance: int | None = None) -> list[Match]:
+    """Every duplicate pair of files, most alike first.
+
+    `max_distance` is the radius of the method (for "auto", of pHash); `confirm_distance`
+    that of the confirming dHash in "auto".
+    """
+    ids, parts = content_pairs(index, method, max_distance, confirm_distance)
     files = index.live_files()
     matches: list[Match] = []
     if method in ("auto", "bytes", "pixels"):
@@ -172,14 +178,14 @@ def _rank(method: str) -> int:
     return {"bytes": 0, "pixels": 1}.get(method, 2)
 
 
-def find_groups(index: Index, method: str = "auto",
-                max_distance: int | None = None) -> list[Group]:
+def find_groups(index: Index, method: str = "auto", max_distance: int | None = None,
+                confirm_distance: int | None = None) -> list[Group]:
     """Duplicate groups (connected components of the pair graph), largest first.
 
     A group's method is the weakest evidence that joined it: a hash if any edge needed one,
     else "pixels", else "bytes"; max_distance is the largest hash distance on those edges.
     """
-    ids, parts = content_pairs(index, method, max_distance)
+    ids, parts = content_pairs(index, method, max_distance, confirm_distance)
     files = index.live_files()
     edges: dict[tuple[int, int], tuple[int, str, int]] = {}  # (a, b) -> (rank, method, dist)
     for part in parts:
