@@ -93,10 +93,15 @@ def _decode_opened(image, fmt: str, max_pixels: int, draft_size: int) -> Decoded
     if width <= 0 or height <= 0:
         raise DecodeError(f"empty image ({width}x{height})")
     mode = image.mode
-    frames = int(getattr(image, "n_frames", 1) or 1)
-    orientation = image.getexif().get(0x0112, 1) if hasattr(image, "getexif") else 1
-    if fmt == "JPEG" and draft_size and min(width, height) > 2 * draft_size:
-        image.draft("RGB", (draft_size, draft_size))
+    # Both are costly enough to matter on small JPEGs: ask only where the answer can vary.
+    frames = 1 if fmt == "JPEG" else int(getattr(image, "n_frames", 1) or 1)
+    orientation = 1
+    if "exif" in image.info or fmt in ("TIFF", "HEIF", "AVIF"):
+        orientation = image.getexif().get(0x0112, 1)
+    if fmt == "JPEG" and draft_size and image.mode in ("RGB", "L"):
+        # libjpeg does the colour conversion, and the DCT scaling where the picture is more
+        # than twice draft_size: both much faster than decoding in full.
+        image.draft(image.mode, (draft_size, draft_size))
     if image.size[0] * image.size[1] > max_pixels:
         raise DecodeError(
             f"too many pixels: {width}x{height} is over the limit of {max_pixels:,}")

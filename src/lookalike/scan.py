@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 DEFAULT_METHODS = ("phash", "dhash")
 BATCH = 1024  # paths looked up in the index at once
 CHUNK = 48  # files sent to a worker at once
+CHUNK_BYTES = 64 << 20  # ... and at most this many bytes of them (one big file may exceed it)
 
 Progress = Callable[[int, int | None], None]
 
@@ -139,20 +140,39 @@ def _run(index: Index, run_id: int, names, sources, pool: Executor, workers: int
         todo, unchanged = _split(index, refs, specs)
         if unchanged:
             with index.transaction() as conn:
-                index.mark_seen(conn, run_id, unchanged)
-            summary.unchanged += len(unchanged)
+                index.mark_seen(conn, run_id, [row.id for _, row in unchanged])
+            for path, row in unchanged:
+                if row.status == "failed":  # still failing: report it again
+                    summary.failures.append(Failure(path, row.stage or "", row.error or ""))
+                elif row.status == "other":
+                    summary.other += 1
+                else:
+                    summary.unchanged += 1
             done += len(unchanged)
             if progress:
                 progress(done, total)
-        for start in range(0, len(todo), CHUNK):
-            in_flight.append(pool.submit(process_chunk, todo[start:start + CHUNK], names,
-                                         str(index.path)))
+        for chunk in _chunks(todo):
+            in_flight.append(pool.submit(process_chunk, chunk, names, str(index.path)))
             drain(2 * workers + 2)
     drain(0)
 
 
-def _split(index: Index, refs: list[FileRef], specs) -> tuple[list[FileRef], list[int]]:
-    """Files to (re)process, and ids of files unchanged since they were last scanned."""
+def _chunks(refs: list[FileRef]) -> Iterator[list[FileRef]]:
+    chunk: list[FileRef] = []
+    size = 0
+    for ref in refs:
+        if chunk and (len(chunk) >= CHUNK or size + ref.size > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(ref)
+        size += ref.size
+    if chunk:
+        yield chunk
+
+
+def _split(index: Index, refs: list[FileRef],
+           specs) -> tuple[list[FileRef], list[tuple[str, KnownFile]]]:
+    """Files to (re)process, and those unchanged since they were last scanned."""
     known = index.lookup_files([r.path for r in refs])
     same: dict[str, KnownFile] = {}
     for ref in refs:
@@ -168,7 +188,7 @@ def _split(index: Index, refs: list[FileRef], specs) -> tuple[list[FileRef], lis
         if row is None or (row.status == "ok" and row.content_id in incomplete):
             todo.append(ref)
         else:
-            unchanged.append(row.id)
+            unchanged.append((ref.path, row))
     return todo, unchanged
 
 

@@ -14,6 +14,7 @@ from .methods.registry import Picture, create_method, get_spec
 from .types import Decoded, Failure, FileRef, Scanned, Signature
 
 MAX_FILE_BYTES = 1 << 30
+MAX_PENDING_PIXELS = 24_000_000  # decoded pixels held before signing a part of a chunk
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp",
                   ".heic", ".heif", ".avif", ".ico", ".psd", ".ppm", ".pgm", ".pbm", ".jfif"}
 
@@ -34,22 +35,27 @@ def _reader(index_path: str) -> sqlite3.Connection:
     return _readers[index_path]
 
 
-def _known(index_path: str | None, content: bytes, names: Sequence[str]):
-    """(width, height, format, mode, methods already signed) for known bytes, else None."""
-    if index_path is None:
-        return None
+def _known(index_path: str | None, contents: Sequence[bytes], names: Sequence[str]):
+    """bytes hash -> (width, height, format, mode, names already signed), for known bytes."""
+    if index_path is None or not contents:
+        return {}
     conn = _reader(index_path)
-    row = conn.execute("SELECT id, width, height, format, mode FROM contents WHERE hash=?",
-                       (content,)).fetchone()
-    if row is None:
-        return None
-    signed = set()
-    for name in names:
-        spec = get_spec(name)
-        if conn.execute("SELECT 1 FROM signatures WHERE method=? AND version=? AND params=? "
-                        "AND content_id=?", (*spec.key, row[0])).fetchone():
-            signed.add(name)
-    return row[1], row[2], row[3], row[4], signed
+    marks = ",".join("?" * len(contents))
+    rows = conn.execute(f"SELECT id, hash, width, height, format, mode FROM contents "
+                        f"WHERE hash IN ({marks})", list(contents)).fetchall()
+    if not rows:
+        return {}
+    by_id = {row[0]: row for row in rows}
+    signed: dict[int, set[str]] = {cid: set() for cid in by_id}
+    keys = {get_spec(n).key: n for n in names}
+    id_marks = ",".join("?" * len(by_id))
+    for cid, method, version, params in conn.execute(
+            f"SELECT content_id, method, version, params FROM signatures "
+            f"WHERE content_id IN ({id_marks})", list(by_id)):
+        name = keys.get((method, version, params))
+        if name:
+            signed[cid].add(name)
+    return {row[1]: (row[2], row[3], row[4], row[5], signed[cid]) for cid, row in by_id.items()}
 
 
 def read_file(ref: FileRef) -> bytes:
@@ -64,7 +70,7 @@ def process_chunk(refs: Sequence[FileRef], names: Sequence[str],
                   index_path: str | None = None) -> list[Scanned]:
     """Scan files; every problem becomes a Failure in the result, never an exception."""
     results: list[Scanned | None] = [None] * len(refs)
-    pending: list[tuple[int, bytes, Decoded, list[str]]] = []
+    images: list[tuple[int, bytes, bytes]] = []  # (position, data, content hash)
     for i, ref in enumerate(refs):
         try:
             data = read_file(ref)
@@ -75,27 +81,42 @@ def process_chunk(refs: Sequence[FileRef], names: Sequence[str],
             results[i] = _failed(ref, b"", "read", str(exc))
             continue
         content = xxhash.xxh3_128_digest(data)
-        fmt = sniff(data[:32])
-        if fmt is None:
-            if not data:
-                results[i] = _failed(ref, content, "type", "empty file (0 bytes)")
-            elif os.path.splitext(ref.path)[1].lower() in IMAGE_SUFFIXES:
-                results[i] = _failed(ref, content, "type", _not_image_reason(data, ref.path))
-            else:
-                results[i] = Scanned(ref, content, "other")
-            continue
-        known = _known(index_path, content, names)
-        if known is not None and known[4] >= set(names):
-            width, height, fmt, mode, _ = known
+        if sniff(data[:32]) is not None:
+            images.append((i, data, content))
+        elif not data:
+            results[i] = _failed(ref, content, "type", "empty file (0 bytes)")
+        elif os.path.splitext(ref.path)[1].lower() in IMAGE_SUFFIXES:
+            results[i] = _failed(ref, content, "type", _not_image_reason(data, ref.path))
+        else:
+            results[i] = Scanned(ref, content, "other")
+    known = _known(index_path, [content for _, _, content in images], names)
+    pending: list[tuple[int, bytes, Decoded, list[str]]] = []
+    pending_pixels = 0
+    for position in range(len(images)):
+        i, data, content = images[position]
+        images[position] = (i, b"", content)  # let the bytes go once decoded
+        ref = refs[i]
+        width, height, fmt, mode, signed = known.get(content, (0, 0, "", "", set()))
+        todo = [n for n in names if n not in signed]
+        if not todo:
             results[i] = Scanned(ref, content, "image", width, height, fmt, mode)
             continue
-        todo = [n for n in names if known is None or n not in known[4]]
         try:
             decoded = decode(data)
         except DecodeError as exc:
             results[i] = _failed(ref, content, "decode", str(exc))
             continue
+        del data
         pending.append((i, content, decoded, todo))
+        pending_pixels += decoded.image.size[0] * decoded.image.size[1]
+        if pending_pixels > MAX_PENDING_PIXELS:
+            _finish(refs, pending, results)
+            pending, pending_pixels = [], 0
+    _finish(refs, pending, results)
+    return [r for r in results if r is not None]
+
+
+def _finish(refs, pending, results) -> None:
     for i, signatures, failure in _sign([(d, todo) for _, _, d, todo in pending]):
         index, content, decoded, _ = pending[i]
         ref = refs[index]
@@ -104,7 +125,6 @@ def process_chunk(refs: Sequence[FileRef], names: Sequence[str],
         else:
             results[index] = Scanned(ref, content, "image", decoded.width, decoded.height,
                                      decoded.format, decoded.mode, tuple(signatures))
-    return [r for r in results if r is not None]
 
 
 def compute_signatures(decoded: Decoded, names: Sequence[str]) -> list[Signature]:

@@ -67,6 +67,8 @@ class KnownFile:
     mtime_ns: int
     status: str
     content_id: int | None
+    stage: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ class Index:
             chunk = [to_db_path(p) for p in paths[start:start + 500]]
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
-                    f"SELECT path, id, size, mtime_ns, status, content_id FROM files "
+                    f"SELECT path, id, size, mtime_ns, status, content_id, stage, error FROM files "
                     f"WHERE path IN ({marks})", chunk):
                 found[from_db_path(row[0])] = KnownFile(*row[1:])
         return found
@@ -243,8 +245,8 @@ class Index:
         """Codes of every content that has a live file, read in blocks."""
         cur = self.conn.execute(
             "SELECT s.content_id, s.value, s.quality FROM signatures s "
-            "WHERE s.method=? AND s.version=? AND s.params=? AND EXISTS "
-            "(SELECT 1 FROM files f WHERE f.content_id = s.content_id AND f.status='ok') "
+            "WHERE s.method=? AND s.version=? AND s.params=? AND s.content_id IN "
+            "(SELECT content_id FROM files WHERE status='ok') "
             "ORDER BY s.content_id", spec.key)
         width = spec.variants * spec.nbytes
         ids, blobs, quality = [], [], []

@@ -12,10 +12,13 @@ import numpy as np
 from ..errors import UnknownMethodError
 from ..types import Decoded, Signature
 
-# Perceptual hashes are computed from a grey image whose short side is box-reduced to at
-# least WORK_SIZE when it is more than twice that: Lanczos down to 32 px from a huge image
-# costs more than decoding it, and the box step changes the hashes by ~0-2 bits.
+# Perceptual hashes are computed from a grey image whose short side is box-reduced to
+# WORK_SIZE..2*WORK_SIZE, then each method's Lanczos resize box-reduces to twice its target
+# first (Pillow's reducing_gap). Straight Lanczos from a big picture costs more than decoding
+# it; the box steps move the hashes by ~1-2 bits on average (measured against imagehash) and
+# do not change measured precision or recall (bench/eval_methods.py).
 WORK_SIZE = 128
+REDUCING_GAP = 2.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ class Picture:
     def gray_resized(self, width: int, height: int) -> np.ndarray:
         from PIL import Image
 
-        return np.asarray(self.gray.resize((width, height), Image.Resampling.LANCZOS))
+        return np.asarray(self.gray.resize((width, height), Image.Resampling.LANCZOS,
+                                           reducing_gap=REDUCING_GAP))
 
 
 class Method(Protocol):
