@@ -74,11 +74,13 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
 
 
 def _statements(sql: str) -> list[str]:
-    parts, current = [], []
-    for line in sql.splitlines():
-        current.append(line.split("--")[0])
-        if line.split("--")[0].rstrip().endswith(";"):
-            parts.append("\n".join(current))
-            current = []
-    tail = "\n".join(current).strip()
-    return [p for p in parts + [tail] if p.strip()]
+    """Split a script into complete statements (string literals and triggers stay whole)."""
+    parts, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            parts.append(current.strip())
+            current = ""
+    if current.strip():
+        parts.append(current.strip())
+    return parts

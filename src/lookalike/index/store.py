@@ -86,6 +86,7 @@ def open_index(path: str | os.PathLike, *, create: bool = False) -> "Index":
         if not create:
             raise IndexNotFoundError(f"no index at {path}; run 'lookalike scan' first")
         path.parent.mkdir(parents=True, exist_ok=True)
+    conn = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -93,6 +94,8 @@ def open_index(path: str | os.PathLike, *, create: bool = False) -> "Index":
         conn.execute("PRAGMA foreign_keys=ON")
         migrate(conn)
     except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
         raise IndexError_(f"cannot open index {path}: {exc}") from None
     return Index(path, conn)
 

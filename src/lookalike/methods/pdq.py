@@ -1,12 +1,12 @@
 """PDQ (Meta's 256-bit perceptual hash) through the `pdqhash` package, 8 variants at once.
 
 `pdq` hashes a 64x64 Lanczos grey thumbnail. At that size PDQ's own box filter does nothing,
-so the 8 dihedral codes pdqhash derives from one DCT are the codes of the flipped and
-rotated pictures (measured: ~1 bit apart), and hashing is ~20x faster than at full size. On
+so the 8 dihedral codes pdqhash derives from one DCT are exactly the codes of the flipped and
+rotated thumbnails (tests/unit/test_reference_pdq.py), and hashing is ~20x faster than at full size. On
 full-size pictures pdqhash's derived variants are 35 bits (up to 134) away from hashing the
 transformed picture, which loses most rotated copies. `pdq-ref` is PDQ on the picture itself,
-bit-compatible with other PDQ hash lists (on pictures up to 1024 px), variants as pdqhash
-derives them.
+bit-compatible with other PDQ hash lists (JPEGs over 512 px are decoded in draft mode,
+so it matches pdqhash on the same draft-decoded pixels), variants as pdqhash derives them.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class PDQ:
             if self.thumbnail:
                 gray = picture.gray_resized(self.thumbnail, self.thumbnail)
             else:
-                gray = np.asarray(picture.gray)
+                gray = np.asarray(picture.decoded.image.convert("L"))
+            gray = np.ascontiguousarray(gray)
             rgb = np.repeat(gray[:, :, None], 3, axis=2)  # PDQ's luma of grey is that grey
             hashes, quality = pdqhash.compute_dihedral(np.ascontiguousarray(rgb))
             codes = np.stack([np.asarray(h, dtype=np.uint8) for h in hashes])[_ORDER]

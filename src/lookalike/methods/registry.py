@@ -12,13 +12,15 @@ import numpy as np
 from ..errors import UnknownMethodError
 from ..types import Decoded, Signature
 
-# Perceptual hashes are computed from a grey image whose short side is box-reduced to
-# WORK_SIZE..2*WORK_SIZE, then each method's Lanczos resize box-reduces to twice its target
-# first (Pillow's reducing_gap). Straight Lanczos from a big picture costs more than decoding
-# it; the box steps move the hashes by ~1-2 bits on average (measured against imagehash) and
-# do not change measured precision or recall (bench/eval_methods.py).
+# Perceptual hashes are computed from a grey image whose short side is area-averaged down to
+# WORK_SIZE..2*WORK_SIZE, and each method's Lanczos resize starts from an area-averaged copy
+# at twice its target size: straight Lanczos from a big picture costs more than decoding it.
+# OpenCV's INTER_AREA is exactly mirror-symmetric (Pillow's BOX and reduce() are not for
+# fractional factors), so flipped and rotated copies still hash to the flipped and rotated
+# codes. Against imagehash (straight Lanczos in 8 bits) codes differ by a fraction of a bit on
+# average on photographs (tests/unit/test_reference_imagehash.py).
 WORK_SIZE = 128
-REDUCING_GAP = 2.0
+BOX_GAP = 2
 
 
 @dataclass(frozen=True)
@@ -49,17 +51,33 @@ class Picture:
         self.decoded = decoded
 
     @cached_property
-    def gray(self):
-        """Grey ('L') image, box-reduced so that its short side is WORK_SIZE to 2*WORK_SIZE."""
-        gray = self.decoded.image.convert("L")
-        factor = min(gray.size) // WORK_SIZE
-        return gray.reduce(factor) if factor >= 2 else gray
+    def gray(self) -> np.ndarray:
+        """Grey pixels (uint8, H x W), area-averaged so the short side is under 2*WORK_SIZE."""
+        gray = np.asarray(self.decoded.image.convert("L"))
+        factor = min(gray.shape) // WORK_SIZE
+        if factor >= 2:
+            gray = _area(gray, gray.shape[1] / factor, gray.shape[0] / factor)
+        return gray
 
     def gray_resized(self, width: int, height: int) -> np.ndarray:
         from PIL import Image
 
-        return np.asarray(self.gray.resize((width, height), Image.Resampling.LANCZOS,
-                                           reducing_gap=REDUCING_GAP))
+        gray = self.gray
+        if gray.shape[1] > BOX_GAP * width and gray.shape[0] > BOX_GAP * height:
+            gray = _area(gray, BOX_GAP * width, BOX_GAP * height)
+        # In float ("F"), rounded once at the end: in "L" Pillow also rounds between its
+        # horizontal and vertical passes, so a quarter-turned picture's grid would differ by
+        # a grey level. Rounding keeps imagehash's 8-bit ties, which steady dHash on flat areas.
+        image = Image.fromarray(gray.astype(np.float32), "F")
+        grid = np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
+        return np.clip(np.rint(grid), 0, 255).astype(np.uint8)
+
+
+def _area(gray: np.ndarray, width: float, height: float) -> np.ndarray:
+    import cv2
+
+    size = (max(1, round(width)), max(1, round(height)))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
 
 
 class Method(Protocol):

@@ -1,0 +1,85 @@
+"""`lookalike query`: files that were never scanned, looked up in an existing index."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+
+import pytest
+
+TRANSFORMS = ["identity", "rot90", "rot180", "rot270",
+              "mirror", "mirror+rot90", "mirror+rot180", "mirror+rot270"]
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, cli, pics):
+    root = tmp_path_factory.mktemp("query") / "library"
+    root.mkdir()
+    for seed in range(12):
+        (root / f"photo_{seed:02d}.jpg").write_bytes(pics.jpeg(pics.picture(3000 + seed)))
+    result = cli("scan", root)
+    assert result.code == 0, str(result)
+    return root
+
+
+def _query(cli, indexed, *files, fmt="json"):
+    return cli("query", *files, "--index", indexed / ".lookalike" / "index.db", "--format", fmt)
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_query_finds_reencoded_turned_copy_with_its_transform(transform, cli, pics, indexed,
+                                                              tmp_path):
+    """new1 = the indexed photo_05 turned by `transform` and re-encoded; new2 is unrelated."""
+    new1 = tmp_path / "new1.jpg"
+    new1.write_bytes(pics.jpeg(pics.dihedral(pics.picture(3005), transform), quality=80))
+    new2 = tmp_path / "new2.png"
+    new2.write_bytes(pics.png(pics.picture(9999)))
+    result = _query(cli, indexed, new1, new2)
+    assert result.code == 0, str(result)
+    queries = result.json()["queries"]
+    assert [q["path"] for q in queries] == [str(new1), str(new2)]
+    first, second = queries
+    assert first["error"] is None
+    assert first["matches"], f"no match for the {transform} copy"
+    best = first["matches"][0]
+    assert os.path.basename(best["path"]) == "photo_05.jpg", first
+    assert best["transform"] == transform, first
+    assert set(best) == {"path", "method", "distance", "score", "transform"}
+    assert 0 < best["score"] <= 1.0
+    assert len(first["matches"]) == 1, first
+    assert second == {"path": str(new2), "matches": [], "error": None}
+
+
+def test_query_byte_copy_matches_by_bytes(cli, indexed, tmp_path):
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes((indexed / "photo_03.jpg").read_bytes())
+    match = _query(cli, indexed, copy).json()["queries"][0]["matches"][0]
+    assert os.path.basename(match["path"]) == "photo_03.jpg"
+    assert match["method"] == "bytes" and match["distance"] == 0 and match["score"] == 1.0
+    assert match["transform"] == "identity"
+
+
+def test_query_unreadable_file_is_reported(cli, indexed, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"definitely not a jpeg")
+    missing = tmp_path / "missing.jpg"
+    result = _query(cli, indexed, broken, missing)
+    assert result.code == 3, str(result)
+    queries = result.json()["queries"]
+    assert all(q["error"] and q["matches"] == [] for q in queries), queries
+    assert "not an image" in queries[0]["error"]
+
+
+def test_query_table_and_csv(cli, pics, indexed, tmp_path):
+    turned = tmp_path / "turned.jpg"
+    turned.write_bytes(pics.jpeg(pics.dihedral(pics.picture(3007), "rot270"), quality=75))
+    other = tmp_path / "other.jpg"
+    other.write_bytes(pics.jpeg(pics.picture(8888)))
+    table = _query(cli, indexed, turned, other, fmt="table")
+    assert table.code == 0, str(table)
+    assert "photo_07.jpg" in table.stdout and "rot270" in table.stdout
+    assert "no match" in table.stdout
+    rows = list(csv.DictReader(io.StringIO(_query(cli, indexed, turned, other, fmt="csv").stdout)))
+    assert [(os.path.basename(r["query"]), os.path.basename(r["match"]), r["transform"])
+            for r in rows] == [("turned.jpg", "photo_07.jpg", "rot270")]
