@@ -32,14 +32,20 @@ OK, DUPES_FOUND, USAGE, PARTIAL, CANNOT_RUN = 0, 1, 2, 3, 4
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find duplicate and near-duplicate images.")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)
 
 
 class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+def _emit(text: str) -> None:
+    """Machine-readable output goes to stdout untouched by Rich."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -109,7 +115,7 @@ def scan(
             "index": str(summary.index_path),
             "failures": [{"path": display_path(f.path), "stage": f.stage, "reason": f.reason}
                          for f in summary.failures]}
-        out.print(json.dumps(data, indent=2), markup=False)
+        _emit(json.dumps(data, indent=2))
     else:
         _print_summary(summary)
     raise typer.Exit(PARTIAL if summary.failures else OK)
@@ -178,10 +184,10 @@ def dupes(
 
 def _print_groups(groups, failures, fmt: Format) -> None:
     if fmt is Format.json:
-        out.print(output.groups_json(groups, failures), markup=False)
+        _emit(output.groups_json(groups, failures))
         return
     if fmt is Format.csv:
-        sys.stdout.write(output.groups_csv(groups))
+        _emit(output.groups_csv(groups))
         return
     for number, g in enumerate(groups, 1):
         out.print(f"[bold]group {number}[/]: {len(g.files)} files, {g.method}"
@@ -196,9 +202,9 @@ def _print_groups(groups, failures, fmt: Format) -> None:
 
 def _print_pairs(pairs, fmt: Format) -> None:
     if fmt is Format.json:
-        out.print(output.pairs_json(pairs), markup=False)
+        _emit(output.pairs_json(pairs))
     elif fmt is Format.csv:
-        sys.stdout.write(output.pairs_csv(pairs))
+        _emit(output.pairs_csv(pairs))
     else:
         for m in pairs:
             out.print(f"{escape(display_path(m.a))}  ~  {escape(display_path(m.b))}  "
@@ -222,9 +228,9 @@ def query(
     except LookalikeError as exc:
         raise _translate(exc)
     if fmt is Format.json:
-        out.print(output.query_json(results), markup=False)
+        _emit(output.query_json(results))
     elif fmt is Format.csv:
-        sys.stdout.write(output.query_csv(results))
+        _emit(output.query_csv(results))
     else:
         for r in results:
             name = escape(display_path(r.path))
