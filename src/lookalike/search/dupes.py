@@ -153,10 +153,9 @@ def find_pairs(index: Index, method: str = "auto", max_distance: int | None = No
     ids, parts = content_pairs(index, method, max_distance, confirm_distance)
     files = index.live_files()
     matches: list[Match] = []
-    if method in ("auto", "bytes", "pixels"):
-        for content_files in files.values():
-            for x, y in combinations(content_files, 2):
-                matches.append(Match(x.path, y.path, "bytes", 0, 1.0))
+    for content_files in files.values():  # byte copies are duplicates under every method
+        for x, y in combinations(content_files, 2):
+            matches.append(Match(x.path, y.path, "bytes", 0, 1.0))
     for part in parts:
         bits = get_spec(part.method).bits
         for a, b, d, v in zip(part.a, part.b, part.distance, part.variant):
@@ -197,9 +196,9 @@ def find_groups(index: Index, method: str = "auto", max_distance: int | None = N
     pairs = np.asarray(list(edges), dtype=np.int64).reshape(-1, 2)
     members = connected_groups(len(ids), pairs[:, 0], pairs[:, 1])
     grouped = {int(m) for g in members for m in g}
-    if method in ("auto", "bytes", "pixels"):  # byte copies of one content form a group too
-        members += [np.array([i]) for i, cid in enumerate(ids)
-                    if len(files[int(cid)]) > 1 and i not in grouped]
+    # Byte copies of one content form a group under every method.
+    members += [np.array([i]) for i, cid in enumerate(ids)
+                if len(files[int(cid)]) > 1 and i not in grouped]
     label_of = {int(m): g_index for g_index, g in enumerate(members) for m in g}
     strongest: list[tuple[int, str, int]] = [(0, "bytes", 0)] * len(members)
     for (a, _), (rank, name, d) in edges.items():
