@@ -130,7 +130,7 @@ def _family(name, cls, description, radius64, radius256, **extra):
 
 
 _family("phash", PHash, "DCT of a 32x32 grey image, low 8x8 frequencies against their median",
-        8, 20)
+        6, 20)
 _family("dhash", DHash, "signs of horizontal gradients of a 9x8 grey image", 4, 12)
 _family("ahash", AHash, "8x8 grey image against its mean", 6, 24)
 _family("whash", WHash, "Haar wavelet LL band of a 64x64 grey image against its median", 2, 8,

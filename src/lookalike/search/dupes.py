@@ -16,7 +16,7 @@ from ..types import FileInfo, Group, Match
 from . import binary
 from .group import connected_groups
 
-# "auto": exact copies, plus pHash neighbours (radius 8) confirmed by dHash (radius 10),
+# "auto": exact copies, plus pHash neighbours (radius 6) confirmed by dHash (radius 10),
 # under any flip or rotation. Requiring two independent hashes to agree removes look-alike
 # false pairs at little cost in recall (README, "Choosing a method").
 AUTO_PRIMARY = "phash"
