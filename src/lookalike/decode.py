@@ -156,8 +156,11 @@ def _to_rgb(image):
     if mode in ("RGBA", "RGBa"):
         if mode == "RGBa":
             image = image.convert("RGBA")
+        alpha = image.getchannel("A")
+        if alpha.getextrema()[0] == 255:  # an alpha channel with nothing transparent
+            return image.convert("RGB")
         background = Image.new("RGB", image.size, BACKGROUND)
-        background.paste(image, mask=image.getchannel("A"))
+        background.paste(image, mask=alpha)
         return background
     return image.convert("RGB")
 

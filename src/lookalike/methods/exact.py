@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import xxhash
 
 from ..types import Signature
@@ -21,9 +22,9 @@ class PixelHash:
     def compute(self, pictures: Sequence[Picture]) -> list[Signature]:
         out = []
         for picture in pictures:
-            image = picture.decoded.image
+            rgb = np.ascontiguousarray(picture.rgb)
             digest = xxhash.xxh3_128()
-            digest.update(f"{image.mode}:{image.size[0]}x{image.size[1]}:".encode())
-            digest.update(image.tobytes())
+            digest.update(f"RGB:{rgb.shape[1]}x{rgb.shape[0]}:".encode())
+            digest.update(rgb)
             out.append(Signature(SPEC.name, SPEC.version, SPEC.params, digest.digest()))
         return out

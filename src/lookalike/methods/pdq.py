@@ -34,7 +34,7 @@ class PDQ:
             if self.thumbnail:
                 gray = picture.gray_resized(self.thumbnail, self.thumbnail)
             else:
-                gray = np.asarray(picture.decoded.image.convert("L"))
+                gray = np.asarray(picture.decoded.image.convert("L"))  # as pdqhash users do
             gray = np.ascontiguousarray(gray)
             rgb = np.repeat(gray[:, :, None], 3, axis=2)  # PDQ's luma of grey is that grey
             hashes, quality = pdqhash.compute_dihedral(np.ascontiguousarray(rgb))

@@ -43,6 +43,22 @@ def _signatures(spec: MethodSpec, packed: np.ndarray, quality: np.ndarray) -> li
             for row, q in zip(packed, quality)]
 
 
+def _dct_variants(low: np.ndarray) -> np.ndarray:
+    """(B, h, h) low DCT block -> (B, 8, h, h) blocks of the 8 dihedral variants of the grid.
+
+    Mirroring a grid left-right flips the sign of odd horizontal frequencies, and
+    np.rot90 is a mirror then a transpose, so no variant needs its own DCT.
+    """
+    signs = np.where(np.arange(low.shape[-1]) % 2, -1.0, 1.0)  # (-1)^v over columns
+    out = []
+    for k in range(8):
+        block = low * signs if k >= 4 else low
+        for _ in range(k % 4):
+            block = np.swapaxes(block * signs, -1, -2)
+        out.append(block)
+    return np.stack(out, axis=1)
+
+
 class PHash:
     def __init__(self, spec: MethodSpec, hash_size: int) -> None:
         self.spec, self.hash_size = spec, hash_size
@@ -52,10 +68,10 @@ class PHash:
             return []
         size = self.hash_size * 4
         grids = np.stack([p.gray_resized(size, size) for p in pictures]).astype(np.float64)
-        variants = dihedral.all_variants(grids)  # (B, 8, size, size)
         rows = _dct_rows(size, self.hash_size)
-        low = rows @ variants @ rows.T  # (B, 8, h, h): the low-frequency corner of the 2-D DCT
-        flat = low.reshape(*low.shape[:2], -1)
+        low = rows @ grids @ rows.T  # (B, h, h): the low-frequency corner of the 2-D DCT
+        blocks = _dct_variants(low)
+        flat = blocks.reshape(*blocks.shape[:2], -1)
         bits = flat > np.median(flat, axis=2, keepdims=True)
         return _signatures(self.spec, _pack(bits), _contrast(grids))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
@@ -16,9 +16,10 @@ from ..types import Decoded, Signature
 # WORK_SIZE..2*WORK_SIZE, and each method's Lanczos resize starts from an area-averaged copy
 # at twice its target size: straight Lanczos from a big picture costs more than decoding it.
 # OpenCV's INTER_AREA is exactly mirror-symmetric (Pillow's BOX and reduce() are not for
-# fractional factors), so flipped and rotated copies still hash to the flipped and rotated
-# codes. Against imagehash (straight Lanczos in 8 bits) codes differ by a fraction of a bit on
-# average on photographs (tests/unit/test_reference_imagehash.py).
+# fractional factors), and so is Lanczos done as two matrix products, so flipped and rotated
+# copies hash to the flipped and rotated codes. Against imagehash (straight Lanczos in 8 bits)
+# pHash codes differ by a fraction of a bit on average on photographs
+# (tests/unit/test_reference_imagehash.py).
 WORK_SIZE = 128
 BOX_GAP = 2
 
@@ -51,33 +52,61 @@ class Picture:
         self.decoded = decoded
 
     @cached_property
+    def rgb(self) -> np.ndarray:
+        """The upright RGB pixels, H x W x 3 uint8 (one copy out of Pillow, shared)."""
+        return np.asarray(self.decoded.image)
+
+    @cached_property
     def gray(self) -> np.ndarray:
         """Grey pixels (uint8, H x W), area-averaged so the short side is under 2*WORK_SIZE."""
-        gray = np.asarray(self.decoded.image.convert("L"))
+        import cv2
+
+        gray = cv2.cvtColor(self.rgb, cv2.COLOR_RGB2GRAY)  # ITU-R 601 luma, as Pillow's "L"
         factor = min(gray.shape) // WORK_SIZE
         if factor >= 2:
             gray = _area(gray, gray.shape[1] / factor, gray.shape[0] / factor)
         return gray
 
     def gray_resized(self, width: int, height: int) -> np.ndarray:
-        from PIL import Image
-
+        """Lanczos resize of the grey image to width x height, rounded to uint8."""
         gray = self.gray
         if gray.shape[1] > BOX_GAP * width and gray.shape[0] > BOX_GAP * height:
             gray = _area(gray, BOX_GAP * width, BOX_GAP * height)
-        # In float ("F"), rounded once at the end: in "L" Pillow also rounds between its
-        # horizontal and vertical passes, so a quarter-turned picture's grid would differ by
-        # a grey level. Rounding keeps imagehash's 8-bit ties, which steady dHash on flat areas.
-        image = Image.fromarray(gray.astype(np.float32), "F")
-        grid = np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
+        # Pillow's Lanczos as two matrix products in float, rounded once at the end: Pillow
+        # itself rounds to 8 bits between its passes, so a quarter-turned picture's grid
+        # would differ by a grey level. Rounding keeps imagehash's 8-bit ties, which steady
+        # dHash on flat areas.
+        rows = _lanczos_weights(gray.shape[0], height)
+        cols = _lanczos_weights(gray.shape[1], width)
+        grid = rows @ gray.astype(np.float64) @ cols.T
         return np.clip(np.rint(grid), 0, 255).astype(np.uint8)
 
 
 def _area(gray: np.ndarray, width: float, height: float) -> np.ndarray:
     import cv2
 
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)  # workers are processes already; OpenCV's threads only contend
     size = (max(1, round(width)), max(1, round(height)))
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+
+
+@lru_cache(maxsize=512)
+def _lanczos_weights(size_in: int, size_out: int) -> np.ndarray:
+    """(size_out, size_in) matrix of Pillow's Lanczos-3 resampling (its precompute_coeffs)."""
+    scale = size_in / size_out
+    filter_scale = max(scale, 1.0)
+    support = 3.0 * filter_scale
+    weights = np.zeros((size_out, size_in))
+    for out in range(size_out):
+        center = (out + 0.5) * scale
+        low = max(int(center - support + 0.5), 0)
+        high = min(int(center + support + 0.5), size_in)
+        x = (np.arange(low, high) - center + 0.5) / filter_scale
+        kernel = np.sinc(x) * np.sinc(x / 3.0) * (np.abs(x) < 3.0)
+        total = kernel.sum()
+        weights[out, low:high] = kernel / total if total else kernel
+    return weights
 
 
 class Method(Protocol):
