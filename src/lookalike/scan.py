@@ -194,8 +194,7 @@ def _split(index: Index, refs: list[FileRef],
 
 def _write(index: Index, run_id: int, results: Sequence[Scanned], summary: ScanSummary) -> None:
     with index.transaction() as conn:
-        for item in results:
-            index.write_scanned(conn, run_id, item)
+        index.write_scanned(conn, run_id, results)
     for item in results:
         if item.failure:
             summary.failures.append(item.failure)

@@ -50,9 +50,9 @@ def test_names_survive_a_real_index(raws):
             run = index.begin_run([root], ["pixels"])
             with index.transaction() as conn:
                 for number, path in enumerate(paths):
-                    index.write_scanned(conn, run, Scanned(
+                    index.write_scanned(conn, run, [Scanned(
                         ref=FileRef(path, number + 1, 7), content=number.to_bytes(16, "big"),
-                        kind="image", width=1, height=1, format="PNG", mode="RGB"))
+                        kind="image", width=1, height=1, format="PNG", mode="RGB")])
             found = index.lookup_files(paths)
             assert set(found) == set(paths)
             assert sorted(k.size for k in found.values()) == list(range(1, len(paths) + 1))

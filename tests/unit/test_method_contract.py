@@ -163,7 +163,7 @@ def test_signatures_round_trip_through_the_index(name, tmp_path, batch):
                                width=decoded.width, height=decoded.height,
                                format=decoded.format, mode=decoded.mode,
                                signatures=(signature,))
-                index.write_scanned(conn, run, item)
+                index.write_scanned(conn, run, [item])
         loaded = index.load_codes(spec)
     assert loaded.codes.shape == (len(batch), spec.variants, spec.nbytes)
     assert loaded.codes.dtype == np.uint8

@@ -193,33 +193,35 @@ class Index:
         conn.executemany("UPDATE files SET last_run=? WHERE id=?",
                          [(run_id, file_id) for file_id in file_ids])
 
-    def write_scanned(self, conn: sqlite3.Connection, run_id: int, item: Scanned) -> None:
-        ref = item.ref
-        content_id = None
-        if item.failure is None and item.kind == "image":
-            conn.execute(
-                "INSERT INTO contents (hash, bytes, width, height, format, mode, frames) "
-                "VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT(hash) DO UPDATE SET "
-                "width=excluded.width, height=excluded.height, format=excluded.format, "
-                "mode=excluded.mode WHERE excluded.width > 0",
-                (item.content, ref.size, item.width, item.height, item.format, item.mode))
-            content_id = conn.execute("SELECT id FROM contents WHERE hash=?",
-                                      (item.content,)).fetchone()[0]
-            conn.executemany(
-                "INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?, ?)",
-                [(content_id, s.method, s.version, s.params, s.value, s.quality)
-                 for s in item.signatures])
-        status = "failed" if item.failure else ("ok" if item.kind == "image" else "other")
-        stage = item.failure.stage if item.failure else None
-        error = item.failure.reason if item.failure else None
-        conn.execute(
+    def write_scanned(self, conn: sqlite3.Connection, run_id: int,
+                      items: Sequence[Scanned]) -> None:
+        """Record what workers found, a few statements for a whole chunk."""
+        images = [i for i in items if i.failure is None and i.kind == "image"]
+        conn.executemany(
+            "INSERT INTO contents (hash, bytes, width, height, format, mode, frames) "
+            "VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT(hash) DO UPDATE SET "
+            "width=excluded.width, height=excluded.height, format=excluded.format, "
+            "mode=excluded.mode WHERE excluded.width > 0",
+            [(i.content, i.ref.size, i.width, i.height, i.format, i.mode) for i in images])
+        ids = self.content_ids_by_hash(list({i.content for i in images}), conn)
+        conn.executemany(
+            "INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?, ?)",
+            [(ids[i.content], s.method, s.version, s.params, s.value, s.quality)
+             for i in images for s in i.signatures])
+        rows = []
+        for item in items:
+            failure = item.failure
+            status = "failed" if failure else ("ok" if item.kind == "image" else "other")
+            content_id = ids.get(item.content) if status == "ok" else None
+            rows.append((to_db_path(item.ref.path), item.ref.size, item.ref.mtime_ns, content_id,
+                         status, failure.stage if failure else None,
+                         failure.reason if failure else None, run_id, run_id))
+        conn.executemany(
             "INSERT INTO files (path, size, mtime_ns, content_id, status, stage, error, "
             "first_run, last_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, "
             "content_id=excluded.content_id, status=excluded.status, stage=excluded.stage, "
-            "error=excluded.error, last_run=excluded.last_run, vanished_run=NULL",
-            (to_db_path(ref.path), ref.size, ref.mtime_ns, content_id, status, stage, error,
-             run_id, run_id))
+            "error=excluded.error, last_run=excluded.last_run, vanished_run=NULL", rows)
 
     def mark_vanished(self, run_id: int, roots: Sequence[str]) -> int:
         """Files under `roots` that this run did not see are marked vanished."""
@@ -282,11 +284,12 @@ class Index:
         return [row[0] for row in self.conn.execute(
             "SELECT DISTINCT method FROM signatures ORDER BY method")]
 
-    def content_ids_by_hash(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
-        out = {}
+    def content_ids_by_hash(self, hashes: Sequence[bytes],
+                            conn: sqlite3.Connection | None = None) -> dict[bytes, int]:
+        out: dict[bytes, int] = {}
         for start in range(0, len(hashes), 500):
             chunk = list(hashes[start:start + 500])
             marks = ",".join("?" * len(chunk))
-            out.update(self.conn.execute(
+            out.update((conn or self.conn).execute(
                 f"SELECT hash, id FROM contents WHERE hash IN ({marks})", chunk).fetchall())
         return out

@@ -16,11 +16,12 @@ from ..types import FileInfo, Group, Match
 from . import binary
 from .group import connected_groups
 
-# "auto": exact copies, plus pHash neighbours (radius 6) confirmed by dHash (radius 10),
+# "auto": exact copies, plus pHash neighbours (radius 8) confirmed by dHash (radius 10),
 # under any flip or rotation. Requiring two independent hashes to agree removes look-alike
 # false pairs at little cost in recall (README, "Choosing a method").
 AUTO_PRIMARY = "phash"
 AUTO_CONFIRM = "dhash"
+AUTO_PRIMARY_RADIUS = 8  # wider than pHash alone (6): the dHash check pays for it
 AUTO_CONFIRM_RADIUS = 10
 EXACT = ("bytes", "pixels")
 
@@ -56,7 +57,8 @@ def make_rule(index: Index, method: str = "auto", max_distance: int | None = Non
             near = [get_spec(m) for m in sorted(present) if get_spec(m).kind == "hamming"]
             return Rule(near[0], _radius(near[0], max_distance)) if near else None
         confirm = get_spec(AUTO_CONFIRM) if AUTO_CONFIRM in present else None
-        return Rule(primary, _radius(primary, max_distance), confirm,
+        radius = AUTO_PRIMARY_RADIUS if max_distance is None else max_distance
+        return Rule(primary, radius if confirm else _radius(primary, max_distance), confirm,
                     AUTO_CONFIRM_RADIUS if confirm_distance is None else confirm_distance)
     spec = get_spec(method)
     if spec.name not in present:

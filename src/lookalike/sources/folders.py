@@ -25,6 +25,10 @@ def _matches(patterns: Sequence[str], relative: str, name: str) -> bool:
                for p in patterns)
 
 
+def _relative(root: str, path: str) -> str:
+    return os.path.relpath(path, root).replace(os.sep, "/")
+
+
 def walk(roots: Sequence[str], options: WalkOptions = WalkOptions()) -> Iterator[FileRef | Failure]:
     """Regular files under `roots`, sorted per folder; problems come out as Failures."""
     for root in roots:
@@ -52,7 +56,7 @@ def _walk_dir(root: str, folder: str, options: WalkOptions,
         name = entry.name
         if name.startswith(".") and (not options.hidden or name == INDEX_DIR):
             continue
-        relative = os.path.relpath(entry.path, root).replace(os.sep, "/")
+        relative = _relative(root, entry.path) if options.include or options.exclude else ""
         if options.exclude and _matches(options.exclude, relative, name):
             continue
         try:
