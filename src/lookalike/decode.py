@@ -105,7 +105,7 @@ def _decode_opened(image, fmt: str, max_pixels: int, draft_size: int) -> Decoded
     if image.size[0] * image.size[1] > max_pixels:
         raise DecodeError(
             f"too many pixels: {width}x{height} is over the limit of {max_pixels:,}")
-    image.load()  # first frame only; later frames are never read
+    image.load()  # first frame only; later frames are at most skipped over, never decoded
     rgb = _to_rgb(image)
     if orientation in (5, 6, 7, 8):
         width, height = height, width

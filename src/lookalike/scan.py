@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
         total = _count(roots, paths, options) if count_first else None
         sources = _sources(roots, paths, options)
         workers = workers or os.cpu_count() or 1
-        with _executor(workers) as pool:
+        with _executor(workers, index.lock_fd) as pool:
             _run(index, run_id, names, sources, pool, workers, summary, progress, total)
         folder_roots = [r for r in roots if os.path.isdir(r)]
         summary.vanished = index.mark_vanished(run_id, folder_roots) if folder_roots else 0
@@ -108,11 +109,30 @@ class _InProcess(Executor):
         return future
 
 
-def _executor(workers: int) -> Executor:
+def _executor(workers: int, lock_fd: int | None) -> Executor:
     if workers <= 1:
         return _InProcess()
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                               initializer=_worker_init, initargs=(lock_fd,))
+
+
+def _worker_init(lock_fd: int | None) -> None:
+    """Workers die with the scan, and never keep its writer lock alive after it."""
+    if lock_fd is not None:
+        try:
+            os.close(lock_fd)  # a forked copy; the lock stays with the parent's descriptor
+        except OSError:
+            pass
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
 
 
 def _run(index: Index, run_id: int, names, sources, pool: Executor, workers: int,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import sqlite3
 import struct
 import subprocess
@@ -59,12 +60,31 @@ def cli_env(**extra: str) -> dict:
 
 def run_cli(*args, cwd=None, stdin: bytes | None = None, timeout: float = 120,
             env: dict | None = None, **popen) -> Result:
-    """`lookalike ARGS...` in a subprocess; paths may be str, bytes or Path."""
+    """`lookalike ARGS...` in a subprocess; paths may be str, bytes or Path.
+
+    The command runs in its own session: on timeout the whole process group (its worker
+    processes too) is killed before subprocess.TimeoutExpired is raised.
+    """
     argv = [os.fspath(a) if isinstance(a, os.PathLike) else a for a in args]
-    proc = subprocess.run([os.fspath(LOOKALIKE), *argv], cwd=cwd, input=stdin,
-                          capture_output=True, timeout=timeout, env=env or cli_env(), **popen)
-    return Result(argv, proc.returncode, proc.stdout.decode("utf-8", "replace"),
-                  proc.stderr.decode("utf-8", "replace"))
+    proc = subprocess.Popen([os.fspath(LOOKALIKE), *argv], cwd=cwd, env=env or cli_env(),
+                            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, **popen)
+    try:
+        stdout, stderr = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        proc.communicate()
+        raise
+    return Result(argv, proc.returncode, stdout.decode("utf-8", "replace"),
+                  stderr.decode("utf-8", "replace"))
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +168,8 @@ def pics():
         pass
 
     p = Pics()
-    for fn in (picture, jpeg, png, layout, sky_gradient, radial_gradient, noise, dihedral):
+    for fn in (picture, jpeg, png, layout, sky_gradient, radial_gradient, noise, dihedral,
+               png_bomb):
         setattr(p, fn.__name__, staticmethod(fn))
     p.SIZE = SIZE
     return p

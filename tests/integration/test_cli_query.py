@@ -27,28 +27,42 @@ def _query(cli, indexed, *files, fmt="json"):
     return cli("query", *files, "--index", indexed / ".lookalike" / "index.db", "--format", fmt)
 
 
-@pytest.mark.parametrize("transform", TRANSFORMS)
-def test_query_finds_reencoded_turned_copy_with_its_transform(transform, cli, pics, indexed,
-                                                              tmp_path):
-    """new1 = the indexed photo_05 turned by `transform` and re-encoded; new2 is unrelated."""
-    new1 = tmp_path / "new1.jpg"
-    new1.write_bytes(pics.jpeg(pics.dihedral(pics.picture(3005), transform), quality=80))
-    new2 = tmp_path / "new2.png"
-    new2.write_bytes(pics.png(pics.picture(9999)))
-    result = _query(cli, indexed, new1, new2)
+@pytest.fixture(scope="module")
+def turned_queries(cli, pics, indexed, tmp_path_factory):
+    """One `query` call: new_<transform>.jpg is the indexed photo_05 turned by <transform> and
+    re-encoded; new_unrelated.png shows a picture that is not in the index."""
+    folder = tmp_path_factory.mktemp("queries")
+    files = []
+    for transform in TRANSFORMS:
+        path = folder / f"new_{transform}.jpg"
+        path.write_bytes(pics.jpeg(pics.dihedral(pics.picture(3005), transform), quality=80))
+        files.append(path)
+    unrelated = folder / "new_unrelated.png"
+    unrelated.write_bytes(pics.png(pics.picture(9999)))
+    files.append(unrelated)
+    result = _query(cli, indexed, *files)
     assert result.code == 0, str(result)
     queries = result.json()["queries"]
-    assert [q["path"] for q in queries] == [str(new1), str(new2)]
-    first, second = queries
-    assert first["error"] is None
-    assert first["matches"], f"no match for the {transform} copy"
-    best = first["matches"][0]
-    assert os.path.basename(best["path"]) == "photo_05.jpg", first
-    assert best["transform"] == transform, first
+    assert [q["path"] for q in queries] == [str(f) for f in files]
+    return {os.path.basename(q["path"]): q for q in queries}
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_query_finds_reencoded_turned_copy_with_its_transform(transform, turned_queries):
+    query = turned_queries[f"new_{transform}.jpg"]
+    assert query["error"] is None
+    assert query["matches"], f"no match for the {transform} copy"
+    best = query["matches"][0]
+    assert os.path.basename(best["path"]) == "photo_05.jpg", query
+    assert best["transform"] == transform, query
     assert set(best) == {"path", "method", "distance", "score", "transform"}
     assert 0 < best["score"] <= 1.0
-    assert len(first["matches"]) == 1, first
-    assert second == {"path": str(new2), "matches": [], "error": None}
+    assert len(query["matches"]) == 1, query
+
+
+def test_query_unrelated_picture_has_no_match(turned_queries):
+    query = turned_queries["new_unrelated.png"]
+    assert query["matches"] == [] and query["error"] is None, query
 
 
 def test_query_byte_copy_matches_by_bytes(cli, indexed, tmp_path):

@@ -112,7 +112,7 @@ def scan(
         raise _fail("interrupted; run the same command again to resume", 130)
     if fmt is Format.json:
         data = summary.as_dict() | {
-            "index": str(summary.index_path),
+            "index": str(summary.index_path.resolve()),
             "failures": [{"path": display_path(f.path), "stage": f.stage, "reason": f.reason}
                          for f in summary.failures]}
         _emit(json.dumps(data, indent=2))

@@ -134,6 +134,10 @@ class Index:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
 
+    @property
+    def lock_fd(self) -> int | None:
+        return self._lock_fd
+
     def release(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing drops the flock

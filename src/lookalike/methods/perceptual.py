@@ -140,7 +140,9 @@ def _spec(name: str, bits: int, radius: int, params: str, description: str) -> M
 # (README, "Choosing a method").
 def _family(name, cls, description, radius64, radius256, **extra):
     spec64 = _spec(name, 64, radius64, "hash_size=8", description)
-    spec256 = _spec(f"{name}256", 256, radius256, "hash_size=16", description + " (256-bit)")
+    description256 = description.replace("32x32", "64x64").replace("9x8", "17x16") \
+        .replace("8x8", "16x16")
+    spec256 = _spec(f"{name}256", 256, radius256, "hash_size=16", description256)
     register_method(spec64)(lambda: cls(spec64, 8, **extra.get("e64", {})))
     register_method(spec256)(lambda: cls(spec256, 16, **extra.get("e256", {})))
 

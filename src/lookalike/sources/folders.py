@@ -38,8 +38,11 @@ def walk(roots: Sequence[str], options: WalkOptions = WalkOptions()) -> Iterator
         except OSError as exc:
             yield Failure(root, "walk", f"cannot read folder: {exc.strerror}")
             continue
-        if not stat.S_ISDIR(info.st_mode):
+        if stat.S_ISREG(info.st_mode):
             yield FileRef(root, info.st_size, info.st_mtime_ns)
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            yield Failure(root, "walk", "not a regular file or folder")
             continue
         yield from _walk_dir(root, root, options, {(info.st_dev, info.st_ino)})
 
