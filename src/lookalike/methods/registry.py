@@ -22,6 +22,7 @@ from ..types import Decoded, Signature
 # (tests/unit/test_reference_imagehash.py).
 WORK_SIZE = 128
 BOX_GAP = 2
+SMALL = 64  # shared intermediate for every grid of at most SMALL / BOX_GAP
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,21 @@ class Picture:
             gray = _area(gray, gray.shape[1] / factor, gray.shape[0] / factor)
         return gray
 
+    @cached_property
+    def small(self) -> np.ndarray:
+        """The grey image area-averaged to SMALL x SMALL (or as it is, when not bigger)."""
+        gray = self.gray
+        if gray.shape[0] > SMALL and gray.shape[1] > SMALL:
+            return _area(gray, SMALL, SMALL)
+        return gray
+
     def gray_resized(self, width: int, height: int) -> np.ndarray:
         """Lanczos resize of the grey image to width x height, rounded to uint8."""
         gray = self.gray
+        if max(width, height) <= SMALL // 4 or width == height == SMALL // BOX_GAP:
+            # 64-bit grids start from the shared small image; so does pHash's 32x32, whose
+            # own area step would be exactly that image. 256-bit grids start from `gray`.
+            gray = self.small
         if gray.shape[1] > BOX_GAP * width and gray.shape[0] > BOX_GAP * height:
             gray = _area(gray, BOX_GAP * width, BOX_GAP * height)
         # Pillow's Lanczos as two matrix products in float, rounded once at the end: Pillow
