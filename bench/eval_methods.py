@@ -12,7 +12,6 @@ Measures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import tempfile
 import time

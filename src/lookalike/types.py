@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -90,6 +89,5 @@ class FileInfo:
 @dataclass(frozen=True)
 class Group:
     files: tuple[FileInfo, ...]
-    method: str
+    method: str  # the weakest evidence that joined the group: "bytes", "pixels" or a hash
     max_distance: int
-    pairs: tuple[Match, ...] = field(default=(), compare=False)

@@ -257,7 +257,6 @@ class Index:
             "WHERE s.method=? AND s.version=? AND s.params=? AND s.content_id IN "
             "(SELECT content_id FROM files WHERE status='ok') "
             "ORDER BY s.content_id", spec.key)
-        width = spec.variants * spec.nbytes
         ids, blobs, quality = [], [], []
         while rows := cur.fetchmany(10_000):
             ids.extend(r[0] for r in rows)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Sequence
 
 import numpy as np
 
@@ -12,7 +11,7 @@ from ..errors import LookalikeError
 from ..index.store import Codes, Index
 from ..methods import dihedral
 from ..methods.registry import MethodSpec, get_spec
-from ..types import FileInfo, Group, Match
+from ..types import Group, Match
 from . import binary
 from .group import connected_groups
 
@@ -74,7 +73,7 @@ def _radius(spec: MethodSpec, max_distance: int | None) -> int:
     return spec.default_radius if max_distance is None else int(max_distance)
 
 
-def _usable(codes: Codes, spec: MethodSpec) -> np.ndarray:
+def usable_rows(codes: Codes, spec: MethodSpec) -> np.ndarray:
     return np.flatnonzero(codes.quality >= spec.min_quality)
 
 
@@ -87,7 +86,7 @@ def _aligned(codes: Codes, content_ids: np.ndarray) -> tuple[np.ndarray, np.ndar
     return pos, found
 
 
-def _confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
+def confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
                query_codes: np.ndarray | None = None) -> np.ndarray:
     """Mask of pairs whose confirm-method codes are also within the confirm radius.
 
@@ -119,10 +118,10 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
     rule = make_rule(index, method, max_distance, confirm_distance)
     if rule is not None:
         codes = index.load_codes(rule.primary)
-        rows = _usable(codes, rule.primary)
+        rows = usable_rows(codes, rule.primary)
         hits = binary.self_join(codes.codes[rows], rule.radius)
         a_ids, b_ids = codes.content_ids[rows][hits.query], codes.content_ids[rows][hits.item]
-        keep = _confirmed(rule, index, a_ids, b_ids)
+        keep = confirmed(rule, index, a_ids, b_ids)
         out.append(ContentPairs(np.searchsorted(ids, a_ids[keep]), np.searchsorted(ids, b_ids[keep]),
                                 hits.distance[keep], hits.variant[keep], rule.primary.name))
     return ids, out
@@ -213,7 +212,3 @@ def find_groups(index: Index, method: str = "auto", max_distance: int | None = N
         groups.append(Group(tuple(infos), name, worst))
     groups.sort(key=lambda g: (-len(g.files), g.files[0].path))
     return groups
-
-
-def group_files(groups: Sequence[Group]) -> list[list[FileInfo]]:
-    return [list(g.files) for g in groups]

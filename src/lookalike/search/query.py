@@ -17,7 +17,7 @@ from ..methods.registry import get_spec
 from ..types import Failure, FileRef, Match
 from ..worker import compute_signatures, read_file
 from . import binary
-from .dupes import _confirmed, _usable, make_rule
+from .dupes import confirmed, usable_rows, make_rule
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def _near(index: Index, path: str, rule, signatures, files) -> list[Match]:
     if mine.quality < spec.min_quality:
         return []
     codes = index.load_codes(spec)
-    rows = _usable(codes, spec)
+    rows = usable_rows(codes, spec)
     query_codes = np.frombuffer(mine.value, dtype=np.uint8).reshape(1, spec.variants, spec.nbytes)
     hits = binary.search(codes.codes[rows, 0], query_codes, rule.radius)
     item_ids = codes.content_ids[rows][hits.item]
@@ -86,7 +86,7 @@ def _near(index: Index, path: str, rule, signatures, files) -> list[Match]:
         confirm_codes = np.repeat(one, item_ids.size, axis=0)
         if c.quality < rule.confirm.min_quality:
             confirm_codes = None
-    keep = _confirmed(rule, index, item_ids, item_ids, confirm_codes) if confirm_codes is not None \
+    keep = confirmed(rule, index, item_ids, item_ids, confirm_codes) if confirm_codes is not None \
         else np.ones(item_ids.size, dtype=bool)
     out = []
     for cid, d, v in zip(item_ids[keep].tolist(), hits.distance[keep].tolist(),
