@@ -13,6 +13,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+from .errors import SourceError
 from .index.store import Index, KnownFile, default_index_path, open_index
 from .methods.registry import get_spec
 from .sources.folders import WalkOptions, walk
@@ -70,7 +71,7 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
     names = resolve_methods(methods)
     if index_path is None:
         if not roots:
-            raise ValueError("give an index path when scanning only a list of paths")
+            raise SourceError("give an index path when scanning only a list of paths")
         first = roots[0] if os.path.isdir(roots[0]) else os.path.dirname(roots[0])
         index_path = default_index_path(first)
     index = open_index(index_path, create=True)
