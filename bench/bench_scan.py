@@ -1,14 +1,31 @@
 """Scan throughput, side by side: lookalike vs imagededup vs imagehash vs plain decoding.
 
     python bench/bench_scan.py /work/benchdata/images --limit 2000 [--json out.json]
+    python bench/bench_scan.py /work/benchdata/images --profile 300   # cProfile, 1 worker
 
-Each contender runs in a fresh subprocess on the same files (page cache warmed first) and
-reports wall time, images/second and peak RSS (main process, and the largest worker).
+The first N files of the folder by sorted name are hard-linked into a scratch folder (so every
+tool that takes a directory sees exactly those files) and read once, so that every contender
+meets a warm page cache. Each contender then runs in a fresh subprocess:
+
+* wall s: measured by this (parent) process, from starting the subprocess to the moment the
+  subprocess reports that its hashing is done; interpreter start-up and imports included.
+  A grouping step (lookalike's find_groups / `dupes`, imagededup's find_duplicates) runs
+  after that moment and is shown on its own ("group s"), outside wall s.
+* main MB / worker MB: peak RSS of the contender's main process and of its largest worker,
+  from getrusage(RUSAGE_SELF / RUSAGE_CHILDREN) in the subprocess; forked workers count the
+  pages they share with their parent, so the two must not be added.
+* tree MB: the peak of the summed PSS (proportional set size: a shared page counted once) of
+  the subprocess and all its descendants, sampled with psutil every 0.1 s; the nearest
+  number to "memory this tool needed".
+* cpu s: user + system CPU time of the subprocess and its workers.
+
+imagededup is installed without torch (`pip install --no-deps imagededup`). Its
+`imagededup/methods/__init__.py` imports the CNN method and through it torch, so the child
+registers a bare `imagededup.methods` package (the real folder, __init__ not run) and imports
+`imagededup.methods.hashing` from it: nothing is stubbed, and the hashing code that runs is
+imagededup's own, with its defaults (a process pool of cpu_count() workers).
+
 The script measures and prints; it asserts nothing.
-
-imagededup is installed without torch (`pip install --no-deps imagededup`): its package
-imports torch for its CNN method only, so the child stubs those two modules before importing
-`imagededup.methods.hashing`; the hashing code that runs is imagededup's own.
 """
 
 from __future__ import annotations
@@ -18,34 +35,92 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
-CONTENDERS = ["lookalike", "lookalike-phash", "imagededup-phash", "imagehash-1proc",
-              "imagehash-2proc", "pillow-draft-decode"]
+# name -> what it runs (the help text and the table legend)
+CONTENDERS = {
+    "lookalike": "lookalike.scan(), default methods (pixels+phash+dhash), N workers",
+    "lookalike-phash": "lookalike.scan(), methods=['phash'] (+pixels), N workers",
+    "lookalike-cli": "`python -m lookalike scan DIR --index X -j N --format json`",
+    "lookalike-1proc": "lookalike.scan(), default methods, workers=1 (in process)",
+    "imagededup-phash": "imagededup PHash().encode_images(image_dir=DIR), its defaults",
+    "imagehash-1proc": "Image.open + imagehash.phash per file, one process",
+    "imagehash-2proc": "the same in a multiprocessing.Pool(N)",
+    "pillow-draft-decode": "Pillow decode only (JPEG draft to 256 px) in a Pool(N): the ceiling",
+}
+SAMPLE_EVERY_S = 0.1
 
 
-def _peak_mb() -> tuple[float, float]:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return own, children
+# ---------------------------------------------------------------------------------------------
+# child side: runs one contender and prints JSON lines ("hashed", then "done")
+
+
+class TreeMemory:
+    """Peak of the summed PSS (or RSS where PSS is unknown) of this process and its children."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> "TreeMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        try:
+            import psutil
+        except ImportError:
+            return
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    info = proc.memory_full_info()
+                    total += getattr(info, "pss", info.rss)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(SAMPLE_EVERY_S)
+
+
+def _usage() -> dict:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"main_mb": own.ru_maxrss / 1024, "worker_mb": kids.ru_maxrss / 1024,
+            "cpu_s": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime}
+
+
+def _emit(record: dict) -> None:
+    print(json.dumps(record), flush=True)
 
 
 def _imagehash_one(path: str) -> str:
+    """'' on success, else the reason (the hash itself is not needed by the benchmark)."""
     import imagehash
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            return str(imagehash.phash(image))
-    except Exception:  # noqa: BLE001  (peers skip unreadable files too)
+            imagehash.phash(image)
         return ""
+    except Exception as exc:  # noqa: BLE001  (counted and reported)
+        return f"{type(exc).__name__}: {exc}"[:200]
 
 
-def _draft_decode(path: str) -> int:
+def _draft_decode(path: str) -> str:
     from PIL import Image
 
     try:
@@ -53,141 +128,287 @@ def _draft_decode(path: str) -> int:
             if image.format == "JPEG":
                 image.draft("RGB", (256, 256))
             image.load()
-            return image.size[0]
-    except Exception:  # noqa: BLE001
-        return 0
+        return ""
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"[:200]
 
 
-def child(name: str, folder: Path, workers: int) -> dict:
-    files = sorted(str(p) for p in folder.iterdir() if p.is_file())
+def _pool_map(function, files: list[str], workers: int) -> list[str]:
+    from multiprocessing import Pool
+
+    pool = Pool(workers)
+    try:
+        return pool.map(function, files, chunksize=32)
+    finally:
+        pool.close()
+        pool.join()  # workers exit and are waited for, so RUSAGE_CHILDREN sees them
+
+
+def _reasons(errors: list[str]) -> dict:
+    return dict(Counter(e for e in errors if e).most_common(8))
+
+
+def _import_imagededup_phash():
+    import importlib
+    import types
+
+    import imagededup
+
+    methods = types.ModuleType("imagededup.methods")
+    methods.__path__ = [str(Path(imagededup.__file__).parent / "methods")]
+    sys.modules["imagededup.methods"] = methods  # skip its __init__ (it imports torch)
+    return importlib.import_module("imagededup.methods.hashing").PHash
+
+
+def child(name: str, folder: Path, workers: int) -> None:
     started = time.perf_counter()
-    extra: dict = {}
-    if name.startswith("lookalike"):
-        import lookalike
+    files = sorted(str(p) for p in folder.iterdir() if p.is_file())
+    with tempfile.TemporaryDirectory() as tmp, TreeMemory() as memory:
+        index_path = Path(tmp) / "index.db"
+        record: dict = {"contender": name, "images": len(files)}
+        after: dict = {}
+        if name.startswith("lookalike") and name != "lookalike-cli":
+            import lookalike
 
-        with tempfile.TemporaryDirectory() as tmp:
-            index_path = Path(tmp) / "index.db"
+            imported = time.perf_counter()
             methods = ["phash"] if name == "lookalike-phash" else None
             summary = lookalike.scan([folder], index_path=index_path, methods=methods,
-                                     workers=workers)
-            scanned = time.perf_counter()
-            with lookalike.open_index(index_path) as index:
-                groups = lookalike.find_groups(index, "phash" if methods else "auto")
-            extra = {"scan_s": scanned - started, "groups": len(groups),
-                     "failed": summary.failed}
-    elif name == "imagededup-phash":
-        import types
+                                     workers=1 if name == "lookalike-1proc" else workers)
+            record.update(failed=summary.failed, signed=summary.scanned,
+                          reasons=_reasons([f"{f.stage}: {f.reason}" for f in summary.failures]))
 
-        for module, attribute in (("imagededup.utils.models", "CustomModel"),
-                                  ("imagededup.methods.cnn", "CNN")):
-            stub = types.ModuleType(module)
-            setattr(stub, attribute, None)
-            sys.modules[module] = stub
-        from imagededup.methods.hashing import PHash
+            def group() -> dict:
+                with lookalike.open_index(index_path) as index:
+                    groups = lookalike.find_groups(index, "phash" if methods else "auto")
+                return {"groups": len(groups)}
+        elif name == "lookalike-cli":
+            imported = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "lookalike", "scan", str(folder),
+                                   "--index", str(index_path), "-j", str(workers),
+                                   "--format", "json"], capture_output=True, text=True)
+            data = json.loads(done.stdout)
+            failures = data.get("failures", [])
+            record.update(exit_code=done.returncode, failed=len(failures),
+                          signed=data.get("summary", data).get("scanned"),
+                          reasons=_reasons([f"{f['stage']}: {f['reason']}" for f in failures]))
 
-        hasher = PHash(verbose=False)
-        encodings = hasher.encode_images(image_dir=str(folder))
-        encoded = time.perf_counter()
-        duplicates = hasher.find_duplicates(encoding_map=encodings)
-        extra = {"scan_s": encoded - started,
-                 "groups": sum(1 for v in duplicates.values() if v)}
-    elif name == "imagehash-1proc":
-        [_imagehash_one(f) for f in files]
-    elif name == "imagehash-2proc":
-        from multiprocessing import Pool
+            def group() -> dict:
+                out = subprocess.run([sys.executable, "-m", "lookalike", "dupes", "--index",
+                                      str(index_path), "--format", "json"],
+                                     capture_output=True, text=True)
+                data = json.loads(out.stdout)
+                return {"groups": len(data.get("groups", [])),
+                        "dupes_failures": len(data.get("failures", []))}
+        elif name == "imagededup-phash":
+            PHash = _import_imagededup_phash()
+            imported = time.perf_counter()
+            hasher = PHash(verbose=False)
+            encodings = hasher.encode_images(image_dir=str(folder))
+            record.update(failed=len(files) - len(encodings), signed=len(encodings))
 
-        with Pool(workers) as pool:
-            pool.map(_imagehash_one, files, chunksize=32)
-    elif name == "pillow-draft-decode":
-        from multiprocessing import Pool
+            def group() -> dict:
+                duplicates = hasher.find_duplicates(encoding_map=encodings)
+                return {"groups": sum(1 for v in duplicates.values() if v)}
+        elif name in ("imagehash-1proc", "imagehash-2proc", "pillow-draft-decode"):
+            import imagehash  # noqa: F401  (import time outside the loop, as for the others)
+            from PIL import Image  # noqa: F401
 
-        with Pool(workers) as pool:
-            pool.map(_draft_decode, files, chunksize=32)
-    seconds = time.perf_counter() - started
-    own, children = _peak_mb()
-    return {"contender": name, "images": len(files), "seconds": seconds,
-            "images_per_s": len(files) / seconds, "peak_rss_mb": own,
-            "worker_peak_rss_mb": children, **extra}
+            imported = time.perf_counter()
+            function = _draft_decode if name == "pillow-draft-decode" else _imagehash_one
+            if name == "imagehash-1proc":
+                errors = [function(f) for f in files]
+            else:
+                errors = _pool_map(function, files, workers)
+            record.update(failed=sum(1 for e in errors if e), reasons=_reasons(errors),
+                          signed=sum(1 for e in errors if not e))
+            group = None
+        else:
+            raise SystemExit(f"unknown contender {name!r}; known: {', '.join(CONTENDERS)}")
+        hashed = time.perf_counter()
+        record.update(phase="hashed", import_s=imported - started, work_s=hashed - imported,
+                      **_usage())
+        record["tree_mb"] = memory.peak / 2**20
+        _emit(record)  # the parent stops its clock here
+        if group:
+            after = group()
+            after["group_s"] = time.perf_counter() - hashed
+        _emit({"phase": "done", **after})
 
 
-def prepare(source: Path, limit: int, dest: Path) -> list[Path]:
-    files = sorted(p for p in source.iterdir() if p.is_file())[:limit]
+# ---------------------------------------------------------------------------------------------
+# parent side
+
+
+def pick(source: Path, limit: int) -> list[Path]:
+    return sorted(p for p in source.iterdir() if p.is_file())[:limit]
+
+
+def stage(files: list[Path], dest: Path) -> int:
+    """Hard-link (or copy) the files into dest, then read them all once: a warm page cache."""
     dest.mkdir(parents=True, exist_ok=True)
     for path in files:
-        target = dest / path.name
-        if not target.exists():
-            try:
-                os.link(path, target)
-            except OSError:
-                shutil.copy2(path, target)
-    for path in dest.iterdir():  # warm the page cache for everybody alike
-        path.read_bytes()
-    return files
+        try:
+            os.link(path, dest / path.name)
+        except OSError:
+            shutil.copy2(path, dest / path.name)
+    return sum(len(path.read_bytes()) for path in dest.iterdir())
 
 
-def describe(files: list[Path]) -> str:
-    from collections import Counter
-
+def describe(files: list[Path]) -> dict:
     from PIL import Image
 
-    formats, widths, total = Counter(), [], 0
+    formats: Counter = Counter()
+    modes: Counter = Counter()
+    pixels, sizes, dims = [], [], []
     for path in files:
-        total += path.stat().st_size
+        sizes.append(path.stat().st_size)
         try:
             with Image.open(path) as image:
                 formats[image.format] += 1
-                widths.append(image.size[0])
+                modes[image.mode] += 1
+                dims.append(image.size)
+                pixels.append(image.size[0] * image.size[1])
         except Exception:  # noqa: BLE001
             formats["unreadable"] += 1
-    widths.sort()
-    median = widths[len(widths) // 2] if widths else 0
-    return (f"{len(files)} files, {total / 1e6:.0f} MB, formats {dict(formats)}, "
-            f"median width {median} px, widths {widths[0] if widths else 0}-"
-            f"{widths[-1] if widths else 0}")
+    by_pixels = sorted(dims, key=lambda d: d[0] * d[1])
+    return {"files": len(files), "bytes": sum(sizes), "formats": dict(formats),
+            "modes": dict(modes.most_common()),
+            "median_bytes": statistics.median(sizes) if sizes else 0,
+            "median_megapixels": statistics.median(pixels) / 1e6 if pixels else 0,
+            "median_dims": "x".join(map(str, by_pixels[len(by_pixels) // 2])) if dims else "",
+            "smallest": "x".join(map(str, by_pixels[0])) if dims else "",
+            "largest": "x".join(map(str, by_pixels[-1])) if dims else ""}
+
+
+def run_contender(name: str, folder: Path, workers: int) -> dict:
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, str(folder), "--child", name,
+                             "--workers", str(workers)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    record: dict = {}
+    for line in proc.stdout:
+        if not line.startswith("{"):
+            continue  # a tool's own chatter
+        data = json.loads(line)
+        if data.get("phase") == "hashed":
+            record = {**data, "wall_s": time.perf_counter() - started}
+        elif data.get("phase") == "done":
+            record.update({k: v for k, v in data.items() if k != "phase"})
+    stderr = proc.stderr.read()
+    proc.wait()
+    record.pop("phase", None)
+    if proc.returncode != 0 or "wall_s" not in record:
+        lines = stderr.strip().splitlines()
+        return {"contender": name, "error": lines[-1] if lines else f"exit {proc.returncode}"}
+    record["images_per_s"] = record["images"] / record["wall_s"]
+    return record
+
+
+def print_table(rows: list[dict], workers: int) -> dict:
+    ok = [r for r in rows if "error" not in r]
+    base = next((r for r in ok if r["contender"] == "lookalike"), None)
+    ceiling = next((r for r in ok if r["contender"] == "pillow-draft-decode"), None)
+    header = (f"{'contender':20} {'images':>6} {'failed':>6} {'wall s':>7} {'img/s':>7} "
+              f"{'main MB':>7} {'worker MB':>9} {'tree MB':>7} {'cpu s':>6} {'group s':>7} "
+              f"{'lookalike x':>11}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        if "error" in r:
+            print(f"{r['contender']:20} failed: {r['error']}")
+            continue
+        ratio = base["images_per_s"] / r["images_per_s"] if base else float("nan")
+        group = f"{r['group_s']:7.2f}" if "group_s" in r else f"{'-':>7}"
+        print(f"{r['contender']:20} {r['images']:6} {r.get('failed', 0):6} {r['wall_s']:7.2f} "
+              f"{r['images_per_s']:7.1f} {r['main_mb']:7.0f} {r['worker_mb']:9.0f} "
+              f"{r['tree_mb']:7.0f} {r['cpu_s']:6.1f} {group} {ratio:11.2f}")
+    print("\nlookalike x = lookalike's images/s over the contender's (above 1: lookalike faster)")
+    summary = {}
+    if base and ceiling:
+        share = base["images_per_s"] / ceiling["images_per_s"]
+        summary["lookalike_share_of_decode"] = share
+        print(f"lookalike end to end = {100 * share:.0f}% of the draft-decode throughput "
+              f"({workers} workers)")
+    for r in ok:
+        if r.get("reasons"):
+            print(f"\n{r['contender']} failures by reason:")
+            for reason, count in r["reasons"].items():
+                print(f"  {count:5}  {reason}")
+    return summary
+
+
+def profile(files: list[Path], top: int) -> None:
+    """cProfile one in-process (workers=1) lookalike scan of these files."""
+    import cProfile
+    import pstats
+
+    import lookalike
+
+    with tempfile.TemporaryDirectory() as tmp:
+        index_path = Path(tmp) / "index.db"
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        summary = lookalike.scan(paths=[str(p) for p in files], index_path=index_path,
+                                 workers=1)
+        profiler.disable()
+        seconds = time.perf_counter() - started
+    print(f"lookalike.scan(workers=1), {len(files)} files: {seconds:.2f} s under cProfile "
+          f"({summary.scanned} signed, {summary.failed} failed)")
+    stats = pstats.Stats(profiler)
+    for key in ("cumulative", "tottime"):
+        print(f"\n--- top {top} by {key} ---")
+        stats.sort_stats(key).print_stats(top)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("images", type=Path)
-    parser.add_argument("--limit", type=int, default=2000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--only", default=",".join(CONTENDERS))
-    parser.add_argument("--json", type=Path)
+    legend = "\n".join(f"  {name:20} {what}" for name, what in CONTENDERS.items())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=legend,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", type=Path, help="folder of images (not searched recursively)")
+    parser.add_argument("--limit", type=int, default=2000, help="first N files by name")
+    parser.add_argument("--workers", type=int, default=2, help="processes for the pooled runs")
+    parser.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated names")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--profile", type=int, metavar="N",
+                        help="instead: cProfile lookalike.scan(workers=1) over the first N files")
+    parser.add_argument("--top", type=int, default=15, help="rows per profile listing")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.images, args.workers)))
+        child(args.child, args.images, args.workers)
         return
+    if args.profile:
+        files = pick(args.images, args.profile)
+        for path in files:
+            path.read_bytes()
+        profile(files, args.top)
+        return
+    names = [n for n in args.only.split(",") if n]
+    unknown = [n for n in names if n not in CONTENDERS]
+    if unknown:
+        parser.error(f"unknown contender(s) {', '.join(unknown)}; known: {', '.join(CONTENDERS)}")
+    files = pick(args.images, args.limit)
+    data = describe(files)
+    print(f"{data['files']} files ({data['bytes'] / 1e6:.0f} MB) from {args.images}: "
+          f"{data['formats']}; modes {data['modes']}")
+    print(f"median {data['median_bytes'] / 1e3:.0f} kB and {data['median_dims']} px "
+          f"({data['median_megapixels']:.2f} MP); smallest {data['smallest']}, "
+          f"largest {data['largest']}; {os.cpu_count()} CPUs, {args.workers} workers\n")
+    rows = []
     with tempfile.TemporaryDirectory(dir=args.images.parent) as tmp:
         folder = Path(tmp) / "images"
-        files = prepare(args.images, args.limit, folder)
-        print(describe(files))
-        rows = []
-        for name in args.only.split(","):
-            started = time.perf_counter()
-            done = subprocess.run([sys.executable, __file__, str(folder), "--child", name,
-                                   "--workers", str(args.workers)],
-                                  capture_output=True, text=True)
-            if done.returncode != 0:
-                print(f"{name}: failed ({done.stderr.strip().splitlines()[-1:]})")
-                continue
-            row = json.loads(done.stdout.strip().splitlines()[-1])
-            row["process_s"] = time.perf_counter() - started  # with interpreter start-up
-            rows.append(row)
-    base = next((r for r in rows if r["contender"] == "lookalike"), None)
-    decode = next((r for r in rows if r["contender"] == "pillow-draft-decode"), None)
-    print(f"\n{'contender':22} {'images':>6} {'wall s':>7} {'img/s':>7} {'RSS MB':>7} "
-          f"{'worker MB':>9} {'lookalike x':>11}")
-    for r in rows:
-        ratio = base["images_per_s"] / r["images_per_s"] if base else float("nan")
-        print(f"{r['contender']:22} {r['images']:6} {r['seconds']:7.2f} "
-              f"{r['images_per_s']:7.0f} {r['peak_rss_mb']:7.0f} {r['worker_peak_rss_mb']:9.0f} "
-              f"{ratio:11.2f}")
-    if base and decode:
-        print(f"\nlookalike end to end = {100 * base['images_per_s'] / decode['images_per_s']:.0f}%"
-              f" of the draft-decode throughput ({args.workers} workers)")
+        stage(files, folder)
+        for name in names:
+            rows.append(run_contender(name, folder, args.workers))
+            print(f"  {name}: " + (f"{rows[-1]['wall_s']:.2f} s" if "wall_s" in rows[-1]
+                                    else rows[-1]["error"]), flush=True)
+    print()
+    summary = print_table(rows, args.workers)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        args.json.write_text(json.dumps({"data": data, "workers": args.workers,
+                                         "cpus": os.cpu_count(), "rows": rows, **summary},
+                                        indent=1))
 
 
 if __name__ == "__main__":

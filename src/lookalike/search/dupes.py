@@ -87,14 +87,14 @@ def _aligned(codes: Codes, content_ids: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
-               query_codes: np.ndarray | None = None) -> np.ndarray:
+              query_codes: np.ndarray | None = None, codes: Codes | None = None) -> np.ndarray:
     """Mask of pairs whose confirm-method codes are also within the confirm radius.
 
     Pairs where either side lacks (or has too weak) a confirm code are kept as they are.
     """
     if rule.confirm is None or ids_a.size == 0:
         return np.ones(ids_a.size, dtype=bool)
-    codes = index.load_codes(rule.confirm)
+    codes = codes if codes is not None else index.load_codes(rule.confirm)
     pos_b, has_b = _aligned(codes, ids_b)
     if query_codes is None:
         pos_a, has_a = _aligned(codes, ids_a)
@@ -109,9 +109,11 @@ def confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
 
 
 def content_pairs(index: Index, method: str = "auto", max_distance: int | None = None,
-                  confirm_distance: int | None = None) -> tuple[np.ndarray, list[ContentPairs]]:
+                  confirm_distance: int | None = None,
+                  files: dict | None = None) -> tuple[np.ndarray, list[ContentPairs]]:
     """Content ids of the live images, and the near/exact pairs between them."""
-    ids = np.asarray(sorted(index.live_files()), dtype=np.int64)
+    files = files if files is not None else index.live_files()
+    ids = np.asarray(sorted(files), dtype=np.int64)
     out = []
     if method in ("auto", "pixels"):
         out.append(_pixel_pairs(index, ids))
@@ -151,8 +153,8 @@ def find_pairs(index: Index, method: str = "auto", max_distance: int | None = No
     `max_distance` is the radius of the method (for "auto", of pHash); `confirm_distance`
     that of the confirming dHash in "auto".
     """
-    ids, parts = content_pairs(index, method, max_distance, confirm_distance)
     files = index.live_files()
+    ids, parts = content_pairs(index, method, max_distance, confirm_distance, files)
     matches: list[Match] = []
     for content_files in files.values():  # byte copies are duplicates under every method
         for x, y in combinations(content_files, 2):
@@ -185,8 +187,8 @@ def find_groups(index: Index, method: str = "auto", max_distance: int | None = N
     A group's method is the weakest evidence that joined it: a hash if any edge needed one,
     else "pixels", else "bytes"; max_distance is the largest hash distance on those edges.
     """
-    ids, parts = content_pairs(index, method, max_distance, confirm_distance)
     files = index.live_files()
+    ids, parts = content_pairs(index, method, max_distance, confirm_distance, files)
     edges: dict[tuple[int, int], tuple[int, str, int]] = {}  # (a, b) -> (rank, method, dist)
     for part in parts:
         for a, b, d in zip(part.a.tolist(), part.b.tolist(), part.distance.tolist()):

@@ -11,7 +11,7 @@ import xxhash
 
 from ..decode import decode
 from ..errors import DecodeError
-from ..index.store import Index
+from ..index.store import Codes, Index
 from ..methods import dihedral
 from ..methods.registry import get_spec
 from ..types import Failure, FileRef, Match
@@ -34,10 +34,17 @@ def query(index: Index, paths: Sequence[str], method: str = "auto",
     names = ["pixels"] + ([rule.primary.name] if rule else []) + \
         ([rule.confirm.name] if rule and rule.confirm else [])
     files = index.live_files()
+    loaded: dict[str, Codes] = {}
+
+    def codes_of(spec) -> Codes:  # each method's codes are read once for all the queries
+        if spec.name not in loaded:
+            loaded[spec.name] = index.load_codes(spec)
+        return loaded[spec.name]
+
     results = []
     for path in paths:
         try:
-            result = _one(index, os.path.abspath(path), rule, names, files, method)
+            result = _one(index, os.path.abspath(path), rule, names, files, method, codes_of)
         except (OSError, DecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             result = QueryResult(path, (), Failure(path, "decode", reason))
@@ -45,7 +52,7 @@ def query(index: Index, paths: Sequence[str], method: str = "auto",
     return results
 
 
-def _one(index: Index, path: str, rule, names, files, method: str) -> QueryResult:
+def _one(index: Index, path: str, rule, names, files, method: str, codes_of) -> QueryResult:
     stat = os.stat(path)
     data = read_file(FileRef(path, stat.st_size, stat.st_mtime_ns))
     matches: list[Match] = []
@@ -55,13 +62,13 @@ def _one(index: Index, path: str, rule, names, files, method: str) -> QueryResul
     decoded = decode(data)
     signatures = {s.method: s for s in compute_signatures(decoded, names)}
     if method in ("auto", "pixels"):
-        pixels = index.load_codes(get_spec("pixels"))
+        pixels = codes_of(get_spec("pixels"))
         value = np.frombuffer(signatures["pixels"].value, dtype=np.uint8)
         same = np.flatnonzero((pixels.codes[:, 0] == value).all(axis=1))
         for cid in pixels.content_ids[same].tolist():
             matches += [Match(path, f.path, "pixels", 0, 1.0) for f in files.get(cid, [])]
     if rule is not None:
-        matches += _near(index, path, rule, signatures, files)
+        matches += _near(index, path, rule, signatures, files, codes_of)
     best: dict[str, Match] = {}
     for m in matches:
         if m.b not in best or m.distance < best[m.b].distance:
@@ -69,12 +76,12 @@ def _one(index: Index, path: str, rule, names, files, method: str) -> QueryResul
     return QueryResult(path, tuple(sorted(best.values(), key=lambda m: (-m.score, m.b))))
 
 
-def _near(index: Index, path: str, rule, signatures, files) -> list[Match]:
+def _near(index: Index, path: str, rule, signatures, files, codes_of) -> list[Match]:
     spec = rule.primary
     mine = signatures[spec.name]
     if mine.quality < spec.min_quality:
         return []
-    codes = index.load_codes(spec)
+    codes = codes_of(spec)
     rows = usable_rows(codes, spec)
     query_codes = np.frombuffer(mine.value, dtype=np.uint8).reshape(1, spec.variants, spec.nbytes)
     hits = binary.search(codes.codes[rows, 0], query_codes, rule.radius)
@@ -86,8 +93,10 @@ def _near(index: Index, path: str, rule, signatures, files) -> list[Match]:
         confirm_codes = np.repeat(one, item_ids.size, axis=0)
         if c.quality < rule.confirm.min_quality:
             confirm_codes = None
-    keep = confirmed(rule, index, item_ids, item_ids, confirm_codes) if confirm_codes is not None \
-        else np.ones(item_ids.size, dtype=bool)
+    keep = np.ones(item_ids.size, dtype=bool)
+    if confirm_codes is not None:
+        keep = confirmed(rule, index, item_ids, item_ids, confirm_codes,
+                         codes_of(rule.confirm))
     out = []
     for cid, d, v in zip(item_ids[keep].tolist(), hits.distance[keep].tolist(),
                          hits.variant[keep].tolist()):
