@@ -5,10 +5,12 @@
 
 The first N files of the folder by sorted name are hard-linked into a scratch folder (so every
 tool that takes a directory sees exactly those files) and read once, so that every contender
-meets a warm page cache. Each contender then runs in a fresh subprocess:
+meets a warm page cache; each contender also runs once, untimed, on a few files so that its
+libraries are in the page cache too. Each contender then runs in a fresh subprocess:
 
 * wall s: measured by this (parent) process, from starting the subprocess to the moment the
-  subprocess reports that its hashing is done; interpreter start-up and imports included.
+  subprocess reports that its hashing is done; interpreter start-up and imports included
+  (shown alone as "start s": wall s less the time spent on the files).
   A grouping step (lookalike's find_groups / `dupes`, imagededup's find_duplicates) runs
   after that moment and is shown on its own ("group s"), outside wall s.
 * main MB / worker MB: peak RSS of the contender's main process and of its largest worker,
@@ -20,10 +22,11 @@ meets a warm page cache. Each contender then runs in a fresh subprocess:
 * cpu s: user + system CPU time of the subprocess and its workers.
 
 imagededup is installed without torch (`pip install --no-deps imagededup`). Its
-`imagededup/methods/__init__.py` imports the CNN method and through it torch, so the child
-registers a bare `imagededup.methods` package (the real folder, __init__ not run) and imports
-`imagededup.methods.hashing` from it: nothing is stubbed, and the hashing code that runs is
-imagededup's own, with its defaults (a process pool of cpu_count() workers).
+`imagededup/methods/__init__.py` and `imagededup/utils/__init__.py` import the CNN method and
+its models, and through them torch, so the child registers `imagededup.methods` and
+`imagededup.utils` as bare packages (the real folders, those two __init__ files not run) and
+imports `imagededup.methods.hashing` from them: nothing is stubbed, and the hashing code that
+runs is imagededup's own, with its defaults (a process pool of cpu_count() workers).
 
 The script measures and prints; it asserts nothing.
 """
@@ -56,6 +59,7 @@ CONTENDERS = {
     "pillow-draft-decode": "Pillow decode only (JPEG draft to 256 px) in a Pool(N): the ceiling",
 }
 SAMPLE_EVERY_S = 0.1
+WARM_UP_FILES = 16  # each contender first runs once, untimed, on this many files
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,9 +158,12 @@ def _import_imagededup_phash():
 
     import imagededup
 
-    methods = types.ModuleType("imagededup.methods")
-    methods.__path__ = [str(Path(imagededup.__file__).parent / "methods")]
-    sys.modules["imagededup.methods"] = methods  # skip its __init__ (it imports torch)
+    # Both package __init__ files import torch (the CNN method, its models): register the
+    # real folders as bare packages so that those two __init__ files are not run.
+    for package in ("methods", "utils"):
+        module = types.ModuleType(f"imagededup.{package}")
+        module.__path__ = [str(Path(imagededup.__file__).parent / package)]
+        sys.modules[module.__name__] = module
     return importlib.import_module("imagededup.methods.hashing").PHash
 
 
@@ -204,7 +211,10 @@ def child(name: str, folder: Path, workers: int) -> None:
             imported = time.perf_counter()
             hasher = PHash(verbose=False)
             encodings = hasher.encode_images(image_dir=str(folder))
-            record.update(failed=len(files) - len(encodings), signed=len(encodings))
+            missing = sorted({Path(f).name for f in files} - set(encodings))
+            record.update(failed=len(missing), signed=len(encodings),
+                          reasons=_reasons([f"no hash (imagededup logs why): {name}"
+                                            for name in missing]))
 
             def group() -> dict:
                 duplicates = hasher.find_duplicates(encoding_map=encodings)
@@ -280,7 +290,20 @@ def describe(files: list[Path]) -> dict:
             "largest": "x".join(map(str, by_pixels[-1])) if dims else ""}
 
 
+def _machine_cpu() -> tuple[float, float] | None:
+    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat (Linux only)."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(x) for x in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
 def run_contender(name: str, folder: Path, workers: int) -> dict:
+    machine_before = _machine_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, __file__, str(folder), "--child", name,
                              "--workers", str(workers)],
@@ -292,6 +315,13 @@ def run_contender(name: str, folder: Path, workers: int) -> dict:
         data = json.loads(line)
         if data.get("phase") == "hashed":
             record = {**data, "wall_s": time.perf_counter() - started}
+            machine_after = _machine_cpu()
+            if machine_before and machine_after:
+                # CPU time the rest of the machine used meanwhile: a busy neighbour makes
+                # a pooled contender look slower than it is
+                record["others_cpu_s"] = max(
+                    0.0, machine_after[0] - machine_before[0] - data["cpu_s"])
+                record["steal_s"] = machine_after[1] - machine_before[1]
         elif data.get("phase") == "done":
             record.update({k: v for k, v in data.items() if k != "phase"})
     stderr = proc.stderr.read()
@@ -304,12 +334,24 @@ def run_contender(name: str, folder: Path, workers: int) -> dict:
     return record
 
 
+def _median_run(name: str, runs: list[dict]) -> dict:
+    """The run with the median wall time (all its columns from that one run)."""
+    ok = sorted((r for r in runs if "error" not in r), key=lambda r: r["wall_s"])
+    if not ok:
+        return runs[-1]
+    row = dict(ok[(len(ok) - 1) // 2])
+    row["all_wall_s"] = [r.get("wall_s") for r in runs]
+    return row
+
+
 def print_table(rows: list[dict], workers: int) -> dict:
     ok = [r for r in rows if "error" not in r]
     base = next((r for r in ok if r["contender"] == "lookalike"), None)
     ceiling = next((r for r in ok if r["contender"] == "pillow-draft-decode"), None)
-    header = (f"{'contender':20} {'images':>6} {'failed':>6} {'wall s':>7} {'img/s':>7} "
-              f"{'main MB':>7} {'worker MB':>9} {'tree MB':>7} {'cpu s':>6} {'group s':>7} "
+    header = (f"{'contender':20} {'images':>6} {'failed':>6} {'wall s':>7} {'start s':>7} "
+              f"{'img/s':>7} "
+              f"{'main MB':>7} {'worker MB':>9} {'tree MB':>7} {'cpu s':>6} {'others':>6} "
+              f"{'group s':>7} "
               f"{'lookalike x':>11}")
     print(header)
     print("-" * len(header))
@@ -320,9 +362,11 @@ def print_table(rows: list[dict], workers: int) -> dict:
         ratio = base["images_per_s"] / r["images_per_s"] if base else float("nan")
         group = f"{r['group_s']:7.2f}" if "group_s" in r else f"{'-':>7}"
         print(f"{r['contender']:20} {r['images']:6} {r.get('failed', 0):6} {r['wall_s']:7.2f} "
-              f"{r['images_per_s']:7.1f} {r['main_mb']:7.0f} {r['worker_mb']:9.0f} "
-              f"{r['tree_mb']:7.0f} {r['cpu_s']:6.1f} {group} {ratio:11.2f}")
-    print("\nlookalike x = lookalike's images/s over the contender's (above 1: lookalike faster)")
+              f"{r['wall_s'] - r['work_s']:7.2f} {r['images_per_s']:7.1f} "
+              f"{r['main_mb']:7.0f} {r['worker_mb']:9.0f} {r['tree_mb']:7.0f} {r['cpu_s']:6.1f} "
+              f"{r.get('others_cpu_s', float('nan')):6.1f} {group} {ratio:11.2f}")
+    print("\nlookalike x = lookalike's images/s over the contender's (above 1: lookalike faster)"
+          "\nothers = CPU seconds used by the rest of the machine during the run (should be ~0)")
     summary = {}
     if base and ceiling:
         share = base["images_per_s"] / ceiling["images_per_s"]
@@ -369,6 +413,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=2000, help="first N files by name")
     parser.add_argument("--workers", type=int, default=2, help="processes for the pooled runs")
     parser.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated names")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per contender, round-robin; the table shows the median run")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--profile", type=int, metavar="N",
                         help="instead: cProfile lookalike.scan(workers=1) over the first N files")
@@ -395,18 +441,27 @@ def main() -> None:
     print(f"median {data['median_bytes'] / 1e3:.0f} kB and {data['median_dims']} px "
           f"({data['median_megapixels']:.2f} MP); smallest {data['smallest']}, "
           f"largest {data['largest']}; {os.cpu_count()} CPUs, {args.workers} workers\n")
-    rows = []
     with tempfile.TemporaryDirectory(dir=args.images.parent) as tmp:
         folder = Path(tmp) / "images"
         stage(files, folder)
-        for name in names:
-            rows.append(run_contender(name, folder, args.workers))
-            print(f"  {name}: " + (f"{rows[-1]['wall_s']:.2f} s" if "wall_s" in rows[-1]
-                                    else rows[-1]["error"]), flush=True)
+        warm = Path(tmp) / "warm-up"
+        stage(files[:WARM_UP_FILES], warm)
+        for name in names:  # untimed: brings every tool's libraries into the page cache
+            run_contender(name, warm, args.workers)
+        runs: dict[str, list[dict]] = {name: [] for name in names}
+        for round_ in range(1, args.repeat + 1):  # round-robin, so drift hits everyone alike
+            for name in names:
+                run = run_contender(name, folder, args.workers)
+                runs[name].append(run)
+                print(f"  round {round_} {name}: "
+                      + (f"{run['wall_s']:.2f} s" if "wall_s" in run else run["error"]),
+                      flush=True)
+    rows = [_median_run(name, runs[name]) for name in names]
     print()
     summary = print_table(rows, args.workers)
     if args.json:
         args.json.write_text(json.dumps({"data": data, "workers": args.workers,
+                                         "repeat": args.repeat,
                                          "cpus": os.cpu_count(), "rows": rows, **summary},
                                         indent=1))
 
