@@ -70,7 +70,7 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, draft_size: int = DRAFT
         _register_heif()
     Image.MAX_IMAGE_PIXELS = None  # our own cap below also allows big JPEGs decoded in draft
     try:
-        image = Image.open(io.BytesIO(data))
+        image = _open(data, fmt)
         return _decode_opened(image, fmt, max_pixels, draft_size)
     except DecodeError:
         raise
@@ -79,6 +79,25 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, draft_size: int = DRAFT
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError,
             TypeError, MemoryError, RuntimeError, ZeroDivisionError) as exc:
         raise DecodeError(_reason(exc)) from None
+
+
+def _open(data: bytes, fmt: str):
+    """Image.open; a PNG whose only fault is a bad checksum on an ancillary chunk (an ICC
+    profile, a text note) is opened anyway, as libpng does. Pixel data stays strict: the
+    tolerance is on only while the header is read, so truncated pixels still fail."""
+    from PIL import Image, ImageFile, UnidentifiedImageError
+
+    try:
+        return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        if fmt != "PNG" or ImageFile.LOAD_TRUNCATED_IMAGES:
+            raise
+    ImageFile.LOAD_TRUNCATED_IMAGES = True  # Pillow then skips CRC errors in ancillary chunks
+    try:
+        image = Image.open(io.BytesIO(data))
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+    return image
 
 
 def _reason(exc: BaseException) -> str:

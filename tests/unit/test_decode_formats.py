@@ -307,3 +307,29 @@ def test_large_jpeg_is_draft_reduced_but_reports_full_size():
     assert (decoded.width, decoded.height) == (1600, 1200)
     assert min(decoded.image.size) >= 256  # DRAFT_SIZE
     assert decoded.image.size[0] * 1200 == decoded.image.size[1] * 1600
+
+
+def _png_with_bad_ancillary_crc() -> bytes:
+    buffer = io.BytesIO()
+    pixels = (np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(buffer, "PNG")
+    good = buffer.getvalue()
+    body = b"tEXt" + b"Comment\x00hello"
+    chunk = (struct.pack(">I", len(body) - 4) + body
+             + struct.pack(">I", (zlib.crc32(body) + 1) & 0xFFFFFFFF))
+    return good[:33] + chunk + good[33:]  # after IHDR, with a wrong checksum
+
+
+def test_png_with_a_bad_checksum_on_an_ancillary_chunk_decodes():
+    """As libpng does (a real flightgear texture has a broken iCCP chunk)."""
+    decoded = decode(_png_with_bad_ancillary_crc())
+    assert decoded.image.size == (50, 40)
+
+
+def test_png_tolerance_does_not_let_truncated_pixels_through():
+    from PIL import ImageFile
+
+    data = _png_with_bad_ancillary_crc()
+    with pytest.raises(DecodeError, match="truncated"):
+        decode(data[:-60])
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # the global flag is restored
