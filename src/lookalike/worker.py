@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from typing import Sequence
 
 import xxhash
 
 from .decode import decode, sniff
 from .errors import DecodeError
+from .index.store import Index, open_index
 from .methods.registry import Picture, create_method, get_spec
 from .types import Decoded, Failure, FileRef, Scanned, Signature
 
@@ -19,7 +19,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".tif", ".ti
                   ".heic", ".heif", ".avif", ".ico", ".psd", ".ppm", ".pgm", ".pbm", ".jfif"}
 
 _methods: dict[str, object] = {}
-_readers: dict[str, sqlite3.Connection] = {}
+_readers: dict[str, Index] = {}
 
 
 def _method(name: str):
@@ -28,10 +28,9 @@ def _method(name: str):
     return _methods[name]
 
 
-def _reader(index_path: str) -> sqlite3.Connection:
+def _reader(index_path: str) -> Index:
     if index_path not in _readers:
-        _readers[index_path] = sqlite3.connect(f"file:{index_path}?mode=ro", uri=True,
-                                               timeout=30.0)
+        _readers[index_path] = open_index(index_path, read_only=True)
     return _readers[index_path]
 
 
@@ -39,23 +38,7 @@ def _known(index_path: str | None, contents: Sequence[bytes], names: Sequence[st
     """bytes hash -> (width, height, format, mode, names already signed), for known bytes."""
     if index_path is None or not contents:
         return {}
-    conn = _reader(index_path)
-    marks = ",".join("?" * len(contents))
-    rows = conn.execute(f"SELECT id, hash, width, height, format, mode FROM contents "
-                        f"WHERE hash IN ({marks})", list(contents)).fetchall()
-    if not rows:
-        return {}
-    by_id = {row[0]: row for row in rows}
-    signed: dict[int, set[str]] = {cid: set() for cid in by_id}
-    keys = {get_spec(n).key: n for n in names}
-    id_marks = ",".join("?" * len(by_id))
-    for cid, method, version, params in conn.execute(
-            f"SELECT content_id, method, version, params FROM signatures "
-            f"WHERE content_id IN ({id_marks})", list(by_id)):
-        name = keys.get((method, version, params))
-        if name:
-            signed[cid].add(name)
-    return {row[1]: (row[2], row[3], row[4], row[5], signed[cid]) for cid, row in by_id.items()}
+    return _reader(index_path).known_contents(contents, [get_spec(n) for n in names])
 
 
 def read_file(ref: FileRef) -> bytes:

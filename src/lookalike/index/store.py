@@ -80,8 +80,16 @@ class Codes:
     quality: np.ndarray  # (N,) float32
 
 
-def open_index(path: str | os.PathLike, *, create: bool = False) -> "Index":
+def open_index(path: str | os.PathLike, *, create: bool = False,
+               read_only: bool = False) -> "Index":
+    """Open (or with `create`, make) an index; `read_only` opens it as is, for workers."""
     path = Path(path)
+    if read_only:
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        except sqlite3.DatabaseError as exc:
+            raise IndexError_(f"cannot open index {path}: {exc}") from None
+        return Index(path, conn)
     if not path.exists():
         if not create:
             raise IndexNotFoundError(f"no index at {path}; run 'lookalike scan' first")
@@ -192,6 +200,32 @@ class Index:
                     f"params=? AND content_id IN ({marks})", (*spec.key, *chunk)))
             missing.update(set(ids) - have)
         return missing
+
+    def known_contents(self, hashes: Sequence[bytes], specs: Sequence[MethodSpec]
+                       ) -> dict[bytes, tuple[int, int, str, str, set[str]]]:
+        """bytes hash -> (width, height, format, mode, names of `specs` already signed)."""
+        rows = []
+        for start in range(0, len(hashes), 500):
+            chunk = list(hashes[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows += self.conn.execute(
+                f"SELECT id, hash, width, height, format, mode FROM contents "
+                f"WHERE hash IN ({marks})", chunk).fetchall()
+        by_id = {row[0]: row for row in rows}
+        signed: dict[int, set[str]] = {cid: set() for cid in by_id}
+        names = {spec.key: spec.name for spec in specs}
+        ids = list(by_id)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for cid, method, version, params in self.conn.execute(
+                    f"SELECT content_id, method, version, params FROM signatures "
+                    f"WHERE content_id IN ({marks})", chunk):
+                name = names.get((method, version, params))
+                if name:
+                    signed[cid].add(name)
+        return {row[1]: (row[2], row[3], row[4], row[5], signed[cid])
+                for cid, row in by_id.items()}
 
     def mark_seen(self, conn: sqlite3.Connection, run_id: int, file_ids: Sequence[int]) -> None:
         conn.executemany("UPDATE files SET last_run=? WHERE id=?",

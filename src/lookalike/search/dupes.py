@@ -134,9 +134,11 @@ def _pixel_pairs(index: Index, ids: np.ndarray) -> ContentPairs:
     keys = codes.codes[:, 0]
     a, b = [], []
     if len(keys):
-        _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-        for value in np.flatnonzero(counts > 1):
-            members = codes.content_ids[np.flatnonzero(inverse.ravel() == value)]
+        _, inverse = np.unique(keys, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        order = np.argsort(inverse, kind="stable")  # one pass, not a scan per repeated value
+        cuts = np.flatnonzero(np.diff(inverse[order])) + 1
+        for members in np.split(codes.content_ids[order], cuts):
             for x, y in combinations(members.tolist(), 2):
                 a.append(x)
                 b.append(y)
