@@ -5,11 +5,12 @@ from __future__ import annotations
 from unittest import mock
 
 import numpy as np
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from lookalike.methods import dihedral
-from lookalike.search import binary
+from lookalike.search import binary, mih
 from lookalike.search.binary import hamming, search, self_join
 
 
@@ -69,9 +70,9 @@ def _radius(nbytes: int, fraction: float) -> int:
 
 
 @given(**CASES, n_queries=st.integers(0, 12), variants=st.sampled_from([1, 8]),
-       block=st.sampled_from([None, 1, 3]))
+       block=st.sampled_from([None, 1, 3]), method=st.sampled_from(["faiss", "mih"]))
 def test_search_equals_brute_force(seed, n, nbytes, clustered, radius_fraction, n_queries,
-                                   variants, block):
+                                   variants, block, method):
     radius = _radius(nbytes, radius_fraction)
     items = _make_codes(seed, n, 1, nbytes, clustered)[:, 0]
     pool = _make_codes(seed + 1, n_queries, variants, nbytes, clustered)
@@ -81,7 +82,7 @@ def test_search_equals_brute_force(seed, n, nbytes, clustered, radius_fraction, 
     patch = mock.patch.object(binary, "QUERY_BLOCK", block) if block else mock.patch.object(
         binary, "QUERY_BLOCK", binary.QUERY_BLOCK)
     with patch:
-        hits = search(items, pool, radius)
+        hits = search(items, pool, radius, method)
     _check_dtypes(hits)
     got = _as_set(hits)
 
@@ -95,11 +96,12 @@ def test_search_equals_brute_force(seed, n, nbytes, clustered, radius_fraction, 
     assert got == expected
 
 
-@given(**CASES)
-def test_self_join_equals_brute_force(seed, n, nbytes, clustered, radius_fraction):
+@given(**CASES, variants=st.sampled_from([1, 8]), method=st.sampled_from(["faiss", "mih"]))
+def test_self_join_equals_brute_force(seed, n, nbytes, clustered, radius_fraction, variants,
+                                      method):
     radius = _radius(nbytes, radius_fraction)
-    codes = _make_codes(seed, n, 8, nbytes, clustered)
-    hits = self_join(codes, radius)
+    codes = _make_codes(seed, n, variants, nbytes, clustered)
+    hits = self_join(codes, radius, method)
     _check_dtypes(hits)
     got = _as_set(hits)
     assert all(a < b for a, b in got)
@@ -107,7 +109,7 @@ def test_self_join_equals_brute_force(seed, n, nbytes, clustered, radius_fractio
     expected = {}
     if n:
         # d[v, a, b]: variant v of a against identity of b.
-        d = np.stack([_distances(codes[:, v], codes[:, 0]) for v in range(8)])
+        d = np.stack([_distances(codes[:, v], codes[:, 0]) for v in range(variants)])
         best = np.minimum(d.min(axis=0), d.min(axis=0).T)
         for a, b in zip(*np.nonzero(best <= radius)):
             if a < b:
@@ -196,3 +198,50 @@ def test_search_radius_zero_finds_exact_copies_only():
     queries[2, 0, 0] ^= 1  # one bit off
     hits = search(items, queries, 0)
     assert _as_set(hits) == {(0, 3): (0, 0), (1, 7): (0, 0)}
+
+
+@pytest.mark.parametrize("nbytes,radius", [(8, 0), (8, 4), (8, 8), (8, 12), (32, 31)])
+def test_mih_equals_faiss_on_larger_clustered_sets(nbytes, radius):
+    """Thousands of codes, so that the block tables have real buckets."""
+    rng = np.random.default_rng(radius)
+    centres = rng.integers(0, 256, (300, nbytes), dtype=np.uint8)
+    bits = np.unpackbits(centres[rng.integers(0, 300, 3000)], axis=-1)
+    flips = rng.random(bits.shape) < radius / (nbytes * 8) / 2
+    codes = np.concatenate([np.packbits(bits ^ flips, axis=-1),
+                            rng.integers(0, 256, (1000, nbytes), dtype=np.uint8)])[:, None, :]
+    got = _as_set(self_join(codes, radius, "mih"))
+    assert got == _as_set(self_join(codes, radius, "faiss"))
+    assert len(got) > 100  # the clusters give real pairs to find
+
+
+@given(bits=st.sampled_from([64, 256]), radius=st.integers(0, 80),
+       n_items=st.sampled_from([10, 10_000, 1_000_000]))
+def test_every_mih_plan_satisfies_the_pigeonhole_bound(bits, radius, n_items):
+    """Probed blocks are disjoint, and their radii + 1 add up to more than the radius: any
+    code within the radius is within some block's radius."""
+    plan, _ = mih.best_plan(n_items, bits, radius)
+    assume(plan is not None)
+    spans = [(s, s + w) for s, w in zip(plan.starts, plan.widths)]
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+    assert spans[-1][1] <= bits and max(plan.widths) <= mih.MAX_BLOCK_BITS
+    assert sum(r + 1 for r in plan.radii) > radius
+
+
+def test_engine_choice_follows_the_cost():
+    assert binary.engine(1000, 8000, 8, 8) == "faiss"  # too small to be worth it
+    assert binary.engine(1_000_000, 8_000_000, 8, 8) == "mih"
+    assert binary.engine(1_000_000, 8_000_000, 8, 40) == "faiss"  # radius too wide
+    assert binary.engine(1_000_000, 8_000_000, 9, 8) == "faiss"  # not whole 64-bit words
+
+
+@given(**CASES, cuts=st.lists(st.integers(0, 40), max_size=4),
+       method=st.sampled_from(["faiss", "mih"]))
+def test_self_join_in_blocks_equals_one_block(seed, n, nbytes, clustered, radius_fraction, cuts,
+                                              method):
+    """Queries streamed in blocks (as dupes reads them from the index) give the same pairs."""
+    radius = _radius(nbytes, radius_fraction)
+    codes = _make_codes(seed, n, 8, nbytes, clustered)
+    edges = sorted({0, n, *(min(c, n) for c in cuts)})
+    blocks = (codes[a:b] for a, b in zip(edges, edges[1:]))
+    streamed = binary.self_join_blocks(codes[:, 0], blocks, radius, method, variants=8)
+    assert _as_set(streamed) == _as_set(self_join(codes, radius, method))

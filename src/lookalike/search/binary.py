@@ -1,14 +1,23 @@
-"""Hamming search over binary codes with FAISS, in blocks; never a Python all-pairs loop.
+"""Exact Hamming search over binary codes; never a Python all-pairs loop.
+
+Two engines give the same answers: FAISS brute force (IndexBinaryFlat, in C, in blocks) and
+multi-index hashing (mih.py), chosen per call from the number of items and queries and the
+radius by a cost model measured on this machine.
 
 Codes carry 8 dihedral variants per picture. The index holds each picture's identity code and
-the queries are all 8 variants, so a flipped or rotated copy is found whichever came first.
+the queries are all 8 variants, so a flipped or rotated copy is found whichever came first,
+and only one code per picture is indexed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
+from typing import Iterable
 
 import numpy as np
+
+from . import mih
 
 QUERY_BLOCK = 32_768
 
@@ -43,15 +52,63 @@ def _best_per_pair(hits: Hits) -> Hits:
     return Hits(hits.query[keep], hits.item[keep], hits.distance[keep], hits.variant[keep])
 
 
-def search(items: np.ndarray, queries: np.ndarray, radius: int) -> Hits:
-    """All (query, item) within `radius` bits.
+def _empty() -> Hits:
+    return Hits(*(np.empty(0, dtype=t) for t in (np.int64, np.int64, np.int32, np.int8)))
+
+
+def engine(n_items: int, n_rows: int, nbytes: int, radius: int) -> str:
+    """"mih" or "faiss" for `n_rows` query codes against `n_items` codes."""
+    if nbytes % 8 == 0 and mih.worth_it(n_items, n_rows, nbytes * 8, radius):
+        return "mih"
+    return "faiss"
+
+
+class Searcher:
+    """Items' identity codes, ready for range queries by one engine.
+
+    expected_rows: how many query codes (queries x variants) will be asked in all; it decides
+    whether building multi-index tables pays off.
+    """
+
+    def __init__(self, items: np.ndarray, radius: int, expected_rows: int,
+                 method: str | None = None) -> None:
+        self.items, self.radius = items, int(radius)
+        self.method = method or engine(len(items), expected_rows, items.shape[1], radius)
+        if len(items) == 0:
+            self._index = None
+        elif self.method == "mih":
+            self._index = mih.MultiIndex(items, radius)
+        else:
+            self._index = _index(items)
+
+    def search(self, queries: np.ndarray, above: np.ndarray | None = None) -> Hits:
+        """All (query, item) within the radius, at the best variant of each query; with
+        `above`, only items whose index is greater than above[query]."""
+        if self._index is None or len(queries) == 0:
+            return _empty()
+        if self.method == "mih":
+            q, v, i, d = self._index.search(queries, above)
+            return _best_per_pair(Hits(q, i, d.astype(np.int32), v.astype(np.int8)))
+        hits = _faiss_search(self._index, queries, self.radius)
+        if above is not None:
+            keep = hits.item > np.asarray(above)[hits.query]
+            hits = Hits(hits.query[keep], hits.item[keep], hits.distance[keep],
+                        hits.variant[keep])
+        return hits
+
+
+def search(items: np.ndarray, queries: np.ndarray, radius: int,
+           method: str | None = None) -> Hits:
+    """All (query, item) within `radius` bits, at the best variant of each query.
 
     items: (N, nbytes) identity codes; queries: (Q, V, nbytes) codes with V variants.
+    method: "mih", "faiss" or None to choose by cost.
     """
-    empty = Hits(*(np.empty(0, dtype=t) for t in (np.int64, np.int64, np.int32, np.int8)))
-    if len(items) == 0 or len(queries) == 0:
-        return empty
-    index = _index(items)
+    rows = queries.shape[0] * queries.shape[1] if queries.ndim == 3 else 0
+    return Searcher(items, radius, rows, method).search(queries)
+
+
+def _faiss_search(index, queries: np.ndarray, radius: int) -> Hits:
     parts = []
     n_queries, n_variants, _ = queries.shape
     for start in range(0, n_queries, QUERY_BLOCK):
@@ -63,21 +120,50 @@ def search(items: np.ndarray, queries: np.ndarray, radius: int) -> Hits:
             parts.append(Hits(q, ids.astype(np.int64), dist.astype(np.int32),
                               np.full(q.size, v, dtype=np.int8)))
     if not parts:
-        return empty
-    merged = Hits(*(np.concatenate([getattr(p, f) for p in parts])
-                    for f in ("query", "item", "distance", "variant")))
-    return _best_per_pair(merged)
+        return _empty()
+    return _best_per_pair(_concat(parts))
 
 
-def self_join(codes: np.ndarray, radius: int) -> Hits:
+def _concat(parts: list[Hits]) -> Hits:
+    if not parts:
+        return _empty()
+    return Hits(*(np.concatenate([getattr(p, f) for p in parts])
+                  for f in ("query", "item", "distance", "variant")))
+
+
+def self_join(codes: np.ndarray, radius: int, method: str | None = None) -> Hits:
     """All pairs a < b of pictures within `radius` under some flip or rotation.
 
     codes: (N, V, nbytes). The smaller distance of the two directions wins. In the result,
     `variant` is the transform that turns picture a into picture b (dihedral.NAMES).
+    method: "mih", "faiss" or None to choose by cost.
+    """
+    return self_join_blocks(codes[:, 0], [codes], radius, method)
+
+
+def self_join_blocks(items: np.ndarray, blocks: Iterable[np.ndarray], radius: int,
+                     method: str | None = None, variants: int | None = None) -> Hits:
+    """self_join with the queries given in consecutive blocks of (n, V, nbytes) codes (for
+    example read from the index a block at a time), so that only `items` (N, nbytes), the
+    tables and one block are in memory at once. `variants` is V when blocks is an iterator.
     """
     from ..methods.dihedral import INVERSE
 
-    hits = search(codes[:, 0], codes, radius)
+    blocks = iter(blocks)
+    first = next(blocks, None)
+    n = len(items)
+    if first is None or n == 0:
+        return _empty()
+    variants = first.shape[1] if variants is None else variants
+    searcher = Searcher(items, radius, n * variants, method)
+    one_way = variants == 1  # then d(a, b) = d(b, a): report each pair from its first member
+    parts, start = [], 0
+    for block in chain([first], blocks):
+        rows = np.arange(start, start + len(block), dtype=np.int64)
+        hits = searcher.search(block, above=rows if one_way else None)
+        parts.append(Hits(hits.query + start, hits.item, hits.distance, hits.variant))
+        start += len(block)
+    hits = _concat(parts)
     keep = hits.query != hits.item
     q, i, v = hits.query[keep], hits.item[keep], hits.variant[keep]
     # Query variant v of q matched i, so i = T_v(q): a->b is T_v when q is a, else its inverse.

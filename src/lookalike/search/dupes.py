@@ -119,14 +119,26 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
         out.append(_pixel_pairs(index, ids))
     rule = make_rule(index, method, max_distance, confirm_distance)
     if rule is not None:
-        codes = index.load_codes(rule.primary)
-        rows = usable_rows(codes, rule.primary)
-        hits = binary.self_join(codes.codes[rows], rule.radius)
-        a_ids, b_ids = codes.content_ids[rows][hits.query], codes.content_ids[rows][hits.item]
+        hits, content_ids = _near_pairs(index, rule)
+        a_ids, b_ids = content_ids[hits.query], content_ids[hits.item]
         keep = confirmed(rule, index, a_ids, b_ids)
         out.append(ContentPairs(np.searchsorted(ids, a_ids[keep]), np.searchsorted(ids, b_ids[keep]),
                                 hits.distance[keep], hits.variant[keep], rule.primary.name))
     return ids, out
+
+
+def _near_pairs(index: Index, rule: Rule) -> tuple[binary.Hits, np.ndarray]:
+    """Self-join of the primary method: identity codes in memory, all variants streamed from
+    the index a block at a time. Returns the hits and the content id of each row."""
+    spec = rule.primary
+    with index.snapshot():  # the streamed blocks are the same rows as the items
+        items = index.load_codes(spec, identity_only=True)
+        usable = items.quality >= spec.min_quality
+        blocks = (part.codes[part.quality >= spec.min_quality]
+                  for part in index.iter_codes(spec))
+        hits = binary.self_join_blocks(np.ascontiguousarray(items.codes[usable, 0]), blocks,
+                                       rule.radius, variants=spec.variants)
+    return hits, items.content_ids[usable]
 
 
 def _pixel_pairs(index: Index, ids: np.ndarray) -> ContentPairs:
