@@ -97,3 +97,23 @@ def test_query_table_and_csv(cli, pics, indexed, tmp_path):
     rows = list(csv.DictReader(io.StringIO(_query(cli, indexed, turned, other, fmt="csv").stdout)))
     assert [(os.path.basename(r["query"]), os.path.basename(r["match"]), r["transform"])
             for r in rows] == [("turned.jpg", "photo_07.jpg", "rot270")]
+
+
+def test_query_nearest_lists_the_closest_pictures_whatever_their_distance(cli, pics, indexed,
+                                                                           tmp_path):
+    """An unrelated picture has no match, but --nearest 3 still names the 3 closest by pHash,
+    closest first; a turned copy of photo_05 comes first at a small distance."""
+    unrelated = tmp_path / "unrelated.png"
+    unrelated.write_bytes(pics.png(pics.picture(4242)))
+    turned = tmp_path / "turned.jpg"
+    turned.write_bytes(pics.jpeg(pics.dihedral(pics.picture(3005), "rot90"), quality=80))
+    result = cli("query", unrelated, turned, "--index", indexed / ".lookalike" / "index.db",
+                 "--format", "json", "--nearest", "3")
+    assert result.code == 0, str(result)
+    far, near = result.json()["queries"]
+    assert len(far["matches"]) == 3 and len(near["matches"]) == 3
+    assert all(m["method"] == "phash" for m in far["matches"])
+    distances = [m["distance"] for m in far["matches"]]
+    assert distances == sorted(distances) and distances[0] > 8  # beyond the pHash radius
+    assert os.path.basename(near["matches"][0]["path"]) == "photo_05.jpg"
+    assert near["matches"][0]["transform"] == "rot90" and near["matches"][0]["distance"] <= 8

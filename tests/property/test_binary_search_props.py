@@ -245,3 +245,21 @@ def test_self_join_in_blocks_equals_one_block(seed, n, nbytes, clustered, radius
     blocks = (codes[a:b] for a, b in zip(edges, edges[1:]))
     streamed = binary.self_join_blocks(codes[:, 0], blocks, radius, method, variants=8)
     assert _as_set(streamed) == _as_set(self_join(codes, radius, method))
+
+
+@given(**CASES, n_queries=st.integers(0, 6), variants=st.sampled_from([1, 8]),
+       k=st.integers(0, 12))
+def test_knn_equals_brute_force(seed, n, nbytes, clustered, radius_fraction, n_queries,
+                                variants, k):
+    items = _make_codes(seed, n, 1, nbytes, clustered)[:, 0]
+    pool = _make_codes(seed + 1, n_queries, variants, nbytes, clustered)
+    hits = binary.knn(items, pool, k)
+    _check_dtypes(hits)
+    expected = []
+    if n and n_queries and k:
+        best = np.stack([_distances(pool[:, v], items) for v in range(variants)]).min(axis=0)
+        for q in range(n_queries):
+            order = np.lexsort((np.arange(n), best[q]))[:k]
+            expected += [(q, int(i), int(best[q, i])) for i in order]
+    got = list(zip(hits.query.tolist(), hits.item.tolist(), hits.distance.tolist()))
+    assert got == expected

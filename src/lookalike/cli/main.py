@@ -219,12 +219,16 @@ def query(
     method: str = typer.Option("auto", "--method", "-m"),
     max_distance: Optional[int] = typer.Option(None, "--max-distance", "-d"),
     limit: int = typer.Option(20, "--limit", help="Matches per image at most."),
+    nearest: Optional[int] = typer.Option(
+        None, "--nearest", min=1, help="List the K closest pictures by the hash whatever "
+        "their distance (no radius, no confirming hash)."),
     fmt: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """Is this image already in the index? Which file, how close, which orientation."""
     try:
         with open_index(_index_path(index)) as idx:
-            results = run_query(idx, [str(f) for f in files], method, max_distance, limit)
+            results = run_query(idx, [str(f) for f in files], method, max_distance,
+                                max(limit, nearest or 0), nearest)
     except LookalikeError as exc:
         raise _translate(exc)
     if fmt is Format.json:

@@ -108,6 +108,32 @@ def search(items: np.ndarray, queries: np.ndarray, radius: int,
     return Searcher(items, radius, rows, method).search(queries)
 
 
+def knn(items: np.ndarray, queries: np.ndarray, k: int) -> Hits:
+    """The k nearest items of each query, at the best variant; exact, with ties at the k-th
+    distance broken by the lower item index. FAISS brute force finds each query's k-th
+    distance, then a range search at that distance settles the ties.
+
+    items: (N, nbytes); queries: (Q, V, nbytes). Sorted by query, then distance, then item.
+    """
+    if len(items) == 0 or len(queries) == 0 or k <= 0:
+        return _empty()
+    k = min(int(k), len(items))
+    index = _index(items)
+    n_variants = queries.shape[1]
+    best = np.stack([index.search(np.ascontiguousarray(queries[:, v]), k)[0]
+                     for v in range(n_variants)], axis=1)  # (Q, V, k) sorted distances
+    # Any one variant has k distinct items within its k-th distance, so the true k-th
+    # distance (of the per-item minima over variants) is at most the smallest of those.
+    kth = best[:, :, k - 1].min(axis=1)
+    parts = []
+    for q in range(len(queries)):
+        hits = _faiss_search(index, queries[q:q + 1], int(kth[q]))
+        order = np.lexsort((hits.item, hits.distance))[:k]
+        parts.append(Hits(np.full(order.size, q, np.int64), hits.item[order],
+                          hits.distance[order], hits.variant[order]))
+    return _concat(parts)
+
+
 def _faiss_search(index, queries: np.ndarray, radius: int) -> Hits:
     parts = []
     n_queries, n_variants, _ = queries.shape

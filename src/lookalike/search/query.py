@@ -28,8 +28,13 @@ class QueryResult:
 
 
 def query(index: Index, paths: Sequence[str], method: str = "auto",
-          max_distance: int | None = None, limit: int = 20) -> list[QueryResult]:
-    """The indexed files each of `paths` duplicates, closest first."""
+          max_distance: int | None = None, limit: int = 20,
+          nearest: int | None = None) -> list[QueryResult]:
+    """The indexed files each of `paths` duplicates, closest first.
+
+    With `nearest`, the `nearest` closest pictures by the method's hash are listed whatever
+    their distance (no radius, no confirming hash): "how close is the closest?".
+    """
     rule = make_rule(index, method, max_distance)
     names = ["pixels"] + ([rule.primary.name] if rule else []) + \
         ([rule.confirm.name] if rule and rule.confirm else [])
@@ -37,14 +42,15 @@ def query(index: Index, paths: Sequence[str], method: str = "auto",
     loaded: dict[str, Codes] = {}
 
     def codes_of(spec) -> Codes:  # each method's codes are read once for all the queries
-        if spec.name not in loaded:
-            loaded[spec.name] = index.load_codes(spec)
+        if spec.name not in loaded:  # queries carry the variants: identity codes suffice
+            loaded[spec.name] = index.load_codes(spec, identity_only=True)
         return loaded[spec.name]
 
     results = []
     for path in paths:
         try:
-            result = _one(index, os.path.abspath(path), rule, names, files, method, codes_of)
+            result = _one(index, os.path.abspath(path), rule, names, files, method, codes_of,
+                          nearest)
         except (OSError, DecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             result = QueryResult(path, (), Failure(path, "decode", reason))
@@ -52,7 +58,8 @@ def query(index: Index, paths: Sequence[str], method: str = "auto",
     return results
 
 
-def _one(index: Index, path: str, rule, names, files, method: str, codes_of) -> QueryResult:
+def _one(index: Index, path: str, rule, names, files, method: str, codes_of,
+         nearest: int | None = None) -> QueryResult:
     stat = os.stat(path)
     data = read_file(FileRef(path, stat.st_size, stat.st_mtime_ns))
     matches: list[Match] = []
@@ -68,7 +75,7 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of) -> 
         for cid in pixels.content_ids[same].tolist():
             matches += [Match(path, f.path, "pixels", 0, 1.0) for f in files.get(cid, [])]
     if rule is not None:
-        matches += _near(index, path, rule, signatures, files, codes_of)
+        matches += _near(index, path, rule, signatures, files, codes_of, nearest)
     best: dict[str, Match] = {}
     for m in matches:
         if m.b not in best or m.distance < best[m.b].distance:
@@ -76,7 +83,8 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of) -> 
     return QueryResult(path, tuple(sorted(best.values(), key=lambda m: (-m.score, m.b))))
 
 
-def _near(index: Index, path: str, rule, signatures, files, codes_of) -> list[Match]:
+def _near(index: Index, path: str, rule, signatures, files, codes_of,
+          nearest: int | None = None) -> list[Match]:
     spec = rule.primary
     mine = signatures[spec.name]
     if mine.quality < spec.min_quality:
@@ -84,10 +92,14 @@ def _near(index: Index, path: str, rule, signatures, files, codes_of) -> list[Ma
     codes = codes_of(spec)
     rows = usable_rows(codes, spec)
     query_codes = np.frombuffer(mine.value, dtype=np.uint8).reshape(1, spec.variants, spec.nbytes)
-    hits = binary.search(codes.codes[rows, 0], query_codes, rule.radius)
+    items = np.ascontiguousarray(codes.codes[rows, 0])
+    if nearest:
+        hits = binary.knn(items, query_codes, nearest)
+    else:
+        hits = binary.search(items, query_codes, rule.radius)
     item_ids = codes.content_ids[rows][hits.item]
     confirm_codes = None
-    if rule.confirm is not None:
+    if rule.confirm is not None and not nearest:
         c = signatures[rule.confirm.name]
         one = np.frombuffer(c.value, dtype=np.uint8).reshape(1, rule.confirm.variants, -1)
         confirm_codes = np.repeat(one, item_ids.size, axis=0)
