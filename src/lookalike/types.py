@@ -90,4 +90,8 @@ class FileInfo:
 class Group:
     files: tuple[FileInfo, ...]
     method: str  # the weakest evidence that joined the group: "bytes", "pixels" or a hash
-    max_distance: int
+    max_distance: int  # the largest distance on the pairs that hold the group together
+    linkage: str = "connected"
+    diameter: int = 0  # the largest distance between two members found by the search
+    weakest: tuple[str, str, int] | None = None  # (path, path, distance) of that pair
+    fully_linked: bool = True  # every two members were found as a pair

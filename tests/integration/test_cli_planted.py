@@ -8,7 +8,9 @@ import io
 import json
 import os
 
+import numpy as np
 import pytest
+from PIL import Image
 from lookalike.evaluation.transforms import EDITS
 
 ORIENTATION = {"mirror": "mirror", "flip": "mirror+rot180", "rot90": "rot90",
@@ -99,8 +101,15 @@ def test_json_groups_contract_with_method_and_max_distance(cli, planted):
     assert data["failures"] == []
     assert data["groups"], "no groups"
     for group in data["groups"]:
-        assert set(group) == {"files", "method", "max_distance"}
+        assert set(group) == {"files", "method", "max_distance", "linkage", "diameter",
+                              "weakest", "fully_linked"}
         assert isinstance(group["max_distance"], int) and 0 <= group["max_distance"] <= 10
+        assert group["max_distance"] <= group["diameter"] and group["linkage"] == "connected"
+        paths = {f["path"] for f in group["files"]}
+        if group["weakest"] is not None:  # None only for a group of byte copies
+            weakest = group["weakest"]
+            assert {weakest["a"], weakest["b"]} <= paths
+            assert weakest["distance"] == group["max_distance"]
         assert len(group["files"]) >= 2
         for f in group["files"]:
             assert set(f) == {"path", "width", "height", "bytes"}
@@ -157,7 +166,7 @@ def test_groups_csv_parses(cli, planted, auto_groups):
     assert result.code == 0, str(result)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert rows and {"group", "path", "width", "height", "bytes", "method",
-                     "max_distance"} <= set(rows[0])
+                     "max_distance", "diameter"} <= set(rows[0])
     assert len({r["group"] for r in rows}) == len(auto_groups)
     assert len(rows) == sum(len(g["files"]) for g in auto_groups)
     assert {r["path"] for r in rows} == {f["path"] for g in auto_groups for f in g["files"]}
@@ -253,3 +262,47 @@ def test_sample_scan_dupes_flow(cli, tmp_path):
     assert found == expected
     for g in groups["groups"]:
         assert len({picture_of[os.path.basename(f["path"])] for f in g["files"]}) == 1
+
+
+def _chain_folder(pics, root):
+    """A chain of pictures, each a small step from the last: its two ends look unlike.
+
+    Steps of a few pixels' shift move the pHash by a few bits each, so with a wide radius
+    every neighbour pair matches but the ends do not.
+    """
+    root.mkdir()
+    base = np.asarray(pics.picture(777, (320, 240)))
+    for step in range(6):
+        shifted = np.roll(base, shift=step * 14, axis=1)
+        (root / f"step_{step}.png").write_bytes(pics.png(Image.fromarray(shifted)))
+    return root
+
+
+@pytest.mark.parametrize("linkage", ["connected", "complete", "star"])
+def test_linkage_choice_holds_its_promise(cli, pics, tmp_path, linkage):
+    root = _chain_folder(pics, tmp_path / "chain")
+    assert cli("scan", root).code == 0
+    index = root / ".lookalike" / "index.db"
+    pairs = cli("dupes", "--index", index, "--method", "phash", "-d", "14", "--pairs",
+                "--format", "json").json()["pairs"]
+    found = {frozenset((os.path.basename(p["a"]), os.path.basename(p["b"]))) for p in pairs}
+    result = cli("dupes", "--index", index, "--method", "phash", "-d", "14",
+                 "--linkage", linkage, "--format", "json")
+    assert result.code == 0, str(result)
+    groups = [{os.path.basename(f["path"]) for f in g["files"]} for g in result.json()["groups"]]
+    assert len(found) < 15, "the chain's ends should not match"  # 6 files, 15 possible pairs
+    for g in groups:
+        g_pairs = {frozenset((x, y)) for x in g for y in g if x < y}
+        if linkage == "complete":
+            assert g_pairs <= found
+        if linkage == "star":
+            assert any(all(frozenset((c, x)) in found for x in g - {c}) for c in g)
+    if linkage == "connected":
+        assert len(groups) == 1 and len(groups[0]) == 6
+    else:
+        assert all(len(g) < 6 for g in groups)
+
+
+def test_unknown_linkage_is_a_usage_error(cli, planted):
+    result = cli("dupes", "--index", planted.index, "--linkage", "average")
+    assert result.code == 2 and "linkage" in result.stderr

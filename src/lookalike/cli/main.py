@@ -23,7 +23,7 @@ from ..index.store import display_path, find_index, open_index
 from ..methods.registry import list_methods
 from ..report import output
 from ..scan import DEFAULT_METHODS, scan as run_scan
-from ..search.dupes import find_groups, find_pairs
+from ..search.dupes import DEFAULT_LINKAGE, find_groups, find_pairs
 from ..search.query import query as run_query
 from ..sources.files import read_path_list
 from ..sources.folders import WalkOptions
@@ -164,6 +164,9 @@ def dupes(
                                                help="Largest Hamming distance (bits)."),
     fmt: Format = typer.Option(Format.table, "--format"),
     pairs: bool = typer.Option(False, "--pairs", help="List pairs instead of groups."),
+    linkage: str = typer.Option(DEFAULT_LINKAGE, "--linkage", "-l",
+                                help="How pairs make groups: connected (any chain), complete "
+                                "(every two members match) or star (all match one member)."),
     fail_on_dupes: bool = typer.Option(False, "--fail-on-dupes",
                                        help="Exit with 1 when duplicates are found."),
 ) -> None:
@@ -175,7 +178,7 @@ def dupes(
                 found = find_pairs(idx, method, max_distance)
                 _print_pairs(found, fmt)
             else:
-                found = find_groups(idx, method, max_distance)
+                found = find_groups(idx, method, max_distance, linkage=linkage)
                 _print_groups(found, failures, fmt)
     except LookalikeError as exc:
         raise _translate(exc)
@@ -191,7 +194,8 @@ def _print_groups(groups, failures, fmt: Format) -> None:
         return
     for number, g in enumerate(groups, 1):
         out.print(f"[bold]group {number}[/]: {len(g.files)} files, {g.method}"
-                  + (f" (max distance {g.max_distance})" if g.max_distance else ""))
+                  + (f" (diameter {g.diameter}, weakest pair {g.weakest[2]})"
+                     if g.diameter else ""))
         for f in g.files:
             out.print(f"  {escape(display_path(f.path))}  [dim]{f.width}x{f.height}  "
                       f"{f.bytes:,} bytes[/]")

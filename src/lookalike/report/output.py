@@ -23,6 +23,12 @@ def groups_json(groups: Sequence[Group], failures: Sequence[tuple[str, str, str]
                        "bytes": f.bytes} for f in g.files],
             "method": g.method,
             "max_distance": g.max_distance,
+            "linkage": g.linkage,
+            "diameter": g.diameter,
+            "weakest": None if g.weakest is None else {
+                "a": display_path(g.weakest[0]), "b": display_path(g.weakest[1]),
+                "distance": g.weakest[2]},
+            "fully_linked": g.fully_linked,
         } for g in groups],
         "failures": failures_json(failures),
     }, indent=2)
@@ -31,11 +37,12 @@ def groups_json(groups: Sequence[Group], failures: Sequence[tuple[str, str, str]
 def groups_csv(groups: Sequence[Group]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["group", "path", "width", "height", "bytes", "method", "max_distance"])
+    writer.writerow(["group", "path", "width", "height", "bytes", "method", "max_distance",
+                     "diameter"])
     for number, g in enumerate(groups, 1):
         for f in g.files:
             writer.writerow([number, display_path(f.path), f.width, f.height, f.bytes, g.method,
-                             g.max_distance])
+                             g.max_distance, g.diameter])
     return out.getvalue()
 
 

@@ -13,7 +13,7 @@ from ..methods import dihedral
 from ..methods.registry import MethodSpec, get_spec
 from ..types import Group, Match
 from . import binary
-from .group import connected_groups
+from .group import link_groups
 
 # "auto": exact copies, plus pHash neighbours (radius 8) confirmed by dHash (radius 10),
 # under any flip or rotation. Requiring two independent hashes to agree removes look-alike
@@ -23,6 +23,8 @@ AUTO_CONFIRM = "dhash"
 AUTO_PRIMARY_RADIUS = 8  # wider than pHash alone (6): the dHash check pays for it
 AUTO_CONFIRM_RADIUS = 10
 EXACT = ("bytes", "pixels")
+# Chosen by measurement on bench/make_collection.py's collection (README, "Grouping").
+DEFAULT_LINKAGE = "connected"
 
 
 @dataclass(frozen=True)
@@ -195,11 +197,13 @@ def _rank(method: str) -> int:
 
 
 def find_groups(index: Index, method: str = "auto", max_distance: int | None = None,
-                confirm_distance: int | None = None) -> list[Group]:
-    """Duplicate groups (connected components of the pair graph), largest first.
+                confirm_distance: int | None = None,
+                linkage: str = DEFAULT_LINKAGE) -> list[Group]:
+    """Duplicate groups of the pair graph under `linkage` (search/group.py), largest first.
 
-    A group's method is the weakest evidence that joined it: a hash if any edge needed one,
-    else "pixels", else "bytes"; max_distance is the largest hash distance on those edges.
+    A group's method is the weakest evidence among the pairs that hold it together: a hash if
+    any needed one, else "pixels", else "bytes"; max_distance is the largest hash distance on
+    those pairs, diameter the largest between any two members.
     """
     files = index.live_files()
     ids, parts = content_pairs(index, method, max_distance, confirm_distance, files)
@@ -211,20 +215,36 @@ def find_groups(index: Index, method: str = "auto", max_distance: int | None = N
             if key not in edges or edge < edges[key]:
                 edges[key] = edge
     pairs = np.asarray(list(edges), dtype=np.int64).reshape(-1, 2)
-    members = connected_groups(len(ids), pairs[:, 0], pairs[:, 1])
-    grouped = {int(m) for g in members for m in g}
-    # Byte copies of one content form a group under every method.
-    members += [np.array([i]) for i, cid in enumerate(ids)
-                if len(files[int(cid)]) > 1 and i not in grouped]
-    label_of = {int(m): g_index for g_index, g in enumerate(members) for m in g}
-    strongest: list[tuple[int, str, int]] = [(0, "bytes", 0)] * len(members)
-    for (a, _), (rank, name, d) in edges.items():
-        g_index = label_of[a]
-        strongest[g_index] = max(strongest[g_index], (rank, name, d))
+    distance = np.asarray([e[2] for e in edges.values()], dtype=np.int64)
+    linked_groups = link_groups(len(ids), pairs[:, 0], pairs[:, 1], distance, linkage)
+    label = {m: g for g, linked in enumerate(linked_groups) for m in linked.members.tolist()}
+    evidence = [(0, "bytes", 0)] * len(linked_groups)  # the weakest pair holding each group
+    for (a, b), edge in edges.items():
+        g = label.get(a)
+        if g is None or label.get(b) != g:
+            continue
+        medoid = int(linked_groups[g].medoid)
+        if linkage != "star" or medoid in (a, b):
+            evidence[g] = max(evidence[g], edge)
     groups = []
-    for g_index, g in enumerate(members):
-        infos = sorted((f for m in g for f in files[int(ids[m])]), key=lambda f: f.path)
-        _, name, worst = strongest[g_index]
-        groups.append(Group(tuple(infos), name, worst))
-    groups.sort(key=lambda g: (-len(g.files), g.files[0].path))
+    for linked, (_, name, _) in zip(linked_groups, evidence):
+        w = linked.weakest
+        weakest = (_first_path(files, ids, w.a), _first_path(files, ids, w.b), int(w.distance))
+        groups.append(_group(files, ids, linked.members.tolist(), name, int(w.distance),
+                             linkage, int(linked.diameter), weakest, linked.fully_linked))
+    grouped = set(label)
+    # Byte copies of one content form a group under every method and linkage.
+    groups += [_group(files, ids, [i], "bytes", 0, linkage, 0, None, True)
+               for i, cid in enumerate(ids) if len(files[int(cid)]) > 1 and i not in grouped]
+    groups.sort(key=lambda g: (-len(g.files), g.diameter, g.files[0].path))
     return groups
+
+
+def _first_path(files: dict, ids: np.ndarray, row: int) -> str:
+    return min(f.path for f in files[int(ids[row])])
+
+
+def _group(files: dict, ids: np.ndarray, members: list[int], method: str, worst: int,
+           linkage: str, diameter: int, weakest, fully_linked: bool) -> Group:
+    infos = sorted((f for m in members for f in files[int(ids[m])]), key=lambda f: f.path)
+    return Group(tuple(infos), method, worst, linkage, diameter, weakest, fully_linked)
