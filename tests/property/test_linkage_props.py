@@ -10,9 +10,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lookalike.search import group
 from lookalike.search.group import (LINKAGES, canonical_pairs, connected_groups, link_groups,
                                     sort_key)
+from lookalike.search.linkage import common_neighbours, complete_ids, star_ids
 
 
 @st.composite
@@ -294,9 +294,9 @@ def test_complete_engines_agree(graph):
     # Matrix path for every component, vectorised rounds, and the plain loop.
     n, a, b, dist = graph
     lo, hi, d = canonical_pairs(n, a, b, dist)
-    everything_dense = group.complete_ids(n, lo, hi, d, dense_min_nodes=3, dense_min_fill=0)
-    rounds = group.complete_ids(n, lo, hi, d, dense_max_nodes=0)
-    loop = group.complete_ids(n, lo, hi, d, dense_max_nodes=0, rounds=False)
+    everything_dense = complete_ids(n, lo, hi, d, dense_min_nodes=3, dense_min_fill=0)
+    rounds = complete_ids(n, lo, hi, d, dense_max_nodes=0)
+    loop = complete_ids(n, lo, hi, d, dense_max_nodes=0, rounds=False)
     assert _partition(everything_dense) == _partition(rounds) == _partition(loop)
 
 
@@ -304,16 +304,15 @@ def test_complete_engines_agree(graph):
 def test_star_rounds_agree_with_the_loop(graph):
     n, a, b, dist = graph
     lo, hi, d = canonical_pairs(n, a, b, dist)
-    assert _partition(group.star_ids(n, lo, hi, d)) == \
-        _partition(group.star_ids(n, lo, hi, d, rounds=False))
+    assert _partition(star_ids(n, lo, hi, d)) == _partition(star_ids(n, lo, hi, d, rounds=False))
 
 
 @given(graphs(distances=("tied",)), st.integers(1, 5))
 def test_common_neighbours_match_a_matrix_product(graph, chunk):
     n, a, b, dist = graph
     lo, hi, _ = canonical_pairs(n, a, b, dist)
-    with mock.patch.object(group, "WEDGE_CHUNK", chunk):
-        assert group.common_neighbours(n, lo, hi).tolist() == _common(n, lo, hi).tolist()
+    with mock.patch("lookalike.search.linkage.WEDGE_CHUNK", chunk):
+        assert common_neighbours(n, lo, hi).tolist() == _common(n, lo, hi).tolist()
 
 
 @given(st.integers(3, 14), st.sampled_from(["equal", "random"]), st.integers(0, 2 ** 32 - 1))

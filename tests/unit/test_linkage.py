@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from lookalike.errors import LookalikeError
-from lookalike.search import group
 from lookalike.search.group import LINKAGES, Link, canonical_pairs, link_groups, sort_key
+from lookalike.search.linkage import _dense_common, common_neighbours, complete_ids, star_ids
 
 
 def _arrays(pairs):
@@ -193,9 +193,9 @@ def test_complete_engines_agree_on_dense_components(seed):
     # SciPy matrix path, the vectorised rounds and the plain loop give the same groups.
     n = 150
     lo, hi, dist = canonical_pairs(n, *_random_graph(seed, n, 0.3, 3))
-    dense = group.complete_ids(n, lo, hi, dist)
-    rounds = group.complete_ids(n, lo, hi, dist, dense_max_nodes=0)
-    loop = group.complete_ids(n, lo, hi, dist, dense_max_nodes=0, rounds=False)
+    dense = complete_ids(n, lo, hi, dist)
+    rounds = complete_ids(n, lo, hi, dist, dense_max_nodes=0)
+    loop = complete_ids(n, lo, hi, dist, dense_max_nodes=0, rounds=False)
     assert _partition(dense) == _partition(rounds) == _partition(loop)
     assert len(_partition(dense)) > 3
 
@@ -204,11 +204,11 @@ def test_complete_engines_agree_on_dense_components(seed):
 def test_star_rounds_agree_with_the_plain_loop(seed):
     n = 300
     lo, hi, dist = canonical_pairs(n, *_random_graph(seed, n, 0.02, 4))
-    assert _partition(group.star_ids(n, lo, hi, dist)) == \
-        _partition(group.star_ids(n, lo, hi, dist, rounds=False))
+    assert _partition(star_ids(n, lo, hi, dist)) == \
+        _partition(star_ids(n, lo, hi, dist, rounds=False))
 
 
 def test_common_neighbours_of_a_dense_component_match_the_wedge_count():
     n = 120
     lo, hi, _ = canonical_pairs(n, *_random_graph(5, n, 0.4, 1))
-    assert group._dense_common(lo, hi).tolist() == group.common_neighbours(n, lo, hi).tolist()
+    assert _dense_common(lo, hi).tolist() == common_neighbours(n, lo, hi).tolist()
