@@ -104,7 +104,8 @@ def test_json_groups_contract_with_method_and_max_distance(cli, planted):
         assert set(group) == {"files", "method", "max_distance", "linkage", "diameter",
                               "weakest", "fully_linked"}
         assert isinstance(group["max_distance"], int) and 0 <= group["max_distance"] <= 10
-        assert group["max_distance"] <= group["diameter"] and group["linkage"] == "connected"
+        assert group["max_distance"] <= group["diameter"] and group["linkage"] == "complete"
+        assert group["fully_linked"]  # complete linkage: every two members matched
         paths = {f["path"] for f in group["files"]}
         if group["weakest"] is not None:  # None only for a group of byte copies
             weakest = group["weakest"]

@@ -24,7 +24,7 @@ AUTO_PRIMARY_RADIUS = 8  # wider than pHash alone (6): the dHash check pays for 
 AUTO_CONFIRM_RADIUS = 10
 EXACT = ("bytes", "pixels")
 # Chosen by measurement on bench/make_collection.py's collection (README, "Grouping").
-DEFAULT_LINKAGE = "connected"
+DEFAULT_LINKAGE = "complete"
 
 
 @dataclass(frozen=True)
