@@ -17,7 +17,7 @@ from ..methods.registry import get_spec
 from ..types import Failure, FileRef, Match
 from ..worker import compute_signatures, read_file
 from . import binary
-from .dupes import confirmed, usable_rows, make_rule
+from .dupes import confirmed, make_rule, orientation_rule, usable_rows
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,7 @@ def _near(index: Index, path: str, rule, signatures, files, codes_of,
         hits = binary.knn(items, query_codes, nearest)
     else:
         hits = binary.search(items, query_codes, rule.radius)
+        hits = orientation_rule(rule, hits, query_codes[hits.query, 0], items[hits.item])
     item_ids = codes.content_ids[rows][hits.item]
     confirm_codes = None
     if rule.confirm is not None and not nearest:
@@ -107,7 +108,7 @@ def _near(index: Index, path: str, rule, signatures, files, codes_of,
             confirm_codes = None
     keep = np.ones(item_ids.size, dtype=bool)
     if confirm_codes is not None:
-        keep = confirmed(rule, index, item_ids, item_ids, confirm_codes,
+        keep = confirmed(rule, index, item_ids, item_ids, hits.variant, confirm_codes,
                          codes_of(rule.confirm))
     out = []
     for cid, d, v in zip(item_ids[keep].tolist(), hits.distance[keep].tolist(),
