@@ -15,6 +15,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations
 
 import numpy as np
@@ -68,6 +69,7 @@ BUILD_COST_PER_ITEM_BLOCK = 470.0
 MIN_BRUTE_COST = 3e8
 
 
+@lru_cache(maxsize=256)
 def best_plan(n_items: int, bits: int, radius: int) -> tuple[Plan | None, float]:
     """The cheapest block plan and its cost per query; (None, inf) if none fits."""
     best, best_cost = None, math.inf
