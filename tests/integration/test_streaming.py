@@ -33,3 +33,11 @@ def test_groups_and_pairs_do_not_depend_on_the_block_size(planted, monkeypatch):
         assert find_groups(idx) == groups
         assert find_pairs(idx) == pairs
     assert len(groups) >= 10  # the planted collection has real groups to compare
+
+
+def test_dupes_reports_time_and_peak_memory(cli, planted):
+    result = cli("dupes", "--index", planted.index)
+    assert result.code == 0, str(result)
+    assert "peak memory" in result.stderr and "MB" in result.stderr
+    assert "peak memory" not in cli("dupes", "--index", planted.index, "--format",
+                                    "json").stdout

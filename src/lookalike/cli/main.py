@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -58,6 +59,15 @@ def _translate(exc: LookalikeError) -> typer.Exit:
                                               and not isinstance(exc, IndexNotFoundError)):
         return _fail(str(exc), CANNOT_RUN)
     return _fail(str(exc), USAGE)
+
+
+def _peak_mb() -> float:
+    """Peak resident memory of this process so far (signatures are read in blocks, so this
+    stays near the size of the codes and tables, not of the index file)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
 
 
 def _index_path(index: Optional[Path]) -> Path:
@@ -171,6 +181,7 @@ def dupes(
                                        help="Exit with 1 when duplicates are found."),
 ) -> None:
     """Duplicate groups (or pairs) in the index."""
+    start = time.perf_counter()
     try:
         with open_index(_index_path(index)) as idx:
             failures = idx.failures()
@@ -182,6 +193,9 @@ def dupes(
                 _print_groups(found, failures, fmt)
     except LookalikeError as exc:
         raise _translate(exc)
+    if fmt is Format.table:
+        err.print(f"[dim]searched in {time.perf_counter() - start:.1f} s, "
+                  f"peak memory {_peak_mb():,.0f} MB[/]")
     raise typer.Exit(DUPES_FOUND if (fail_on_dupes and found) else OK)
 
 
