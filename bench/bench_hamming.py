@@ -47,6 +47,7 @@ import os
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -286,7 +287,7 @@ def _say(message: str) -> None:
 # the peers: each builds its structure on all items, then answers one code at a time
 
 
-class Peer:
+class Peer(ABC):
     name = ""
     note = ""
 
@@ -303,11 +304,13 @@ class Peer:
     def prepare(self, keys: list) -> None:  # untimed: the peer's input format
         self.items = keys
 
+    @abstractmethod
     def build(self) -> None:
-        raise NotImplementedError
+        """Build the peer's search structure over self.items (timed)."""
 
+    @abstractmethod
     def find(self, key, radius: int) -> list[int]:
-        raise NotImplementedError
+        """Item numbers within `radius` of `key`."""
 
 
 class PyBKTree(Peer):

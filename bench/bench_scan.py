@@ -67,12 +67,35 @@ WARM_UP_FILES = 16  # each contender first runs once, untimed, on this many file
 
 
 class TreeMemory:
-    """Peak of the summed PSS (or RSS where PSS is unknown) of this process and its children."""
+    """Peak of the summed PSS (or RSS where PSS is unknown) of this process and its children,
+    sampled every `every` seconds; 0 without psutil."""
 
-    def __init__(self) -> None:
-        self.peak = 0
+    def __init__(self, every: float = SAMPLE_EVERY_S) -> None:
+        self.every = every
+        self.before = self.current()
+        self.peak = self.before
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def current() -> int:
+        try:
+            import psutil
+        except ImportError:
+            return 0
+        me = psutil.Process()
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                info = proc.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        return total
+
+    @property
+    def extra_mb(self) -> float:
+        return (self.peak - self.before) / 2 ** 20
 
     def __enter__(self) -> "TreeMemory":
         self._thread.start()
@@ -81,23 +104,12 @@ class TreeMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.peak = max(self.peak, self.current())
 
     def _sample(self) -> None:
-        try:
-            import psutil
-        except ImportError:
-            return
-        me = psutil.Process()
         while not self._stop.is_set():
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                try:
-                    info = proc.memory_full_info()
-                    total += getattr(info, "pss", info.rss)
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    pass
-            self.peak = max(self.peak, total)
-            self._stop.wait(SAMPLE_EVERY_S)
+            self.peak = max(self.peak, self.current())
+            self._stop.wait(self.every)
 
 
 def _usage() -> dict:

@@ -39,7 +39,6 @@ import argparse
 import gc
 import os
 import sys
-import threading
 import time
 import types
 from pathlib import Path
@@ -47,50 +46,11 @@ from pathlib import Path
 import numpy as np
 
 SAMPLE_EVERY_S = 0.02
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_scan import TreeMemory  # noqa: E402
+
 MB = 2 ** 20
-
-
-class PeakMemory:
-    """Peak of the summed PSS (RSS where PSS is unknown) of this process and its children."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._me = psutil.Process()
-        self.before = self.current()
-        self.peak = self.before
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def current(self) -> int:
-        import psutil
-
-        total = 0
-        for proc in [self._me, *self._me.children(recursive=True)]:
-            try:
-                info = proc.memory_full_info()
-                total += getattr(info, "pss", info.rss)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                pass
-        return total
-
-    def __enter__(self) -> "PeakMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.current())
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.current())
-            self._stop.wait(SAMPLE_EVERY_S)
-
-    @property
-    def extra_mb(self) -> float:
-        return (self.peak - self.before) / MB
 
 
 def rss_mb() -> float:
@@ -143,7 +103,7 @@ def query_part(n: int, dim: int, n_queries: int, k: int, kinds: list[str], thres
     for kind in kinds:
         gc.collect()
         before = rss_mb()
-        with PeakMemory() as memory:
+        with TreeMemory(SAMPLE_EVERY_S) as memory:
             started = time.perf_counter()
             index = vectors.build(items, kind)
             build_s = time.perf_counter() - started
@@ -233,7 +193,7 @@ def join_part(n: int, dim: int, threshold: float, seed: int, peer: bool,
     for name, projection in (("lookalike self_join", None),
                              ("lookalike self_join projection=0", 0)):
         gc.collect()
-        with PeakMemory() as memory:
+        with TreeMemory(SAMPLE_EVERY_S) as memory:
             started = time.perf_counter()
             pairs = vectors.self_join(items, threshold, projection=projection)
             seconds = time.perf_counter() - started
@@ -254,7 +214,7 @@ def join_part(n: int, dim: int, threshold: float, seed: int, peer: bool,
     encoding_map = {f"img{i:08d}.jpg": items[i] for i in range(n)}
     gc.collect()
     try:
-        with PeakMemory() as memory:
+        with TreeMemory(SAMPLE_EVERY_S) as memory:
             started = time.perf_counter()
             found = _imagededup_find_duplicates(encoding_map, threshold, peer_workers)
             seconds = time.perf_counter() - started
