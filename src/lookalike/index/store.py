@@ -24,6 +24,9 @@ INDEX_NAME = "index.db"
 
 
 CODE_BLOCK = 65_536  # signature rows read from SQLite at a time
+# The signatures of one method (method, version, params) for contents with a live file.
+_LIVE_CODES = (" FROM signatures s WHERE s.method=? AND s.version=? AND s.params=? AND "
+               "s.content_id IN (SELECT content_id FROM files WHERE status='ok')")
 
 def default_index_path(first_root: str | os.PathLike) -> Path:
     return Path(first_root) / INDEX_DIR / INDEX_NAME
@@ -301,38 +304,32 @@ class Index:
     def iter_codes(self, spec: MethodSpec, block: int | None = None,
                    identity_only: bool = False) -> Iterator[Codes]:
         """Codes of every content that has a live file, in content order, `block` at a time."""
-        cur = self.conn.execute(
-            "SELECT s.content_id, s.value, s.quality FROM signatures s "
-            "WHERE s.method=? AND s.version=? AND s.params=? AND s.content_id IN "
-            "(SELECT content_id FROM files WHERE status='ok') "
-            "ORDER BY s.content_id", spec.key)
         variants = 1 if identity_only else spec.variants
+        cur = self.conn.execute(
+            "SELECT s.content_id, substr(s.value, 1, ?), s.quality" + _LIVE_CODES
+            + " ORDER BY s.content_id", (variants * spec.nbytes, *spec.key))
         while rows := cur.fetchmany(block or CODE_BLOCK):
-            values = b"".join(r[1][:variants * spec.nbytes] for r in rows)
+            values = b"".join(r[1] for r in rows)
             yield Codes(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
                         np.frombuffer(values, dtype=np.uint8).reshape(len(rows), variants,
                                                                       spec.nbytes),
                         np.fromiter((r[2] for r in rows), dtype=np.float32, count=len(rows)))
 
-    def count_codes(self, spec: MethodSpec) -> int:
-        return self.conn.execute(
-            "SELECT COUNT(*) FROM signatures s WHERE s.method=? AND s.version=? AND s.params=? "
-            "AND s.content_id IN (SELECT content_id FROM files WHERE status='ok')",
-            spec.key).fetchone()[0]
-
     def load_codes(self, spec: MethodSpec, identity_only: bool = False) -> Codes:
         """All of iter_codes in one array, filled block by block (no second copy)."""
-        n = self.count_codes(spec)
         variants = 1 if identity_only else spec.variants
-        out = Codes(np.empty(n, dtype=np.int64), np.empty((n, variants, spec.nbytes), np.uint8),
-                    np.empty(n, dtype=np.float32))
-        at = 0
-        for part in self.iter_codes(spec, identity_only=identity_only):
-            stop = min(n, at + len(part.content_ids))  # rows added since counting are left out
-            for name in ("content_ids", "codes", "quality"):
-                getattr(out, name)[at:stop] = getattr(part, name)[:stop - at]
-            at = stop
-        return Codes(out.content_ids[:at], out.codes[:at], out.quality[:at])
+        with self.snapshot():  # the count and the rows agree
+            n = self.conn.execute("SELECT COUNT(*)" + _LIVE_CODES, spec.key).fetchone()[0]
+            out = Codes(np.empty(n, dtype=np.int64),
+                        np.empty((n, variants, spec.nbytes), np.uint8),
+                        np.empty(n, dtype=np.float32))
+            at = 0
+            for part in self.iter_codes(spec, identity_only=identity_only):
+                stop = at + len(part.content_ids)
+                for name in ("content_ids", "codes", "quality"):
+                    getattr(out, name)[at:stop] = getattr(part, name)
+                at = stop
+        return out
 
     def live_files(self) -> dict[int, list[FileInfo]]:
         """content id -> its live files, paths sorted."""

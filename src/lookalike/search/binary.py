@@ -31,6 +31,10 @@ class Hits:
     distance: np.ndarray  # (M,) int32
     variant: np.ndarray  # (M,) int8
 
+    def take(self, rows: np.ndarray) -> "Hits":
+        """The hits at `rows` (a mask or indices)."""
+        return Hits(self.query[rows], self.item[rows], self.distance[rows], self.variant[rows])
+
 
 def _index(codes: np.ndarray):
     import faiss
@@ -48,8 +52,7 @@ def _best_per_pair(hits: Hits) -> Hits:
     q, i = hits.query[order], hits.item[order]
     first = np.ones(q.size, dtype=bool)
     first[1:] = (q[1:] != q[:-1]) | (i[1:] != i[:-1])
-    keep = order[first]
-    return Hits(hits.query[keep], hits.item[keep], hits.distance[keep], hits.variant[keep])
+    return hits.take(order[first])
 
 
 def _empty() -> Hits:
@@ -72,7 +75,7 @@ class Searcher:
 
     def __init__(self, items: np.ndarray, radius: int, expected_rows: int,
                  method: str | None = None) -> None:
-        self.items, self.radius = items, int(radius)
+        self.radius = int(radius)
         self.method = method or engine(len(items), expected_rows, items.shape[1], radius)
         if len(items) == 0:
             self._index = None
@@ -91,9 +94,7 @@ class Searcher:
             return _best_per_pair(Hits(q, i, d.astype(np.int32), v.astype(np.int8)))
         hits = _faiss_search(self._index, queries, self.radius)
         if above is not None:
-            keep = hits.item > np.asarray(above)[hits.query]
-            hits = Hits(hits.query[keep], hits.item[keep], hits.distance[keep],
-                        hits.variant[keep])
+            hits = hits.take(hits.item > np.asarray(above)[hits.query])
         return hits
 
 
@@ -128,9 +129,8 @@ def knn(items: np.ndarray, queries: np.ndarray, k: int) -> Hits:
     parts = []
     for q in range(len(queries)):
         hits = _faiss_search(index, queries[q:q + 1], int(kth[q]))
-        order = np.lexsort((hits.item, hits.distance))[:k]
-        parts.append(Hits(np.full(order.size, q, np.int64), hits.item[order],
-                          hits.distance[order], hits.variant[order]))
+        hits = hits.take(np.lexsort((hits.item, hits.distance))[:k])
+        parts.append(Hits(hits.query + q, hits.item, hits.distance, hits.variant))
     return _concat(parts)
 
 
@@ -145,8 +145,6 @@ def _faiss_search(index, queries: np.ndarray, radius: int) -> Hits:
             q = np.repeat(np.arange(start, start + len(block), dtype=np.int64), counts)
             parts.append(Hits(q, ids.astype(np.int64), dist.astype(np.int32),
                               np.full(q.size, v, dtype=np.int8)))
-    if not parts:
-        return _empty()
     return _best_per_pair(_concat(parts))
 
 
@@ -190,11 +188,11 @@ def self_join_blocks(items: np.ndarray, blocks: Iterable[np.ndarray], radius: in
         parts.append(Hits(hits.query + start, hits.item, hits.distance, hits.variant))
         start += len(block)
     hits = _concat(parts)
-    keep = hits.query != hits.item
-    q, i, v = hits.query[keep], hits.item[keep], hits.variant[keep]
+    hits = hits.take(hits.query != hits.item)
+    q, i, v = hits.query, hits.item, hits.variant
     # Query variant v of q matched i, so i = T_v(q): a->b is T_v when q is a, else its inverse.
     v = np.where(q < i, v, np.asarray(INVERSE, dtype=np.int8)[v]).astype(np.int8)
-    return _best_per_pair(Hits(np.minimum(q, i), np.maximum(q, i), hits.distance[keep], v))
+    return _best_per_pair(Hits(np.minimum(q, i), np.maximum(q, i), hits.distance, v))
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:

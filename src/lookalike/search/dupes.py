@@ -122,7 +122,7 @@ def confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
         distance = binary.hamming(left[rows, variant], right)
         if query_codes is None:  # the other direction too: b turned back onto a
             back = np.asarray(dihedral.INVERSE)[variant]
-            distance = np.minimum(distance, binary.hamming(left[:, 0], codes.codes[pos_b][rows, back]))
+            distance = np.minimum(distance, binary.hamming(left[:, 0], codes.codes[pos_b, back]))
     has_b &= codes.quality[pos_b] >= rule.confirm.min_quality
     return ~(has_a & has_b) | (distance <= rule.confirm_radius)
 
@@ -141,9 +141,10 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
         hits, content_ids, identity = _near_pairs(index, rule)
         hits = orientation_rule(rule, hits, identity[hits.query], identity[hits.item])
         a_ids, b_ids = content_ids[hits.query], content_ids[hits.item]
-        keep = confirmed(rule, index, a_ids, b_ids, hits.variant)
-        out.append(ContentPairs(np.searchsorted(ids, a_ids[keep]), np.searchsorted(ids, b_ids[keep]),
-                                hits.distance[keep], hits.variant[keep], rule.primary.name))
+        hits = hits.take(confirmed(rule, index, a_ids, b_ids, hits.variant))
+        out.append(ContentPairs(np.searchsorted(ids, content_ids[hits.query]),
+                                np.searchsorted(ids, content_ids[hits.item]),
+                                hits.distance, hits.variant, rule.primary.name))
     return ids, out
 
 
@@ -159,7 +160,7 @@ def orientation_rule(rule: Rule, hits: binary.Hits, left: np.ndarray,
     distance[far] = binary.hamming(left[far], right[far])
     variant[far] = 0
     keep = ~far | (distance <= rule.radius)
-    return binary.Hits(hits.query[keep], hits.item[keep], distance[keep], variant[keep])
+    return binary.Hits(hits.query, hits.item, distance, variant).take(keep)
 
 
 def _near_pairs(index: Index, rule: Rule) -> tuple[binary.Hits, np.ndarray, np.ndarray]:

@@ -165,13 +165,6 @@ class MultiIndex:
         return row // n_variants, row % n_variants, item, distance
 
 
-def _pack(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged list -> (flat, starts) for the kernels."""
-    starts = np.zeros(len(arrays) + 1, dtype=np.int64)
-    np.cumsum([len(a) for a in arrays], out=starts[1:])
-    return np.concatenate(arrays), starts
-
-
 def _as_words(codes: np.ndarray) -> np.ndarray:
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     if codes.shape[-1] % 8:
