@@ -25,6 +25,7 @@ from ..methods.registry import list_methods
 from ..report import output
 from ..scan import DEFAULT_METHODS, scan as run_scan
 from ..search.dupes import DEFAULT_LINKAGE, find_groups, find_pairs
+from ..search.partial import containment_pairs
 from ..search.query import query as run_query
 from ..sources.files import read_path_list
 from ..sources.folders import WalkOptions
@@ -179,17 +180,24 @@ def dupes(
                                 "(every two members match) or star (all match one member)."),
     fail_on_dupes: bool = typer.Option(False, "--fail-on-dupes",
                                        help="Exit with 1 when duplicates are found."),
+    verify: bool = typer.Option(False, "--verify", help="Keep only hash pairs that local "
+                                "features confirm (needs 'scan --method local')."),
+    partial: bool = typer.Option(False, "--partial", help="List pictures that appear inside "
+                                 "others (crops, collages), from local features."),
 ) -> None:
     """Duplicate groups (or pairs) in the index."""
     start = time.perf_counter()
     try:
         with open_index(_index_path(index)) as idx:
             failures = idx.failures()
-            if pairs:
-                found = find_pairs(idx, method, max_distance)
+            if partial:
+                found = containment_pairs(idx)
+                _print_partial(found, fmt)
+            elif pairs:
+                found = find_pairs(idx, method, max_distance, verify=verify)
                 _print_pairs(found, fmt)
             else:
-                found = find_groups(idx, method, max_distance, linkage=linkage)
+                found = find_groups(idx, method, max_distance, linkage=linkage, verify=verify)
                 _print_groups(found, failures, fmt)
     except LookalikeError as exc:
         raise _translate(exc)
@@ -228,6 +236,59 @@ def _print_pairs(pairs, fmt: Format) -> None:
             out.print(f"{escape(display_path(m.a))}  ~  {escape(display_path(m.b))}  "
                       f"[dim]{m.method} d={m.distance} {m.transform}[/]")
         out.print(f"{len(pairs):,} pairs")
+
+
+def _print_partial(found, fmt: Format) -> None:
+    if fmt is Format.json:
+        _emit(output.partial_json(found))
+    elif fmt is Format.csv:
+        _emit(output.partial_csv(found))
+    else:
+        for p in found:
+            v = p.verification
+            word = {"same": "same picture as", "inside": "appears inside",
+                    "overlap": "overlaps"}[p.relation]
+            out.print(f"{escape(display_path(p.inner))}  {word}  "
+                      f"{escape(display_path(p.outer))}  [dim]{v.describe()}, box "
+                      f"{_box(p.box)}[/]")
+        out.print(f"{len(found):,} pairs")
+
+
+def _box(box) -> str:
+    return "-" if box is None else ",".join(f"{c:.0f}" for c in box)
+
+
+@app.command("find-in")
+def find_in(
+    files: list[Path] = typer.Argument(..., help="Pictures to look inside (collages, pages, "
+                                       "screenshots)."),
+    index: Optional[Path] = typer.Option(None, "--index"),
+    limit: int = typer.Option(20, "--limit", help="Matches per picture at most."),
+    fmt: Format = typer.Option(Format.table, "--format"),
+) -> None:
+    """Which indexed pictures appear inside these pictures, where, and how transformed."""
+    from ..search.partial import find_in as run_find_in
+
+    try:
+        with open_index(_index_path(index)) as idx:
+            results = run_find_in(idx, [str(f) for f in files], limit=limit)
+    except LookalikeError as exc:
+        raise _translate(exc)
+    if fmt is Format.json:
+        _emit(output.find_in_json(results))
+    elif fmt is Format.csv:
+        _emit(output.find_in_csv(results))
+    else:
+        for r in results:
+            name = escape(display_path(r.path))
+            if r.failure:
+                out.print(f"{name}: [red]cannot read[/]: {escape(r.failure.reason)}")
+                continue
+            out.print(f"{name}: {len(r.matches)} indexed picture(s) inside")
+            for m in r.matches:
+                out.print(f"  {escape(display_path(m.path))}  [dim]at {_box(m.verification.box_in_b)}"
+                          f", {m.verification.describe()}[/]")
+    raise typer.Exit(PARTIAL if any(r.failure for r in results) else OK)
 
 
 @app.command()

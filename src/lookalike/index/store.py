@@ -331,6 +331,27 @@ class Index:
                 at = stop
         return out
 
+    def iter_values(self, spec: MethodSpec, block: int | None = None
+                    ) -> Iterator[list[tuple[int, bytes]]]:
+        """(content id, signature value) of every live content, in content order, `block`
+        rows at a time: for methods whose values are not fixed-size codes."""
+        cur = self.conn.execute("SELECT s.content_id, s.value" + _LIVE_CODES
+                                + " ORDER BY s.content_id", spec.key)
+        while rows := cur.fetchmany(block or 4096):
+            yield rows
+
+    def values_for(self, spec: MethodSpec, content_ids: Iterable[int]) -> dict[int, bytes]:
+        """content id -> signature value, for those of `content_ids` that have one."""
+        ids = sorted(set(int(c) for c in content_ids))
+        out: dict[int, bytes] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(self.conn.execute(
+                f"SELECT content_id, value FROM signatures WHERE method=? AND version=? AND "
+                f"params=? AND content_id IN ({marks})", (*spec.key, *chunk)).fetchall())
+        return out
+
     def live_files(self) -> dict[int, list[FileInfo]]:
         """content id -> its live files, paths sorted."""
         out: dict[int, list[FileInfo]] = {}

@@ -85,3 +85,58 @@ def query_csv(results: Sequence[QueryResult]) -> str:
             writer.writerow([display_path(r.path), display_path(m.b), m.method, m.distance,
                              round(m.score, 4), m.transform, ""])
     return out.getvalue()
+
+
+def _verification_dict(v) -> dict:
+    return {"inliers": v.inliers, "scale": round(v.scale, 4), "rotation": round(v.rotation, 2),
+            "mirror": v.mirror}
+
+
+def _box_list(box) -> list[float] | None:
+    return None if box is None else [round(c, 1) for c in box]
+
+
+def partial_json(pairs) -> str:
+    return json.dumps({"partial": [{
+        "inner": display_path(p.inner), "outer": display_path(p.outer),
+        "relation": p.relation, "box": _box_list(p.box), **_verification_dict(p.verification),
+    } for p in pairs]}, indent=2)
+
+
+def partial_csv(pairs) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["inner", "outer", "relation", "box", "inliers", "scale", "rotation",
+                     "mirror"])
+    for p in pairs:
+        v = _verification_dict(p.verification)
+        box = _box_list(p.box)
+        writer.writerow([display_path(p.inner), display_path(p.outer), p.relation,
+                         "" if box is None else " ".join(map(str, box)), v["inliers"],
+                         v["scale"], v["rotation"], v["mirror"]])
+    return out.getvalue()
+
+
+def find_in_json(results) -> str:
+    return json.dumps({"queries": [{
+        "path": display_path(r.path),
+        "matches": [{"path": display_path(m.path), "box": _box_list(m.verification.box_in_b),
+                     **_verification_dict(m.verification)} for m in r.matches],
+        "error": r.failure.reason if r.failure else None,
+    } for r in results]}, indent=2)
+
+
+def find_in_csv(results) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["query", "match", "box", "inliers", "scale", "rotation", "mirror", "error"])
+    for r in results:
+        if r.failure:
+            writer.writerow([display_path(r.path), "", "", "", "", "", "", r.failure.reason])
+        for m in r.matches:
+            v = _verification_dict(m.verification)
+            box = _box_list(m.verification.box_in_b)
+            writer.writerow([display_path(r.path), display_path(m.path),
+                             " ".join(map(str, box or [])), v["inliers"], v["scale"],
+                             v["rotation"], v["mirror"], ""])
+    return out.getvalue()

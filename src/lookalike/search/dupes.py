@@ -128,9 +128,10 @@ def confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
 
 
 def content_pairs(index: Index, method: str = "auto", max_distance: int | None = None,
-                  confirm_distance: int | None = None,
-                  files: dict | None = None) -> tuple[np.ndarray, list[ContentPairs]]:
-    """Content ids of the live images, and the near/exact pairs between them."""
+                  confirm_distance: int | None = None, files: dict | None = None,
+                  verify: bool = False) -> tuple[np.ndarray, list[ContentPairs]]:
+    """Content ids of the live images, and the near/exact pairs between them; with `verify`,
+    hash pairs must also pass local-feature verification (search/verify.py)."""
     files = files if files is not None else index.live_files()
     ids = np.asarray(sorted(files), dtype=np.int64)
     out = []
@@ -142,10 +143,31 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
         hits = orientation_rule(rule, hits, identity[hits.query], identity[hits.item])
         a_ids, b_ids = content_ids[hits.query], content_ids[hits.item]
         hits = hits.take(confirmed(rule, index, a_ids, b_ids, hits.variant))
+        if verify:
+            hits = hits.take(verified(index, content_ids[hits.query], content_ids[hits.item]))
         out.append(ContentPairs(np.searchsorted(ids, content_ids[hits.query]),
                                 np.searchsorted(ids, content_ids[hits.item]),
                                 hits.distance, hits.variant, rule.primary.name))
     return ids, out
+
+
+def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray) -> np.ndarray:
+    """Mask of content pairs that local features confirm. A pair is kept unjudged when
+    either picture has too few features to tell (flat or tiny pictures): verification can
+    only remove pairs it has evidence against."""
+    from .partial import verify_content_pairs
+
+    if "local" not in index.methods_present():
+        raise LookalikeError("--verify needs 'local' signatures; run 'lookalike scan DIR "
+                             "--method local' (with the other methods you use) first")
+    pairs = list(zip(np.minimum(ids_a, ids_b).tolist(), np.maximum(ids_a, ids_b).tolist()))
+    results = {(r.a, r.b): r for r in verify_content_pairs(index, pairs)}
+    keep = np.ones(len(pairs), dtype=bool)
+    for k, key in enumerate(pairs):
+        r = results.get(key)
+        if r is not None and r.judgeable:
+            keep[k] = r.verification.confirmed
+    return keep
 
 
 def orientation_rule(rule: Rule, hits: binary.Hits, left: np.ndarray,
@@ -198,14 +220,14 @@ def _pixel_pairs(index: Index, ids: np.ndarray) -> ContentPairs:
 
 
 def find_pairs(index: Index, method: str = "auto", max_distance: int | None = None,
-               confirm_distance: int | None = None) -> list[Match]:
+               confirm_distance: int | None = None, verify: bool = False) -> list[Match]:
     """Every duplicate pair of files, most alike first.
 
     `max_distance` is the radius of the method (for "auto", of pHash); `confirm_distance`
     that of the confirming dHash in "auto".
     """
     files = index.live_files()
-    ids, parts = content_pairs(index, method, max_distance, confirm_distance, files)
+    ids, parts = content_pairs(index, method, max_distance, confirm_distance, files, verify)
     matches: list[Match] = []
     for content_files in files.values():  # byte copies are duplicates under every method
         for x, y in combinations(content_files, 2):
@@ -233,7 +255,7 @@ def _rank(method: str) -> int:
 
 def find_groups(index: Index, method: str = "auto", max_distance: int | None = None,
                 confirm_distance: int | None = None,
-                linkage: str = DEFAULT_LINKAGE) -> list[Group]:
+                linkage: str = DEFAULT_LINKAGE, verify: bool = False) -> list[Group]:
     """Duplicate groups of the pair graph under `linkage` (search/group.py), largest first.
 
     A group's method is the weakest evidence among the pairs that hold it together: a hash if
@@ -241,7 +263,7 @@ def find_groups(index: Index, method: str = "auto", max_distance: int | None = N
     those pairs, diameter the largest between any two members.
     """
     files = index.live_files()
-    ids, parts = content_pairs(index, method, max_distance, confirm_distance, files)
+    ids, parts = content_pairs(index, method, max_distance, confirm_distance, files, verify)
     edges: dict[tuple[int, int], tuple[int, str, int]] = {}  # (a, b) -> (rank, method, dist)
     for part in parts:
         for a, b, d in zip(part.a.tolist(), part.b.tolist(), part.distance.tolist()):

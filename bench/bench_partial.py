@@ -1,0 +1,229 @@
+"""Local features at collection scale (issue 5): the cascade with and without --verify,
+`dupes --partial`, and `find-in`, on make_collection.py's 20,000 pictures.
+
+    python bench/bench_partial.py /work/bench20k --index /tmp/b20k-local.db [--queries 300]
+
+1. Scans DEST/images with phash,dhash,local into --index (skipped if it exists): time,
+   and bytes stored per picture for `local`.
+2. Pair precision and recall against DEST/truth.json, recall per transform, for: `auto`
+   (the default cascade), `auto --verify`, `local` alone (every verified pair of
+   `dupes --partial`, at the inlier count that gives precision >= 0.99, and at the default),
+   and the cascade plus local pairs. Verification throughput is printed.
+3. find-in: --queries query pictures, each holding one to four indexed originals (pasted at
+   20-60% of the width onto a flat or gradient page with text, or a 2x2 collage); recall,
+   precision and mean box IoU against where they were pasted, and the time per query.
+Measures and prints; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_e2e import Truth  # noqa: E402
+
+from lookalike.index.store import open_index  # noqa: E402
+from lookalike.methods.registry import get_spec  # noqa: E402
+from lookalike.search import partial  # noqa: E402
+from lookalike.search.dupes import find_pairs  # noqa: E402
+
+
+def scan(images: Path, index: Path) -> None:
+    started = time.perf_counter()
+    cmd = [str(Path(sys.executable).parent / "lookalike"), "scan", str(images), "--index",
+           str(index), "--method", "phash,dhash,local", "--format", "json"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    summary = json.loads(result.stdout)
+    print(f"scan phash,dhash,local: {summary['scanned']:,} pictures in "
+          f"{time.perf_counter() - started:.1f} s ({summary['failed']} failed)")
+
+
+def stored_bytes(index) -> None:
+    spec = get_spec("local")
+    row = index.conn.execute("SELECT COUNT(*), AVG(LENGTH(value)), AVG(quality) FROM signatures "
+                             "WHERE method=?", (spec.name,)).fetchone()
+    print(f"local: {row[0]:,} signatures, {row[1]:,.0f} bytes each on average "
+          f"({row[2]:.0f} features per orientation), index file "
+          f"{os.path.getsize(index.path) / 1e6:,.0f} MB")
+
+
+def names_of(pairs) -> list[tuple[str, str]]:
+    return [(os.path.basename(a), os.path.basename(b)) for a, b in pairs]
+
+
+def report(label: str, score: dict, seconds: float) -> None:
+    print(f"{label:34} pairs {score['found']:7,}  precision {score['precision']:.3f}  "
+          f"recall {score['recall']:.3f}  ({seconds:.1f} s)")
+
+
+def recall_table(rows: dict[str, dict]) -> None:
+    kinds = sorted({k for s in rows.values() for k in s["recall_by_transform"]})
+    print(f"{'transform':12}" + "".join(f"{label[:14]:>15}" for label in rows))
+    for kind in kinds:
+        print(f"{kind:12}" + "".join(f"{s['recall_by_transform'].get(kind, 0):15.3f}"
+                                     for s in rows.values()))
+
+
+def local_pairs(index, files) -> tuple[list, float]:
+    started = time.perf_counter()
+    found = partial.partial_pairs(index)
+    seconds = time.perf_counter() - started
+    out = []
+    for r in found:
+        for x in files.get(r.a, []):
+            for y in files.get(r.b, []):
+                out.append((x.path, y.path, r.verification))
+    return out, seconds
+
+
+def at_precision(truth: Truth, scored: list, target: float) -> tuple[int, dict]:
+    """The smallest inlier count whose pair precision is >= target, and its score."""
+    best = None
+    for threshold in range(4, 200):
+        chosen = [(a, b) for a, b, v in scored if v.confirmed and v.inliers >= threshold]
+        score = truth.score(names_of(chosen))
+        if score["precision"] >= target:
+            best = (threshold, score)
+            break
+    return best or (-1, truth.score([]))
+
+
+def make_queries(truth_data: dict, images: Path, count: int, seed: int, out: Path):
+    rng = random.Random(seed)
+    originals = sorted(truth_data["originals"])
+    queries = []
+    font = ImageFont.load_default(size=26)
+    for q in range(count):
+        kind = rng.choice(("paste", "paste", "collage"))
+        if kind == "paste":
+            name = rng.choice(originals)
+            share = rng.choice((0.2, 0.3, 0.45, 0.6))
+            width, height = 1200, 900
+            top = np.asarray([rng.randint(0, 255) for _ in range(3)], np.float32)
+            low = np.asarray([rng.randint(0, 255) for _ in range(3)], np.float32)
+            y = np.linspace(0, 1, height)[:, None, None]
+            page = Image.fromarray((top * (1 - y) + low * y).astype(np.uint8).repeat(width, 1))
+            draw = ImageDraw.Draw(page)
+            draw.text((30, 30), "New arrivals - spring lookbook", font=font, fill=(20, 20, 20))
+            with Image.open(images / name) as im:
+                tile = im.convert("RGB")
+            w = round(width * share)
+            tile = tile.resize((w, max(1, round(tile.height * w / tile.width))))
+            tile = ImageOps.contain(tile, (w, height - 100))
+            x, yy = rng.randint(0, width - tile.width), rng.randint(90, height - tile.height)
+            page.paste(tile, (x, yy))
+            truth = {name: (x, yy, x + tile.width, yy + tile.height)}
+        else:
+            page = Image.new("RGB", (800, 800), (255, 255, 255))
+            truth = {}
+            for k, name in enumerate(rng.sample(originals, 4)):
+                with Image.open(images / name) as im:
+                    tile = ImageOps.contain(im.convert("RGB"), (390, 390))
+                x, yy = (k % 2) * 400 + 5, (k // 2) * 400 + 5
+                page.paste(tile, (x, yy))
+                truth[name] = (x, yy, x + tile.width, yy + tile.height)
+        path = out / f"query_{q:04d}_{kind}.jpg"
+        page.save(path, "JPEG", quality=88)
+        queries.append((path, kind, truth))
+    return queries
+
+
+def iou(a, b) -> float:
+    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def bench_find_in(index, truth, data, images: Path, count: int, seed: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        queries = make_queries(data, images, count, seed, Path(tmp))
+        started = time.perf_counter()
+        words = partial.build_word_index(index)
+        print(f"\nfind-in: inverted file of {words.size:,} rows built in "
+              f"{time.perf_counter() - started:.1f} s")
+        results = partial.find_in(index, [str(q[0]) for q in queries])
+    per_kind = defaultdict(lambda: [0, 0, 0, []])  # expected, found, wrong, ious
+    times = []
+    for (path, kind, expected), result in zip(queries, results):
+        times.append(result.seconds)
+        found = {os.path.basename(m.path): m.verification.box_in_b for m in result.matches}
+        stats = per_kind[kind]
+        stats[0] += len(expected)
+        for name, box in expected.items():
+            if name in found:
+                stats[1] += 1
+                stats[3].append(iou(found[name], box))
+        # A match of a byte or planted copy of the pasted original is right too.
+        allowed = {m for name in expected for m in _group(truth, name)}
+        stats[2] += sum(1 for name in found if name not in allowed)
+    for kind, (expected, hit, wrong, ious) in sorted(per_kind.items()):
+        print(f"find-in {kind:8} recall {hit / expected:.3f} ({hit}/{expected})  precision "
+              f"{hit / max(hit + wrong, 1):.3f}  mean IoU {np.mean(ious) if ious else 0:.3f}")
+    times = np.asarray(times) * 1000
+    print(f"find-in time per query: p50 {np.percentile(times, 50):.0f} ms, p99 "
+          f"{np.percentile(times, 99):.0f} ms (inverted file built once per call, not counted)")
+
+
+def _group(truth: Truth, name: str) -> set[str]:
+    original = truth.group_of.get(name, name)
+    return {f for f, g in truth.group_of.items() if g == original}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("dest", type=Path)
+    p.add_argument("--index", type=Path, default=Path("/tmp/b20k-local.db"))
+    p.add_argument("--queries", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip", default="", help="parts to skip: pairs,find-in")
+    args = p.parse_args()
+    images = args.dest / "images"
+    data = json.loads((args.dest / "truth.json").read_text())
+    if not args.index.exists():
+        scan(images, args.index)
+    truth = Truth(data, {p.name for p in images.iterdir()})
+    with open_index(args.index) as index:
+        stored_bytes(index)
+        files = index.live_files()
+        if "pairs" not in args.skip:
+            rows = {}
+            for label, verify in (("auto", False), ("auto --verify", True)):
+                started = time.perf_counter()
+                found = find_pairs(index, "auto", verify=verify)
+                seconds = time.perf_counter() - started
+                rows[label] = truth.score(names_of((m.a, m.b) for m in found))
+                report(label, rows[label], seconds)
+            scored, seconds = local_pairs(index, files)
+            print(f"local: {len(scored):,} candidate pairs verified in {seconds:.1f} s "
+                  f"({len(scored) / seconds:,.0f} pairs/s including candidate search)")
+            confirmed = [(a, b) for a, b, v in scored if v.confirmed]
+            rows["local (default)"] = truth.score(names_of(confirmed))
+            report("local, default threshold", rows["local (default)"], seconds)
+            threshold, rows["local @0.99"] = at_precision(truth, scored, 0.99)
+            report(f"local, >= {threshold} inliers (P>=0.99)", rows["local @0.99"], 0)
+            auto = [(m.a, m.b) for m in find_pairs(index, "auto", verify=True)]
+            rows["auto+verify+local"] = truth.score(names_of(auto + confirmed))
+            report("auto --verify + local pairs", rows["auto+verify+local"], 0)
+            recall_table(rows)
+            wrong = Counter(truth.wrong_kind(*sorted(p)) for p in
+                            {frozenset(x) for x in names_of(confirmed)} - truth.pairs.keys())
+            print(f"local wrong pairs by kind: {dict(wrong)}")
+        if "find-in" not in args.skip:
+            bench_find_in(index, truth, data, images, args.queries, args.seed)
+
+
+if __name__ == "__main__":
+    main()

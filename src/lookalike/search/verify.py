@@ -1,0 +1,189 @@
+"""Geometric verification of a candidate pair from local features.
+
+Descriptors are matched both ways (ratio test, mutual nearest neighbours), then a similarity
+transform (scale, rotation, shift) is fitted robustly with RANSAC. A pair is confirmed by
+enough inliers spread over the part the two pictures share. The evidence stays with the
+result: inliers, scale, angle, mirror, and where each picture sits inside the other.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..methods.local import Features, LocalSignature
+
+RATIO = 0.8  # Lowe's ratio test on Hamming distances
+MAX_DESCRIPTOR_DISTANCE = 80  # of 256 bits: farther matches are noise
+REPROJECTION = 0.02  # RANSAC inlier threshold, as a share of the smaller picture's diagonal
+MIN_INLIERS = 12  # chosen by measurement (bench/eval_local.py)
+MIN_SPREAD = 0.04  # inliers' hull over the shared part of the contained picture
+SCALE_RANGE = (1 / 12, 12.0)
+INSIDE = 0.85  # a picture is inside the other when this share of its frame maps into it
+
+
+@dataclass(frozen=True)
+class Verification:
+    """How picture a maps onto picture b, and whether that is a copy."""
+
+    confirmed: bool
+    inliers: int
+    matches: int
+    scale: float = 0.0  # b pixels per a pixel
+    rotation: float = 0.0  # degrees, counter-clockwise as seen on screen
+    mirror: bool = False  # a was mirrored left-right to match b
+    box_in_b: tuple[float, float, float, float] | None = None  # a's frame in b (x0, y0, x1, y1)
+    box_in_a: tuple[float, float, float, float] | None = None  # b's frame in a
+    spread: float = 0.0
+    matrix: tuple[float, ...] | None = None  # 2x3 affine from a's pixels to b's (row-major)
+    a_in_b: float = 0.0  # share of a's frame that lies inside b once mapped
+    b_in_a: float = 0.0  # share of b's frame that lies inside a
+
+    @property
+    def relation(self) -> str:
+        """"same" (each covers the other), "a in b", "b in a", or "overlap"."""
+        a_in, b_in = self.a_in_b >= INSIDE, self.b_in_a >= INSIDE
+        if a_in and b_in:
+            return "same"
+        return "a in b" if a_in else ("b in a" if b_in else "overlap")
+
+    def describe(self) -> str:
+        if not self.confirmed:
+            return f"not verified ({self.inliers} inliers)"
+        return (f"{self.inliers} inliers, scale {self.scale:.2f}, rotation "
+                f"{self.rotation:+.0f} deg" + (", mirrored" if self.mirror else ""))
+
+
+NOT_VERIFIED = Verification(False, 0, 0)
+
+
+def match(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i in a, j in b) that pass the ratio test and are mutual nearest neighbours.
+    a, b: (N, 32) uint8 binary descriptors (Hamming) or (N, D) float32 (Euclidean)."""
+    if len(a) < 2 or len(b) < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    forward_d, forward_i = _knn(b, a, 2)
+    _, backward_i = _knn(a, b, 1)
+    rows = np.arange(len(a))
+    best = forward_i[:, 0]
+    limit = MAX_DESCRIPTOR_DISTANCE if a.dtype == np.uint8 else np.inf
+    keep = ((backward_i[best, 0] == rows) & (forward_d[:, 0] <= limit)
+            & (forward_d[:, 0] < RATIO * forward_d[:, 1]))
+    return rows[keep].astype(np.int64), best[keep].astype(np.int64)
+
+
+def _knn(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS brute force: Hamming for bytes, Euclidean for floats (distances, not squared)."""
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # a few hundred descriptors: threads cost more than they give
+    try:
+        if base.dtype == np.uint8:
+            index = faiss.IndexBinaryFlat(base.shape[1] * 8)
+            index.add(np.ascontiguousarray(base))
+            return index.search(np.ascontiguousarray(queries), k)
+        index = faiss.IndexFlatL2(base.shape[1])
+        index.add(np.ascontiguousarray(base, dtype=np.float32))
+        d, i = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return np.sqrt(np.maximum(d, 0)), i
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+def verify(a: LocalSignature, b: LocalSignature, min_inliers: int = MIN_INLIERS) -> Verification:
+    """The better of a-as-is and a-mirrored onto b."""
+    plain = verify_features(a.plain, b.plain, min_inliers)
+    if plain.confirmed and plain.inliers >= 3 * min_inliers:
+        return plain  # clearly a copy as it is: no need to try the mirror
+    mirrored = verify_features(a.mirrored, b.plain, min_inliers, mirrored=True)
+    return max(plain, mirrored, key=lambda v: (v.confirmed, v.inliers))
+
+
+def verify_features(a: Features, b: Features, min_inliers: int = MIN_INLIERS,
+                    mirrored: bool = False) -> Verification:
+    """Fit a similarity from a's keypoints to b's; `mirrored` says a's features are those of
+    its mirror image (the result maps the mirrored a into b)."""
+    import cv2
+
+    ia, ib = match(a.descriptors, b.descriptors)
+    if len(ia) < max(min_inliers, 3):
+        return Verification(False, 0, len(ia), mirror=mirrored)
+    pa, pb = a.xy[ia], b.xy[ib]
+    threshold = REPROJECTION * min(math.hypot(a.width, a.height) * _rough_scale(pa, pb),
+                                   math.hypot(b.width, b.height))
+    matrix, mask = cv2.estimateAffinePartial2D(
+        pa, pb, method=cv2.RANSAC, ransacReprojThreshold=max(threshold, 1.0),
+        maxIters=2000, confidence=0.995, refineIters=10)
+    if matrix is None or mask is None:
+        return Verification(False, 0, len(ia), mirror=mirrored)
+    inlier = mask.ravel().astype(bool)
+    n = int(inlier.sum())
+    scale = float(math.hypot(matrix[0, 0], matrix[1, 0]))
+    rotation = -math.degrees(math.atan2(matrix[1, 0], matrix[0, 0]))  # y axis points down
+    inverse = cv2.invertAffineTransform(matrix)
+    box_in_b, a_in_b = _mapped(matrix, a, b)
+    box_in_a, b_in_a = _mapped(inverse, b, a)
+    spread = _spread(pa[inlier], pb[inlier], box_in_a, box_in_b)
+    ok = (n >= min_inliers and SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]
+          and spread >= MIN_SPREAD and box_in_b is not None and box_in_a is not None)
+    if mirrored:  # report boxes in the frames of the pictures as they are
+        box_in_a = _mirror_box(box_in_a, a.width)
+    return Verification(ok, n, len(ia), scale, rotation, mirrored, box_in_b, box_in_a, spread,
+                        tuple(float(v) for v in matrix.ravel()), a_in_b, b_in_a)
+
+
+def _rough_scale(pa: np.ndarray, pb: np.ndarray) -> float:
+    """b's size over a's, from the spread of the matched points (for the RANSAC threshold)."""
+    sa = float(np.median(np.abs(pa - np.median(pa, axis=0)))) + 1e-6
+    sb = float(np.median(np.abs(pb - np.median(pb, axis=0)))) + 1e-6
+    return min(max(sb / sa, 1 / 12), 12.0)
+
+
+def _mapped(matrix: np.ndarray, a: Features, b: Features):
+    """a's frame mapped into b: its bounding box clipped to b, and the share of a's frame
+    that falls inside b."""
+    import cv2
+
+    corners = np.asarray([[0, 0], [a.width, 0], [a.width, a.height], [0, a.height]],
+                         np.float64)
+    mapped = corners @ matrix[:, :2].T + matrix[:, 2]
+    x0, y0 = np.clip(mapped.min(axis=0), 0, [b.width, b.height])
+    x1, y1 = np.clip(mapped.max(axis=0), 0, [b.width, b.height])
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        return None, 0.0
+    frame = np.asarray([[0, 0], [b.width, 0], [b.width, b.height], [0, b.height]], np.float32)
+    quad = mapped.astype(np.float32)
+    area = abs(float(cv2.contourArea(quad)))
+    inside, _ = cv2.intersectConvexConvex(quad, frame)
+    share = min(float(inside) / area, 1.0) if area > 0 else 0.0
+    return (float(x0), float(y0), float(x1), float(y1)), share
+
+
+def _mirror_box(box, width: int):
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    return (width - x1, y0, width - x0, y1)
+
+
+def _spread(pa: np.ndarray, pb: np.ndarray, box_in_a, box_in_b) -> float:
+    """How much of the shared region the inliers cover: the larger of the two sides' convex
+    hull areas over the shared box's area."""
+    best = 0.0
+    for points, box in ((pa, box_in_a), (pb, box_in_b)):
+        if box is None or len(points) < 3:
+            continue
+        area = (box[2] - box[0]) * (box[3] - box[1])
+        hull = _hull_area(points)
+        best = max(best, hull / area if area > 0 else 0.0)
+    return min(best, 1.0)
+
+
+def _hull_area(points: np.ndarray) -> float:
+    import cv2
+
+    hull = cv2.convexHull(np.ascontiguousarray(points, dtype=np.float32))
+    return float(cv2.contourArea(hull))

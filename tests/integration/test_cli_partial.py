@@ -1,0 +1,143 @@
+"""Partial copies through the CLI: `scan --method local`, `dupes --partial`, `find-in` and
+`dupes --verify`, on scikit-image photographs and generated look-alikes."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageOps
+
+import skimage
+
+DATA = os.path.join(os.path.dirname(skimage.__file__), "data")
+PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
+          "hubble_deep_field.jpg")
+
+
+def photo(name: str) -> Image.Image:
+    with Image.open(os.path.join(DATA, name)) as image:
+        return image.convert("RGB")
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def iou(a, b) -> float:
+    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def speckled_sky(seed: int) -> Image.Image:
+    """A smooth sky with a few small different shapes: every hash calls two of them the same
+    picture, local features do not."""
+    rng = np.random.default_rng(seed)
+    y = np.linspace(0, 1, 300)[:, None, None]
+    sky = (np.array([90, 140, 220]) * (1 - y) + np.array([200, 220, 250]) * y) * np.ones((1, 400, 1))
+    image = Image.fromarray(sky.astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(25):
+        x0, y0 = rng.integers(0, 390), rng.integers(0, 290)
+        r = int(rng.integers(2, 6))
+        draw.ellipse((x0, y0, x0 + r, y0 + r), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+    return image
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, cli):
+    """Originals, crops of some of them, a collage and a page holding others."""
+    root = tmp_path_factory.mktemp("partial") / "library"
+    root.mkdir()
+    truth = {}
+    for name in PHOTOS:
+        (root / f"{name.split('.')[0]}.jpg").write_bytes(jpeg(photo(name)))
+    crop = photo("astronaut.png").crop((100, 50, 400, 350))
+    (root / "astronaut_crop.jpg").write_bytes(jpeg(crop))
+    truth["astronaut_crop.jpg"] = ("astronaut.jpg", (100, 50, 400, 350))
+    crop = ImageOps.mirror(photo("coffee.png").crop((200, 100, 600, 400)))
+    (root / "coffee_crop_mirrored.jpg").write_bytes(jpeg(crop))
+    truth["coffee_crop_mirrored.jpg"] = ("coffee.jpg", (200, 100, 600, 400))
+    page = Image.new("RGB", (1400, 1000), (250, 250, 250))
+    tile = photo("chelsea.png").resize((420, 300))
+    page.paste(tile, (800, 500))
+    (root / "page.jpg").write_bytes(jpeg(page))
+    truth["chelsea.jpg"] = ("page.jpg", (800, 500, 1220, 800))
+    for seed in (1, 2):
+        (root / f"sky_{seed}.jpg").write_bytes(jpeg(speckled_sky(seed)))
+    result = cli("scan", root, "--method", "phash,dhash,local")
+    assert result.code == 0, str(result)
+    return root, truth
+
+
+def test_dupes_partial_reports_containment(cli, library):
+    root, truth = library
+    result = cli("dupes", "--index", root / ".lookalike" / "index.db", "--partial",
+                 "--format", "json")
+    assert result.code == 0, str(result)
+    found = {(os.path.basename(p["inner"]), os.path.basename(p["outer"])): p
+             for p in result.json()["partial"]}
+    for inner, (outer, box) in truth.items():
+        pair = found.get((inner, outer))
+        assert pair is not None, (inner, outer, sorted(found))
+        assert pair["relation"] == "inside"
+        assert iou(pair["box"], box) >= 0.8, pair
+    assert found[("coffee_crop_mirrored.jpg", "coffee.jpg")]["mirror"] is True
+    unrelated = {("sky_1.jpg", "sky_2.jpg"), ("sky_2.jpg", "sky_1.jpg"),
+                 ("coffee.jpg", "chelsea.jpg"), ("chelsea.jpg", "coffee.jpg")}
+    assert not unrelated & set(found)
+
+
+def test_find_in_locates_indexed_pictures(cli, library, tmp_path):
+    root, _ = library
+    collage = Image.new("RGB", (900, 900), (255, 255, 255))
+    boxes = {}
+    for k, name in enumerate(("rocket.jpg", "astronaut.png", "hubble_deep_field.jpg")):
+        tile = ImageOps.contain(photo(name), (420, 420))
+        x, y = (k % 2) * 450 + 10, (k // 2) * 450 + 10
+        collage.paste(tile, (x, y))
+        boxes[f"{name.split('.')[0]}.jpg"] = (x, y, x + tile.width, y + tile.height)
+    query = tmp_path / "collage.jpg"
+    query.write_bytes(jpeg(collage))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really")
+    result = cli("find-in", query, broken, "--index", root / ".lookalike" / "index.db",
+                 "--format", "json")
+    assert result.code == 3, str(result)  # one query could not be read
+    good, bad = result.json()["queries"]
+    assert bad["error"] and not bad["matches"]
+    found = {os.path.basename(m["path"]): m for m in good["matches"]}
+    for name, box in boxes.items():
+        assert name in found, sorted(found)
+        assert iou(found[name]["box"], box) >= 0.8, found[name]
+    assert "coffee.jpg" not in found and "sky_1.jpg" not in found
+
+
+def test_verify_removes_look_alike_hash_pairs(cli, library):
+    root, _ = library
+    index = root / ".lookalike" / "index.db"
+    plain = cli("dupes", "--index", index, "--pairs", "--format", "json", "--method", "phash",
+                "--max-distance", "12")
+    names = lambda r: {tuple(sorted((os.path.basename(p["a"]), os.path.basename(p["b"]))))  # noqa: E731
+                       for p in r.json()["pairs"]}
+    assert ("sky_1.jpg", "sky_2.jpg") in names(plain), str(plain)
+    checked = cli("dupes", "--index", index, "--pairs", "--format", "json", "--method", "phash",
+                  "--max-distance", "12", "--verify")
+    assert checked.code == 0, str(checked)
+    assert ("sky_1.jpg", "sky_2.jpg") not in names(checked)
+
+
+def test_partial_without_local_signatures_says_what_to_do(cli, tmp_path):
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "a.jpg").write_bytes(jpeg(photo("coffee.png")))
+    assert cli("scan", root).code == 0
+    result = cli("dupes", "--index", root / ".lookalike" / "index.db", "--partial")
+    assert result.code == 2
+    assert "--method local" in result.stderr

@@ -1,0 +1,196 @@
+"""Local features and geometric verification on real photographs (scikit-image samples):
+partial copies verify with the right box, look-alike but different pictures do not."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from _imagedata import sample_png
+from lookalike.decode import decode
+from lookalike.methods import local
+from lookalike.search import partial, verify
+
+PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
+
+
+def rgb(name: str) -> Image.Image:
+    return Image.open(io.BytesIO(sample_png(name))).convert("RGB")
+
+
+def jpeg(image: Image.Image, quality: int = 88) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return decode(buffer.getvalue()).image
+
+
+def features(image: Image.Image, query: bool = False) -> local.LocalSignature:
+    if query:
+        return local.compute(np.asarray(image), image.width, image.height, partial.QUERY_SIDE,
+                             partial.QUERY_FEATURES, mirror=False)
+    return local.compute(np.asarray(image), image.width, image.height)
+
+
+def iou(a, b) -> float:
+    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def crop_keeping(image: Image.Image, share: float, at=(0.3, 0.6)):
+    side = math.sqrt(share)
+    w, h = round(image.width * side), round(image.height * side)
+    x, y = round((image.width - w) * at[0]), round((image.height - h) * at[1])
+    box = (x, y, x + w, y + h)
+    return image.crop(box), box
+
+
+def test_signature_round_trip_and_budget():
+    image = rgb("astronaut.png")
+    signature = features(image)
+    assert 0 < len(signature.plain) <= local.MAX_FEATURES
+    assert 0 < len(signature.mirrored) <= local.MAX_FEATURES
+    back = local.unpack(local.pack(signature))
+    for before, after in ((signature.plain, back.plain), (signature.mirrored, back.mirrored)):
+        assert np.array_equal(before.descriptors, after.descriptors)
+        assert np.array_equal(before.words, after.words)
+        assert np.abs(before.xy - after.xy).max() < 0.02 * max(image.size) / 100
+        assert (after.width, after.height) == image.size
+    assert local.pack(features(image)) == local.pack(signature)  # deterministic
+
+
+def test_features_spread_over_the_picture():
+    """A picture whose texture is strong in one corner still has features everywhere."""
+    image = np.asarray(rgb("coffee.png")).copy()
+    rng = np.random.default_rng(0)
+    image[:150, :200] = rng.integers(0, 256, (150, 200, 3), dtype=np.uint8)  # busy corner
+    signature = local.compute(image, image.shape[1], image.shape[0])
+    xy = signature.plain.xy
+    in_corner = ((xy[:, 0] < 200) & (xy[:, 1] < 150)).mean()
+    assert in_corner < 0.4  # the corner is 1/8 of the picture; without spreading it takes most
+    cells = {(int(x * 4 / image.shape[1]), int(y * 4 / image.shape[0])) for x, y in xy}
+    assert len(cells) >= 12
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+@pytest.mark.parametrize("share", [0.9, 0.5, 0.2, 0.1])
+def test_crop_verifies_with_its_box(name, share):
+    original = rgb(name)
+    crop, box = crop_keeping(original, share)
+    v = verify.verify(features(jpeg(crop)), features(original))
+    assert v.confirmed, v
+    assert v.relation in ("a in b", "same")
+    assert iou(v.box_in_b, box) >= 0.8
+    assert not v.mirror
+    assert v.scale == pytest.approx(1.0, rel=0.1)
+
+
+@pytest.mark.parametrize("name", PHOTOS[:3])
+def test_rotated_and_mirrored_crops_verify(name):
+    original = rgb(name)
+    crop, box = crop_keeping(original, 0.5)
+    rotated = crop.rotate(10, Image.Resampling.BICUBIC, expand=False)
+    v = verify.verify(features(jpeg(rotated)), features(original))
+    assert v.confirmed and abs(abs(v.rotation) - 10) < 2, v
+    mirrored = verify.verify(features(jpeg(ImageOps.mirror(crop))), features(original))
+    assert mirrored.confirmed and mirrored.mirror
+    assert iou(mirrored.box_in_b, box) >= 0.8
+
+
+def pasted(image: Image.Image, background: Image.Image, share: float, at=(0.2, 0.3)):
+    big = background.copy()
+    w = round(big.width * share)
+    tile = image.resize((w, round(image.height * w / image.width)), Image.Resampling.LANCZOS)
+    x, y = round((big.width - w) * at[0]), round((big.height - tile.height) * at[1])
+    big.paste(tile, (x, y))
+    return big, (x, y, x + w, y + tile.height)
+
+
+@pytest.mark.parametrize("share", [0.2, 0.3, 0.45, 0.6])
+@pytest.mark.parametrize("background", ["photo", "flat"])
+def test_copy_inside_a_larger_picture(share, background):
+    original = rgb("chelsea.png")
+    back = rgb("astronaut.png").resize((1200, 1200)) if background == "photo" else \
+        Image.new("RGB", (1200, 900), (200, 190, 180))
+    big, box = pasted(original, back, share)
+    big = jpeg(big)
+    v = verify.verify(features(original), features(big, query=True))
+    assert v.confirmed, v
+    assert v.relation == "a in b"
+    assert iou(v.box_in_b, box) >= 0.8
+
+
+def test_collage_and_screenshot():
+    tiles = [rgb(n) for n in ("coffee.png", "chelsea.png", "rocket.jpg", "astronaut.png")]
+    collage = Image.new("RGB", (800, 800), (255, 255, 255))
+    boxes = []
+    for k, tile in enumerate(tiles):
+        t = ImageOps.contain(tile, (390, 390))
+        x, y = (k % 2) * 400 + 5, (k // 2) * 400 + 5
+        collage.paste(t, (x, y))
+        boxes.append((x, y, x + t.width, y + t.height))
+    query = features(jpeg(collage), query=True)
+    for tile, box in zip(tiles, boxes):
+        v = verify.verify(features(tile), query)
+        assert v.confirmed and iou(v.box_in_b, box) >= 0.8
+    phone = Image.new("RGB", (540, 1170), (245, 245, 245))
+    draw = ImageDraw.Draw(phone)
+    draw.rectangle((0, 0, 540, 90), fill=(30, 30, 30))
+    draw.text((20, 30), "12:41 shop", font=ImageFont.load_default(size=28), fill=(255,) * 3)
+    shot = ImageOps.contain(tiles[1], (500, 640))
+    phone.paste(shot, (20, 130))
+    v = verify.verify(features(tiles[1]), features(jpeg(phone), query=True))
+    assert v.confirmed and iou(v.box_in_b, (20, 130, 20 + shot.width, 130 + shot.height)) >= 0.8
+
+
+def text_page(seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    page = Image.new("RGB", (480, 360), (255, 255, 255))
+    draw = ImageDraw.Draw(page)
+    words = "the quick brown fox jumps over lazy dog price size colour cotton".split()
+    for row in range(14):
+        line = " ".join(words[i] for i in rng.integers(0, len(words), 6))
+        draw.text((10, 10 + 25 * row), line, font=ImageFont.load_default(size=20), fill=(0,) * 3)
+    return page
+
+
+def near_uniform(seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    pixels = np.full((300, 400, 3), 120.0) + rng.normal(0, 2, (300, 400, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def tiled(tile: Image.Image) -> Image.Image:
+    out = Image.new("RGB", (tile.width * 4, tile.height * 4))
+    for i in range(16):
+        out.paste(tile, ((i % 4) * tile.width, (i // 4) * tile.height))
+    return out
+
+
+NEGATIVES = {
+    "other photo": lambda: (rgb("coffee.png"), rgb("chelsea.png")),
+    "neighbouring parts of one photo": lambda: (
+        rgb("astronaut.png").crop((0, 0, 256, 512)), rgb("astronaut.png").crop((256, 0, 512, 512))),
+    "other view of the same scene": lambda: (rgb("motorcycle_left.png"),
+                                             rgb("motorcycle_right.png")),
+    "two textures of one kind": lambda: (rgb("brick.png").crop((0, 0, 256, 256)),
+                                         rgb("brick.png").crop((256, 256, 512, 512))),
+    "tiles": lambda: (tiled(rgb("gravel.png").crop((0, 0, 100, 100))),
+                      tiled(rgb("gravel.png").crop((200, 200, 300, 300)))),
+    "text pages": lambda: (text_page(1), text_page(2)),
+    "near uniform": lambda: (near_uniform(1), near_uniform(2)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NEGATIVES))
+def test_different_pictures_do_not_verify(case):
+    a, b = NEGATIVES[case]()
+    v = verify.verify(features(jpeg(a)), features(jpeg(b)))
+    assert not v.confirmed, v
+    big = verify.verify(features(jpeg(a)), features(jpeg(b), query=True))
+    assert not big.confirmed, big
