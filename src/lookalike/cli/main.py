@@ -179,6 +179,8 @@ def dupes(
                                 "(every two members match) or star (all match one member)."),
     fail_on_dupes: bool = typer.Option(False, "--fail-on-dupes",
                                        help="Exit with 1 when duplicates are found."),
+    no_calibration: bool = typer.Option(False, "--no-calibration",
+                                        help="Ignore radii stored by 'lookalike calibrate'."),
 ) -> None:
     """Duplicate groups (or pairs) in the index."""
     start = time.perf_counter()
@@ -186,10 +188,12 @@ def dupes(
         with open_index(_index_path(index)) as idx:
             failures = idx.failures()
             if pairs:
-                found = find_pairs(idx, method, max_distance)
+                found = find_pairs(idx, method, max_distance,
+                                   calibrated=not no_calibration)
                 _print_pairs(found, fmt)
             else:
-                found = find_groups(idx, method, max_distance, linkage=linkage)
+                found = find_groups(idx, method, max_distance, linkage=linkage,
+                                    calibrated=not no_calibration)
                 _print_groups(found, failures, fmt)
     except LookalikeError as exc:
         raise _translate(exc)
@@ -241,12 +245,15 @@ def query(
         None, "--nearest", min=1, help="List the K closest pictures by the hash whatever "
         "their distance (no radius, no confirming hash)."),
     fmt: Format = typer.Option(Format.table, "--format"),
+    no_calibration: bool = typer.Option(False, "--no-calibration",
+                                        help="Ignore radii stored by 'lookalike calibrate'."),
 ) -> None:
     """Is this image already in the index? Which file, how close, which orientation."""
     try:
         with open_index(_index_path(index)) as idx:
             results = run_query(idx, [str(f) for f in files], method, max_distance,
-                                max(limit, nearest or 0), nearest)
+                                max(limit, nearest or 0), nearest,
+                                calibrated=not no_calibration)
     except LookalikeError as exc:
         raise _translate(exc)
     if fmt is Format.json:
@@ -285,6 +292,9 @@ def sample(dest: Path = typer.Argument(..., help="Folder to create."),
     manifest = build_sample(dest, count)
     out.print(f"wrote {len(manifest)} images to {escape(str(dest))} "
               f"(manifest: {escape(str(dest / 'manifest.json'))})")
+
+
+from . import evaluate  # noqa: E402,F401  (registers calibrate and eval on app)
 
 
 def main() -> None:

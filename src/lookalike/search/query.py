@@ -131,11 +131,12 @@ class NearSearch:
     matches in the index under a rule: `lookalike query` and `lookalike calibrate` share it.
 
     The indexed codes are read once (through `codes_of`, which may cache them) and reused
-    for every batch of queries.
+    for every batch of queries. `engine`: binary.search's method (None: by cost).
     """
 
-    def __init__(self, index: Index, rule: Rule, codes_of: Callable[[MethodSpec], Codes]):
-        self.index, self.rule = index, rule
+    def __init__(self, index: Index, rule: Rule, codes_of: Callable[[MethodSpec], Codes],
+                 engine: str | None = None):
+        self.index, self.rule, self.engine = index, rule, engine
         codes = codes_of(rule.primary)
         rows = usable_rows(codes, rule.primary)
         self.content_ids = codes.content_ids[rows]
@@ -169,7 +170,7 @@ class NearSearch:
         codes, good = self._stack(signatures, rule.primary)
         rows = np.flatnonzero(good)  # too weak a code matches nothing (near-blank pictures)
         queries = codes[rows]
-        hits = binary.search(self.items, queries, rule.radius)
+        hits = binary.search(self.items, queries, rule.radius, self.engine)
         hits = orientation_rule(rule, hits, queries[hits.query, 0], self.items[hits.item])
         item_ids = self.content_ids[hits.item]
         keep = np.ones(item_ids.size, dtype=bool)
