@@ -58,9 +58,10 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from lookalike.evaluation.transforms import EDITS, encode
+from lookalike.evaluation.transforms import (CAPTIONS, EDITS, caption, crop, encode, pad,
+                                             rotate_cropped)
 
 ALLOWED_PACKAGES = {"supertuxkart-data", "marble-data", "0ad-data", "flightgear-data-base"}
 ORIGINAL_WIDTH = 256
@@ -90,7 +91,6 @@ EDIT_DESCRIPTIONS = {
     "grey": "greyscale (saved as RGB JPEG)", "brighter": "brightness x1.25",
 }
 TRANSFORMS = {**{name: EDIT_DESCRIPTIONS.get(name, name) for name in EDITS}, **EXTRA_TRANSFORMS}
-CAPTIONS = ("SALE -30%", "NEW", "sample", "(c) shop 2024", "ONLY 9.99", "best seller")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,57 +206,18 @@ def cut_source(task: tuple[str, list[dict], str, int]) -> list[dict]:
     return out
 
 
-def _largest_upright(width: int, height: int, degrees: float) -> tuple[int, int]:
-    """Width and height of the largest axis-aligned rectangle inside the rotated picture."""
-    angle = math.radians(abs(degrees))
-    long_side, short_side = max(width, height), min(width, height)
-    sin_a, cos_a = math.sin(angle), math.cos(angle)
-    if short_side <= 2 * sin_a * cos_a * long_side or abs(sin_a - cos_a) < 1e-10:
-        half = 0.5 * short_side
-        w, h = (half / sin_a, half / cos_a) if width >= height else (half / cos_a, half / sin_a)
-    else:
-        cos_2a = cos_a * cos_a - sin_a * sin_a
-        w = (width * cos_a - height * sin_a) / cos_2a
-        h = (height * cos_a - width * sin_a) / cos_2a
-    return int(w), int(h)
-
-
 def edit(name: str, params: dict, image: Image.Image, data: bytes) -> tuple[bytes, str]:
     """One planted copy: the transform `name` with the main process's random `params`."""
     if name in EDITS:
         return EDITS[name](image, data)
-    width, height = image.size
     if name.startswith("crop"):
-        cut = int(name[4:]) / 100
-        cut_w, cut_h = round(width * cut), round(height * cut)
-        left, top = round(cut_w * params["left"]), round(cut_h * params["top"])
-        box = (left, top, left + width - cut_w, top + height - cut_h)
-        return encode(image.crop(box)), ".jpg"
+        return encode(crop(image, int(name[4:]) / 100, params["left"], params["top"])), ".jpg"
     if name.startswith("rot"):
-        degrees = float(name[3:])
-        rotated = image.rotate(degrees, Image.Resampling.BICUBIC, expand=True)
-        w, h = _largest_upright(width, height, degrees)
-        cx, cy = rotated.width / 2, rotated.height / 2
-        box = (math.ceil(cx - w / 2), math.ceil(cy - h / 2), math.floor(cx + w / 2),
-               math.floor(cy + h / 2))
-        return encode(rotated.crop(box)), ".jpg"
+        return encode(rotate_cropped(image, float(name[3:]))), ".jpg"
     if name == "text":
-        out = image.copy()
-        draw = ImageDraw.Draw(out)
-        font = ImageFont.load_default(size=max(10, height // 7))
-        left, top, right, bottom = draw.textbbox((0, 0), params["caption"], font=font,
-                                                 stroke_width=2)
-        x = params["x"] * max(0, width - (right - left))
-        y = height * 0.5 + params["y"] * max(0, height * 0.5 - (bottom - top))
-        draw.text((x - left, y - top), params["caption"], font=font, fill=(255, 255, 255),
-                  stroke_width=2, stroke_fill=(0, 0, 0))
-        return encode(out), ".jpg"
+        return encode(caption(image, params["caption"], params["x"], params["y"])), ".jpg"
     if name == "pad":
-        side = max(width, height)
-        margin = round(side * 0.06)
-        canvas = Image.new("RGB", (side + 2 * margin, side + 2 * margin), (255, 255, 255))
-        canvas.paste(image, (margin + (side - width) // 2, margin + (side - height) // 2))
-        return encode(canvas), ".jpg"
+        return encode(pad(image)), ".jpg"
     raise ValueError(f"unknown transform {name!r}")
 
 

@@ -27,3 +27,7 @@ class UnknownMethodError(LookalikeError):
 
 class SourceError(LookalikeError):
     """A source (folder, file list) cannot be read."""
+
+
+class EvaluationError(LookalikeError):
+    """Calibration or evaluation cannot run: bad labels, unknown edit, nothing to measure."""

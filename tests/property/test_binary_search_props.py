@@ -70,7 +70,7 @@ def _radius(nbytes: int, fraction: float) -> int:
 
 
 @given(**CASES, n_queries=st.integers(0, 12), variants=st.sampled_from([1, 8]),
-       block=st.sampled_from([None, 1, 3]), method=st.sampled_from(["faiss", "mih"]))
+       block=st.sampled_from([None, 1, 3]), method=st.sampled_from(["faiss", "mih", "dense"]))
 def test_search_equals_brute_force(seed, n, nbytes, clustered, radius_fraction, n_queries,
                                    variants, block, method):
     radius = _radius(nbytes, radius_fraction)
@@ -96,7 +96,7 @@ def test_search_equals_brute_force(seed, n, nbytes, clustered, radius_fraction, 
     assert got == expected
 
 
-@given(**CASES, variants=st.sampled_from([1, 8]), method=st.sampled_from(["faiss", "mih"]))
+@given(**CASES, variants=st.sampled_from([1, 8]), method=st.sampled_from(["faiss", "mih", "dense"]))
 def test_self_join_equals_brute_force(seed, n, nbytes, clustered, radius_fraction, variants,
                                       method):
     radius = _radius(nbytes, radius_fraction)
@@ -235,7 +235,7 @@ def test_engine_choice_follows_the_cost():
 
 
 @given(**CASES, cuts=st.lists(st.integers(0, 40), max_size=4),
-       method=st.sampled_from(["faiss", "mih"]))
+       method=st.sampled_from(["faiss", "mih", "dense"]))
 def test_self_join_in_blocks_equals_one_block(seed, n, nbytes, clustered, radius_fraction, cuts,
                                               method):
     """Queries streamed in blocks (as dupes reads them from the index) give the same pairs."""

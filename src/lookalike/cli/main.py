@@ -184,6 +184,8 @@ def dupes(
                                 "features confirm (needs 'scan --method local')."),
     partial: bool = typer.Option(False, "--partial", help="List pictures that appear inside "
                                  "others (crops, collages), from local features."),
+    no_calibration: bool = typer.Option(False, "--no-calibration",
+                                        help="Ignore radii stored by 'lookalike calibrate'."),
 ) -> None:
     """Duplicate groups (or pairs) in the index."""
     start = time.perf_counter()
@@ -194,10 +196,12 @@ def dupes(
                 found = containment_pairs(idx)
                 _print_partial(found, fmt)
             elif pairs:
-                found = find_pairs(idx, method, max_distance, verify=verify)
+                found = find_pairs(idx, method, max_distance, verify=verify,
+                                   calibrated=not no_calibration)
                 _print_pairs(found, fmt)
             else:
-                found = find_groups(idx, method, max_distance, linkage=linkage, verify=verify)
+                found = find_groups(idx, method, max_distance, linkage=linkage, verify=verify,
+                                    calibrated=not no_calibration)
                 _print_groups(found, failures, fmt)
     except LookalikeError as exc:
         raise _translate(exc)
@@ -302,12 +306,15 @@ def query(
         None, "--nearest", min=1, help="List the K closest pictures by the hash whatever "
         "their distance (no radius, no confirming hash)."),
     fmt: Format = typer.Option(Format.table, "--format"),
+    no_calibration: bool = typer.Option(False, "--no-calibration",
+                                        help="Ignore radii stored by 'lookalike calibrate'."),
 ) -> None:
     """Is this image already in the index? Which file, how close, which orientation."""
     try:
         with open_index(_index_path(index)) as idx:
             results = run_query(idx, [str(f) for f in files], method, max_distance,
-                                max(limit, nearest or 0), nearest)
+                                max(limit, nearest or 0), nearest,
+                                calibrated=not no_calibration)
     except LookalikeError as exc:
         raise _translate(exc)
     if fmt is Format.json:
@@ -346,6 +353,9 @@ def sample(dest: Path = typer.Argument(..., help="Folder to create."),
     manifest = build_sample(dest, count)
     out.print(f"wrote {len(manifest)} images to {escape(str(dest))} "
               f"(manifest: {escape(str(dest / 'manifest.json'))})")
+
+
+from . import evaluate  # noqa: E402,F401  (registers calibrate and eval on app)
 
 
 def main() -> None:

@@ -48,6 +48,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX files_content ON files(content_id);
         CREATE INDEX files_status ON files(status);
     """),
+    # Match thresholds measured on this collection by `lookalike calibrate`: per method, the
+    # chosen value and the precision/recall curve it was chosen from (JSON).
+    ("0002_thresholds", """
+        CREATE TABLE thresholds (
+            method TEXT PRIMARY KEY,
+            value REAL NOT NULL,
+            target_precision REAL,
+            precision REAL,
+            recall REAL,
+            sample INTEGER,
+            created REAL,
+            curve TEXT                         -- JSON
+        );
+    """),
 ]
 
 

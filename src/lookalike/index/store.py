@@ -85,6 +85,20 @@ class Codes:
     quality: np.ndarray  # (N,) float32
 
 
+@dataclass(frozen=True)
+class StoredThreshold:
+    """A match threshold chosen by calibration (see evaluation/calibrate.py)."""
+
+    method: str
+    value: float
+    target_precision: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    sample: int | None = None
+    created: float | None = None
+    curve: object = None  # the measured curve, as stored (JSON)
+
+
 def open_index(path: str | os.PathLike, *, create: bool = False,
                read_only: bool = False) -> "Index":
     """Open (or with `create`, make) an index; `read_only` opens it as is, for workers."""
@@ -278,6 +292,19 @@ class Index:
             "content_id=excluded.content_id, status=excluded.status, stage=excluded.stage, "
             "error=excluded.error, last_run=excluded.last_run, vanished_run=NULL", rows)
 
+    def set_threshold(self, threshold: StoredThreshold) -> None:
+        """Store (or replace) a method's calibrated threshold; needs the writer lock."""
+        if self._lock_fd is None:
+            raise IndexError_("storing a threshold needs the writer lock (Index.acquire())")
+        t = threshold
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO thresholds (method, value, target_precision, precision, "
+                "recall, sample, created, curve) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (t.method, float(t.value), t.target_precision, t.precision, t.recall, t.sample,
+                 t.created if t.created is not None else time.time(),
+                 None if t.curve is None else json.dumps(t.curve)))
+
     def mark_vanished(self, run_id: int, roots: Sequence[str]) -> int:
         """Files under `roots` that this run did not see are marked vanished."""
         prefixes = tuple(os.path.join(root, "") for root in roots)
@@ -363,6 +390,26 @@ class Index:
         for files in out.values():
             files.sort(key=lambda f: f.path)
         return out
+
+    def thresholds(self) -> dict[str, StoredThreshold]:
+        """method -> its calibrated threshold; empty when none was stored."""
+        try:
+            rows = self.conn.execute(
+                "SELECT method, value, target_precision, precision, recall, sample, created, "
+                "curve FROM thresholds ORDER BY method").fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # an older index opened read-only: not migrated
+                return {}
+            raise IndexError_(f"cannot read thresholds from {self.path}: {exc}") from None
+        return {row[0]: StoredThreshold(*row[:7], json.loads(row[7]) if row[7] else None)
+                for row in rows}
+
+    def scanned_roots(self) -> list[str]:
+        """The folders and files given to every scan of this index, first scan first."""
+        roots: list[str] = []
+        for (value,) in self.conn.execute("SELECT roots FROM runs ORDER BY id"):
+            roots += [r for r in json.loads(value) if r not in roots]
+        return roots
 
     def failures(self) -> list[tuple[str, str, str]]:
         return [(from_db_path(p), s or "", e or "") for p, s, e in self.conn.execute(

@@ -48,10 +48,28 @@ def _best_per_pair(hits: Hits) -> Hits:
     """Keep the smallest distance (then the lowest variant) of each (query, item)."""
     if hits.query.size == 0:
         return hits
-    order = np.lexsort((hits.variant, hits.distance, hits.item, hits.query))
-    q, i = hits.query[order], hits.item[order]
-    first = np.ones(q.size, dtype=bool)
-    first[1:] = (q[1:] != q[:-1]) | (i[1:] != i[:-1])
+    # (distance, variant) packed in one small integer, so one reduction or one sort of a
+    # single key replaces a four-key lexsort (the cost of wide searches, where most items
+    # are hits of every variant: calibration at half the code length).
+    first_query = int(hits.query.min())
+    n_items = int(hits.item.max()) + 1
+    pair = (hits.query - first_query) * n_items + hits.item
+    rank = (hits.distance.astype(np.int64) << 3) | hits.variant.astype(np.int64)
+    n_pairs = (int(hits.query.max()) - first_query + 1) * n_items
+    if n_pairs <= max(4 * pair.size, 1 << 16):  # dense: reduce in a table, no sort
+        best = np.full(n_pairs, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(best, pair, rank)
+        keys = np.flatnonzero(best != np.iinfo(np.int64).max)
+        rank = best[keys]
+        return Hits(keys // n_items + first_query, keys % n_items,
+                    (rank >> 3).astype(np.int32), (rank & 7).astype(np.int8))
+    if n_pairs >= 1 << 51:  # the packed key would overflow int64
+        order = np.lexsort((rank, pair))
+    else:  # distances below 512 bits: 9 bits, and 3 for the variant
+        order = np.argsort((pair << 12) | rank, kind="stable")
+    pair = pair[order]
+    first = np.ones(pair.size, dtype=bool)
+    first[1:] = pair[1:] != pair[:-1]
     return hits.take(order[first])
 
 
@@ -59,8 +77,12 @@ def _empty() -> Hits:
     return Hits(*(np.empty(0, dtype=t) for t in (np.int64, np.int64, np.int32, np.int8)))
 
 
+DENSE_BLOCK = 1 << 22  # (query variant, item) distances the dense engine computes at once
+
+
 def engine(n_items: int, n_rows: int, nbytes: int, radius: int) -> str:
-    """"mih" or "faiss" for `n_rows` query codes against `n_items` codes."""
+    """"mih" or "faiss" for `n_rows` query codes against `n_items` codes. A third engine,
+    "dense" (every distance, NumPy), is only for callers that know most items are hits."""
     if nbytes % 8 == 0 and mih.worth_it(n_items, n_rows, nbytes * 8, radius):
         return "mih"
     return "faiss"
@@ -79,6 +101,8 @@ class Searcher:
         self.method = method or engine(len(items), expected_rows, items.shape[1], radius)
         if len(items) == 0:
             self._index = None
+        elif self.method == "dense":
+            self._index = np.ascontiguousarray(items)
         elif self.method == "mih":
             self._index = mih.MultiIndex(items, radius)
         else:
@@ -92,7 +116,10 @@ class Searcher:
         if self.method == "mih":
             q, v, i, d = self._index.search(queries, above)
             return _best_per_pair(Hits(q, i, d.astype(np.int32), v.astype(np.int8)))
-        hits = _faiss_search(self._index, queries, self.radius)
+        if self.method == "dense":
+            hits = _dense_search(self._index, queries, self.radius)
+        else:
+            hits = _faiss_search(self._index, queries, self.radius)
         if above is not None:
             hits = hits.take(hits.item > np.asarray(above)[hits.query])
         return hits
@@ -103,7 +130,7 @@ def search(items: np.ndarray, queries: np.ndarray, radius: int,
     """All (query, item) within `radius` bits, at the best variant of each query.
 
     items: (N, nbytes) identity codes; queries: (Q, V, nbytes) codes with V variants.
-    method: "mih", "faiss" or None to choose by cost.
+    method: "mih", "faiss", "dense" or None to choose by cost.
     """
     rows = queries.shape[0] * queries.shape[1] if queries.ndim == 3 else 0
     return Searcher(items, radius, rows, method).search(queries)
@@ -146,6 +173,29 @@ def _faiss_search(index, queries: np.ndarray, radius: int) -> Hits:
             parts.append(Hits(q, ids.astype(np.int64), dist.astype(np.int32),
                               np.full(q.size, v, dtype=np.int8)))
     return _best_per_pair(_concat(parts))
+
+
+def _dense_search(items: np.ndarray, queries: np.ndarray, radius: int) -> Hits:
+    """Every distance of every query variant to every item, in blocks of queries; the best
+    variant of each (query, item) within the radius. Same answers as _faiss_search, faster
+    when most items are within the radius (calibration searches at half the code length),
+    where listing FAISS's range results and keeping each pair's best costs the most."""
+    word = np.uint64 if items.shape[1] % 8 == 0 else np.uint8
+    table = items.view(word)  # (N, words)
+    n_queries, n_variants, _ = queries.shape
+    step = max(1, DENSE_BLOCK // max(1, len(items) * n_variants))
+    parts = []
+    for start in range(0, n_queries, step):
+        block = np.ascontiguousarray(queries[start:start + step]).view(word)  # (B, V, words)
+        distance = np.zeros((len(block), n_variants, len(items)), dtype=np.int32)
+        for w in range(table.shape[1]):
+            distance += np.bitwise_count(block[:, :, None, w] ^ table[None, None, :, w])
+        variant = distance.argmin(axis=1)  # the lowest variant among equal distances
+        best = np.take_along_axis(distance, variant[:, None, :], axis=1)[:, 0]
+        q, i = np.nonzero(best <= radius)
+        parts.append(Hits(q.astype(np.int64) + start, i.astype(np.int64),
+                          best[q, i].astype(np.int32), variant[q, i].astype(np.int8)))
+    return _concat(parts)
 
 
 def _concat(parts: list[Hits]) -> Hits:
@@ -197,4 +247,6 @@ def self_join_blocks(items: np.ndarray, blocks: Iterable[np.ndarray], radius: in
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise bit distance of two (..., nbytes) uint8 arrays."""
+    if hasattr(np, "bitwise_count"):  # NumPy >= 2: a popcount, no unpacked bits in memory
+        return np.bitwise_count(np.bitwise_xor(a, b)).sum(axis=-1, dtype=np.int32)
     return np.unpackbits(np.bitwise_xor(a, b), axis=-1).sum(axis=-1, dtype=np.int32)

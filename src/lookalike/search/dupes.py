@@ -52,8 +52,15 @@ class Rule:
 
 
 def make_rule(index: Index, method: str = "auto", max_distance: int | None = None,
-              confirm_distance: int | None = None) -> Rule | None:
-    """The near-match rule for `method`; None for exact-only methods."""
+              confirm_distance: int | None = None, calibrated: bool = True) -> Rule | None:
+    """The near-match rule for `method`; None for exact-only methods.
+
+    The radius is `max_distance` if given, else (with `calibrated`) the one `lookalike
+    calibrate` stored for `method` (for "auto": its pHash radius), else the method's default.
+    """
+    if max_distance is None and calibrated:
+        stored = index.thresholds().get(method)
+        max_distance = None if stored is None else int(round(stored.value))
     present = set(index.methods_present())
     if method in EXACT:
         return None
@@ -129,7 +136,8 @@ def confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
 
 def content_pairs(index: Index, method: str = "auto", max_distance: int | None = None,
                   confirm_distance: int | None = None, files: dict | None = None,
-                  verify: bool = False) -> tuple[np.ndarray, list[ContentPairs]]:
+                  calibrated: bool = True, verify: bool = False
+                  ) -> tuple[np.ndarray, list[ContentPairs]]:
     """Content ids of the live images, and the near/exact pairs between them; with `verify`,
     hash pairs must also pass local-feature verification (search/verify.py)."""
     files = files if files is not None else index.live_files()
@@ -137,7 +145,7 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
     out = []
     if method in ("auto", "pixels"):
         out.append(_pixel_pairs(index, ids))
-    rule = make_rule(index, method, max_distance, confirm_distance)
+    rule = make_rule(index, method, max_distance, confirm_distance, calibrated)
     if rule is not None:
         hits, content_ids, identity = _near_pairs(index, rule)
         hits = orientation_rule(rule, hits, identity[hits.query], identity[hits.item])
@@ -220,14 +228,17 @@ def _pixel_pairs(index: Index, ids: np.ndarray) -> ContentPairs:
 
 
 def find_pairs(index: Index, method: str = "auto", max_distance: int | None = None,
-               confirm_distance: int | None = None, verify: bool = False) -> list[Match]:
+               confirm_distance: int | None = None, calibrated: bool = True,
+               verify: bool = False) -> list[Match]:
     """Every duplicate pair of files, most alike first.
 
     `max_distance` is the radius of the method (for "auto", of pHash); `confirm_distance`
-    that of the confirming dHash in "auto".
+    that of the confirming dHash in "auto". `calibrated`: without `max_distance`, use the
+    radius stored by `lookalike calibrate` (make_rule).
     """
     files = index.live_files()
-    ids, parts = content_pairs(index, method, max_distance, confirm_distance, files, verify)
+    ids, parts = content_pairs(index, method, max_distance, confirm_distance, files,
+                               calibrated, verify)
     matches: list[Match] = []
     for content_files in files.values():  # byte copies are duplicates under every method
         for x, y in combinations(content_files, 2):
@@ -255,15 +266,17 @@ def _rank(method: str) -> int:
 
 def find_groups(index: Index, method: str = "auto", max_distance: int | None = None,
                 confirm_distance: int | None = None,
-                linkage: str = DEFAULT_LINKAGE, verify: bool = False) -> list[Group]:
+                linkage: str = DEFAULT_LINKAGE, calibrated: bool = True,
+                verify: bool = False) -> list[Group]:
     """Duplicate groups of the pair graph under `linkage` (search/group.py), largest first.
 
     A group's method is the weakest evidence among the pairs that hold it together: a hash if
     any needed one, else "pixels", else "bytes"; max_distance is the largest hash distance on
-    those pairs, diameter the largest between any two members.
+    those pairs, diameter the largest between any two members. `calibrated` as in find_pairs.
     """
     files = index.live_files()
-    ids, parts = content_pairs(index, method, max_distance, confirm_distance, files, verify)
+    ids, parts = content_pairs(index, method, max_distance, confirm_distance, files,
+                               calibrated, verify)
     edges: dict[tuple[int, int], tuple[int, str, int]] = {}  # (a, b) -> (rank, method, dist)
     for part in parts:
         for a, b, d in zip(part.a.tolist(), part.b.tolist(), part.distance.tolist()):

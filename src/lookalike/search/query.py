@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import xxhash
@@ -13,11 +13,11 @@ from ..decode import decode
 from ..errors import DecodeError
 from ..index.store import Codes, Index
 from ..methods import dihedral
-from ..methods.registry import get_spec
-from ..types import Failure, FileRef, Match
+from ..methods.registry import MethodSpec, get_spec
+from ..types import Failure, FileRef, Match, Signature
 from ..worker import compute_signatures, read_file
 from . import binary
-from .dupes import confirmed, make_rule, orientation_rule, usable_rows
+from .dupes import Rule, confirmed, make_rule, orientation_rule, usable_rows
 
 
 @dataclass(frozen=True)
@@ -29,28 +29,29 @@ class QueryResult:
 
 def query(index: Index, paths: Sequence[str], method: str = "auto",
           max_distance: int | None = None, limit: int = 20,
-          nearest: int | None = None) -> list[QueryResult]:
+          nearest: int | None = None, calibrated: bool = True) -> list[QueryResult]:
     """The indexed files each of `paths` duplicates, closest first.
 
     With `nearest`, the `nearest` closest pictures by the method's hash are listed whatever
     their distance (no radius, no confirming hash): "how close is the closest?".
+    `calibrated`: without `max_distance`, use the radius stored by `lookalike calibrate`.
     """
-    rule = make_rule(index, method, max_distance)
-    names = ["pixels"] + ([rule.primary.name] if rule else []) + \
-        ([rule.confirm.name] if rule and rule.confirm else [])
+    rule = make_rule(index, method, max_distance, calibrated=calibrated)
+    names = signature_names(rule)
     files = index.live_files()
-    loaded: dict[str, Codes] = {}
+    codes_of = code_cache(index)
+    searches: list[NearSearch] = []
 
-    def codes_of(spec) -> Codes:  # each method's codes are read once for all the queries
-        if spec.name not in loaded:  # queries carry the variants: identity codes suffice
-            loaded[spec.name] = index.load_codes(spec, identity_only=True)
-        return loaded[spec.name]
+    def near() -> NearSearch:  # built when a first query gets that far
+        if not searches:
+            searches.append(NearSearch(index, rule, codes_of))
+        return searches[0]
 
     results = []
     for path in paths:
         try:
             result = _one(index, os.path.abspath(path), rule, names, files, method, codes_of,
-                          nearest)
+                          near, nearest)
         except (OSError, DecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             result = QueryResult(path, (), Failure(path, "decode", reason))
@@ -58,7 +59,25 @@ def query(index: Index, paths: Sequence[str], method: str = "auto",
     return results
 
 
-def _one(index: Index, path: str, rule, names, files, method: str, codes_of,
+def signature_names(rule: Rule | None) -> list[str]:
+    """The signatures a query picture needs under `rule` (pixels for exact matches)."""
+    return ["pixels"] + ([rule.primary.name] if rule else []) + \
+        ([rule.confirm.name] if rule and rule.confirm else [])
+
+
+def code_cache(index: Index) -> Callable[[MethodSpec], Codes]:
+    """Each method's identity codes, read from the index once (queries carry the variants)."""
+    loaded: dict[str, Codes] = {}
+
+    def codes_of(spec: MethodSpec) -> Codes:
+        if spec.name not in loaded:
+            loaded[spec.name] = index.load_codes(spec, identity_only=True)
+        return loaded[spec.name]
+
+    return codes_of
+
+
+def _one(index: Index, path: str, rule, names, files, method: str, codes_of, near,
          nearest: int | None = None) -> QueryResult:
     stat = os.stat(path)
     data = read_file(FileRef(path, stat.st_size, stat.st_mtime_ns))
@@ -75,7 +94,7 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of,
         for cid in pixels.content_ids[same].tolist():
             matches += [Match(path, f.path, "pixels", 0, 1.0) for f in files.get(cid, [])]
     if rule is not None:
-        matches += _near(index, path, rule, signatures, files, codes_of, nearest)
+        matches += _near(path, near(), signatures, files, nearest)
     best: dict[str, Match] = {}
     for m in matches:
         if m.b not in best or m.distance < best[m.b].distance:
@@ -83,37 +102,84 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of,
     return QueryResult(path, tuple(sorted(best.values(), key=lambda m: (-m.score, m.b))))
 
 
-def _near(index: Index, path: str, rule, signatures, files, codes_of,
+def _near(path: str, search: "NearSearch", signatures: dict[str, Signature], files,
           nearest: int | None = None) -> list[Match]:
-    spec = rule.primary
-    mine = signatures[spec.name]
-    if mine.quality < spec.min_quality:
-        return []
-    codes = codes_of(spec)
-    rows = usable_rows(codes, spec)
-    query_codes = np.frombuffer(mine.value, dtype=np.uint8).reshape(1, spec.variants, spec.nbytes)
-    items = np.ascontiguousarray(codes.codes[rows, 0])
-    if nearest:
-        hits = binary.knn(items, query_codes, nearest)
-    else:
-        hits = binary.search(items, query_codes, rule.radius)
-        hits = orientation_rule(rule, hits, query_codes[hits.query, 0], items[hits.item])
-    item_ids = codes.content_ids[rows][hits.item]
-    confirm_codes = None
-    if rule.confirm is not None and not nearest:
-        c = signatures[rule.confirm.name]
-        one = np.frombuffer(c.value, dtype=np.uint8).reshape(1, rule.confirm.variants, -1)
-        confirm_codes = np.repeat(one, item_ids.size, axis=0)
-        if c.quality < rule.confirm.min_quality:
-            confirm_codes = None
-    keep = np.ones(item_ids.size, dtype=bool)
-    if confirm_codes is not None:
-        keep = confirmed(rule, index, item_ids, item_ids, hits.variant, confirm_codes,
-                         codes_of(rule.confirm))
+    found = search.nearest([signatures], nearest) if nearest else search.matches([signatures])
+    spec = search.rule.primary
     out = []
-    for cid, d, v in zip(item_ids[keep].tolist(), hits.distance[keep].tolist(),
-                         hits.variant[keep].tolist()):
+    for cid, d, v in zip(found.content_id.tolist(), found.distance.tolist(),
+                         found.variant.tolist()):
         for f in files.get(cid, []):
             out.append(Match(path, f.path, spec.name, d, 1.0 - d / spec.bits,
                              dihedral.describe(v)))
     return out
+
+
+@dataclass(frozen=True)
+class NearHits:
+    """Query picture `query` (its row in the batch) is near indexed content `content_id`, at
+    `distance`, through the query's flip or turn `variant`."""
+
+    query: np.ndarray  # (M,) int64
+    content_id: np.ndarray  # (M,) int64
+    distance: np.ndarray  # (M,) int32
+    variant: np.ndarray  # (M,) int8
+
+
+class NearSearch:
+    """The one path from the signatures of pictures that were never scanned to their near
+    matches in the index under a rule: `lookalike query` and `lookalike calibrate` share it.
+
+    The indexed codes are read once (through `codes_of`, which may cache them) and reused
+    for every batch of queries. `engine`: binary.search's method (None: by cost).
+    """
+
+    def __init__(self, index: Index, rule: Rule, codes_of: Callable[[MethodSpec], Codes],
+                 engine: str | None = None):
+        self.index, self.rule, self.engine = index, rule, engine
+        codes = codes_of(rule.primary)
+        rows = usable_rows(codes, rule.primary)
+        self.content_ids = codes.content_ids[rows]
+        self.items = np.ascontiguousarray(codes.codes[rows, 0])
+        self._confirm_codes = codes_of(rule.confirm) if rule.confirm is not None else None
+
+    @staticmethod
+    def _stack(signatures: Sequence[dict[str, Signature]],
+               spec: MethodSpec) -> tuple[np.ndarray, np.ndarray]:
+        """(Q, variants, nbytes) codes of `spec` for the batch, and which are strong enough."""
+        values = [s[spec.name] for s in signatures]
+        codes = np.frombuffer(b"".join(v.value for v in values), dtype=np.uint8)
+        good = np.fromiter((v.quality >= spec.min_quality for v in values), dtype=bool,
+                           count=len(values))
+        return codes.reshape(len(values), spec.variants, spec.nbytes), good
+
+    def nearest(self, signatures: Sequence[dict[str, Signature]], k: int) -> NearHits:
+        """The k closest indexed pictures of each query by the primary hash, at any distance
+        (no radius, no confirming hash)."""
+        codes, good = self._stack(signatures, self.rule.primary)
+        rows = np.flatnonzero(good)
+        hits = binary.knn(self.items, codes[rows], k)
+        return NearHits(rows[hits.query], self.content_ids[hits.item], hits.distance,
+                        hits.variant)
+
+    def matches(self, signatures: Sequence[dict[str, Signature]]) -> NearHits:
+        """Every indexed picture within the rule of each query: the primary hash within its
+        radius at the best flip or turn (the orientation rule of dupes), confirmed by the
+        second hash where the rule has one."""
+        rule = self.rule
+        codes, good = self._stack(signatures, rule.primary)
+        rows = np.flatnonzero(good)  # too weak a code matches nothing (near-blank pictures)
+        queries = codes[rows]
+        hits = binary.search(self.items, queries, rule.radius, self.engine)
+        hits = orientation_rule(rule, hits, queries[hits.query, 0], self.items[hits.item])
+        item_ids = self.content_ids[hits.item]
+        keep = np.ones(item_ids.size, dtype=bool)
+        if rule.confirm is not None:
+            confirm, strong = self._stack(signatures, rule.confirm)
+            # a query too weak for the confirming hash keeps its matches unconfirmed
+            checked = np.flatnonzero(strong[rows][hits.query])
+            keep[checked] = confirmed(rule, self.index, item_ids[checked], item_ids[checked],
+                                      hits.variant[checked],
+                                      confirm[rows][hits.query[checked]], self._confirm_codes)
+        hits = hits.take(keep)
+        return NearHits(rows[hits.query], item_ids[keep], hits.distance, hits.variant)
