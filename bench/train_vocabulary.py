@@ -40,15 +40,20 @@ def texture_names(zip_path: str) -> list[str]:
                       and not any(k in n.lower() for k in SKIP))
 
 
+_archive = None
+
+
 def descriptors_of(name: str) -> np.ndarray:
     import io
     import zipfile
 
     from PIL import Image
 
+    global _archive
+    if _archive is None:  # one open archive per worker: its directory is large
+        _archive = zipfile.ZipFile(ZIP_PATH)
     try:
-        with zipfile.ZipFile(ZIP_PATH) as archive, Image.open(io.BytesIO(archive.read(name))) \
-                as image:
+        with Image.open(io.BytesIO(_archive.read(name))) as image:
             rgb = np.asarray(image.convert("RGB"))
     except Exception:  # noqa: BLE001  (an unreadable picture is skipped)
         return np.empty((0, local.DESCRIPTOR_BYTES), np.uint8)

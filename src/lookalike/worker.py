@@ -7,13 +7,14 @@ from typing import Sequence
 
 import xxhash
 
-from .decode import decode, sniff
+from .decode import DRAFT_SIZE, decode, sniff
 from .errors import DecodeError
 from .index.store import Index, open_index
 from .methods.registry import Picture, create_method, get_spec
 from .types import Decoded, Failure, FileRef, Scanned, Signature
 
 MAX_FILE_BYTES = 1 << 30
+LOCAL_DRAFT = 512  # methods/local.py's SIDE
 MAX_PENDING_PIXELS = 24_000_000  # decoded pixels held before signing a part of a chunk
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp",
                   ".heic", ".heif", ".avif", ".ico", ".psd", ".ppm", ".pgm", ".pbm", ".jfif"}
@@ -85,7 +86,8 @@ def process_chunk(refs: Sequence[FileRef], names: Sequence[str],
             results[i] = Scanned(ref, content, "image", width, height, fmt, mode)
             continue
         try:
-            decoded = decode(data)
+            # Local features look at up to 512 px; hashes need only the 256 px draft.
+            decoded = decode(data, draft_size=LOCAL_DRAFT if "local" in todo else DRAFT_SIZE)
         except DecodeError as exc:
             results[i] = _failed(ref, content, "decode", str(exc))
             continue

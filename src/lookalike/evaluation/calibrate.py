@@ -96,9 +96,43 @@ def hamming_scorer(index: Index, method: str,
                   max(1, HIT_BUDGET // max(1, len(search.items))))
 
 
-# Method kind -> scorer. A "local" kind (inlier counts, higher is better) plugs in here.
+def local_scorer(index: Index, method: str,
+                 codes_of: Callable[[MethodSpec], Codes]) -> Scorer:
+    """Inliers of geometric verification against the candidates that the inverted file
+    gives (as find-in and dupes --partial find them); higher is better."""
+    from ..methods.local import unpack
+    from ..search import partial
+    from ..search.verify import verify
+
+    words = partial.build_word_index(index)
+    spec = get_spec(method)
+
+    def score(signatures: Sequence[dict[str, Signature]]) -> Scores:
+        rows, ids, inliers = [], [], []
+        for row, found in enumerate(signatures):
+            query = unpack(found[method].value)
+            shared, word_score = partial.word_scores(words, query.plain.words)
+            candidates = partial.best_contents(words, shared, word_score, partial.CANDIDATES)
+            values = index.values_for(spec, candidates)
+            for cid in candidates:
+                if cid in values:
+                    v = verify(unpack(values[cid]), query, min_inliers=LOCAL_THRESHOLDS[0])
+                    if v.confirmed:
+                        rows.append(row)
+                        ids.append(cid)
+                        inliers.append(v.inliers)
+        return Scores(np.asarray(rows, np.int64), np.asarray(ids, np.int64),
+                      np.asarray(inliers, np.float64))
+
+    return Scorer(np.asarray(LOCAL_THRESHOLDS, np.float64)[::-1], True, (method,), score, 64)
+
+
+LOCAL_THRESHOLDS = tuple(range(6, 101))  # inlier counts tried for `local`
+
+# Method kind -> scorer.
 SCORERS: dict[str, Callable[[Index, str, Callable[[MethodSpec], Codes]], Scorer]] = {
     "hamming": hamming_scorer,
+    "local": local_scorer,
 }
 
 

@@ -64,8 +64,8 @@ def grey_for_features(rgb: np.ndarray, side: int) -> np.ndarray:
     return gray
 
 
-def detect(gray: np.ndarray, width: int, height: int,
-           max_features: int = MAX_FEATURES) -> Features:
+def detect(gray: np.ndarray, width: int, height: int, max_features: int = MAX_FEATURES,
+           grid: int = GRID) -> Features:
     """ORB features of a grey image, at most `max_features`, spread over a grid of cells and
     over pyramid levels (strongest first within each), with coordinates scaled to
     width x height (the full picture the grey image was made from)."""
@@ -81,21 +81,21 @@ def detect(gray: np.ndarray, width: int, height: int,
     xy = np.asarray([k.pt for k in keypoints], dtype=np.float32)
     response = np.asarray([k.response for k in keypoints], dtype=np.float32)
     octave = np.asarray([k.octave for k in keypoints], dtype=np.int64)
-    keep = spread(xy, response, octave, gray.shape[1], gray.shape[0], max_features)
+    keep = spread(xy, response, octave, gray.shape[1], gray.shape[0], max_features, grid)
     scale = np.asarray([width / gray.shape[1], height / gray.shape[0]], dtype=np.float32)
     return Features((xy[keep] + 0.5) * scale - 0.5, descriptors[keep], width, height,
                     np.zeros(len(keep), np.uint16))
 
 
 def spread(xy: np.ndarray, response: np.ndarray, level: np.ndarray, width: int, height: int,
-           budget: int) -> np.ndarray:
+           budget: int, grid: int = GRID) -> np.ndarray:
     """Indices of at most `budget` keypoints taken round-robin over (grid cell, level) bins,
     strongest first in each bin: a small copy in one corner keeps its share."""
     if len(xy) <= budget:
         return np.arange(len(xy))
-    col = np.minimum((xy[:, 0] * GRID / max(width, 1)).astype(np.int64), GRID - 1)
-    row = np.minimum((xy[:, 1] * GRID / max(height, 1)).astype(np.int64), GRID - 1)
-    bins = (row * GRID + col) * 64 + np.minimum(level, 63)
+    col = np.minimum((xy[:, 0] * grid / max(width, 1)).astype(np.int64), grid - 1)
+    row = np.minimum((xy[:, 1] * grid / max(height, 1)).astype(np.int64), grid - 1)
+    bins = (row * grid + col) * 64 + np.minimum(level, 63)
     order = np.lexsort((-response, bins))
     sorted_bins = bins[order]
     starts = np.flatnonzero(np.r_[True, sorted_bins[1:] != sorted_bins[:-1]])
@@ -119,14 +119,14 @@ def mirror_xy(xy: np.ndarray, width: int) -> np.ndarray:
 
 def compute(rgb: np.ndarray, width: int, height: int, side: int = SIDE,
             max_features: int = MAX_FEATURES, mirror: bool = True,
-            words: bool = True) -> LocalSignature:
+            words: bool = True, grid: int = GRID) -> LocalSignature:
     """Features of a picture (upright RGB pixels of a width x height picture, possibly
     reduced) and of its mirror image (empty without `mirror`), with their visual words."""
     from .vocabulary import load
 
     gray = grey_for_features(rgb, side)
-    plain = detect(gray, width, height, max_features)
-    mirrored = detect(np.ascontiguousarray(gray[:, ::-1]), width, height, max_features) \
+    plain = detect(gray, width, height, max_features, grid)
+    mirrored = detect(np.ascontiguousarray(gray[:, ::-1]), width, height, max_features, grid) \
         if mirror else _empty(width, height)
     if not words:
         return LocalSignature(plain, mirrored)

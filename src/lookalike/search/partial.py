@@ -30,7 +30,8 @@ from .verify import MIN_INLIERS, Verification, verify
 log = logging.getLogger(__name__)
 
 QUERY_SIDE = 1024  # find-in looks at the query picture at this size ...
-QUERY_FEATURES = 1024  # ... with this many features: a small copy inside keeps enough
+QUERY_FEATURES = 2048  # ... with this many features, spread over a finer grid: a small
+QUERY_GRID = 8  # copy inside keeps enough of them
 QUERY_DRAFT = 1024  # JPEG queries are decoded at least this big
 MIN_SHARED = 5  # words a candidate must share with the query (inverted file)
 CANDIDATES = 40  # verified per query picture, best word scores first
@@ -142,14 +143,14 @@ def query_features(path: str) -> local.LocalSignature:
     data = read_file(FileRef(path, stat.st_size, stat.st_mtime_ns))
     decoded = decode(data, draft_size=QUERY_DRAFT)
     return local.compute(np.asarray(decoded.image), decoded.width, decoded.height,
-                         QUERY_SIDE, QUERY_FEATURES, mirror=False)
+                         QUERY_SIDE, QUERY_FEATURES, mirror=False, grid=QUERY_GRID)
 
 
 def find_in(index: Index, paths: Sequence[str], min_inliers: int | None = None,
             limit: int = 20) -> list[FindInResult]:
     """The indexed pictures that appear inside each of `paths`, with where and how."""
     _require_local(index)
-    threshold = min_inliers or MIN_INLIERS
+    threshold = min_inliers or stored_min_inliers(index)
     words = build_word_index(index)
     files = index.live_files()
     spec = get_spec("local")
@@ -199,9 +200,8 @@ def partial_pairs(index: Index, min_inliers: int | None = None,
     Every picture's own words are looked up in the inverted file; its best candidates are
     verified once per unordered pair."""
     _require_local(index)
-    threshold = min_inliers or MIN_INLIERS
+    threshold = min_inliers or stored_min_inliers(index)
     words = build_word_index(index)
-    spec = get_spec("local")
     plain_rows = np.flatnonzero(~words.mirrored)
     tried: set[tuple[int, int]] = set()
     todo: list[tuple[int, int]] = []
@@ -221,7 +221,7 @@ def verify_content_pairs(index: Index, pairs: Iterable[tuple[int, int]],
     """Verify pairs of contents from their stored `local` signatures, in blocks; pairs where
     either side has no signature are left out of the result."""
     spec = get_spec("local")
-    threshold = min_inliers or MIN_INLIERS
+    threshold = min_inliers or stored_min_inliers(index)
     pairs = sorted(set(pairs))
     out = []
     for start in range(0, len(pairs), 4096):
@@ -240,6 +240,12 @@ def verify_content_pairs(index: Index, pairs: Iterable[tuple[int, int]],
                 out.append(ContentVerification(a, b, verify(sa, sb, threshold),
                                                judgeable(sa, sb)))
     return out
+
+
+def stored_min_inliers(index: Index) -> int:
+    """The inlier count `lookalike calibrate` stored for `local`, else the default."""
+    stored = index.thresholds().get("local")
+    return MIN_INLIERS if stored is None else max(4, int(round(stored.value)))
 
 
 def _require_local(index: Index) -> None:

@@ -17,9 +17,12 @@ from ..methods.local import Features, LocalSignature
 
 RATIO = 0.8  # Lowe's ratio test on Hamming distances
 MAX_DESCRIPTOR_DISTANCE = 80  # of 256 bits: farther matches are noise
-REPROJECTION = 0.02  # RANSAC inlier threshold, as a share of the smaller picture's diagonal
-MIN_INLIERS = 12  # chosen by measurement (bench/eval_local.py)
-MIN_SPREAD = 0.04  # inliers' hull over the shared part of the contained picture
+# RANSAC inlier threshold, as a share of the smaller picture's diagonal: true copies fit to
+# 1-3 per mille (median).
+REPROJECTION = 0.008
+
+MIN_INLIERS = 8  # chosen by measurement (bench/eval_local.py)
+MIN_SPREAD = 0.015  # inliers' hull over the contained picture's shared part (a thin mast: 0.02)
 SCALE_RANGE = (1 / 12, 12.0)
 INSIDE = 0.85  # a picture is inside the other when this share of its frame maps into it
 
