@@ -228,14 +228,14 @@ def build_cases(src: Path, n_sources: int, seed: int):
     return positives, negatives
 
 
-def features(image: Image.Image, detector: str, side: int, n: int):
+def features(image: Image.Image, detector: str, side: int, n: int, grid: int):
     rgb = np.asarray(image)
     if detector == "orb":
-        return local.compute(rgb, image.width, image.height, side, n, words=False)
-    return sift_compute(rgb, image.width, image.height, side, n)
+        return local.compute(rgb, image.width, image.height, side, n, words=False, grid=grid)
+    return sift_compute(rgb, image.width, image.height, side, n, grid)
 
 
-def sift_compute(rgb, width, height, side, n):
+def sift_compute(rgb, width, height, side, n, grid):
     """RootSIFT on the same grey image, spread the same way (for the comparison only)."""
     import cv2
 
@@ -251,7 +251,7 @@ def sift_compute(rgb, width, height, side, n):
         xy = np.asarray([k.pt for k in keypoints], np.float32)
         resp = np.asarray([k.response for k in keypoints], np.float32)
         octave = np.asarray([k.octave & 255 for k in keypoints])
-        keep = local.spread(xy, resp, octave, g.shape[1], g.shape[0], n)
+        keep = local.spread(xy, resp, octave, g.shape[1], g.shape[0], n, grid)
         d = descriptors[keep]
         d = np.sqrt(d / (d.sum(axis=1, keepdims=True) + 1e-7)).astype(np.float32)
         scale = np.asarray([width / g.shape[1], height / g.shape[0]], np.float32)
@@ -285,9 +285,11 @@ def main() -> None:
 
 
 def run(detector: str, positives, negatives, target: float) -> None:
-    from lookalike.methods.local import MAX_FEATURES, SIDE
+    from lookalike.methods.local import GRID, MAX_FEATURES, SIDE
+    from lookalike.search.partial import QUERY_FEATURES, QUERY_GRID, QUERY_SIDE
 
-    settings = {"index": (SIDE, MAX_FEATURES), "query": (1024, 1024)}
+    settings = {"index": (SIDE, MAX_FEATURES, GRID),
+                "query": (QUERY_SIDE, QUERY_FEATURES, QUERY_GRID)}
     cache: dict[tuple[int, str], object] = {}
     extract_s, n_pictures, n_features, nbytes = 0.0, 0, 0, 0
 
@@ -313,7 +315,7 @@ def run(detector: str, positives, negatives, target: float) -> None:
             for mode in (("index", "query") if big else ("index",)):
                 fa, fb = feats(a, "index"), feats(b, mode)
                 t = time.perf_counter()
-                v = verify.verify(fa, fb, min_inliers=4)
+                v = verify.verify(fa, fb, min_inliers=4)  # the threshold is swept below
                 verify_s += time.perf_counter() - t
                 n_verified += 1
                 found = v.box_in_b if v.confirmed else None
@@ -331,7 +333,11 @@ def run(detector: str, positives, negatives, target: float) -> None:
     by = defaultdict(list)
     for kind, name, mode, score, overlap in rows:
         by[(kind, name, mode)].append((score, overlap))
-    print(f"{'pairs':>26} {'n':>5} {'recall':>7} {'mean IoU':>9} {'max inliers':>11}")
+    default = verify.MIN_INLIERS
+    print(f"pooled precision at the default {default} inliers: "
+          f"{(pos >= default).sum() / max((pos >= default).sum() + (neg >= default).sum(), 1):.4f}")
+    print(f"{'pairs':>26} {'n':>5} {'recall':>7} {'mean IoU':>9} {'max inliers':>11} "
+          f"{'at ' + str(default):>7}")
     for (kind, name, mode), values in sorted(by.items()):
         scores = np.asarray([v[0] for v in values])
         hit = scores >= threshold
@@ -339,7 +345,7 @@ def run(detector: str, positives, negatives, target: float) -> None:
         label = f"{kind} {name} [{mode}]"
         print(f"{label:>26} {len(values):5d} {hit.mean():7.3f} "
               f"{(np.mean(ious) if ious and kind == 'pos' else float('nan')):9.3f} "
-              f"{scores.max():11d}")
+              f"{scores.max():11d} {(scores >= default).mean():7.3f}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ held-out pictures, is stored in the index, and is what dupes and query then use.
 
 from __future__ import annotations
 
-import io
 import math
 import random
 from pathlib import Path

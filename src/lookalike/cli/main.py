@@ -290,8 +290,9 @@ def find_in(
                 continue
             out.print(f"{name}: {len(r.matches)} indexed picture(s) inside")
             for m in r.matches:
-                out.print(f"  {escape(display_path(m.path))}  [dim]at {_box(m.verification.box_in_b)}"
-                          f", {m.verification.describe()}[/]")
+                v = m.verification
+                out.print(f"  {escape(display_path(m.path))}  [dim]at {_box(v.box_in_b)}, "
+                          f"{v.describe()}[/]")
     raise typer.Exit(PARTIAL if any(r.failure for r in results) else OK)
 
 

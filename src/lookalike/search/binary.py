@@ -11,6 +11,7 @@ and only one code per picture is indexed.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from typing import Iterable
@@ -20,6 +21,7 @@ import numpy as np
 from . import mih
 
 QUERY_BLOCK = 32_768
+SMALL_WORK = 5e7  # code comparisons under which FAISS runs on one thread
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,29 @@ def knn(items: np.ndarray, queries: np.ndarray, k: int) -> Hits:
     return _concat(parts)
 
 
+@contextmanager
+def faiss_threads(work: float):
+    """One FAISS thread for small jobs (`work`: codes compared): OpenMP's start-up and
+    spinning cost more than a second core gives there, and far more on a busy machine."""
+    import faiss
+
+    if work >= SMALL_WORK:
+        yield
+        return
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
 def _faiss_search(index, queries: np.ndarray, radius: int) -> Hits:
+    with faiss_threads(float(index.ntotal) * queries.shape[0] * queries.shape[1]):
+        return _faiss_range(index, queries, radius)
+
+
+def _faiss_range(index, queries: np.ndarray, radius: int) -> Hits:
     parts = []
     n_queries, n_variants, _ = queries.shape
     for start in range(0, n_queries, QUERY_BLOCK):

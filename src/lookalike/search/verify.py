@@ -81,9 +81,9 @@ def _knn(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.
     """FAISS brute force: Hamming for bytes, Euclidean for floats (distances, not squared)."""
     import faiss
 
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # a few hundred descriptors: threads cost more than they give
-    try:
+    from .binary import faiss_threads
+
+    with faiss_threads(0):  # a few hundred descriptors
         if base.dtype == np.uint8:
             index = faiss.IndexBinaryFlat(base.shape[1] * 8)
             index.add(np.ascontiguousarray(base))
@@ -92,8 +92,6 @@ def _knn(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.
         index.add(np.ascontiguousarray(base, dtype=np.float32))
         d, i = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return np.sqrt(np.maximum(d, 0)), i
-    finally:
-        faiss.omp_set_num_threads(threads)
 
 
 def verify(a: LocalSignature, b: LocalSignature, min_inliers: int = MIN_INLIERS) -> Verification:
