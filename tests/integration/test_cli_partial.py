@@ -140,3 +140,25 @@ def test_partial_without_local_signatures_says_what_to_do(cli, tmp_path):
     result = cli("dupes", "--index", root / ".lookalike" / "index.db", "--partial")
     assert result.code == 2
     assert "--method local" in " ".join(result.stderr.split())  # Rich wraps lines
+
+
+def test_calibrate_local_stores_an_inlier_count_used_by_find_in(cli, library, tmp_path):
+    root, _ = library
+    index = root / ".lookalike" / "index.db"
+    result = cli("calibrate", "--index", index, "--method", "local", "--sample", "6",
+                 "--edits", "crop20,rot5,mirror,jpeg70", "--target-precision", "0.95",
+                 "--format", "json")
+    assert result.code in (0, 3), str(result)
+    (method,) = result.json()["methods"]
+    assert method["method"] == "local" and method["higher_is_better"] is True
+    assert method["passed"] and method["stored"], method
+    assert method["recall"] > 0.5
+    chosen = method["threshold"]
+    show = cli("calibrate", "--index", index, "--show", "--format", "json")
+    assert "local" in show.stdout
+    # find-in now requires that many inliers: a query at the threshold's edge behaves as stored
+    query = tmp_path / "q.jpg"
+    query.write_bytes(jpeg(photo("chelsea.png")))
+    found = cli("find-in", query, "--index", index, "--format", "json").json()
+    inliers = [m["inliers"] for m in found["queries"][0]["matches"]]
+    assert inliers and min(inliers) >= chosen
