@@ -111,8 +111,8 @@ def local_scorer(index: Index, method: str,
         rows, ids, inliers = [], [], []
         for row, found in enumerate(signatures):
             query = unpack(found[method].value)
-            shared, word_score = partial.word_scores(words, query.plain.words)
-            candidates = partial.best_contents(words, shared, word_score, partial.CANDIDATES)
+            candidates = partial.best_contents(words, partial.query_votes(words, query.plain),
+                                               partial.CANDIDATES)
             values = index.values_for(spec, candidates)
             for cid in candidates:
                 if cid in values:

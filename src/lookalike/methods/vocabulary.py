@@ -38,6 +38,17 @@ class Vocabulary:
         fine = _nearest(words, self.fine[coarse])
         return (coarse * self.fine.shape[1] + fine).astype(np.uint16)
 
+    def assign_multi(self, descriptors: np.ndarray, probes: int) -> np.ndarray:
+        """(N, 32) descriptors -> (N, probes) words: the `probes` nearest fine centres within
+        each descriptor's coarse centre, nearest first (multi-probe for queries)."""
+        if len(descriptors) == 0:
+            return np.empty((0, probes), dtype=np.int64)
+        words = _as_words(descriptors)
+        coarse = _nearest(words, self.coarse[None, :, :])
+        distance = np.bitwise_count(words[:, None, :] ^ self.fine[coarse]).sum(axis=2)
+        fine = np.argsort(distance, axis=1, kind="stable")[:, :probes]
+        return coarse[:, None].astype(np.int64) * self.fine.shape[1] + fine
+
     def save(self, path: Path) -> None:
         np.savez_compressed(path, coarse=self.coarse, fine=self.fine)
 

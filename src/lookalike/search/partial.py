@@ -2,9 +2,10 @@
 pictures appear inside one another.
 
 Candidates come from an inverted file over the visual words of the `local` signatures (each
-indexed picture as it is and mirrored): a picture that shares many rare words with the query
-is a candidate, and only candidates are verified geometrically (verify.py). No query is
-compared with every indexed picture's features.
+indexed picture as it is and mirrored): every query descriptor looks in the lists of its
+nearest words and votes for the pictures holding a close descriptor there. Only the pictures
+with most votes are verified geometrically (verify.py); no query is compared with every
+indexed picture's features.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -33,33 +34,41 @@ QUERY_SIDE = 1024  # find-in looks at the query picture at this size ...
 QUERY_FEATURES = 2048  # ... with this many features, spread over a finer grid: a small
 QUERY_GRID = 8  # copy inside keeps enough of them
 QUERY_DRAFT = 1024  # JPEG queries are decoded at least this big
-MIN_SHARED = 5  # words a candidate must share with the query (inverted file)
-CANDIDATES = 40  # verified per query picture, best word scores first
+QUERY_PROBES = 4  # words looked up per query descriptor (its 4 nearest fine centres)
+MAX_HAMMING = 64  # a vote needs a descriptor this close (of 256 bits) ...
+MARGIN = 6  # ... and within this of the query descriptor's best match
+MAX_POSTING = 4000  # longer word lists (near-blank patches) are skipped
+MIN_VOTES = 4  # query descriptors that must vote for a candidate
+CANDIDATES = 40  # verified per query picture, most votes first
 PAIR_CANDIDATES = 8  # per indexed picture in dupes --partial
-STOP_SHARE = 0.01  # words in more than this share of pictures carry no evidence
-MIN_STOP = 50
+ROW_BLOCK = 64  # indexed pictures voted for at once in dupes --partial
 
 
 @dataclass(frozen=True)
-class WordIndex:
-    """The inverted file: for each word, the rows (picture x orientation) that hold it."""
+class FeatureIndex:
+    """An inverted file over the visual words of every indexed feature, holding each
+    feature's descriptor too: a vote is cast only by a descriptor that is also close in
+    Hamming distance (Hamming embedding, Jegou et al. 2008), which removes most of the chance
+    collisions of a word. Rows are pictures as they are and mirrored."""
 
     content_ids: np.ndarray  # (R,) content of each row
-    mirrored: np.ndarray  # (R,) bool: the row holds the mirrored picture's words
-    offsets: np.ndarray  # (V + 1,) int64 into `rows`
-    rows: np.ndarray  # (P,) int32 postings, grouped by word
-    idf: np.ndarray  # (V,) float32; 0 for stop words
-    row_words: list[np.ndarray] = field(repr=False)  # distinct words of each row
+    mirrored: np.ndarray  # (R,) bool: the row holds the mirrored picture's features
+    offsets: np.ndarray  # (V + 1,) int64: word w's postings are offsets[w]:offsets[w + 1]
+    rows: np.ndarray  # (P,) int32: the row of each posting
+    descriptors: np.ndarray  # (P, 4) uint64: the descriptor of each posting
+    row_offsets: np.ndarray  # (R + 1,) int64 into by_row
+    by_row: np.ndarray  # (P,) int64: postings grouped by row (a row's own features)
+    words: np.ndarray  # (P,) int64: the word of each posting
 
     @property
     def size(self) -> int:
         return len(self.content_ids)
 
 
-def build_word_index(index: Index) -> WordIndex:
-    """Read every live `local` signature's words (in blocks) into an inverted file."""
+def build_word_index(index: Index) -> FeatureIndex:
+    """Read every live `local` signature (in blocks) into the inverted file."""
     spec = get_spec("local")
-    content_ids, mirrored, row_words = [], [], []
+    content_ids, mirrored, descriptors, words = [], [], [], []
     for block in index.iter_values(spec):
         for content_id, value in block:
             signature = local.unpack(value)
@@ -67,53 +76,85 @@ def build_word_index(index: Index) -> WordIndex:
                 if len(features):
                     content_ids.append(content_id)
                     mirrored.append(flag)
-                    row_words.append(np.unique(features.words))
-    return words_to_index(np.asarray(content_ids, np.int64), np.asarray(mirrored, bool),
-                          row_words)
+                    descriptors.append(features.descriptors)
+                    words.append(features.words)
+    return features_to_index(np.asarray(content_ids, np.int64), np.asarray(mirrored, bool),
+                             descriptors, words)
 
 
-def words_to_index(content_ids: np.ndarray, mirrored: np.ndarray,
-                   row_words: list[np.ndarray]) -> WordIndex:
+def features_to_index(content_ids: np.ndarray, mirrored: np.ndarray,
+                      descriptors: list[np.ndarray], words: list[np.ndarray]) -> FeatureIndex:
     n_words = 1 << 16
-    lengths = np.asarray([len(w) for w in row_words], dtype=np.int64)
-    flat = np.concatenate(row_words) if row_words else np.empty(0, np.uint16)
-    owner = np.repeat(np.arange(len(row_words), dtype=np.int32), lengths)
-    order = np.argsort(flat, kind="stable")
-    counts = np.bincount(flat.astype(np.int64), minlength=n_words)
+    lengths = np.asarray([len(w) for w in words], dtype=np.int64)
+    flat_words = np.concatenate(words).astype(np.int64) if words else np.empty(0, np.int64)
+    flat = np.concatenate(descriptors) if descriptors else \
+        np.empty((0, local.DESCRIPTOR_BYTES), np.uint8)
+    owner = np.repeat(np.arange(len(words), dtype=np.int32), lengths)
+    order = np.argsort(flat_words, kind="stable")
     offsets = np.zeros(n_words + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    n_pictures = max(len(np.unique(content_ids)), 1)
-    idf = np.log((n_pictures + 1) / (counts + 1)).astype(np.float32)
-    idf[counts > max(MIN_STOP, STOP_SHARE * len(row_words))] = 0.0
-    return WordIndex(content_ids, mirrored, offsets, owner[order], idf, row_words)
+    np.cumsum(np.bincount(flat_words, minlength=n_words), out=offsets[1:])
+    position = np.empty(len(order), dtype=np.int64)  # where each feature went
+    position[order] = np.arange(len(order))
+    row_offsets = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=row_offsets[1:])
+    packed = np.ascontiguousarray(flat).view(np.uint64).reshape(-1, local.DESCRIPTOR_BYTES // 8)
+    return FeatureIndex(content_ids, mirrored, offsets, owner[order], packed[order],
+                        row_offsets, position, flat_words[order])
 
 
-def word_scores(words: WordIndex, query_words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: how many of the query's distinct words it holds, and their summed idf."""
-    query_words = np.unique(query_words).astype(np.int64)
-    query_words = query_words[words.idf[query_words] > 0]
-    starts, stops = words.offsets[query_words], words.offsets[query_words + 1]
-    lengths = stops - starts
-    if lengths.sum() == 0:
-        return np.zeros(words.size, np.int32), np.zeros(words.size, np.float32)
-    idx = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + \
-        np.arange(lengths.sum())
-    hit_rows = words.rows[idx]
-    weights = np.repeat(words.idf[query_words], lengths)
-    shared = np.bincount(hit_rows, minlength=words.size).astype(np.int32)
-    score = np.bincount(hit_rows, weights=weights, minlength=words.size).astype(np.float32)
-    return shared, score
+def votes(features: FeatureIndex, descriptors: np.ndarray, probes: np.ndarray,
+          query_of: np.ndarray, n_queries: int,
+          query_contents: np.ndarray | None = None) -> np.ndarray:
+    """(n_queries, R) votes: for each query picture, how many of its descriptors have a
+    close match in each row. descriptors: (Q, 4) uint64 query descriptors; probes: (Q, K)
+    words to look in; query_of: (Q,) the query picture of each descriptor;
+    query_contents: (n_queries,) content ids whose own rows are left out (indexed queries)."""
+    out = np.zeros((n_queries, features.size), dtype=np.int32)
+    if len(descriptors) == 0:
+        return out
+    k = probes.shape[1]
+    owner_of_probe = np.repeat(np.arange(len(descriptors)), k)
+    flat = probes.ravel()
+    starts, stops = features.offsets[flat], features.offsets[flat + 1]
+    lengths = np.where(stops - starts > MAX_POSTING, 0, stops - starts)
+    total = int(lengths.sum())
+    if total == 0:
+        return out
+    at = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(total)
+    owner = np.repeat(owner_of_probe, lengths)
+    if query_contents is not None:  # an indexed picture is its own best match: skip it
+        other = features.content_ids[features.rows[at]] != query_contents[query_of[owner]]
+        at, owner = at[other], owner[other]
+    distance = np.bitwise_count(features.descriptors[at] ^ descriptors[owner]).sum(
+        axis=1, dtype=np.int32)
+    best = np.full(len(descriptors), 1 << 16, dtype=np.int32)
+    np.minimum.at(best, owner, distance)
+    close = (distance <= MAX_HAMMING) & (distance <= best[owner] + MARGIN)
+    # One vote per (query descriptor, row).
+    key = np.unique(owner[close].astype(np.int64) * features.size + features.rows[at[close]])
+    voter, row = key // features.size, key % features.size
+    np.add.at(out, (query_of[voter], row), 1)
+    return out
 
 
-def best_contents(words: WordIndex, shared: np.ndarray, score: np.ndarray, limit: int,
+def query_votes(features: FeatureIndex, query: local.Features) -> np.ndarray:
+    """(R,) votes of one query picture's features, each looked up in QUERY_PROBES words."""
+    from ..methods.vocabulary import load
+
+    probes = load().assign_multi(query.descriptors, QUERY_PROBES)
+    packed = np.ascontiguousarray(query.descriptors).view(np.uint64).reshape(len(query), -1)
+    return votes(features, packed, probes, np.zeros(len(query), np.int64), 1)[0]
+
+
+def best_contents(features: FeatureIndex, row_votes: np.ndarray, limit: int,
                   exclude: int | None = None) -> list[int]:
-    """Content ids of the best-scoring rows with at least MIN_SHARED words, best first."""
-    rows = np.flatnonzero(shared >= MIN_SHARED)
+    """Content ids of the rows with the most votes (at least MIN_VOTES), best first."""
+    rows = np.flatnonzero(row_votes >= MIN_VOTES)
     if exclude is not None:
-        rows = rows[words.content_ids[rows] != exclude]
-    rows = rows[np.argsort(-score[rows], kind="stable")]
+        rows = rows[features.content_ids[rows] != exclude]
+    rows = rows[np.argsort(-row_votes[rows], kind="stable")]
     out: list[int] = []
-    for cid in words.content_ids[rows].tolist():
+    for cid in features.content_ids[rows].tolist():
         if cid not in out:
             out.append(cid)
             if len(out) == limit:
@@ -163,8 +204,7 @@ def find_in(index: Index, paths: Sequence[str], min_inliers: int | None = None,
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             results.append(FindInResult(path, (), Failure(path, "decode", reason)))
             continue
-        shared, score = word_scores(words, query.plain.words)
-        candidates = best_contents(words, shared, score, CANDIDATES)
+        candidates = best_contents(words, query_votes(words, query.plain), CANDIDATES)
         values = index.values_for(spec, candidates)
         found = []
         for cid in candidates:
@@ -197,7 +237,7 @@ def judgeable(a: local.LocalSignature, b: local.LocalSignature) -> bool:
 def partial_pairs(index: Index, min_inliers: int | None = None,
                   candidates: int = PAIR_CANDIDATES) -> list[ContentVerification]:
     """Verified pairs of indexed pictures that share a part: crops, copies inside collages.
-    Every picture's own words are looked up in the inverted file; its best candidates are
+    Every picture's own features vote in the inverted file; its best candidates are
     verified once per unordered pair."""
     _require_local(index)
     threshold = min_inliers or stored_min_inliers(index)
@@ -205,14 +245,21 @@ def partial_pairs(index: Index, min_inliers: int | None = None,
     plain_rows = np.flatnonzero(~words.mirrored)
     tried: set[tuple[int, int]] = set()
     todo: list[tuple[int, int]] = []
-    for row in plain_rows.tolist():
-        cid = int(words.content_ids[row])
-        shared, score = word_scores(words, words.row_words[row])
-        for other in best_contents(words, shared, score, candidates, exclude=cid):
-            key = (min(cid, other), max(cid, other))
-            if key not in tried:
-                tried.add(key)
-                todo.append(key)
+    for start in range(0, len(plain_rows), ROW_BLOCK):
+        block = plain_rows[start:start + ROW_BLOCK]
+        at = np.concatenate([words.by_row[words.row_offsets[r]:words.row_offsets[r + 1]]
+                             for r in block])
+        counts = words.row_offsets[block + 1] - words.row_offsets[block]
+        query_of = np.repeat(np.arange(len(block)), counts)
+        block_votes = votes(words, words.descriptors[at], words.words[at][:, None], query_of,
+                            len(block), words.content_ids[block])
+        for row, row_votes in zip(block.tolist(), block_votes):
+            cid = int(words.content_ids[row])
+            for other in best_contents(words, row_votes, candidates, exclude=cid):
+                key = (min(cid, other), max(cid, other))
+                if key not in tried:
+                    tried.add(key)
+                    todo.append(key)
     return verify_content_pairs(index, todo, threshold)
 
 
