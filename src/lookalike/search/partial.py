@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -37,7 +38,7 @@ QUERY_DRAFT = 1024  # JPEG queries are decoded at least this big
 QUERY_PROBES = 4  # words looked up per query descriptor (its 4 nearest fine centres)
 MAX_HAMMING = 64  # a vote needs a descriptor this close (of 256 bits) ...
 MARGIN = 6  # ... and within this of the query descriptor's best match
-MAX_POSTING = 4000  # longer word lists (near-blank patches) are skipped
+MAX_POSTING = 1500  # longer word lists (near-blank patches: ~6% of postings) are skipped
 MIN_VOTES = 4  # query descriptors that must vote for a candidate
 CANDIDATES = 40  # verified per query picture, most votes first
 PAIR_CANDIDATES = 8  # per indexed picture in dupes --partial
@@ -109,32 +110,15 @@ def votes(features: FeatureIndex, descriptors: np.ndarray, probes: np.ndarray,
     close match in each row. descriptors: (Q, 4) uint64 query descriptors; probes: (Q, K)
     words to look in; query_of: (Q,) the query picture of each descriptor;
     query_contents: (n_queries,) content ids whose own rows are left out (indexed queries)."""
-    out = np.zeros((n_queries, features.size), dtype=np.int32)
-    if len(descriptors) == 0:
-        return out
-    k = probes.shape[1]
-    owner_of_probe = np.repeat(np.arange(len(descriptors)), k)
-    flat = probes.ravel()
-    starts, stops = features.offsets[flat], features.offsets[flat + 1]
-    lengths = np.where(stops - starts > MAX_POSTING, 0, stops - starts)
-    total = int(lengths.sum())
-    if total == 0:
-        return out
-    at = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(total)
-    owner = np.repeat(owner_of_probe, lengths)
-    if query_contents is not None:  # an indexed picture is its own best match: skip it
-        other = features.content_ids[features.rows[at]] != query_contents[query_of[owner]]
-        at, owner = at[other], owner[other]
-    distance = np.bitwise_count(features.descriptors[at] ^ descriptors[owner]).sum(
-        axis=1, dtype=np.int32)
-    best = np.full(len(descriptors), 1 << 16, dtype=np.int32)
-    np.minimum.at(best, owner, distance)
-    close = (distance <= MAX_HAMMING) & (distance <= best[owner] + MARGIN)
-    # One vote per (query descriptor, row).
-    key = np.unique(owner[close].astype(np.int64) * features.size + features.rows[at[close]])
-    voter, row = key // features.size, key % features.size
-    np.add.at(out, (query_of[voter], row), 1)
-    return out
+    from . import _vote_kernels
+
+    skip = np.full(n_queries, -1, dtype=np.int64) if query_contents is None else \
+        np.asarray(query_contents, dtype=np.int64)
+    return _vote_kernels.vote(np.ascontiguousarray(descriptors, dtype=np.uint64),
+                              np.ascontiguousarray(probes, dtype=np.int64),
+                              np.asarray(query_of, dtype=np.int64), skip, features.offsets,
+                              features.rows, features.descriptors, features.content_ids,
+                              MAX_POSTING, MAX_HAMMING, MARGIN, n_queries)
 
 
 def query_votes(features: FeatureIndex, query: local.Features) -> np.ndarray:
@@ -243,23 +227,27 @@ def partial_pairs(index: Index, min_inliers: int | None = None,
     threshold = min_inliers or stored_min_inliers(index)
     words = build_word_index(index)
     plain_rows = np.flatnonzero(~words.mirrored)
-    tried: set[tuple[int, int]] = set()
-    todo: list[tuple[int, int]] = []
-    for start in range(0, len(plain_rows), ROW_BLOCK):
-        block = plain_rows[start:start + ROW_BLOCK]
+    blocks = [plain_rows[s:s + ROW_BLOCK] for s in range(0, len(plain_rows), ROW_BLOCK)]
+
+    def block_votes(block: np.ndarray) -> np.ndarray:
         at = np.concatenate([words.by_row[words.row_offsets[r]:words.row_offsets[r + 1]]
                              for r in block])
         counts = words.row_offsets[block + 1] - words.row_offsets[block]
         query_of = np.repeat(np.arange(len(block)), counts)
-        block_votes = votes(words, words.descriptors[at], words.words[at][:, None], query_of,
-                            len(block), words.content_ids[block])
-        for row, row_votes in zip(block.tolist(), block_votes):
-            cid = int(words.content_ids[row])
-            for other in best_contents(words, row_votes, candidates, exclude=cid):
-                key = (min(cid, other), max(cid, other))
-                if key not in tried:
-                    tried.add(key)
-                    todo.append(key)
+        return votes(words, words.descriptors[at], words.words[at][:, None], query_of,
+                     len(block), words.content_ids[block])
+
+    tried: set[tuple[int, int]] = set()
+    todo: list[tuple[int, int]] = []
+    with ThreadPoolExecutor(_cpu_count()) as pool:  # the vote loop releases the GIL
+        for block, found in zip(blocks, pool.map(block_votes, blocks)):
+            for row, row_votes in zip(block.tolist(), found):
+                cid = int(words.content_ids[row])
+                for other in best_contents(words, row_votes, candidates, exclude=cid):
+                    key = (min(cid, other), max(cid, other))
+                    if key not in tried:
+                        tried.add(key)
+                        todo.append(key)
     return verify_content_pairs(index, todo, threshold)
 
 
@@ -268,8 +256,6 @@ def verify_content_pairs(index: Index, pairs: Iterable[tuple[int, int]],
     """Verify pairs of contents from their stored `local` signatures, in blocks, on all
     cores (threads: FAISS and OpenCV release the GIL); pairs where either side has no
     signature are left out of the result."""
-    from concurrent.futures import ThreadPoolExecutor
-
     spec = get_spec("local")
     threshold = min_inliers or stored_min_inliers(index)
     pairs = sorted(set(pairs))
