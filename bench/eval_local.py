@@ -38,8 +38,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 sys.path.insert(0, str(Path(__file__).parent))
-from make_collection import _largest_upright, allowed_sources  # noqa: E402
+from make_collection import allowed_sources  # noqa: E402
 
+from lookalike.evaluation.transforms import largest_upright  # noqa: E402
 from lookalike.methods import local  # noqa: E402
 from lookalike.search import verify  # noqa: E402
 
@@ -70,7 +71,7 @@ def crop_area(image: Image.Image, keep: float, rng: random.Random):
 
 def rotate_crop(image: Image.Image, degrees: float):
     rotated = image.rotate(degrees, Image.Resampling.BICUBIC, expand=True)
-    w, h = _largest_upright(image.width, image.height, degrees)
+    w, h = largest_upright(image.width, image.height, degrees)
     cx, cy = rotated.width / 2, rotated.height / 2
     box = (math.ceil(cx - w / 2), math.ceil(cy - h / 2), math.floor(cx + w / 2),
            math.floor(cy + h / 2))
