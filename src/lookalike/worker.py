@@ -14,7 +14,7 @@ from .methods.registry import Picture, create_method, get_spec
 from .types import Decoded, Failure, FileRef, Scanned, Signature
 
 MAX_FILE_BYTES = 1 << 30
-LOCAL_DRAFT = 512  # methods/local.py's SIDE
+LOCAL_DRAFT = 1024  # methods/local.py's BIG_SIDE
 MAX_PENDING_PIXELS = 24_000_000  # decoded pixels held before signing a part of a chunk
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp",
                   ".heic", ".heif", ".avif", ".ico", ".psd", ".ppm", ".pgm", ".pbm", ".jfif"}
@@ -86,7 +86,7 @@ def process_chunk(refs: Sequence[FileRef], names: Sequence[str],
             results[i] = Scanned(ref, content, "image", width, height, fmt, mode)
             continue
         try:
-            # Local features look at up to 512 px; hashes need only the 256 px draft.
+            # Local features look at up to 1024 px; hashes need only the 256 px draft.
             decoded = decode(data, draft_size=LOCAL_DRAFT if "local" in todo else DRAFT_SIZE)
         except DecodeError as exc:
             results[i] = _failed(ref, content, "decode", str(exc))

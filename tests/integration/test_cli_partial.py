@@ -142,10 +142,16 @@ def test_partial_without_local_signatures_says_what_to_do(cli, tmp_path):
     assert "--method local" in " ".join(result.stderr.split())  # Rich wraps lines
 
 
-def test_calibrate_local_stores_an_inlier_count_used_by_find_in(cli, library, tmp_path):
-    root, _ = library
+def test_calibrate_local_stores_an_inlier_count_used_by_find_in(cli, tmp_path):
+    """On a library of distinct photographs (no copies of each other, so every hit on another
+    picture is truly wrong), calibrate chooses an inlier count; find-in then requires it."""
+    root = tmp_path / "distinct"
+    root.mkdir()
+    for name in (*PHOTOS, "camera.png", "coins.png"):
+        (root / f"{name.split('.')[0]}.jpg").write_bytes(jpeg(photo(name)))
+    assert cli("scan", root, "--method", "local").code == 0
     index = root / ".lookalike" / "index.db"
-    result = cli("calibrate", "--index", index, "--method", "local", "--sample", "6",
+    result = cli("calibrate", "--index", index, "--method", "local", "--sample", "8",
                  "--edits", "crop20,rot5,mirror,jpeg70", "--target-precision", "0.95",
                  "--format", "json")
     assert result.code in (0, 3), str(result)
@@ -156,7 +162,6 @@ def test_calibrate_local_stores_an_inlier_count_used_by_find_in(cli, library, tm
     chosen = method["threshold"]
     show = cli("calibrate", "--index", index, "--show", "--format", "json")
     assert "local" in show.stdout
-    # find-in now requires that many inliers: a query at the threshold's edge behaves as stored
     query = tmp_path / "q.jpg"
     query.write_bytes(jpeg(photo("chelsea.png")))
     found = cli("find-in", query, "--index", index, "--format", "json").json()

@@ -24,6 +24,9 @@ from .registry import MethodSpec, Picture, register_method
 SIDE = 512  # long side of the grey image features are found on (index side)
 MAX_FEATURES = 256  # kept per picture and orientation (index side)
 GRID = 4  # keypoints are spread over GRID x GRID cells and over pyramid levels
+# Pictures larger than SIDE (pages, collages, screenshots) are looked at in more detail, so
+# that a copy filling a fifth of their width still holds enough features.
+BIG_SIDE, BIG_FEATURES, BIG_GRID = 1024, 512, 8
 DESCRIPTOR_BYTES = 32
 _HEADER = struct.Struct("<BIIH")  # format version, width, height, features per orientation
 _FORMAT = 1
@@ -176,7 +179,8 @@ def unpack(value: bytes) -> LocalSignature:
 
 SPEC = MethodSpec(name="local", version=1, kind="local", bits=0, variants=1,
                   default_radius=0, min_quality=0.0,
-                  params=f"orb,side={SIDE},n={MAX_FEATURES},grid={GRID}",
+                  params=f"orb,side={SIDE}/{BIG_SIDE},n={MAX_FEATURES}/{BIG_FEATURES},"
+                  f"grid={GRID}/{BIG_GRID}",
                   description="ORB keypoints and descriptors (and of the mirror image), "
                   "for crops and copies inside larger pictures")
 
@@ -189,7 +193,11 @@ class LocalMethod:
         out = []
         for picture in pictures:
             d = picture.decoded
-            signature = compute(picture.rgb, d.width, d.height)
+            if max(picture.rgb.shape[:2]) > SIDE:
+                signature = compute(picture.rgb, d.width, d.height, BIG_SIDE, BIG_FEATURES,
+                                    grid=BIG_GRID)
+            else:
+                signature = compute(picture.rgb, d.width, d.height)
             out.append(Signature(SPEC.name, SPEC.version, SPEC.params, pack(signature),
                                  float(len(signature.plain))))
         return out
