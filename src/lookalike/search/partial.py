@@ -10,8 +10,6 @@ indexed picture's features.
 
 from __future__ import annotations
 
-import logging
-import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +26,6 @@ from ..methods.registry import get_spec
 from ..types import Failure, FileRef
 from ..worker import read_file
 from .verify import MIN_INLIERS, Verification, verify
-
-log = logging.getLogger(__name__)
 
 QUERY_SIDE = 1024  # find-in looks at the query picture at this size ...
 QUERY_FEATURES = 2048  # ... with this many features, spread over a finer grid: a small
@@ -295,10 +291,6 @@ def _require_local(index: Index) -> None:
         raise LookalikeError("the index has no 'local' signatures; run 'lookalike scan DIR "
                              "--method local' (with the other methods you use) first")
 
-
-def inliers_to_score(inliers: int) -> float:
-    """A 0..1 score for ranking verified pairs with hash matches (1 - exp(-inliers / 30))."""
-    return 1.0 - math.exp(-inliers / 30.0)
 
 
 @dataclass(frozen=True)
