@@ -56,7 +56,7 @@ class Verification:
         if not self.confirmed:
             return f"not verified ({self.inliers} inliers)"
         return (f"{self.inliers} inliers, scale {self.scale:.2f}, rotation "
-                f"{self.rotation:+.0f} deg" + (", mirrored" if self.mirror else ""))
+                f"{round(self.rotation) + 0:+d} deg" + (", mirrored" if self.mirror else ""))
 
 
 NOT_VERIFIED = Verification(False, 0, 0)
