@@ -205,3 +205,31 @@ def test_different_pictures_do_not_verify(case):
     assert not v.confirmed, v
     big = verify.verify(features(jpeg(a)), features(jpeg(b), query=True))
     assert not big.confirmed, big
+
+
+def sky(top=(90, 140, 220), bottom=(200, 220, 250), size=(400, 300)) -> Image.Image:
+    y = np.linspace(0, 1, size[1])[:, None, None]
+    rows = np.asarray(top) * (1 - y) + np.asarray(bottom) * y
+    return Image.fromarray((rows * np.ones((1, size[0], 1))).astype(np.uint8))
+
+
+def test_plain_pictures_are_compared_by_colour_thumbnails():
+    """A sky has too few features to verify; its thumbnail still tells a brighter, greyed,
+    re-encoded or turned copy from a sky of another colour or shape."""
+    from PIL import ImageEnhance
+
+    from lookalike.methods.dihedral import NAMES
+
+    base = sky()
+    assert not partial.judgeable(features(base), features(base))
+    thumb = lambda im: local.thumbnail(np.asarray(im))  # noqa: E731
+    assert verify.thumbnails_agree(thumb(base), thumb(jpeg(base, 60)))
+    assert verify.thumbnails_agree(thumb(base), thumb(ImageEnhance.Brightness(base).enhance(1.2)))
+    assert verify.thumbnails_agree(thumb(base), thumb(ImageOps.grayscale(base).convert("RGB")))
+    turned = base.transpose(Image.Transpose.ROTATE_90)  # counter-clockwise: variant 1
+    assert NAMES[1] == "rot90"
+    assert verify.thumbnails_agree(thumb(base), thumb(turned), transform=1)
+    assert not verify.thumbnails_agree(thumb(base), thumb(turned), transform=0)
+    assert not verify.thumbnails_agree(thumb(base), thumb(sky((220, 120, 80), (250, 210, 190))))
+    assert not verify.thumbnails_agree(thumb(base), thumb(sky(top=(200, 220, 250),
+                                                              bottom=(90, 140, 220))))

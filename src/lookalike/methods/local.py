@@ -53,6 +53,22 @@ class LocalSignature:
 
     plain: Features
     mirrored: Features
+    thumbnail: np.ndarray | None = None  # (3, T, T) uint8 CIELAB of the whole picture
+
+
+THUMBNAIL = 8  # side of the colour thumbnail kept for pictures with too few features
+
+
+def thumbnail(rgb: np.ndarray) -> np.ndarray:
+    """(3, T, T) uint8 CIELAB, area-averaged: L, then a and b offset by 128 (neutral)."""
+    from PIL import Image
+
+    small = Image.fromarray(np.ascontiguousarray(rgb)).resize((THUMBNAIL, THUMBNAIL),
+                                                              Image.Resampling.BOX)
+    lab = np.moveaxis(np.asarray(small.convert("LAB")), -1, 0).copy()
+    # Pillow stores a and b as signed bytes in an unsigned array (255 is -1).
+    lab[1:] = (lab[1:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
+    return lab
 
 
 def grey_for_features(rgb: np.ndarray, side: int) -> np.ndarray:
@@ -132,10 +148,10 @@ def compute(rgb: np.ndarray, width: int, height: int, side: int = SIDE,
     mirrored = detect(np.ascontiguousarray(gray[:, ::-1]), width, height, max_features, grid) \
         if mirror else _empty(width, height)
     if not words:
-        return LocalSignature(plain, mirrored)
+        return LocalSignature(plain, mirrored, thumbnail(rgb))
     vocabulary = load()
     return LocalSignature(*(with_words(f, vocabulary.assign(f.descriptors))
-                            for f in (plain, mirrored)))
+                            for f in (plain, mirrored)), thumbnail(rgb))
 
 
 def with_words(f: Features, words: np.ndarray) -> Features:
@@ -144,7 +160,7 @@ def with_words(f: Features, words: np.ndarray) -> Features:
 
 def pack(signature: LocalSignature) -> bytes:
     """Per orientation: a header, x and y as 16-bit fractions of the size, the descriptors,
-    the words: 38 bytes a feature."""
+    the words (38 bytes a feature); then the colour thumbnail (192 bytes)."""
     parts = []
     for f in (signature.plain, signature.mirrored):
         fraction = f.xy / np.asarray([max(f.width - 1, 1), max(f.height - 1, 1)], np.float32)
@@ -154,6 +170,8 @@ def pack(signature: LocalSignature) -> bytes:
         parts.append(fixed.tobytes())
         parts.append(np.ascontiguousarray(f.descriptors, dtype=np.uint8).tobytes())
         parts.append(np.asarray(words, dtype="<u2").tobytes())
+    if signature.thumbnail is not None:
+        parts.append(np.ascontiguousarray(signature.thumbnail, dtype=np.uint8).tobytes())
     return b"".join(parts)
 
 
@@ -174,13 +192,16 @@ def unpack(value: bytes) -> LocalSignature:
         size = np.asarray([max(width - 1, 1), max(height - 1, 1)], np.float32)
         found.append(Features(fixed.astype(np.float32) / 65535.0 * size, descriptors,
                               width, height, words))
-    return LocalSignature(*found)
+    thumb = None
+    if len(value) - at == 3 * THUMBNAIL * THUMBNAIL:
+        thumb = np.frombuffer(value, dtype=np.uint8, offset=at).reshape(3, THUMBNAIL, THUMBNAIL)
+    return LocalSignature(*found, thumb)
 
 
 SPEC = MethodSpec(name="local", version=1, kind="local", bits=0, variants=1,
                   default_radius=0, min_quality=0.0,
                   params=f"orb,side={SIDE}/{BIG_SIDE},n={MAX_FEATURES}/{BIG_FEATURES},"
-                  f"grid={GRID}/{BIG_GRID}",
+                  f"grid={GRID}/{BIG_GRID},thumb={THUMBNAIL}",
                   description="ORB keypoints and descriptors (and of the mirror image), "
                   "for crops and copies inside larger pictures")
 

@@ -152,29 +152,40 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
         a_ids, b_ids = content_ids[hits.query], content_ids[hits.item]
         hits = hits.take(confirmed(rule, index, a_ids, b_ids, hits.variant))
         if verify:
-            hits = hits.take(verified(index, content_ids[hits.query], content_ids[hits.item]))
+            hits = hits.take(verified(index, content_ids[hits.query], content_ids[hits.item],
+                                      hits.variant))
         out.append(ContentPairs(np.searchsorted(ids, content_ids[hits.query]),
                                 np.searchsorted(ids, content_ids[hits.item]),
                                 hits.distance, hits.variant, rule.primary.name))
     return ids, out
 
 
-def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray) -> np.ndarray:
-    """Mask of content pairs that local features confirm. A pair is kept unjudged when
-    either picture has too few features to tell (flat or tiny pictures): verification can
-    only remove pairs it has evidence against."""
+def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
+             variant: np.ndarray | None = None) -> np.ndarray:
+    """Mask of content pairs that local features confirm (`variant`: the flip or turn from a
+    to b that the hash found). Pairs where either picture has too few features to judge
+    (flat or tiny pictures) are judged by their colour thumbnails; a pair without any local
+    signature is kept as it is."""
     from .partial import verify_content_pairs
 
     if "local" not in index.methods_present():
         raise LookalikeError("--verify needs 'local' signatures; run 'lookalike scan DIR "
                              "--method local' (with the other methods you use) first")
-    pairs = list(zip(np.minimum(ids_a, ids_b).tolist(), np.maximum(ids_a, ids_b).tolist()))
-    results = {(r.a, r.b): r for r in verify_content_pairs(index, pairs)}
+    variant = np.zeros(ids_a.size, np.int64) if variant is None else np.asarray(variant)
+    swap = ids_a > ids_b
+    inverse = np.asarray(dihedral.INVERSE)[variant]
+    pairs = list(zip(np.where(swap, ids_b, ids_a).tolist(), np.where(swap, ids_a, ids_b).tolist()))
+    transforms = dict(zip(pairs, np.where(swap, inverse, variant).tolist()))
+    results = {(r.a, r.b): r for r in verify_content_pairs(index, pairs, transforms=transforms)}
     keep = np.ones(len(pairs), dtype=bool)
     for k, key in enumerate(pairs):
         r = results.get(key)
-        if r is not None and r.judgeable:
+        if r is None:
+            continue
+        if r.judgeable:
             keep[k] = r.verification.confirmed
+        elif r.thumbnails_agree is not None:
+            keep[k] = r.thumbnails_agree
     return keep
 
 

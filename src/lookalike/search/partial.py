@@ -25,7 +25,7 @@ from ..methods import local
 from ..methods.registry import get_spec
 from ..types import Failure, FileRef
 from ..worker import read_file
-from .verify import MIN_INLIERS, Verification, verify
+from .verify import MIN_INLIERS, Verification, thumbnails_agree, verify
 
 QUERY_SIDE = 1024  # find-in looks at the query picture at this size ...
 QUERY_FEATURES = 2048  # ... with this many features, spread over a finer grid: a small
@@ -208,6 +208,7 @@ class ContentVerification:
     b: int
     verification: Verification
     judgeable: bool = True  # both pictures have enough features to tell
+    thumbnails_agree: bool | None = None  # for pairs not judgeable: colour thumbnails agree
 
 
 def judgeable(a: local.LocalSignature, b: local.LocalSignature) -> bool:
@@ -248,10 +249,13 @@ def partial_pairs(index: Index, min_inliers: int | None = None,
 
 
 def verify_content_pairs(index: Index, pairs: Iterable[tuple[int, int]],
-                         min_inliers: int | None = None) -> list[ContentVerification]:
+                         min_inliers: int | None = None,
+                         transforms: dict[tuple[int, int], int] | None = None
+                         ) -> list[ContentVerification]:
     """Verify pairs of contents from their stored `local` signatures, in blocks, on all
     cores (threads: FAISS and OpenCV release the GIL); pairs where either side has no
-    signature are left out of the result."""
+    signature are left out of the result. Pairs too plain to judge get their colour
+    thumbnails compared, under `transforms[(a, b)]` (a to b) when a hash found one."""
     spec = get_spec("local")
     threshold = min_inliers or stored_min_inliers(index)
     pairs = sorted(set(pairs))
@@ -264,13 +268,23 @@ def verify_content_pairs(index: Index, pairs: Iterable[tuple[int, int]],
             todo = [(a, b) for a, b in block if a in sigs and b in sigs]
 
             def run(chunk: list[tuple[int, int]]) -> list[ContentVerification]:
-                return [ContentVerification(a, b, verify(sigs[a], sigs[b], threshold),
-                                            judgeable(sigs[a], sigs[b])) for a, b in chunk]
+                return [_verified(a, b, sigs[a], sigs[b], threshold,
+                                  (transforms or {}).get((a, b), 0)) for a, b in chunk]
 
             chunks = [todo[i:i + 256] for i in range(0, len(todo), 256)]
             for part in pool.map(run, chunks):
                 out.extend(part)
     return out
+
+
+def _verified(a: int, b: int, sa: local.LocalSignature, sb: local.LocalSignature,
+              threshold: int, transform: int) -> ContentVerification:
+    if judgeable(sa, sb):
+        return ContentVerification(a, b, verify(sa, sb, threshold), True)
+    agree = None
+    if sa.thumbnail is not None and sb.thumbnail is not None:
+        agree = thumbnails_agree(sa.thumbnail, sb.thumbnail, transform)
+    return ContentVerification(a, b, verify(sa, sb, threshold), False, agree)
 
 
 def _cpu_count() -> int:
