@@ -233,3 +233,24 @@ def test_plain_pictures_are_compared_by_colour_thumbnails():
     assert not verify.thumbnails_agree(thumb(base), thumb(sky((220, 120, 80), (250, 210, 190))))
     assert not verify.thumbnails_agree(thumb(base), thumb(sky(top=(200, 220, 250),
                                                               bottom=(90, 140, 220))))
+
+
+def hue_turned(image: Image.Image, shift: int = 85) -> Image.Image:
+    hsv = np.asarray(image.convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(int) + shift) % 256
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
+@pytest.mark.parametrize("name", ("coffee.png", "chelsea.png", "astronaut.png"))
+def test_same_picture_in_other_colours_is_not_a_copy(name):
+    """The same product in two colours: the geometry fits, the colours do not. A grey or
+    brighter copy stays a copy."""
+    from PIL import ImageEnhance
+
+    original = rgb(name)
+    other = verify.verify(features(jpeg(hue_turned(original))), features(original))
+    assert not other.confirmed and other.recoloured, other
+    for copy in (ImageOps.grayscale(original).convert("RGB"),
+                 ImageEnhance.Brightness(original).enhance(1.25), ImageOps.mirror(original)):
+        v = verify.verify(features(jpeg(copy)), features(original))
+        assert v.confirmed and not v.recoloured, v

@@ -9,7 +9,7 @@ result: inliers, scale, angle, mirror, and where each picture sits inside the ot
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -43,6 +43,7 @@ class Verification:
     matrix: tuple[float, ...] | None = None  # 2x3 affine from a's pixels to b's (row-major)
     a_in_b: float = 0.0  # share of a's frame that lies inside b once mapped
     b_in_a: float = 0.0  # share of b's frame that lies inside a
+    recoloured: bool = False  # the geometry fits but the colours differ: not confirmed
 
     @property
     def relation(self) -> str:
@@ -95,12 +96,43 @@ def _knn(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.
 
 
 def verify(a: LocalSignature, b: LocalSignature, min_inliers: int = MIN_INLIERS) -> Verification:
-    """The better of a-as-is and a-mirrored onto b."""
-    plain = verify_features(a.plain, b.plain, min_inliers)
-    if plain.confirmed and plain.inliers >= 3 * min_inliers:
-        return plain  # clearly a copy as it is: no need to try the mirror
-    mirrored = verify_features(a.mirrored, b.plain, min_inliers, mirrored=True)
-    return max(plain, mirrored, key=lambda v: (v.confirmed, v.inliers))
+    """The better of a-as-is and a-mirrored onto b; a fit whose two pictures largely
+    overlap but differ in colour is not a copy (the same picture recoloured)."""
+    best = verify_features(a.plain, b.plain, min_inliers)
+    if not (best.confirmed and best.inliers >= 3 * min_inliers):  # else clearly a copy as is
+        mirrored = verify_features(a.mirrored, b.plain, min_inliers, mirrored=True)
+        best = max(best, mirrored, key=lambda v: (v.confirmed, v.inliers))
+    if best.confirmed and recoloured(a, b, best):
+        return replace(best, confirmed=False, recoloured=True)
+    return best
+
+
+RECOLOUR_OVERLAP = 0.5  # both frames at least this much inside each other: colours compared
+RECOLOUR_CHROMA = 12.0  # mean |a, b difference| over the shared cells above which it differs
+
+
+def recoloured(a: LocalSignature, b: LocalSignature, v: Verification) -> bool:
+    """Whether the shared part has other colours in b than in a (thumbnails sampled through
+    the fitted transform); a grey picture is compatible with any colour."""
+    if a.thumbnail is None or b.thumbnail is None or v.matrix is None:
+        return False
+    if min(v.a_in_b, v.b_in_a) < RECOLOUR_OVERLAP:
+        return False  # a small part: 8x8 thumbnails are too coarse to compare it
+    thumb_a = a.thumbnail[:, :, ::-1] if v.mirror else a.thumbnail
+    side = thumb_a.shape[1]
+    centres = (np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2)
+               + 0.5) / side * np.asarray([a.plain.width, a.plain.height])
+    matrix = np.asarray(v.matrix).reshape(2, 3)
+    mapped = centres @ matrix[:, :2].T + matrix[:, 2]
+    cells = np.floor(mapped / np.asarray([b.plain.width, b.plain.height]) * side).astype(int)
+    inside = ((cells >= 0) & (cells < side)).all(axis=1)
+    if inside.sum() < side:
+        return False
+    ca = thumb_a[1:].reshape(2, -1)[:, inside].astype(np.float32)
+    cb = b.thumbnail[1:, cells[inside, 1], cells[inside, 0]].astype(np.float32)
+    if min(np.abs(ca - 128).mean(), np.abs(cb - 128).mean()) < GREY_CHROMA:
+        return False
+    return float(np.abs(ca - cb).mean()) > RECOLOUR_CHROMA
 
 
 def verify_features(a: Features, b: Features, min_inliers: int = MIN_INLIERS,
