@@ -17,6 +17,13 @@ def _distance(a, b) -> int:
     return total
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _postings(offsets, word, max_posting):
+    """The posting range of a word, empty when the list is longer than max_posting."""
+    start, stop = offsets[word], offsets[word + 1]
+    return (start, start) if stop - start > max_posting else (start, stop)
+
+
 @njit(nogil=True, cache=True)
 def vote(queries, probes, query_of, skip_content, offsets, rows, descriptors, content_ids,
          max_posting, max_hamming, margin, n_queries):
@@ -30,10 +37,7 @@ def vote(queries, probes, query_of, skip_content, offsets, rows, descriptors, co
         skip = skip_content[query_of[i]]
         best = 1 << 30
         for k in range(probes.shape[1]):
-            w = probes[i, k]
-            start, stop = offsets[w], offsets[w + 1]
-            if stop - start > max_posting:
-                continue
+            start, stop = _postings(offsets, probes[i, k], max_posting)
             for p in range(start, stop):
                 if content_ids[rows[p]] == skip:
                     continue
@@ -42,10 +46,7 @@ def vote(queries, probes, query_of, skip_content, offsets, rows, descriptors, co
                     best = d
         limit = min(max_hamming, best + margin)
         for k in range(probes.shape[1]):
-            w = probes[i, k]
-            start, stop = offsets[w], offsets[w + 1]
-            if stop - start > max_posting:
-                continue
+            start, stop = _postings(offsets, probes[i, k], max_posting)
             for p in range(start, stop):
                 r = rows[p]
                 if content_ids[r] == skip or last[r] == i:
