@@ -167,3 +167,22 @@ def test_calibrate_local_stores_an_inlier_count_used_by_find_in(cli, tmp_path):
     found = cli("find-in", query, "--index", index, "--format", "json").json()
     inliers = [m["inliers"] for m in found["queries"][0]["matches"]]
     assert inliers and min(inliers) >= chosen
+
+
+def test_local_signatures_of_an_older_version_ask_for_a_rescan(cli, tmp_path):
+    import sqlite3
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "a.jpg").write_bytes(jpeg(photo("coffee.png")))
+    assert cli("scan", root, "--method", "local").code == 0
+    index = root / ".lookalike" / "index.db"
+    with sqlite3.connect(index) as conn:  # as an older lookalike would have stored them
+        conn.execute("UPDATE signatures SET params='orb,side=512' WHERE method='local'")
+    for args in (("dupes", "--partial"), ("dupes", "--verify")):
+        result = cli(*args, "--index", index)
+        assert result.code == 2, str(result)
+        message = " ".join(result.stderr.split())
+        assert "older version" in message and "--method local" in message
+    assert cli("scan", root, "--method", "local").code == 0  # the rescan computes them again
+    assert cli("dupes", "--index", index, "--partial").code == 0

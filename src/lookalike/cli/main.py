@@ -230,36 +230,56 @@ def _print_groups(groups, failures, fmt: Format) -> None:
               + (f"; {len(failures):,} files could not be read" if failures else ""))
 
 
-def _print_pairs(pairs, fmt: Format) -> None:
+def _print_listed(items, fmt: Format, to_json, to_csv, line) -> None:
+    """A list of pairs as JSON, CSV, or one `line` each on the terminal and a count."""
     if fmt is Format.json:
-        _emit(output.pairs_json(pairs))
+        _emit(to_json(items))
     elif fmt is Format.csv:
-        _emit(output.pairs_csv(pairs))
+        _emit(to_csv(items))
     else:
-        for m in pairs:
-            out.print(f"{escape(display_path(m.a))}  ~  {escape(display_path(m.b))}  "
-                      f"[dim]{m.method} d={m.distance} {m.transform}[/]")
-        out.print(f"{len(pairs):,} pairs")
+        for item in items:
+            out.print(line(item))
+        out.print(f"{len(items):,} pairs")
+
+
+def _print_pairs(pairs, fmt: Format) -> None:
+    _print_listed(pairs, fmt, output.pairs_json, output.pairs_csv,
+                  lambda m: f"{escape(display_path(m.a))}  ~  {escape(display_path(m.b))}  "
+                            f"[dim]{m.method} d={m.distance} {m.transform}[/]")
+
+
+RELATION_WORDS = {"same": "same picture as", "inside": "appears inside", "overlap": "overlaps"}
 
 
 def _print_partial(found, fmt: Format) -> None:
-    if fmt is Format.json:
-        _emit(output.partial_json(found))
-    elif fmt is Format.csv:
-        _emit(output.partial_csv(found))
-    else:
-        for p in found:
-            v = p.verification
-            word = {"same": "same picture as", "inside": "appears inside",
-                    "overlap": "overlaps"}[p.relation]
-            out.print(f"{escape(display_path(p.inner))}  {word}  "
-                      f"{escape(display_path(p.outer))}  [dim]{v.describe()}, box "
-                      f"{_box(p.box)}[/]")
-        out.print(f"{len(found):,} pairs")
+    _print_listed(found, fmt, output.partial_json, output.partial_csv,
+                  lambda p: f"{escape(display_path(p.inner))}  {RELATION_WORDS[p.relation]}  "
+                            f"{escape(display_path(p.outer))}  [dim]{p.verification.describe()}"
+                            f", box {_box(p.box)}[/]")
 
 
 def _box(box) -> str:
     return "-" if box is None else ",".join(f"{c:.0f}" for c in box)
+
+
+def _print_lookups(results, fmt: Format, to_json, to_csv, lines) -> None:
+    """Per looked-up file: JSON, CSV, or its `lines` on the terminal; then exit with
+    PARTIAL if some file could not be read."""
+    if fmt is Format.json:
+        _emit(to_json(results))
+    elif fmt is Format.csv:
+        _emit(to_csv(results))
+    else:
+        for r in results:
+            name = escape(display_path(r.path))
+            if r.failure:
+                out.print(f"{name}: [red]cannot read[/]: {escape(r.failure.reason)}")
+                continue
+            first, *rest = lines(r)
+            out.print(f"{name}: {first}")
+            for line in rest:
+                out.print(line)
+    raise typer.Exit(PARTIAL if any(r.failure for r in results) else OK)
 
 
 @app.command("find-in")
@@ -278,22 +298,12 @@ def find_in(
             results = run_find_in(idx, [str(f) for f in files], limit=limit)
     except LookalikeError as exc:
         raise _translate(exc)
-    if fmt is Format.json:
-        _emit(output.find_in_json(results))
-    elif fmt is Format.csv:
-        _emit(output.find_in_csv(results))
-    else:
-        for r in results:
-            name = escape(display_path(r.path))
-            if r.failure:
-                out.print(f"{name}: [red]cannot read[/]: {escape(r.failure.reason)}")
-                continue
-            out.print(f"{name}: {len(r.matches)} indexed picture(s) inside")
-            for m in r.matches:
-                v = m.verification
-                out.print(f"  {escape(display_path(m.path))}  [dim]at {_box(v.box_in_b)}, "
-                          f"{v.describe()}[/]")
-    raise typer.Exit(PARTIAL if any(r.failure for r in results) else OK)
+    def lines(r) -> list[str]:
+        return [f"{len(r.matches)} indexed picture(s) inside"] + [
+            f"  {escape(display_path(m.path))}  [dim]at {_box(m.verification.box_in_b)}, "
+            f"{m.verification.describe()}[/]" for m in r.matches]
+
+    _print_lookups(results, fmt, output.find_in_json, output.find_in_csv, lines)
 
 
 @app.command()
@@ -318,23 +328,14 @@ def query(
                                 calibrated=not no_calibration)
     except LookalikeError as exc:
         raise _translate(exc)
-    if fmt is Format.json:
-        _emit(output.query_json(results))
-    elif fmt is Format.csv:
-        _emit(output.query_csv(results))
-    else:
-        for r in results:
-            name = escape(display_path(r.path))
-            if r.failure:
-                out.print(f"{name}: [red]cannot read[/]: {escape(r.failure.reason)}")
-            elif not r.matches:
-                out.print(f"{name}: no match")
-            else:
-                out.print(f"{name}: {len(r.matches)} match(es)")
-                for m in r.matches:
-                    out.print(f"  {escape(display_path(m.b))}  [dim]{m.method} d={m.distance} "
-                              f"{m.transform}[/]")
-    raise typer.Exit(PARTIAL if any(r.failure for r in results) else OK)
+    def lines(r) -> list[str]:
+        if not r.matches:
+            return ["no match"]
+        return [f"{len(r.matches)} match(es)"] + [
+            f"  {escape(display_path(m.b))}  [dim]{m.method} d={m.distance} {m.transform}[/]"
+            for m in r.matches]
+
+    _print_lookups(results, fmt, output.query_json, output.query_csv, lines)
 
 
 @app.command()

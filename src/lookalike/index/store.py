@@ -415,6 +415,12 @@ class Index:
         return [(from_db_path(p), s or "", e or "") for p, s, e in self.conn.execute(
             "SELECT path, stage, error FROM files WHERE status='failed' ORDER BY path")]
 
+    def has_signatures(self, spec: MethodSpec) -> bool:
+        """Whether any signature of this method version and parameters is stored."""
+        return self.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM signatures WHERE method=? AND version=? AND params=?)",
+            spec.key).fetchone()[0] == 1
+
     def methods_present(self) -> list[str]:
         return [row[0] for row in self.conn.execute(
             "SELECT DISTINCT method FROM signatures ORDER BY method")]

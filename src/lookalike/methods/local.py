@@ -129,13 +129,6 @@ def _empty(width: int, height: int) -> Features:
                     width, height, np.empty(0, np.uint16))
 
 
-def mirror_xy(xy: np.ndarray, width: int) -> np.ndarray:
-    """Coordinates under a left-right mirror of a picture `width` pixels wide."""
-    out = xy.copy()
-    out[:, 0] = width - 1 - out[:, 0]
-    return out
-
-
 def compute(rgb: np.ndarray, width: int, height: int, side: int = SIDE,
             max_features: int = MAX_FEATURES, mirror: bool = True,
             words: bool = True, grid: int = GRID) -> LocalSignature:

@@ -140,6 +140,10 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
                   ) -> tuple[np.ndarray, list[ContentPairs]]:
     """Content ids of the live images, and the near/exact pairs between them; with `verify`,
     hash pairs must also pass local-feature verification (search/verify.py)."""
+    if verify:
+        from .partial import require_local
+
+        require_local(index)
     files = files if files is not None else index.live_files()
     ids = np.asarray(sorted(files), dtype=np.int64)
     out = []
@@ -168,9 +172,6 @@ def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
     signature is kept as it is."""
     from .partial import verify_content_pairs
 
-    if "local" not in index.methods_present():
-        raise LookalikeError("--verify needs 'local' signatures; run 'lookalike scan DIR "
-                             "--method local' (with the other methods you use) first")
     variant = np.zeros(ids_a.size, np.int64) if variant is None else np.asarray(variant)
     swap = ids_a > ids_b
     inverse = np.asarray(dihedral.INVERSE)[variant]

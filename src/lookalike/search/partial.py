@@ -170,7 +170,7 @@ def query_features(path: str) -> local.LocalSignature:
 def find_in(index: Index, paths: Sequence[str], min_inliers: int | None = None,
             limit: int = 20) -> list[FindInResult]:
     """The indexed pictures that appear inside each of `paths`, with where and how."""
-    _require_local(index)
+    require_local(index)
     threshold = min_inliers or stored_min_inliers(index)
     words = build_word_index(index)
     files = index.live_files()
@@ -220,7 +220,7 @@ def partial_pairs(index: Index, min_inliers: int | None = None,
     """Verified pairs of indexed pictures that share a part: crops, copies inside collages.
     Every picture's own features vote in the inverted file; its best candidates are
     verified once per unordered pair."""
-    _require_local(index)
+    require_local(index)
     threshold = min_inliers or stored_min_inliers(index)
     words = build_word_index(index)
     plain_rows = np.flatnonzero(~words.mirrored)
@@ -300,10 +300,13 @@ def stored_min_inliers(index: Index) -> int:
     return MIN_INLIERS if stored is None else max(4, int(round(stored.value)))
 
 
-def _require_local(index: Index) -> None:
-    if "local" not in index.methods_present():
-        raise LookalikeError("the index has no 'local' signatures; run 'lookalike scan DIR "
-                             "--method local' (with the other methods you use) first")
+def require_local(index: Index) -> None:
+    """Raise unless the index holds `local` signatures of this version and parameters (an
+    index scanned by an older lookalike has other ones: they must be computed again)."""
+    if not index.has_signatures(get_spec("local")):
+        older = " (only of an older version)" if "local" in index.methods_present() else ""
+        raise LookalikeError(f"the index has no 'local' signatures{older}; run 'lookalike scan "
+                             "DIR --method local' (with the other methods you use) first")
 
 
 

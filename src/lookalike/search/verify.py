@@ -60,9 +60,6 @@ class Verification:
                 f"{round(self.rotation) + 0:+d} deg" + (", mirrored" if self.mirror else ""))
 
 
-NOT_VERIFIED = Verification(False, 0, 0)
-
-
 def match(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (i in a, j in b) that pass the ratio test and are mutual nearest neighbours.
     a, b: (N, 32) uint8 binary descriptors (Hamming) or (N, D) float32 (Euclidean)."""
