@@ -31,3 +31,7 @@ class SourceError(LookalikeError):
 
 class EvaluationError(LookalikeError):
     """Calibration or evaluation cannot run: bad labels, unknown edit, nothing to measure."""
+
+
+class ModelError(LookalikeError):
+    """An embedding model cannot be found, fetched, verified or run."""
