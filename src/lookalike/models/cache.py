@@ -1,0 +1,240 @@
+"""Downloaded model files: one cache folder, resumable downloads, checksums checked before a
+file takes its name, and pinned on first download where none is published.
+
+The cache is `$LOOKALIKE_CACHE`, else `$XDG_CACHE_HOME/lookalike/models`, else
+`~/.cache/lookalike/models`. A download goes to `<file>.part` (resumed with an HTTP Range
+request when one is there), is hashed, and only then renamed to `<file>`. `pins.json` holds
+the sha256 of each file, and the size and mtime at which it was last checked, so an unchanged
+file is not hashed again on every load. Downloads use the standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
+
+from ..errors import ModelError
+
+if TYPE_CHECKING:
+    from .registry import ModelSpec
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, Optional[int]], None]  # (bytes so far, total bytes or None)
+PINS = "pins.json"
+CHUNK = 1 << 16
+TIMEOUT_S = 30.0  # per socket operation, not for the whole file
+ATTEMPTS = 3  # a dropped connection or a 5xx is tried again, resuming from the part file
+RETRY_PAUSE_S = 0.2
+
+
+class _Retry(Exception):
+    """A failure worth another try (the part file keeps what arrived)."""
+
+
+def cache_dir() -> Path:
+    if os.environ.get("LOOKALIKE_CACHE"):
+        return Path(os.environ["LOOKALIKE_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lookalike" / "models"
+
+
+def cached_path(spec: ModelSpec) -> Path:
+    return cache_dir() / spec.file
+
+
+def is_offline(flag: bool = False) -> bool:
+    return flag or os.environ.get("LOOKALIKE_OFFLINE", "").strip().lower() in (
+        "1", "true", "yes", "on")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (created if needed), held across processes."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no lock, downloads still end in an atomic rename
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+# --- pins --------------------------------------------------------------------------------------
+
+def read_pins(folder: Optional[Path] = None) -> dict[str, dict]:
+    path = (folder or cache_dir()) / PINS
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {path} ({exc}); delete it to pin checksums anew") from None
+    return data if isinstance(data, dict) else {}
+
+
+def pinned_sha256(spec: ModelSpec) -> Optional[str]:
+    return read_pins().get(spec.file, {}).get("sha256")
+
+
+def _record(folder: Path, spec: ModelSpec, path: Path, digest: str) -> None:
+    stat = path.stat()
+    with locked(folder / (PINS + ".lock")):
+        pins = read_pins(folder)
+        pins[spec.file] = {"name": spec.name, "url": spec.url, "sha256": digest,
+                           "published": spec.sha256 is not None, "size": stat.st_size,
+                           "mtime_ns": stat.st_mtime_ns}
+        tmp = folder / (PINS + ".tmp")
+        tmp.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, folder / PINS)
+
+
+def _checked(spec: ModelSpec, path: Path) -> Path:
+    """Check a cached file against the published or pinned sha256; pin it when neither
+    exists (a file put there by hand). Unchanged size and mtime skip the hashing."""
+    folder = path.parent
+    entry = read_pins(folder).get(spec.file) or {}
+    expected = spec.sha256 or entry.get("sha256")
+    stat = path.stat()
+    if expected and entry.get("sha256") == expected and entry.get("size") == stat.st_size \
+            and entry.get("mtime_ns") == stat.st_mtime_ns:
+        return path
+    digest = sha256_file(path)
+    if expected and digest != expected:
+        kind = "published" if spec.sha256 else "pinned (first download)"
+        raise ModelError(
+            f"{path} does not match the {kind} sha256 of {spec.name}: expected {expected}, the "
+            f"file has {digest}. Delete it and run 'lookalike models fetch {spec.name}', or "
+            f"put the right file there by hand (from {spec.url})")
+    _record(folder, spec, path, digest)
+    return path
+
+
+# --- fetching ----------------------------------------------------------------------------------
+
+def _by_hand(spec: ModelSpec, target: Path, reason: str) -> str:
+    check = (f"its sha256 must be {spec.sha256}" if spec.sha256 else
+             "its sha256 is pinned on first use")
+    return (f"cannot download {spec.name}: {reason}. To install it by hand, download {spec.url} "
+            f"and save it as {target} ({check})")
+
+
+def fetch(spec: ModelSpec, *, offline: bool = False, progress: Optional[Progress] = None,
+          timeout: float = TIMEOUT_S) -> Path:
+    """The checked path of `spec`'s file in the cache, downloaded first when missing."""
+    if not spec.url:
+        raise ModelError(f"{spec.name} has no download address")
+    target = cached_path(spec)
+    if is_offline(offline):
+        if target.is_file():
+            return _checked(spec, target)
+        raise ModelError(_by_hand(spec, target, "offline (LOOKALIKE_OFFLINE or --offline)"))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"cannot create the model cache {target.parent}: {exc}") from None
+    # One process downloads; another waiting here then finds the file in place.
+    with locked(target.with_name(target.name + ".lock")):
+        if target.is_file():
+            return _checked(spec, target)
+        part = target.with_name(target.name + ".part")
+        _download(spec, target, part, progress, timeout)
+        digest = sha256_file(part)
+        expected = spec.sha256 or pinned_sha256(spec)
+        if expected and digest != expected:
+            part.unlink(missing_ok=True)
+            kind = "published" if spec.sha256 else "pinned at the first download"
+            raise ModelError(
+                f"{spec.url} sent a file whose sha256 is {digest}, but the {kind} sha256 of "
+                f"{spec.name} is {expected}; the download was deleted")
+        os.replace(part, target)
+        _record(target.parent, spec, target, digest)
+        log.info("downloaded %s to %s (sha256 %s)", spec.url, target, digest)
+        return target
+
+
+def _download(spec: ModelSpec, target: Path, part: Path, progress: Optional[Progress],
+              timeout: float) -> None:
+    last: Exception | None = None
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            time.sleep(RETRY_PAUSE_S * attempt)
+        try:
+            _transfer(spec.url, part, progress, timeout)
+            return
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416:  # the part file is not a prefix the server knows: start over
+                part.unlink(missing_ok=True)
+            elif exc.code < 500 and exc.code not in (408, 429):
+                raise ModelError(_by_hand(spec, target, f"{spec.url} answered {exc.code} "
+                                                        f"{exc.reason}")) from None
+            last = exc
+        except urllib.error.URLError as exc:
+            last = exc.reason if isinstance(exc.reason, Exception) else exc
+        except (_Retry, OSError, http.client.HTTPException) as exc:
+            last = exc
+        log.info("download of %s failed (%s), attempt %d of %d", spec.url, last, attempt + 1,
+                 ATTEMPTS)
+    kept = f"; {part.stat().st_size:,} bytes kept in {part} for the next try" \
+        if part.exists() else ""
+    raise ModelError(_by_hand(spec, target, f"{last or 'no answer'} (after {ATTEMPTS} tries"
+                                            f"{kept})"))
+
+
+def _transfer(url: str, part: Path, progress: Optional[Progress], timeout: float) -> None:
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": "lookalike (model download)"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        if response.status == 206:
+            start = _range_start(response.headers.get("Content-Range", ""))
+            if start != have:
+                part.unlink(missing_ok=True)
+                raise _Retry(f"the server resumed at byte {start}, not {have}")
+            mode, done = "ab", have
+        else:  # 200: the whole file, also when the server ignored the Range header
+            mode, done = "wb", 0
+        total = None if length is None else done + length
+        with open(part, mode) as out:
+            while True:
+                block = response.read(CHUNK)
+                if not block:
+                    break
+                out.write(block)
+                done += len(block)
+                if progress is not None:
+                    progress(done, total)
+    if total is not None and done < total:
+        raise _Retry(f"the connection closed after {done:,} of {total:,} bytes")
+
+
+def _range_start(content_range: str) -> Optional[int]:
+    match = re.match(r"bytes\s+(\d+)-", content_range.strip())
+    return int(match.group(1)) if match else None
