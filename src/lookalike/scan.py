@@ -78,6 +78,7 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
     paths = list(paths)
     try:
         index.acquire()
+        _register_models(index, names)
         run_id = index.begin_run(roots, names)
         summary = ScanSummary(run_id, Path(index_path))
         total = _count(roots, paths, options) if count_first else None
@@ -92,6 +93,18 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
         return summary
     finally:
         index.close()
+
+
+def _register_models(index: Index, names: Sequence[str]) -> None:
+    """Record the embedding model a scan uses, so later queries embed with the same one."""
+    from .methods.embedding import DEFAULT_MODEL, NAME, split_name
+
+    for name in names:
+        base, model = split_name(name)
+        if base == NAME:
+            spec = get_spec(name)
+            label = dict(part.split("=", 1) for part in spec.params.split(","))["model"]
+            index.register_model(spec.params, label, model or DEFAULT_MODEL, None)
 
 
 def _sources(roots, paths, options) -> Iterator[FileRef | Failure]:
@@ -119,7 +132,9 @@ def _executor(workers: int, lock_fd: int | None) -> Executor:
 
 
 def _worker_init(lock_fd: int | None) -> None:
-    """Workers die with the scan, and never keep its writer lock alive after it."""
+    """Workers die with the scan, and never keep its writer lock alive after it. Each is one
+    process of several: its embedding sessions use one thread."""
+    os.environ.setdefault("LOOKALIKE_EMBED_THREADS", "1")
     if lock_fd is not None:
         try:
             os.close(lock_fd)  # a forked copy; the lock stays with the parent's descriptor

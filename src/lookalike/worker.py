@@ -39,7 +39,7 @@ def _known(index_path: str | None, contents: Sequence[bytes], names: Sequence[st
     """bytes hash -> (width, height, format, mode, names already signed), for known bytes."""
     if index_path is None or not contents:
         return {}
-    return _reader(index_path).known_contents(contents, [get_spec(n) for n in names])
+    return _reader(index_path).known_contents(contents, [get_spec(n) for n in names], names)
 
 
 def read_file(ref: FileRef) -> bytes:

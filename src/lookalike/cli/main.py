@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from ..errors import IndexBusyError, IndexError_, IndexNotFoundError, LookalikeError
 from ..index.store import display_path, find_index, open_index
+from ..methods.embedding import method_name as embed_method_name
 from ..methods.registry import list_methods
 from ..report import output
 from ..scan import DEFAULT_METHODS, scan as run_scan
@@ -81,6 +82,16 @@ def _split_methods(values: Optional[list[str]]) -> Optional[list[str]]:
     return [m.strip() for v in values for m in v.split(",") if m.strip()]
 
 
+def _with_model(methods: Optional[list[str]], model: Optional[str]) -> Optional[list[str]]:
+    """`--model` turns "embed" into that model's method name (and asks for it)."""
+    if model is None:
+        return methods
+    chosen = list(methods or DEFAULT_METHODS)
+    if "embed" not in chosen:
+        chosen.append("embed")
+    return [embed_method_name(model) if m == "embed" else m for m in chosen]
+
+
 @app.command()
 def scan(
     roots: list[Path] = typer.Argument(None, help="Folders or files to scan."),
@@ -99,9 +110,13 @@ def scan(
     null: bool = typer.Option(False, "--null", "-0", help="Paths in --from-file end with NUL."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Processes (default: cores)."),
     fmt: Format = typer.Option(Format.table, "--format", help="Summary as table or json."),
+    model: Optional[str] = typer.Option(None, "--model", help="Embedding model for --method "
+                                        "embed: a registered name or an .onnx file with its "
+                                        "sidecar (default: the shipped lookalike-copy-v1)."),
 ) -> None:
     """Index images: incremental, a re-run only looks at what changed."""
     roots = roots or []
+    methods_asked = _with_model(_split_methods(method), model)
     paths: list[str] = []
     if from_file:
         stream = sys.stdin.buffer if from_file == "-" else open(from_file, "rb")
@@ -116,7 +131,7 @@ def scan(
         raise _fail("with only --from-file, give --index PATH", USAGE)
     options = WalkOptions(tuple(include), tuple(exclude), hidden, follow_symlinks)
     try:
-        summary = _scan_with_progress(roots, paths, index, _split_methods(method), options, workers)
+        summary = _scan_with_progress(roots, paths, index, methods_asked, options, workers)
     except LookalikeError as exc:
         raise _translate(exc)
     except KeyboardInterrupt:
@@ -170,7 +185,7 @@ def dupes(
     index: Optional[Path] = typer.Option(None, "--index", help="Index file (default: found "
                                          "in this folder or a parent)."),
     method: str = typer.Option("auto", "--method", "-m",
-                               help="auto, bytes, pixels, or a hash (phash, pdq, ...)."),
+                               help="auto, bytes, pixels, embed, or a hash (phash, pdq, ...)."),
     max_distance: Optional[int] = typer.Option(None, "--max-distance", "-d",
                                                help="Largest Hamming distance (bits)."),
     fmt: Format = typer.Option(Format.table, "--format"),
@@ -186,8 +201,15 @@ def dupes(
                                  "others (crops, collages), from local features."),
     no_calibration: bool = typer.Option(False, "--no-calibration",
                                         help="Ignore radii stored by 'lookalike calibrate'."),
+    min_similarity: Optional[float] = typer.Option(
+        None, "--min-similarity", "-s", min=-1.0, max=1.0,
+        help="Least cosine similarity of embedding pairs (default: calibrated, or the "
+        "model's)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Embedding model (default: the "
+                                        "one the index was scanned with)."),
 ) -> None:
-    """Duplicate groups (or pairs) in the index."""
+    """Duplicate groups (or pairs) in the index. The default, auto, is a cascade: exact
+    copies, then perceptual hashes, then embeddings where the index holds them."""
     start = time.perf_counter()
     try:
         with open_index(_index_path(index)) as idx:
@@ -197,11 +219,13 @@ def dupes(
                 _print_partial(found, fmt)
             elif pairs:
                 found = find_pairs(idx, method, max_distance, verify=verify,
-                                   calibrated=not no_calibration)
+                                   calibrated=not no_calibration, similarity=min_similarity,
+                                   model=model)
                 _print_pairs(found, fmt)
             else:
                 found = find_groups(idx, method, max_distance, linkage=linkage, verify=verify,
-                                    calibrated=not no_calibration)
+                                    calibrated=not no_calibration, similarity=min_similarity,
+                                    model=model)
                 _print_groups(found, failures, fmt)
     except LookalikeError as exc:
         raise _translate(exc)
@@ -245,7 +269,7 @@ def _print_listed(items, fmt: Format, to_json, to_csv, line) -> None:
 def _print_pairs(pairs, fmt: Format) -> None:
     _print_listed(pairs, fmt, output.pairs_json, output.pairs_csv,
                   lambda m: f"{escape(display_path(m.a))}  ~  {escape(display_path(m.b))}  "
-                            f"[dim]{m.method} d={m.distance} {m.transform}[/]")
+                            f"[dim]{m.method} {_closeness(m)} {m.transform}[/]")
 
 
 RELATION_WORDS = {"same": "same picture as", "inside": "appears inside", "overlap": "overlaps"}
@@ -319,31 +343,44 @@ def query(
     fmt: Format = typer.Option(Format.table, "--format"),
     no_calibration: bool = typer.Option(False, "--no-calibration",
                                         help="Ignore radii stored by 'lookalike calibrate'."),
+    min_similarity: Optional[float] = typer.Option(
+        None, "--min-similarity", "-s", min=-1.0, max=1.0,
+        help="Least cosine similarity of embedding matches."),
+    model: Optional[str] = typer.Option(None, "--model", help="Embedding model (default: the "
+                                        "one the index was scanned with)."),
 ) -> None:
     """Is this image already in the index? Which file, how close, which orientation."""
     try:
         with open_index(_index_path(index)) as idx:
             results = run_query(idx, [str(f) for f in files], method, max_distance,
                                 max(limit, nearest or 0), nearest,
-                                calibrated=not no_calibration)
+                                calibrated=not no_calibration, similarity=min_similarity,
+                                model=model)
     except LookalikeError as exc:
         raise _translate(exc)
     def lines(r) -> list[str]:
         if not r.matches:
             return ["no match"]
         return [f"{len(r.matches)} match(es)"] + [
-            f"  {escape(display_path(m.b))}  [dim]{m.method} d={m.distance} {m.transform}[/]"
+            f"  {escape(display_path(m.b))}  [dim]{m.method} {_closeness(m)} {m.transform}[/]"
             for m in r.matches]
 
     _print_lookups(results, fmt, output.query_json, output.query_csv, lines)
+
+
+def _closeness(match) -> str:
+    return f"sim={match.score:.3f}" if match.method == "embed" else f"d={match.distance}"
 
 
 @app.command()
 def methods() -> None:
     """The signature methods lookalike knows, with their default match radius."""
     for spec in list_methods():
-        out.print(f"{spec.name:10} {spec.bits:4} bits  radius {spec.default_radius:3}  "
-                  f"{escape(spec.description)}")
+        if spec.kind == "vector":
+            match = f"{spec.bits // 16:4} dims  similarity >= {spec.similarity:.2f}"
+        else:
+            match = f"{spec.bits:4} bits  radius {spec.default_radius:3}"
+        out.print(f"{spec.name:10} {match}  {escape(spec.description)}")
 
 
 @app.command()

@@ -62,6 +62,19 @@ MIGRATIONS: list[tuple[str, str]] = [
             curve TEXT                         -- JSON
         );
     """),
+    # Embedding models whose signatures the index holds, by the params of their signatures:
+    # where each came from (a registry name or a file), so queries can embed new pictures
+    # with the same model; `active` marks the one `dupes`/`query --method embed` use.
+    ("0003_models", """
+        CREATE TABLE models (
+            params TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            ref TEXT NOT NULL,                 -- registry name or absolute path of the .onnx
+            sha256 TEXT,
+            registered REAL NOT NULL,
+            active INTEGER NOT NULL DEFAULT 0
+        );
+    """),
 ]
 
 

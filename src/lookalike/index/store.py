@@ -99,6 +99,17 @@ class StoredThreshold:
     curve: object = None  # the measured curve, as stored (JSON)
 
 
+@dataclass(frozen=True)
+class RegisteredModel:
+    """An embedding model whose signatures the index holds (see register_model)."""
+
+    params: str  # the params of its "embed" signatures
+    name: str
+    ref: str  # registry name, or absolute path of the .onnx file
+    sha256: str | None
+    active: bool
+
+
 def open_index(path: str | os.PathLike, *, create: bool = False,
                read_only: bool = False) -> "Index":
     """Open (or with `create`, make) an index; `read_only` opens it as is, for workers."""
@@ -232,9 +243,11 @@ class Index:
             missing.update(set(ids) - have)
         return missing
 
-    def known_contents(self, hashes: Sequence[bytes], specs: Sequence[MethodSpec]
+    def known_contents(self, hashes: Sequence[bytes], specs: Sequence[MethodSpec],
+                       names: Sequence[str] | None = None
                        ) -> dict[bytes, tuple[int, int, str, str, set[str]]]:
-        """bytes hash -> (width, height, format, mode, names of `specs` already signed)."""
+        """bytes hash -> (width, height, format, mode, names of `specs` already signed);
+        `names`: what to call each spec in that set (default: its name)."""
         rows = []
         for start in range(0, len(hashes), 500):
             chunk = list(hashes[start:start + 500])
@@ -244,7 +257,7 @@ class Index:
                 f"WHERE hash IN ({marks})", chunk).fetchall()
         by_id = {row[0]: row for row in rows}
         signed: dict[int, set[str]] = {cid: set() for cid in by_id}
-        names = {spec.key: spec.name for spec in specs}
+        names = {spec.key: name for spec, name in zip(specs, names or [s.name for s in specs])}
         ids = list(by_id)
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
@@ -304,6 +317,37 @@ class Index:
                 (t.method, float(t.value), t.target_precision, t.precision, t.recall, t.sample,
                  t.created if t.created is not None else time.time(),
                  None if t.curve is None else json.dumps(t.curve)))
+
+    def register_model(self, params: str, name: str, ref: str, sha256: str | None,
+                       active: bool = True) -> None:
+        """Record an embedding model (by its signatures' params); needs the writer lock."""
+        if self._lock_fd is None:
+            raise IndexError_("registering a model needs the writer lock (Index.acquire())")
+        with self.transaction() as conn:
+            if active:
+                conn.execute("UPDATE models SET active=0")
+            conn.execute(
+                "INSERT INTO models (params, name, ref, sha256, registered, active) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(params) DO UPDATE SET name=excluded.name, "
+                "ref=excluded.ref, sha256=excluded.sha256, active=excluded.active OR active",
+                (params, name, ref, sha256, time.time(), int(active)))
+
+    def models(self) -> list[RegisteredModel]:
+        """The embedding models registered in this index, the active one first."""
+        try:
+            rows = self.conn.execute(
+                "SELECT params, name, ref, sha256, active FROM models "
+                "ORDER BY active DESC, registered DESC").fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise IndexError_(f"cannot read models from {self.path}: {exc}") from None
+        return [RegisteredModel(p, n, r, h, bool(a)) for p, n, r, h, a in rows]
+
+    def signature_params(self, method: str) -> list[str]:
+        """The distinct params of `method`'s stored signatures."""
+        return [row[0] for row in self.conn.execute(
+            "SELECT DISTINCT params FROM signatures WHERE method=? ORDER BY params", (method,))]
 
     def mark_vanished(self, run_id: int, roots: Sequence[str]) -> int:
         """Files under `roots` that this run did not see are marked vanished."""

@@ -29,13 +29,14 @@ SMALL = 64  # shared intermediate for every grid of at most SMALL / BOX_GAP
 class MethodSpec:
     name: str
     version: int
-    kind: str  # "exact": equal values match; "hamming": bit distance on binary codes
+    kind: str  # "exact": equal values; "hamming": bit distance; "vector": cosine; "local"
     bits: int  # length of one code
     variants: int  # codes stored per picture: 8 dihedral variants, or 1
     default_radius: int  # largest distance counted as a duplicate, chosen by measurement
     min_quality: float  # pictures below this quality are left out of near matching
     params: str
     description: str
+    similarity: float = 0.0  # kind "vector": the least cosine similarity counted a duplicate
 
     @property
     def nbytes(self) -> int:
@@ -144,19 +145,39 @@ def _load_builtins() -> None:
 
 
 def list_methods(pattern: str = "*") -> list[MethodSpec]:
+    """Registered methods matching `pattern`; "embed" only when its default model loads."""
     _load_builtins()
-    return [spec for name, (spec, _) in sorted(_REGISTRY.items()) if fnmatch.fnmatch(name, pattern)]
+    specs = [spec for name, (spec, _) in sorted(_REGISTRY.items())]
+    from ..errors import LookalikeError
+    from .embedding import embedding_spec
+
+    try:
+        specs.append(embedding_spec())
+    except LookalikeError:
+        pass
+    return sorted((s for s in specs if fnmatch.fnmatch(s.name, pattern)), key=lambda s: s.name)
 
 
 def get_spec(name: str) -> MethodSpec:
+    """The spec of a method name; "embed" or "embed@MODEL" resolve their model (ModelError
+    when it cannot be found)."""
     _load_builtins()
+    from .embedding import NAME, embedding_spec, split_name
+
+    base, model = split_name(name)
+    if base == NAME:
+        return embedding_spec(model)
     try:
         return _REGISTRY[name][0]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
+        known = ", ".join(sorted([*_REGISTRY, NAME]))
         raise UnknownMethodError(f"unknown method {name!r}; known methods: {known}") from None
 
 
 def create_method(name: str) -> Method:
-    get_spec(name)
+    spec = get_spec(name)
+    if spec.kind == "vector":
+        from .embedding import EmbeddingMethod, split_name
+
+        return EmbeddingMethod(split_name(name)[1])
     return _REGISTRY[name][1]()

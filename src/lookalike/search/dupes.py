@@ -12,7 +12,7 @@ from ..index.store import Codes, Index
 from ..methods import dihedral
 from ..methods.registry import MethodSpec, get_spec
 from ..types import Group, Match
-from . import binary
+from . import binary, embed
 from .group import link_groups
 
 # "auto": exact copies, plus pHash neighbours (radius 8) confirmed by dHash (radius 10),
@@ -27,6 +27,7 @@ AUTO_CONFIRM_RADIUS = 10
 # method": on the 20k benchmark this cut wrong pairs by 60% for 1.6% of recall).
 AUTO_TURNED_RADIUS = 4
 EXACT = ("bytes", "pixels")
+EMBED = "embed"
 # Chosen by measurement on bench/make_collection.py's collection (README, "Grouping").
 DEFAULT_LINKAGE = "complete"
 
@@ -136,10 +137,14 @@ def confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
 
 def content_pairs(index: Index, method: str = "auto", max_distance: int | None = None,
                   confirm_distance: int | None = None, files: dict | None = None,
-                  calibrated: bool = True, verify: bool = False
+                  calibrated: bool = True, verify: bool = False,
+                  similarity: float | None = None, model: str | None = None
                   ) -> tuple[np.ndarray, list[ContentPairs]]:
     """Content ids of the live images, and the near/exact pairs between them; with `verify`,
-    hash pairs must also pass local-feature verification (search/verify.py)."""
+    hash and embedding pairs must also pass local-feature verification (search/verify.py).
+
+    "auto" is the cascade: exact copies, the hash rule, and embedding neighbours (at least
+    `similarity`, see search/embed.py) where the index holds embeddings."""
     if verify:
         from .partial import require_local
 
@@ -149,6 +154,10 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
     out = []
     if method in ("auto", "pixels"):
         out.append(_pixel_pairs(index, ids))
+    if method == EMBED or (method == "auto" and embed.has_embeddings(index)):
+        out.append(_embed_pairs(index, ids, similarity, model, calibrated, verify))
+        if method == EMBED:
+            return ids, out
     rule = make_rule(index, method, max_distance, confirm_distance, calibrated)
     if rule is not None:
         hits, content_ids, identity = _near_pairs(index, rule)
@@ -162,6 +171,20 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
                                 np.searchsorted(ids, content_ids[hits.item]),
                                 hits.distance, hits.variant, rule.primary.name))
     return ids, out
+
+
+def _embed_pairs(index: Index, ids: np.ndarray, similarity: float | None, model: str | None,
+                 calibrated: bool, verify: bool) -> ContentPairs:
+    spec = embed.index_spec(index, model)
+    threshold = embed.min_similarity(index, spec, similarity, calibrated)
+    a_ids, b_ids, sims = embed.self_pairs(index, spec, threshold)
+    live = np.isin(a_ids, ids) & np.isin(b_ids, ids)
+    a_ids, b_ids, sims = a_ids[live], b_ids[live], sims[live]
+    if verify:
+        keep = verified(index, a_ids, b_ids)
+        a_ids, b_ids, sims = a_ids[keep], b_ids[keep], sims[keep]
+    return ContentPairs(np.searchsorted(ids, a_ids), np.searchsorted(ids, b_ids),
+                        embed.distance_of(sims), np.zeros(a_ids.size, np.int8), EMBED)
 
 
 def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
@@ -241,24 +264,26 @@ def _pixel_pairs(index: Index, ids: np.ndarray) -> ContentPairs:
 
 def find_pairs(index: Index, method: str = "auto", max_distance: int | None = None,
                confirm_distance: int | None = None, calibrated: bool = True,
-               verify: bool = False) -> list[Match]:
+               verify: bool = False, similarity: float | None = None,
+               model: str | None = None) -> list[Match]:
     """Every duplicate pair of files, most alike first.
 
     `max_distance` is the radius of the method (for "auto", of pHash); `confirm_distance`
     that of the confirming dHash in "auto". `calibrated`: without `max_distance`, use the
-    radius stored by `lookalike calibrate` (make_rule).
+    radius stored by `lookalike calibrate` (make_rule). `similarity`, `model`: the least
+    cosine similarity and the model of embedding pairs (search/embed.py).
     """
     files = index.live_files()
     ids, parts = content_pairs(index, method, max_distance, confirm_distance, files,
-                               calibrated, verify)
+                               calibrated, verify, similarity, model)
     matches: list[Match] = []
     for content_files in files.values():  # byte copies are duplicates under every method
         for x, y in combinations(content_files, 2):
             matches.append(Match(x.path, y.path, "bytes", 0, 1.0))
     for part in parts:
-        bits = get_spec(part.method).bits
+        bits = None if part.method == EMBED else get_spec(part.method).bits
         for a, b, d, v in zip(part.a, part.b, part.distance, part.variant):
-            score = 1.0 - float(d) / bits
+            score = embed.similarity_of(int(d)) if bits is None else 1.0 - float(d) / bits
             transform = dihedral.NAMES[int(v)]
             for x in files[int(ids[a])]:
                 for y in files[int(ids[b])]:
@@ -266,20 +291,22 @@ def find_pairs(index: Index, method: str = "auto", max_distance: int | None = No
     best: dict[tuple[str, str], Match] = {}
     for m in matches:
         key = (m.a, m.b)
-        if key not in best or (m.distance, _rank(m.method)) < (best[key].distance,
-                                                              _rank(best[key].method)):
+        if key not in best or (evidence_rank(m.method), m.distance) < (evidence_rank(best[key].method),
+                                                              best[key].distance):
             best[key] = m
     return sorted(best.values(), key=lambda m: (-m.score, m.a, m.b))
 
 
-def _rank(method: str) -> int:
-    return {"bytes": 0, "pixels": 1}.get(method, 2)
+def evidence_rank(method: str) -> int:
+    """The cascade's order of evidence: exact, then hashes, then embeddings."""
+    return {"bytes": 0, "pixels": 1, EMBED: 3}.get(method, 2)
 
 
 def find_groups(index: Index, method: str = "auto", max_distance: int | None = None,
                 confirm_distance: int | None = None,
                 linkage: str = DEFAULT_LINKAGE, calibrated: bool = True,
-                verify: bool = False) -> list[Group]:
+                verify: bool = False, similarity: float | None = None,
+                model: str | None = None) -> list[Group]:
     """Duplicate groups of the pair graph under `linkage` (search/group.py), largest first.
 
     A group's method is the weakest evidence among the pairs that hold it together: a hash if
@@ -288,12 +315,12 @@ def find_groups(index: Index, method: str = "auto", max_distance: int | None = N
     """
     files = index.live_files()
     ids, parts = content_pairs(index, method, max_distance, confirm_distance, files,
-                               calibrated, verify)
+                               calibrated, verify, similarity, model)
     edges: dict[tuple[int, int], tuple[int, str, int]] = {}  # (a, b) -> (rank, method, dist)
     for part in parts:
         for a, b, d in zip(part.a.tolist(), part.b.tolist(), part.distance.tolist()):
             key = (min(a, b), max(a, b))
-            edge = (_rank(part.method), part.method, d)
+            edge = (evidence_rank(part.method), part.method, d)
             if key not in edges or edge < edges[key]:
                 edges[key] = edge
     pairs = np.asarray(list(edges), dtype=np.int64).reshape(-1, 2)

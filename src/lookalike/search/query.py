@@ -17,7 +17,9 @@ from ..methods.registry import MethodSpec, get_spec
 from ..types import Failure, FileRef, Match, Signature
 from ..worker import compute_signatures, read_file
 from . import binary
-from .dupes import Rule, confirmed, make_rule, orientation_rule, usable_rows
+from ..methods.embedding import method_name
+from . import embed
+from .dupes import EMBED, Rule, evidence_rank, confirmed, make_rule, orientation_rule, usable_rows
 
 
 @dataclass(frozen=True)
@@ -29,15 +31,27 @@ class QueryResult:
 
 def query(index: Index, paths: Sequence[str], method: str = "auto",
           max_distance: int | None = None, limit: int = 20,
-          nearest: int | None = None, calibrated: bool = True) -> list[QueryResult]:
+          nearest: int | None = None, calibrated: bool = True,
+          similarity: float | None = None, model: str | None = None) -> list[QueryResult]:
     """The indexed files each of `paths` duplicates, closest first.
 
-    With `nearest`, the `nearest` closest pictures by the method's hash are listed whatever
-    their distance (no radius, no confirming hash): "how close is the closest?".
-    `calibrated`: without `max_distance`, use the radius stored by `lookalike calibrate`.
+    With `nearest`, the `nearest` closest pictures by the method's hash (or embedding) are
+    listed whatever their distance (no radius, no confirming hash): "how close is the
+    closest?". `calibrated`: without `max_distance`, use the radius stored by `lookalike
+    calibrate`. "auto" also asks the embeddings where the index holds them; `similarity`
+    and `model` as in dupes.find_pairs.
     """
-    rule = make_rule(index, method, max_distance, calibrated=calibrated)
+    use_embed = method == EMBED or (method == "auto" and embed.has_embeddings(index))
+    rule = None if method == EMBED else make_rule(index, method, max_distance,
+                                                  calibrated=calibrated)
     names = signature_names(rule)
+    vector = None
+    if use_embed:
+        spec = embed.index_spec(index, model)
+        threshold = embed.min_similarity(index, spec, similarity, calibrated)
+        ref = next((m.ref for m in index.models() if m.params == spec.params), model)
+        vector = _VectorQuery(index, spec, method_name(ref), threshold)
+        names.append(vector.name)
     files = index.live_files()
     codes_of = code_cache(index)
     searches: list[NearSearch] = []
@@ -51,7 +65,7 @@ def query(index: Index, paths: Sequence[str], method: str = "auto",
     for path in paths:
         try:
             result = _one(index, os.path.abspath(path), rule, names, files, method, codes_of,
-                          near, nearest)
+                          near, nearest, vector)
         except (OSError, DecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             result = QueryResult(path, (), Failure(path, "decode", reason))
@@ -77,8 +91,30 @@ def code_cache(index: Index) -> Callable[[MethodSpec], Codes]:
     return codes_of
 
 
+class _VectorQuery:
+    """The embedding half of a query: the stored vectors' search, built on first use."""
+
+    def __init__(self, index: Index, spec: MethodSpec, name: str, threshold: float) -> None:
+        self.index, self.spec, self.name, self.threshold = index, spec, name, threshold
+        self._search: embed.EmbedSearch | None = None
+
+    def matches(self, path: str, signature: Signature, files, nearest: int | None
+                ) -> list[Match]:
+        if self._search is None:
+            self._search = embed.EmbedSearch(self.index, self.spec)
+        vector = embed.vectors_of([signature.value], self.spec)
+        if nearest:
+            _, ids, sims = self._search.nearest(vector, nearest)
+        else:
+            _, ids, sims = self._search.matches(vector, self.threshold)
+        distances = embed.distance_of(sims)
+        return [Match(path, f.path, EMBED, int(d), float(s))
+                for cid, d, s in zip(ids.tolist(), distances.tolist(), sims.tolist())
+                for f in files.get(cid, [])]
+
+
 def _one(index: Index, path: str, rule, names, files, method: str, codes_of, near,
-         nearest: int | None = None) -> QueryResult:
+         nearest: int | None = None, vector: _VectorQuery | None = None) -> QueryResult:
     stat = os.stat(path)
     data = read_file(FileRef(path, stat.st_size, stat.st_mtime_ns))
     matches: list[Match] = []
@@ -86,7 +122,8 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of, nea
     for cid in content_id:
         matches += [Match(path, f.path, "bytes", 0, 1.0) for f in files.get(cid, [])]
     decoded = decode(data)
-    signatures = {s.method: s for s in compute_signatures(decoded, names)}
+    signed = compute_signatures(decoded, names)
+    signatures = {s.method: s for s in signed}
     if method in ("auto", "pixels"):
         pixels = codes_of(get_spec("pixels"))
         value = np.frombuffer(signatures["pixels"].value, dtype=np.uint8)
@@ -95,9 +132,12 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of, nea
             matches += [Match(path, f.path, "pixels", 0, 1.0) for f in files.get(cid, [])]
     if rule is not None:
         matches += _near(path, near(), signatures, files, nearest)
+    if vector is not None:
+        matches += vector.matches(path, signatures[EMBED], files, nearest)
     best: dict[str, Match] = {}
     for m in matches:
-        if m.b not in best or m.distance < best[m.b].distance:
+        if m.b not in best or (evidence_rank(m.method), m.distance) < (evidence_rank(best[m.b].method),
+                                                              best[m.b].distance):
             best[m.b] = m
     return QueryResult(path, tuple(sorted(best.values(), key=lambda m: (-m.score, m.b))))
 

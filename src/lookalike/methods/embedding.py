@@ -1,0 +1,94 @@
+"""Learned embeddings: an ONNX model's unit-length output, stored as float16.
+
+The method is always named "embed" in the index; its parameters name the model (name and
+the first 16 hex digits of its sha256), so signatures of two models never mix and a new
+model recomputes only its own rows. Inside a scan a model other than the default travels in
+the method name as "embed@MODEL" (a registry name or a path to an .onnx file with its
+sidecar), which worker processes resolve on their own.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..types import Signature
+from .registry import MethodSpec, Picture
+
+NAME = "embed"
+DEFAULT_MODEL = "lookalike-copy-v1"
+VERSION = 1
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """("embed", model or None) for "embed" / "embed@MODEL"; (name, None) for other methods."""
+    base, _, model = name.partition("@")
+    return base, (model or None)
+
+
+def method_name(model: str | None) -> str:
+    """The method name that asks a scan for `model`'s embeddings."""
+    if model is None or model == DEFAULT_MODEL:
+        return NAME
+    if os.sep in model or model.endswith(".onnx"):
+        model = str(Path(model).resolve())
+    return f"{NAME}@{model}"
+
+
+@lru_cache(maxsize=16)
+def _resolved(model: str):
+    from ..models.registry import resolve_model
+
+    return resolve_model(model)
+
+
+@lru_cache(maxsize=16)
+def embedding_spec(model: str | None = None) -> MethodSpec:
+    """The MethodSpec of `model`'s embeddings (the default model when None)."""
+    model_spec, path = _resolved(model or DEFAULT_MODEL)
+    from ..models.cache import sha256_file
+
+    digest = model_spec.sha256 or sha256_file(path)
+    default_similarity = getattr(model_spec, "similarity", None) or 0.0
+    return MethodSpec(
+        name=NAME, version=VERSION, kind="vector", bits=16 * model_spec.dim, variants=1,
+        default_radius=0, min_quality=50.0,  # quality: 100 x the stored vector's length
+        params=f"model={model_spec.name},sha256={digest[:16]},dim={model_spec.dim}",
+        description=f"learned embedding of {model_spec.name} ({model_spec.dim} floats), "
+                    "cosine similarity", similarity=float(default_similarity))
+
+
+class EmbeddingMethod:
+    """Embeds pictures with an onnxruntime session built on first use, in the process that
+    uses it (workers are processes: one thread each unless the scan runs in-process)."""
+
+    def __init__(self, model: str | None = None) -> None:
+        self.model = model
+        self.spec = embedding_spec(model)
+        self._embedder = None
+
+    def _session(self):
+        if self._embedder is None:
+            from ..models.onnx import Embedder
+
+            model_spec, path = _resolved(self.model or DEFAULT_MODEL)
+            threads = int(os.environ.get("LOOKALIKE_EMBED_THREADS", "0")) or None
+            self._embedder = Embedder(model_spec, path, threads=threads)
+        return self._embedder
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, dim) float32 unit vectors of RGB uint8 images."""
+        return self._session().embed(list(images))
+
+    def compute(self, pictures: Sequence[Picture]) -> list[Signature]:
+        if not pictures:
+            return []
+        found = self.embed([p.rgb for p in pictures]).astype(np.float16)
+        spec = self.spec
+        return [Signature(spec.name, spec.version, spec.params, row.tobytes(),
+                          float(np.linalg.norm(row.astype(np.float32)) * 100.0))
+                for row in found]

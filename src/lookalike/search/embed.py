@@ -1,0 +1,109 @@
+"""Duplicates by learned embeddings: the vector search of search/vectors.py over the index.
+
+Distances of embedding pairs are reported in thousandths of cosine distance
+(1000 * (1 - similarity)), so they sort and link with the integer distances of hashes;
+a pair's score is its cosine similarity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import LookalikeError
+from ..index.store import Index
+from ..methods.embedding import NAME, method_name
+from ..methods.registry import MethodSpec, get_spec
+from . import vectors
+
+SCALE = 1000  # distance units per unit of cosine distance
+
+
+def distance_of(similarity: np.ndarray) -> np.ndarray:
+    return np.rint((1.0 - np.asarray(similarity, np.float64)) * SCALE).astype(np.int32)
+
+
+def similarity_of(distance: int) -> float:
+    return 1.0 - distance / SCALE
+
+
+def has_embeddings(index: Index) -> bool:
+    return NAME in index.methods_present()
+
+
+def index_spec(index: Index, model: str | None = None) -> MethodSpec:
+    """The spec of the embeddings `dupes`/`query` use: `model`'s, else the index's active
+    model's (the one of its last embedding scan or `lookalike train`)."""
+    if model is not None:
+        return get_spec(method_name(model))
+    present = set(index.signature_params(NAME))
+    for registered in index.models():
+        if registered.params in present:
+            return get_spec(method_name(registered.ref))
+    if present:
+        raise LookalikeError("the index holds embeddings of an unregistered model; rescan "
+                             "with 'lookalike scan DIR --method embed --model NAME'")
+    raise LookalikeError("the index has no embeddings; run 'lookalike scan DIR --method embed' "
+                         "first")
+
+
+def min_similarity(index: Index, spec: MethodSpec, given: float | None = None,
+                   calibrated: bool = True) -> float:
+    """`given`, else the calibrated threshold of "embed", else the model's default."""
+    if given is not None:
+        return float(given)
+    stored = index.thresholds().get(NAME) if calibrated else None
+    return float(stored.value) if stored is not None else spec.similarity
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The live embeddings of one model: content ids and (N, dim) float32 rows."""
+
+    content_ids: np.ndarray
+    vectors: np.ndarray
+
+
+def vectors_of(values: list[bytes], spec: MethodSpec) -> np.ndarray:
+    """(N, dim) float32 rows of stored float16 signature values."""
+    return np.frombuffer(b"".join(values), np.float16).reshape(len(values), -1).astype(
+        np.float32)
+
+
+def load(index: Index, spec: MethodSpec) -> Stored:
+    codes = index.load_codes(spec)
+    usable = codes.quality >= spec.min_quality
+    rows = codes.codes[usable, 0]
+    return Stored(codes.content_ids[usable],
+                  np.ascontiguousarray(rows).view(np.float16).astype(np.float32))
+
+
+def self_pairs(index: Index, spec: MethodSpec, threshold: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(content id a, content id b, similarity) of every stored pair at or above threshold."""
+    stored = load(index, spec)
+    pairs = vectors.self_join(stored.vectors, threshold)
+    return stored.content_ids[pairs.a], stored.content_ids[pairs.b], pairs.similarity
+
+
+class EmbedSearch:
+    """Queries against the stored embeddings of one model (a FAISS index built once)."""
+
+    def __init__(self, index: Index, spec: MethodSpec) -> None:
+        self.spec = spec
+        self.stored = load(index, spec)
+        self.vectors = vectors.build(self.stored.vectors)
+
+    def matches(self, queries: np.ndarray, threshold: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query row, content id, similarity) of every stored picture at or above it."""
+        hits = self.vectors.range(queries, threshold)
+        return hits.query, self.stored.content_ids[hits.ids], hits.similarity
+
+    def nearest(self, queries: np.ndarray, k: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query row, content id, similarity) of each query's k nearest stored pictures."""
+        found = self.vectors.knn(queries, k)
+        rows, cols = np.nonzero(found.ids >= 0)
+        return rows, self.stored.content_ids[found.ids[rows, cols]], found.similarity[rows, cols]
