@@ -56,10 +56,26 @@ class ScanSummary:
 
 
 def resolve_methods(names: Iterable[str] | None) -> tuple[str, ...]:
+    """The method names a scan computes; a plain "embed" is checked once the index is open
+    (it means the index's active model, see _with_active_model)."""
     chosen = list(names) if names else list(DEFAULT_METHODS)
     for name in chosen:
-        get_spec(name)  # raises UnknownMethodError with the known names
+        if name != "embed":
+            get_spec(name)  # raises UnknownMethodError with the known names
     return tuple(dict.fromkeys(["pixels", *chosen]))
+
+
+def _with_active_model(index: Index, names: tuple[str, ...]) -> tuple[str, ...]:
+    """A plain "embed" becomes the index's active model (one `lookalike train` registered,
+    or the last one scanned with); with none, the shipped default."""
+    from .methods.embedding import active_model, method_name
+
+    if "embed" not in names:
+        return names
+    named = tuple(method_name(active_model(index)) if n == "embed" else n for n in names)
+    for name in named:
+        get_spec(name)  # the model must be found before any work starts
+    return named
 
 
 def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
@@ -78,6 +94,7 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
     paths = list(paths)
     try:
         index.acquire()
+        names = _with_active_model(index, names)
         _register_models(index, names)
         run_id = index.begin_run(roots, names)
         summary = ScanSummary(run_id, Path(index_path))
@@ -97,14 +114,12 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
 
 def _register_models(index: Index, names: Sequence[str]) -> None:
     """Record the embedding model a scan uses, so later queries embed with the same one."""
-    from .methods.embedding import DEFAULT_MODEL, NAME, split_name
+    from .methods.embedding import NAME, register_model, split_name
 
     for name in names:
         base, model = split_name(name)
         if base == NAME:
-            spec = get_spec(name)
-            label = dict(part.split("=", 1) for part in spec.params.split(","))["model"]
-            index.register_model(spec.params, label, model or DEFAULT_MODEL, None)
+            register_model(index, model)
 
 
 def _sources(roots, paths, options) -> Iterator[FileRef | Failure]:

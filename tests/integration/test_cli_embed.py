@@ -102,3 +102,29 @@ def test_auto_cascade_says_which_method_matched(cli, library):
     methods = {p["method"] for p in pairs}
     assert methods <= {"bytes", "pixels", "phash", "embed"}
     assert pairs, "the resized copy is found by the cascade"
+
+
+def test_train_registers_a_model_that_later_scans_use(cli, pics, tmp_path):
+    photos = tmp_path / "mine"
+    photos.mkdir()
+    for seed in range(10):
+        (photos / f"m{seed}.jpg").write_bytes(pics.jpeg(pics.picture(7300 + seed)))
+    trained = cli("train", photos, "--steps", "4", "--batch", "4", "--name", "mine",
+                  "--format", "json", timeout=300)
+    assert trained.code == 0, str(trained)
+    summary = trained.json()
+    assert summary["steps"] == 4
+    onnx = summary["onnx"]
+    assert onnx.endswith("mine.onnx") and (photos / ".lookalike" / "models" / "mine").is_dir()
+    scanned = cli("scan", photos, "--method", "embed")
+    assert scanned.code == 0, str(scanned)
+    index = photos / ".lookalike" / "index.db"
+    with sqlite3.connect(index) as db:
+        params = {row[0] for row in db.execute(
+            "SELECT DISTINCT params FROM signatures WHERE method='embed'")}
+        active = db.execute("SELECT name, ref FROM models WHERE active=1").fetchall()
+    assert len(params) == 1 and "model=mine," in params.pop()
+    assert active == [("mine", onnx)]
+    again = cli("train", photos, "--steps", "4", "--batch", "4", "--name", "mine",
+                "--format", "json", timeout=300)
+    assert again.code == 0 and again.json()["steps"] == 4  # resumed: nothing left to do

@@ -62,6 +62,24 @@ def embedding_spec(model: str | None = None) -> MethodSpec:
                     "cosine similarity", similarity=float(default_similarity))
 
 
+def register_model(index, model: str | None) -> MethodSpec:
+    """Record `model` (default: the shipped one) in `index` as its active embedding model;
+    the index must hold the writer lock. Returns the model's method spec."""
+    spec = embedding_spec(model)
+    model_spec, path = _resolved(model or DEFAULT_MODEL)
+    ref = model or DEFAULT_MODEL
+    if ref != DEFAULT_MODEL and (os.sep in ref or ref.endswith(".onnx")):
+        ref = str(Path(ref).resolve())
+    index.register_model(spec.params, model_spec.name, ref, model_spec.sha256)
+    return spec
+
+
+def active_model(index) -> str | None:
+    """The model ref of the index's active embedding model (None: none registered)."""
+    models = index.models()
+    return models[0].ref if models and models[0].active else None
+
+
 class EmbeddingMethod:
     """Embeds pictures with an onnxruntime session built on first use, in the process that
     uses it (workers are processes: one thread each unless the scan runs in-process)."""
