@@ -128,3 +128,16 @@ def test_train_registers_a_model_that_later_scans_use(cli, pics, tmp_path):
     again = cli("train", photos, "--steps", "4", "--batch", "4", "--name", "mine",
                 "--format", "json", timeout=300)
     assert again.code == 0 and again.json()["steps"] == 4  # resumed: nothing left to do
+
+
+def test_calibrate_measures_the_embedding_curve(cli, library):
+    _, _, index = library
+    result = cli("calibrate", "--index", index, "--method", "embed", "--sample", "4",
+                 "--edits", "resize50,mirror", "--format", "json")
+    assert result.code == 0, str(result)
+    (embed,) = result.json()["methods"]
+    assert embed["kind"] == "vector" and embed["higher_is_better"]
+    curve = embed["curve"]
+    assert curve[0]["threshold"] == 1.0 and curve[-1]["threshold"] == 0.5
+    recalls = [p["recall"] for p in curve]
+    assert recalls == sorted(recalls) and recalls[-1] > 0  # looser passes more

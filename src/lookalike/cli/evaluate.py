@@ -22,7 +22,8 @@ from ..methods.registry import get_spec
 from ..search.dupes import make_rule
 from .main import OK, PARTIAL, _emit, _index_path, _split_methods, _translate, app, err, out
 
-SHOWN_CURVE_FLOOR = 0.1  # the table stops at the first radius beyond the choice below this
+SHOWN_CURVE_FLOOR = 0.1
+NOTHING = -1  # the threshold reported when none reaches the target  # the table stops at the first radius beyond the choice below this
 
 
 class Report(str, Enum):
@@ -69,7 +70,12 @@ def calibrate_command(
     raise typer.Exit(PARTIAL if result.skipped else OK)
 
 
-def _radius_now(idx, method: str) -> int | None:
+def _radius_now(idx, method: str) -> float | None:
+    if method == "embed":
+        from ..search import embed
+
+        spec = embed.index_spec(idx)
+        return embed.min_similarity(idx, spec)
     rule = make_rule(idx, method)
     return None if rule is None else rule.radius
 
@@ -97,16 +103,17 @@ def _print_calibration(c: Calibration, stored: list[str], now: dict) -> None:
               f"target precision {c.target_precision:g}")
     for m in c.methods:
         _print_curve(m)
+        word = "least similarity" if m.kind == "vector" else "radius"
         if m.passed:
-            out.print(f"[bold]{m.method}[/]: radius {m.threshold:g}, precision "
+            out.print(f"[bold]{m.method}[/]: {word} {m.threshold:g}, precision "
                       f"{m.precision:.3f}, recall {m.recall:.3f}"
                       + (" (stored)" if m.method in stored else ""))
         else:
             best = max(m.curve, key=lambda p: -1.0 if math.isnan(p.precision) else p.precision)
-            out.print(f"[bold]{m.method}[/]: [red]nothing passes[/] (radius -1): no radius "
-                      f"reaches precision {c.target_precision:g} (best "
+            out.print(f"[bold]{m.method}[/]: [red]nothing passes[/] ({word} {NOTHING}): "
+                      f"no {word} reaches precision {c.target_precision:g} (best "
                       f"{_nan_none(best.precision) or 0:.3f} at {best.threshold:g}); not "
-                      f"stored, {m.method} keeps radius {now.get(m.method)}")
+                      f"stored, {m.method} keeps {word} {now.get(m.method)}")
     for f in c.skipped[:10]:
         err.print(f"  skipped: {escape(display_path(f.path))} ({f.stage}): {escape(f.reason)}")
     if len(c.skipped) > 10:

@@ -128,11 +128,37 @@ def local_scorer(index: Index, method: str,
 
 
 LOCAL_THRESHOLDS = tuple(range(6, 101))  # inlier counts tried for `local`
+# Cosine similarities tried for embeddings, strictest first, and the neighbours scored per
+# query: at a precision worth choosing, a query's true match is among its nearest few.
+VECTOR_THRESHOLDS = np.round(np.arange(1.0, 0.4999, -0.005), 3)
+VECTOR_NEIGHBOURS = 50
+
+
+def vector_scorer(index: Index, method: str,
+                  codes_of: Callable[[MethodSpec], Codes]) -> Scorer:
+    """Cosine similarity of the embeddings of the index's model (search/embed.py) to each
+    query's nearest VECTOR_NEIGHBOURS indexed pictures; higher is better."""
+    from ..methods.embedding import method_name
+    from ..search import embed
+
+    spec = embed.index_spec(index)
+    ref = next(m.ref for m in index.models() if m.params == spec.params)
+    search = embed.EmbedSearch(index, spec)
+
+    def score(signatures: Sequence[dict[str, Signature]]) -> Scores:
+        vectors = embed.vectors_of([s[embed.NAME].value for s in signatures], spec)
+        rows, ids, sims = search.nearest(vectors, VECTOR_NEIGHBOURS)
+        keep = sims >= VECTOR_THRESHOLDS[-1]
+        return Scores(rows[keep], ids[keep], sims[keep].astype(np.float64))
+
+    return Scorer(VECTOR_THRESHOLDS.astype(np.float64), True, (method_name(ref),), score, 256)
+
 
 # Method kind -> scorer.
 SCORERS: dict[str, Callable[[Index, str, Callable[[MethodSpec], Codes]], Scorer]] = {
     "hamming": hamming_scorer,
     "local": local_scorer,
+    "vector": vector_scorer,
 }
 
 
@@ -174,13 +200,16 @@ class Calibration:
 
 
 def method_kind(method: str) -> str:
+    if method == "embed":  # whichever model the index holds, its kind is "vector"
+        return "vector"
     return get_spec(AUTO_PRIMARY if method == "auto" else method).kind
 
 
 def default_methods(index: Index) -> list[str]:
-    """auto, and every Hamming method the index holds."""
-    present = sorted(m for m in index.methods_present() if get_spec(m).kind == "hamming")
-    return ["auto", *present]
+    """auto, every Hamming method the index holds, and its embeddings."""
+    present = index.methods_present()
+    hamming = sorted(m for m in present if m != "embed" and get_spec(m).kind == "hamming")
+    return ["auto", *hamming, *(["embed"] if "embed" in present else [])]
 
 
 def calibrate(index: Index, methods: Sequence[str] | None = None, sample: int = 200,
