@@ -1,0 +1,221 @@
+"""The training loop: AdamW with a linear warm-up and a cosine decay, checkpoints that a killed
+run resumes from, and an ONNX export of the embedding network at the end.
+
+A checkpoint (`out_dir/checkpoint.pt`, written atomically) holds the network configuration,
+the objective's weights, the optimiser, the scheduler, torch's RNG state, the step and the
+loss history. Because batch k is a pure function of (seed, k) (see data.py), a resumed run
+trains on exactly the batches the killed run would have.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..errors import LookalikeError
+from .augment import DEFAULT, AugmentConfig
+from .net import NetConfig
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class TrainingError(LookalikeError):
+    """Training cannot start or go on (bad settings, unusable checkpoint)."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int  # steps done so far
+    total_steps: int
+    loss: float
+    parts: dict[str, float]
+    lr: float
+    elapsed_s: float  # in this call, excluding decoding the pictures
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint: Path
+    onnx: Path | None  # None when the run was stopped before the end
+    steps: int  # steps done, counting those of earlier (resumed) runs
+    total_steps: int
+    final_loss: float  # mean of the last `loss_window` steps
+    history: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) per step
+    stopped: bool = False
+    seconds: float = 0.0
+
+
+ProgressCallback = Callable[[Progress], "bool | None"]
+
+
+def _schedule(step: int, total: int, warmup: int, min_ratio: float = 0.01) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _save(path: Path, state: dict) -> None:
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path | str) -> dict:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise TrainingError(f"cannot read checkpoint {path}: {exc}") from exc
+
+
+def net_from_checkpoint(path: Path | str):
+    """The EmbeddingNet saved in a checkpoint, in eval mode."""
+    from .net import EmbeddingNet
+
+    state = load_checkpoint(path)
+    net = EmbeddingNet(NetConfig.from_dict(state["net_config"]))
+    prefix = "net."
+    net.load_state_dict({k[len(prefix):]: v for k, v in state["objective"].items()
+                         if k.startswith(prefix)})
+    return net.eval()
+
+
+def train(files: Sequence[Path | str], *, objective: str = "contrastive",
+          steps: int | None = None, epochs: float | None = None, batch_size: int = 64,
+          lr: float = 2e-3, weight_decay: float = 0.05, warmup: float = 0.05,
+          device: str = "cpu", out_dir: Path | str, resume: bool = True,
+          init: Path | str | None = None, net_config: NetConfig | None = None,
+          augment_config: AugmentConfig = DEFAULT, objective_options: dict | None = None,
+          seed: int = 0, workers: int = 1, max_side: int = 512, tile: int = 192,
+          checkpoint_every: int = 200, progress: ProgressCallback | None = None,
+          progress_every: int = 10, export: bool = True, model_name: str = "model",
+          loss_window: int = 50) -> TrainResult:
+    """Train an embedding network on pairs of augmented views of `files`.
+
+    `steps` (or `epochs` over the instances) sets the length; `batch_size` counts instances,
+    each giving two views. `resume` continues from `out_dir/checkpoint.pt` when there is one;
+    `init` starts from another checkpoint's network weights (fine-tuning; optimiser and step
+    start afresh). `progress` is called every `progress_every` steps; when it returns False
+    the run stops at once, as if killed (the last periodic checkpoint stays). At the end the
+    network is exported to `out_dir/<model_name>.onnx` with its sidecar JSON.
+    """
+    import numpy as np
+    import torch
+
+    from .data import PairDataset, load_pictures, make_instances, make_loader
+    from .export import export_embedding
+    from .objectives import build_objective
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out / CHECKPOINT
+    state = load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
+    if state is not None:
+        if state["objective_name"] != objective:
+            raise TrainingError(f"{checkpoint_path} was trained with {state['objective_name']!r}"
+                                f", not {objective!r}")
+        net_config = NetConfig.from_dict(state["net_config"])
+        seed, batch_size = state["seed"], state["batch_size"]
+    if state is not None:
+        objective_options = state.get("objective_options") or objective_options
+    net_config = net_config or NetConfig()
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(seed)
+
+    finished = state is not None and state["step"] >= state["total_steps"]
+    pictures, instances = [], []
+    if not finished:  # a finished run only exports: no need to decode anything
+        pictures, _ = load_pictures(files, max_side)
+        instances = make_instances(pictures, seed, tile)
+    if state is not None:
+        steps = state["total_steps"]
+    elif steps is None:
+        if epochs is None:
+            raise TrainingError("give steps or epochs")
+        steps = max(1, math.ceil(epochs * len(instances) / batch_size))
+    if batch_size < 2:
+        raise TrainingError("contrastive batches need at least 2 instances")
+
+    model = build_objective(objective, net_config, **(objective_options or {})).to(device)
+    if init is not None and state is None:
+        source = load_checkpoint(init)["objective"]
+        nets = {k: v for k, v in source.items() if k.startswith("net.")}
+        model.load_state_dict(nets, strict=False)
+        log.info("initialised from %s", init)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimiser = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    warmup_steps = max(1, int(warmup * steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: _schedule(s, steps, warmup_steps))
+    step, history = 0, []
+    if state is not None:
+        model.load_state_dict(state["objective"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        step, history = state["step"], list(state["history"])
+        log.info("resumed %s at step %d of %d", checkpoint_path, step, steps)
+
+    def save() -> None:
+        _save(checkpoint_path, {
+            "objective_name": objective, "net_config": net_config.to_dict(),
+            "objective": model.state_dict(), "optimiser": optimiser.state_dict(),
+            "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+            "step": step, "total_steps": steps, "seed": seed, "batch_size": batch_size,
+            "history": history, "lr": lr, "objective_options": objective_options or {}})
+
+    loader = []
+    if not finished:
+        dataset = PairDataset(pictures, instances, out_size=net_config.input_size, seed=seed,
+                              config=augment_config)
+        loader = make_loader(dataset, batch_size, step, steps, workers)
+    mean = torch.tensor(net_config.mean, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(net_config.std, device=device).view(1, 3, 1, 1) * 255
+    model.train()
+    started, stopped = time.perf_counter(), False
+    for view_a, view_b, labels in loader:
+        a = (view_a.to(device, non_blocking=True).float() - mean) / std
+        b = (view_b.to(device, non_blocking=True).float() - mean) / std
+        result = model(a, b, labels.to(device))
+        if not torch.isfinite(result.loss):
+            raise TrainingError(f"loss is {float(result.loss)} at step {step}")
+        optimiser.zero_grad(set_to_none=True)
+        result.loss.backward()
+        optimiser.step()
+        scheduler.step()
+        step += 1
+        history.append((step, result.parts["loss"]))
+        if step % checkpoint_every == 0 and step < steps:
+            save()
+        if progress is not None and (step % progress_every == 0 or step == steps):
+            report = Progress(step, steps, result.parts["loss"], result.parts,
+                              scheduler.get_last_lr()[0], time.perf_counter() - started)
+            if progress(report) is False:
+                stopped = True
+                break
+    if not stopped:
+        save()
+    onnx_path = None
+    if export and not stopped:
+        net = model.net.to("cpu")
+        onnx_path = export_embedding(
+            net, out / f"{model_name}.onnx", name=model_name,
+            description=f"{objective} embedding, {step} steps of {batch_size} pairs").onnx_path
+        model.to(device)
+    tail = [loss for _, loss in history[-loss_window:]]
+    final = float(np.mean(tail)) if tail else float("nan")
+    return TrainResult(checkpoint_path, onnx_path, step, steps, final, history, stopped,
+                       time.perf_counter() - started)
