@@ -78,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     files = [f for data in args.data for f in training_files(data, TRAIN_PACKAGES)]
     print(f"{len(files)} training files from {sorted(TRAIN_PACKAGES)}", flush=True)
     config = NetConfig()
-    started = time.time()
 
     def progress(p) -> None:
         print(f"step {p.step}/{p.total_steps} loss {p.loss:.4f} "
@@ -93,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
                    objective_options={"temperature": args.temperature,
                                       "koleo_weight": args.koleo}, progress=progress,
                    progress_every=20, model_name=NAME)
-    wall = time.time() - started
     net = net_from_checkpoint(result.checkpoint)
     losses = np.array([loss for _, loss in result.history])
     curve = {f"steps {lo + 1}-{hi}": round(float(losses[lo:hi].mean()), 4)
@@ -105,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
               "input_size": config.input_size, "widths": list(config.widths),
               "depths": list(config.depths), "dim": config.dim,
               "parameters": count_parameters(net), "training_files": len(files),
-              "training_packages": sorted(TRAIN_PACKAGES), "wall_s_last_run": round(wall),
+              "training_packages": sorted(TRAIN_PACKAGES), "train_seconds": round(result.total_seconds),
               "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
               "final_loss": round(result.final_loss, 4), "loss_curve": curve}
     exported = export_embedding(net, args.out / f"{NAME}.onnx", name=NAME,

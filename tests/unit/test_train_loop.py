@@ -123,3 +123,27 @@ def test_onnx_export_matches_torch(full_run):
             "description"} <= set(meta)
     assert meta["input_size"] == 32 and meta["dim"] == TINY.dim and meta["colour"] == "RGB"
     assert meta["resize"] in {"squash", "center-crop", "letterbox"}
+
+
+def test_weights_file_rebuilds_the_net_and_seeds_fine_tuning(image_files, tmp_path, full_run):
+    from lookalike.train.export import save_weights
+
+    net = net_from_checkpoint(full_run.checkpoint)
+    path = save_weights(net, tmp_path / "weights.pt")
+    again = net_from_checkpoint(path)
+    batch = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        np.testing.assert_allclose(again(batch).numpy(), net(batch).numpy(), atol=2e-2)
+    assert path.stat().st_size < full_run.checkpoint.stat().st_size / 2
+    # Fine-tuning from it without naming a network takes the file's network.
+    tuned = run(image_files, tmp_path / "tuned", steps=2, init=path, net_config=None)
+    assert net_from_checkpoint(tuned.checkpoint).config == TINY
+
+
+def test_fine_tuning_from_another_network_is_a_training_error(image_files, tmp_path, full_run):
+    from lookalike.train.loop import TrainingError
+    from lookalike.train.net import NetConfig
+
+    other = NetConfig(widths=(8, 32), depths=(1, 1), stem_width=8, dim=16, input_size=32)
+    with pytest.raises(TrainingError):
+        run(image_files, tmp_path, steps=2, init=full_run.checkpoint, net_config=other)

@@ -67,12 +67,15 @@ def _difference(net, path: Path, output: str) -> float:
 
 def save_weights(net, path: Path | str, objective: str = "contrastive") -> Path:
     """The network alone, in the checkpoint layout `train(init=...)` and
-    `net_from_checkpoint` read (no optimiser state: a fraction of a checkpoint's size)."""
+    `net_from_checkpoint` read: no optimiser state, and float16 (loading casts back to
+    float32), a quarter of a checkpoint's size; a starting point for fine-tuning."""
     import torch
 
     path = Path(path)
+    weights = {f"net.{k}": v.half() if v.is_floating_point() else v
+               for k, v in net.state_dict().items()}
     state = {"objective_name": objective, "net_config": net.config.to_dict(),
-             "objective": {f"net.{k}": v for k, v in net.state_dict().items()}}
+             "objective": weights}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)

@@ -49,7 +49,8 @@ class TrainResult:
     final_loss: float  # mean of the last `loss_window` steps
     history: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) per step
     stopped: bool = False
-    seconds: float = 0.0
+    seconds: float = 0.0  # training time in this call
+    total_seconds: float = 0.0  # training time of all the calls of this run (resumed ones too)
 
 
 ProgressCallback = Callable[[Progress], "bool | None"]
@@ -127,8 +128,10 @@ def train(files: Sequence[Path | str], *, objective: str = "contrastive",
                                 f", not {objective!r}")
         net_config = NetConfig.from_dict(state["net_config"])
         seed, batch_size = state["seed"], state["batch_size"]
-    if state is not None:
         objective_options = state.get("objective_options") or objective_options
+    init_state = load_checkpoint(init) if init is not None and state is None else None
+    if init_state is not None and net_config is None:
+        net_config = NetConfig.from_dict(init_state["net_config"])
     net_config = net_config or NetConfig()
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(seed)
@@ -148,25 +151,13 @@ def train(files: Sequence[Path | str], *, objective: str = "contrastive",
         raise TrainingError("contrastive batches need at least 2 instances")
 
     model = build_objective(objective, net_config, **(objective_options or {})).to(device)
-    if init is not None and state is None:
-        source = load_checkpoint(init)["objective"]
-        nets = {k: v for k, v in source.items() if k.startswith("net.")}
-        model.load_state_dict(nets, strict=False)
-        log.info("initialised from %s", init)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimiser = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-    warmup_steps = max(1, int(warmup * steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: _schedule(s, steps, warmup_steps))
-    step, history = 0, []
+    if init_state is not None:
+        _load_net(model, init_state, init)
+    optimiser, scheduler = _optimiser(model, lr, weight_decay, steps, warmup)
+    step, history, earlier_s = 0, [], 0.0
     if state is not None:
-        model.load_state_dict(state["objective"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        step, history = state["step"], list(state["history"])
+        step, history = _restore(state, model, optimiser, scheduler)
+        earlier_s = float(state.get("train_seconds", 0.0))
         log.info("resumed %s at step %d of %d", checkpoint_path, step, steps)
 
     def save() -> None:
@@ -175,8 +166,10 @@ def train(files: Sequence[Path | str], *, objective: str = "contrastive",
             "objective": model.state_dict(), "optimiser": optimiser.state_dict(),
             "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
             "step": step, "total_steps": steps, "seed": seed, "batch_size": batch_size,
-            "history": history, "lr": lr, "objective_options": objective_options or {}})
+            "history": history, "lr": lr, "objective_options": objective_options or {},
+            "train_seconds": earlier_s + time.perf_counter() - started})
 
+    started = time.perf_counter()
     loader = []
     if not finished:
         dataset = PairDataset(pictures, instances, out_size=net_config.input_size, seed=seed,
@@ -185,28 +178,21 @@ def train(files: Sequence[Path | str], *, objective: str = "contrastive",
     mean = torch.tensor(net_config.mean, device=device).view(1, 3, 1, 1) * 255
     std = torch.tensor(net_config.std, device=device).view(1, 3, 1, 1) * 255
     model.train()
-    started, stopped = time.perf_counter(), False
+    stopped = False
     for view_a, view_b, labels in loader:
-        a = (view_a.to(device, non_blocking=True).float() - mean) / std
-        b = (view_b.to(device, non_blocking=True).float() - mean) / std
-        result = model(a, b, labels.to(device))
-        if not torch.isfinite(result.loss):
-            raise TrainingError(f"loss is {float(result.loss)} at step {step}")
-        optimiser.zero_grad(set_to_none=True)
-        result.loss.backward()
-        optimiser.step()
-        scheduler.step()
+        parts = _step(model, optimiser, scheduler, (view_a.to(device).float() - mean) / std,
+                      (view_b.to(device).float() - mean) / std, labels.to(device), step)
         step += 1
-        history.append((step, result.parts["loss"]))
+        history.append((step, parts["loss"]))
         if step % checkpoint_every == 0 and step < steps:
             save()
         if progress is not None and (step % progress_every == 0 or step == steps):
-            report = Progress(step, steps, result.parts["loss"], result.parts,
-                              scheduler.get_last_lr()[0], time.perf_counter() - started)
+            report = Progress(step, steps, parts["loss"], parts, scheduler.get_last_lr()[0],
+                              time.perf_counter() - started)
             if progress(report) is False:
                 stopped = True
                 break
-    if not stopped:
+    if not stopped and not finished:
         save()
     onnx_path = None
     if export and not stopped:
@@ -217,5 +203,52 @@ def train(files: Sequence[Path | str], *, objective: str = "contrastive",
         model.to(device)
     tail = [loss for _, loss in history[-loss_window:]]
     final = float(np.mean(tail)) if tail else float("nan")
+    seconds = time.perf_counter() - started
     return TrainResult(checkpoint_path, onnx_path, step, steps, final, history, stopped,
-                       time.perf_counter() - started)
+                       seconds, earlier_s + seconds)
+
+
+def _load_net(model, init_state: dict, init) -> None:
+    nets = {k: v for k, v in init_state["objective"].items() if k.startswith("net.")}
+    try:
+        model.load_state_dict(nets, strict=False)
+    except RuntimeError as exc:  # another network's shapes
+        raise TrainingError(f"cannot start from {init}: {exc}") from None
+    log.info("initialised from %s", init)
+
+
+def _optimiser(model, lr: float, weight_decay: float, steps: int, warmup: float):
+    """AdamW (no decay on biases, norms and GeM's p) and its warm-up + cosine schedule."""
+    import torch
+
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    optimiser = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    warmup_steps = max(1, int(warmup * steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: _schedule(s, steps, warmup_steps))
+    return optimiser, scheduler
+
+
+def _restore(state: dict, model, optimiser, scheduler) -> tuple[int, list]:
+    import torch
+
+    model.load_state_dict(state["objective"])
+    optimiser.load_state_dict(state["optimiser"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    return state["step"], list(state["history"])
+
+
+def _step(model, optimiser, scheduler, a, b, labels, step: int) -> dict[str, float]:
+    import torch
+
+    result = model(a, b, labels)
+    if not torch.isfinite(result.loss):
+        raise TrainingError(f"loss is {result.loss.item()} at step {step}")
+    optimiser.zero_grad(set_to_none=True)
+    result.loss.backward()
+    optimiser.step()
+    scheduler.step()
+    return result.parts
