@@ -28,6 +28,10 @@ AUTO_CONFIRM_RADIUS = 10
 AUTO_TURNED_RADIUS = 4
 EXACT = ("bytes", "pixels")
 EMBED = "embed"
+# The cascade with local features: each picture's nearest embeddings down to this similarity
+# are candidates that local features verify (search/embed.py neighbour_pairs).
+EMBED_NEIGHBOURS = 5
+EMBED_PROPOSE = 0.5
 # Chosen by measurement on bench/make_collection.py's collection (README, "Grouping").
 DEFAULT_LINKAGE = "complete"
 
@@ -155,7 +159,8 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
     if method in ("auto", "pixels"):
         out.append(_pixel_pairs(index, ids))
     if method == EMBED or (method == "auto" and embed.has_embeddings(index)):
-        out.append(_embed_pairs(index, ids, similarity, model, calibrated, verify))
+        propose = method == "auto" and index.has_signatures(get_spec("local"))
+        out.append(_embed_pairs(index, ids, similarity, model, calibrated, verify, propose))
         if method == EMBED:
             return ids, out
     rule = make_rule(index, method, max_distance, confirm_distance, calibrated)
@@ -174,25 +179,40 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
 
 
 def _embed_pairs(index: Index, ids: np.ndarray, similarity: float | None, model: str | None,
-                 calibrated: bool, verify: bool) -> ContentPairs:
+                 calibrated: bool, verify: bool, propose: bool = False) -> ContentPairs:
+    """Embedding pairs at or above the least similarity; with `verify`, local features must
+    confirm them. With `propose` (the cascade, where the index holds local features), each
+    picture's EMBED_NEIGHBOURS nearest at or above EMBED_PROPOSE are candidates too, kept
+    when local features confirm them: embeddings find, local features check."""
     spec = embed.index_spec(index, model)
     threshold = embed.min_similarity(index, spec, similarity, calibrated)
     a_ids, b_ids, sims = embed.self_pairs(index, spec, threshold)
+    checked = np.full(a_ids.size, verify)
+    if propose:
+        near_a, near_b, near_sims = embed.neighbour_pairs(index, spec, EMBED_NEIGHBOURS,
+                                                          min(EMBED_PROPOSE, threshold))
+        extra = near_sims < threshold  # the others are in the self-join already
+        a_ids = np.concatenate([a_ids, near_a[extra]])
+        b_ids = np.concatenate([b_ids, near_b[extra]])
+        sims = np.concatenate([sims, near_sims[extra]])
+        checked = np.concatenate([checked, np.ones(int(extra.sum()), bool)])
     live = np.isin(a_ids, ids) & np.isin(b_ids, ids)
-    a_ids, b_ids, sims = a_ids[live], b_ids[live], sims[live]
-    if verify:
-        keep = verified(index, a_ids, b_ids)
+    a_ids, b_ids, sims, checked = a_ids[live], b_ids[live], sims[live], checked[live]
+    if checked.any():
+        keep = ~checked
+        keep[checked] = verified(index, a_ids[checked], b_ids[checked], strict=True)
         a_ids, b_ids, sims = a_ids[keep], b_ids[keep], sims[keep]
     return ContentPairs(np.searchsorted(ids, a_ids), np.searchsorted(ids, b_ids),
                         embed.distance_of(sims), np.zeros(a_ids.size, np.int8), EMBED)
 
 
 def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
-             variant: np.ndarray | None = None) -> np.ndarray:
+             variant: np.ndarray | None = None, strict: bool = False) -> np.ndarray:
     """Mask of content pairs that local features confirm (`variant`: the flip or turn from a
     to b that the hash found). Pairs where either picture has too few features to judge
     (flat or tiny pictures) are judged by their colour thumbnails; a pair without any local
-    signature is kept as it is."""
+    signature is kept as it is. With `strict` (candidates nothing else vouches for) only
+    pairs that local features confirm are kept."""
     from .partial import verify_content_pairs
 
     variant = np.zeros(ids_a.size, np.int64) if variant is None else np.asarray(variant)
@@ -201,14 +221,14 @@ def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
     pairs = list(zip(np.where(swap, ids_b, ids_a).tolist(), np.where(swap, ids_a, ids_b).tolist()))
     transforms = dict(zip(pairs, np.where(swap, inverse, variant).tolist()))
     results = {(r.a, r.b): r for r in verify_content_pairs(index, pairs, transforms=transforms)}
-    keep = np.ones(len(pairs), dtype=bool)
+    keep = np.full(len(pairs), not strict)
     for k, key in enumerate(pairs):
         r = results.get(key)
         if r is None:
             continue
         if r.judgeable:
             keep[k] = r.verification.confirmed
-        elif r.thumbnails_agree is not None:
+        elif r.thumbnails_agree is not None and not strict:
             keep[k] = r.thumbnails_agree
     return keep
 

@@ -87,6 +87,24 @@ def self_pairs(index: Index, spec: MethodSpec, threshold: float
     return stored.content_ids[pairs.a], stored.content_ids[pairs.b], pairs.similarity
 
 
+def neighbour_pairs(index: Index, spec: MethodSpec, k: int, floor: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(content id a < b, similarity) of every stored picture's k nearest others at or above
+    `floor`, each unordered pair once: the candidates that local features then verify."""
+    stored = load(index, spec)
+    if len(stored.content_ids) < 2:
+        empty = np.empty(0, np.int64)
+        return empty, empty, np.empty(0, np.float32)
+    found = vectors.build(stored.vectors).knn(stored.vectors, k + 1)
+    rows = np.repeat(np.arange(len(stored.content_ids)), k + 1)
+    cols, sims = found.ids.ravel(), found.similarity.ravel()
+    keep = (cols >= 0) & (cols != rows) & (sims >= floor)
+    a = stored.content_ids[np.minimum(rows[keep], cols[keep])]
+    b = stored.content_ids[np.maximum(rows[keep], cols[keep])]
+    key, first = np.unique(a * (int(stored.content_ids.max()) + 1) + b, return_index=True)
+    return a[first], b[first], sims[keep][first]
+
+
 class EmbedSearch:
     """Queries against the stored embeddings of one model (a FAISS index built once)."""
 
