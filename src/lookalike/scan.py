@@ -141,6 +141,10 @@ class _InProcess(Executor):
 def _executor(workers: int, lock_fd: int | None) -> Executor:
     if workers <= 1:
         return _InProcess()
+    if "cv2" in sys.modules:
+        # OpenCV's worker threads do not survive a fork: a child that inherits a running
+        # pool hangs in its first parallel call. One thread in the parent stops the pool.
+        sys.modules["cv2"].setNumThreads(1)
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                initializer=_worker_init, initargs=(lock_fd,))
@@ -150,6 +154,10 @@ def _worker_init(lock_fd: int | None) -> None:
     """Workers die with the scan, and never keep its writer lock alive after it. Each is one
     process of several: its embedding sessions use one thread."""
     os.environ.setdefault("LOOKALIKE_EMBED_THREADS", "1")
+    from threadpoolctl import threadpool_limits
+
+    # A BLAS pool per worker made PDQ's matrix resizes ~7x slower (bench/README.md).
+    threadpool_limits(1)
     if lock_fd is not None:
         try:
             os.close(lock_fd)  # a forked copy; the lock stays with the parent's descriptor
