@@ -56,7 +56,7 @@ def embedding_spec(model: str | None = None) -> MethodSpec:
     default_similarity = getattr(model_spec, "similarity", None) or 0.0
     return MethodSpec(
         name=NAME, version=VERSION, kind="vector", bits=16 * model_spec.dim, variants=1,
-        default_radius=0, min_quality=50.0,  # quality: 100 x the stored vector's length
+        default_radius=0, min_quality=2.0,  # quality: grey contrast, as for the hashes
         params=f"model={model_spec.name},sha256={digest[:16]},dim={model_spec.dim}",
         description=f"learned embedding of {model_spec.name} ({model_spec.dim} floats), "
                     "cosine similarity", similarity=float(default_similarity))
@@ -107,6 +107,9 @@ class EmbeddingMethod:
             return []
         found = self.embed([p.rgb for p in pictures]).astype(np.float16)
         spec = self.spec
-        return [Signature(spec.name, spec.version, spec.params, row.tobytes(),
-                          float(np.linalg.norm(row.astype(np.float32)) * 100.0))
-                for row in found]
+        # Quality as for the hashes: the grey contrast of the picture (near-blank pictures
+        # embed to noise and are left out of near matching), 0 where the model gave nothing.
+        quality = [float(p.small.std()) if np.any(row) else 0.0
+                   for p, row in zip(pictures, found)]
+        return [Signature(spec.name, spec.version, spec.params, row.tobytes(), q)
+                for row, q in zip(found, quality)]
