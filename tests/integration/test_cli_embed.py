@@ -141,3 +141,25 @@ def test_calibrate_measures_the_embedding_curve(cli, library):
     assert curve[0]["threshold"] == 1.0 and curve[-1]["threshold"] == 0.5
     recalls = [p["recall"] for p in curve]
     assert recalls == sorted(recalls) and recalls[-1] > 0  # looser passes more
+
+
+def test_a_calibrated_similarity_belongs_to_its_model(cli, library):
+    _, _, index = library
+    result = cli("calibrate", "--index", index, "--method", "embed", "--sample", "4",
+                 "--edits", "resize50", "--target-precision", "0.01", "--format", "json")
+    assert result.code == 0, str(result)
+    (embed,) = result.json()["methods"]
+    assert embed["stored"]
+    with sqlite3.connect(index) as db:
+        (key, value), = db.execute(
+            "SELECT method, value FROM thresholds WHERE method LIKE 'embed%'").fetchall()
+    assert key.startswith("embed:model=tiny-test,") and value == embed["threshold"]
+    calibrated = cli("dupes", "--index", index, "--method", "embed", "--pairs", "--format",
+                     "json").json()["pairs"]
+    default = cli("dupes", "--index", index, "--method", "embed", "--pairs", "--format",
+                  "json", "--no-calibration").json()["pairs"]
+    assert all(p["score"] >= value - 1e-6 for p in calibrated)
+    assert all(p["score"] >= 0.995 - 1e-6 for p in default)
+    assert value < 0.995 and len(calibrated) > len(default)
+    with sqlite3.connect(index) as db:  # leave the module's index as the other tests expect
+        db.execute("DELETE FROM thresholds WHERE method LIKE 'embed%'")

@@ -360,8 +360,13 @@ def save_thresholds(index: Index, calibration: Calibration) -> list[str]:
     for m in calibration.methods:
         if not m.passed:
             continue
+        key = m.method
+        if m.kind == "vector":
+            from ..search import embed
+
+            key = embed.threshold_key(embed.index_spec(index))
         index.set_threshold(StoredThreshold(
-            m.method, m.threshold, calibration.target_precision, m.precision, m.recall,
+            key, m.threshold, calibration.target_precision, m.precision, m.recall,
             calibration.sources, None, curve_json(m.curve)))
         stored.append(m.method)
     return stored

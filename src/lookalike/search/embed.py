@@ -48,12 +48,18 @@ def index_spec(index: Index, model: str | None = None) -> MethodSpec:
                          "first")
 
 
+def threshold_key(spec: MethodSpec) -> str:
+    """Where `lookalike calibrate` stores a model's least similarity: per model, so that
+    another model's embeddings never use it."""
+    return f"{NAME}:{spec.params}"
+
+
 def min_similarity(index: Index, spec: MethodSpec, given: float | None = None,
                    calibrated: bool = True) -> float:
-    """`given`, else the calibrated threshold of "embed", else the model's default."""
+    """`given`, else the threshold calibrated for this model, else the model's default."""
     if given is not None:
         return float(given)
-    stored = index.thresholds().get(NAME) if calibrated else None
+    stored = index.thresholds().get(threshold_key(spec)) if calibrated else None
     return float(stored.value) if stored is not None else spec.similarity
 
 
