@@ -254,13 +254,17 @@ def _print_groups(groups, failures, fmt: Format) -> None:
               + (f"; {len(failures):,} files could not be read" if failures else ""))
 
 
+def _emitted(items, fmt: Format, to_json, to_csv) -> bool:
+    """Write `items` as JSON or CSV when `fmt` asks for it; False for the terminal table."""
+    if fmt is Format.table:
+        return False
+    _emit(to_json(items) if fmt is Format.json else to_csv(items))
+    return True
+
+
 def _print_listed(items, fmt: Format, to_json, to_csv, line) -> None:
     """A list of pairs as JSON, CSV, or one `line` each on the terminal and a count."""
-    if fmt is Format.json:
-        _emit(to_json(items))
-    elif fmt is Format.csv:
-        _emit(to_csv(items))
-    else:
+    if not _emitted(items, fmt, to_json, to_csv):
         for item in items:
             out.print(line(item))
         out.print(f"{len(items):,} pairs")
@@ -289,11 +293,7 @@ def _box(box) -> str:
 def _print_lookups(results, fmt: Format, to_json, to_csv, lines) -> None:
     """Per looked-up file: JSON, CSV, or its `lines` on the terminal; then exit with
     PARTIAL if some file could not be read."""
-    if fmt is Format.json:
-        _emit(to_json(results))
-    elif fmt is Format.csv:
-        _emit(to_csv(results))
-    else:
+    if not _emitted(results, fmt, to_json, to_csv):
         for r in results:
             name = escape(display_path(r.path))
             if r.failure:

@@ -94,10 +94,11 @@ def _training_files(roots: list[Path]) -> list[str]:
 
 
 def _default_index(roots: list[Path]) -> Path:
+    """The index of the first folder (or one of its parents), else where scan would make it."""
+    first = roots[0] if roots[0].is_dir() else roots[0].parent
     try:
-        return find_index(roots[0] if roots[0].is_dir() else roots[0].parent)
+        return find_index(first)
     except LookalikeError:
-        first = roots[0] if roots[0].is_dir() else roots[0].parent
         return default_index_path(first)
 
 

@@ -138,11 +138,9 @@ def vector_scorer(index: Index, method: str,
                   codes_of: Callable[[MethodSpec], Codes]) -> Scorer:
     """Cosine similarity of the embeddings of the index's model (search/embed.py) to each
     query's nearest VECTOR_NEIGHBOURS indexed pictures; higher is better."""
-    from ..methods.embedding import method_name
     from ..search import embed
 
-    spec = embed.index_spec(index)
-    ref = next(m.ref for m in index.models() if m.params == spec.params)
+    spec, name = embed.index_method(index)
     search = embed.EmbedSearch(index, spec)
 
     def score(signatures: Sequence[dict[str, Signature]]) -> Scores:
@@ -151,7 +149,7 @@ def vector_scorer(index: Index, method: str,
         keep = sims >= VECTOR_THRESHOLDS[-1]
         return Scores(rows[keep], ids[keep], sims[keep].astype(np.float64))
 
-    return Scorer(VECTOR_THRESHOLDS.astype(np.float64), True, (method_name(ref),), score, 256)
+    return Scorer(VECTOR_THRESHOLDS.astype(np.float64), True, (name,), score, 256)
 
 
 # Method kind -> scorer.

@@ -66,10 +66,8 @@ def register_model(index, model: str | None) -> MethodSpec:
     """Record `model` (default: the shipped one) in `index` as its active embedding model;
     the index must hold the writer lock. Returns the model's method spec."""
     spec = embedding_spec(model)
-    model_spec, path = _resolved(model or DEFAULT_MODEL)
-    ref = model or DEFAULT_MODEL
-    if ref != DEFAULT_MODEL and (os.sep in ref or ref.endswith(".onnx")):
-        ref = str(Path(ref).resolve())
+    model_spec, _ = _resolved(model or DEFAULT_MODEL)
+    ref = split_name(method_name(model))[1] or DEFAULT_MODEL  # a file by its absolute path
     index.register_model(spec.params, model_spec.name, ref, model_spec.sha256)
     return spec
 

@@ -186,10 +186,11 @@ def _embed_pairs(index: Index, ids: np.ndarray, similarity: float | None, model:
     when local features confirm them: embeddings find, local features check."""
     spec = embed.index_spec(index, model)
     threshold = embed.min_similarity(index, spec, similarity, calibrated)
-    a_ids, b_ids, sims = embed.self_pairs(index, spec, threshold)
+    stored = embed.load(index, spec)
+    a_ids, b_ids, sims = embed.self_pairs(stored, threshold)
     checked = np.full(a_ids.size, verify)
     if propose:
-        near_a, near_b, near_sims = embed.neighbour_pairs(index, spec, EMBED_NEIGHBOURS,
+        near_a, near_b, near_sims = embed.neighbour_pairs(stored, EMBED_NEIGHBOURS,
                                                           min(EMBED_PROPOSE, threshold))
         extra = near_sims < threshold  # the others are in the self-join already
         a_ids = np.concatenate([a_ids, near_a[extra]])

@@ -32,20 +32,26 @@ def has_embeddings(index: Index) -> bool:
     return NAME in index.methods_present()
 
 
-def index_spec(index: Index, model: str | None = None) -> MethodSpec:
-    """The spec of the embeddings `dupes`/`query` use: `model`'s, else the index's active
-    model's (the one of its last embedding scan or `lookalike train`)."""
+def index_method(index: Index, model: str | None = None) -> tuple[MethodSpec, str]:
+    """The spec of the embeddings `dupes`/`query` use, and the method name that signs new
+    pictures with the same model: `model`'s, else the index's active model's (the one of its
+    last embedding scan or `lookalike train`)."""
     if model is not None:
-        return get_spec(method_name(model))
+        return get_spec(method_name(model)), method_name(model)
     present = set(index.signature_params(NAME))
     for registered in index.models():
         if registered.params in present:
-            return get_spec(method_name(registered.ref))
+            name = method_name(registered.ref)
+            return get_spec(name), name
     if present:
         raise LookalikeError("the index holds embeddings of an unregistered model; rescan "
                              "with 'lookalike scan DIR --method embed --model NAME'")
     raise LookalikeError("the index has no embeddings; run 'lookalike scan DIR --method embed' "
                          "first")
+
+
+def index_spec(index: Index, model: str | None = None) -> MethodSpec:
+    return index_method(index, model)[0]
 
 
 def threshold_key(spec: MethodSpec) -> str:
@@ -85,19 +91,16 @@ def load(index: Index, spec: MethodSpec) -> Stored:
                   np.ascontiguousarray(rows).view(np.float16).astype(np.float32))
 
 
-def self_pairs(index: Index, spec: MethodSpec, threshold: float
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def self_pairs(stored: Stored, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(content id a, content id b, similarity) of every stored pair at or above threshold."""
-    stored = load(index, spec)
     pairs = vectors.self_join(stored.vectors, threshold)
     return stored.content_ids[pairs.a], stored.content_ids[pairs.b], pairs.similarity
 
 
-def neighbour_pairs(index: Index, spec: MethodSpec, k: int, floor: float
+def neighbour_pairs(stored: Stored, k: int, floor: float
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(content id a < b, similarity) of every stored picture's k nearest others at or above
     `floor`, each unordered pair once: the candidates that local features then verify."""
-    stored = load(index, spec)
     if len(stored.content_ids) < 2:
         empty = np.empty(0, np.int64)
         return empty, empty, np.empty(0, np.float32)

@@ -17,7 +17,6 @@ from ..methods.registry import MethodSpec, get_spec
 from ..types import Failure, FileRef, Match, Signature
 from ..worker import compute_signatures, read_file
 from . import binary
-from ..methods.embedding import method_name
 from . import embed
 from .dupes import EMBED, Rule, evidence_rank, confirmed, make_rule, orientation_rule, usable_rows
 
@@ -47,10 +46,9 @@ def query(index: Index, paths: Sequence[str], method: str = "auto",
     names = signature_names(rule)
     vector = None
     if use_embed:
-        spec = embed.index_spec(index, model)
+        spec, name = embed.index_method(index, model)
         threshold = embed.min_similarity(index, spec, similarity, calibrated)
-        ref = next((m.ref for m in index.models() if m.params == spec.params), model)
-        vector = _VectorQuery(index, spec, method_name(ref), threshold)
+        vector = _VectorQuery(index, spec, name, threshold)
         names.append(vector.name)
     files = index.live_files()
     codes_of = code_cache(index)
