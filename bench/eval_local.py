@@ -42,7 +42,7 @@ from make_collection import allowed_sources  # noqa: E402
 
 from lookalike.evaluation.transforms import largest_upright  # noqa: E402
 from lookalike.methods import local  # noqa: E402
-from lookalike.search import verify  # noqa: E402
+from lookalike.search import partial, verify  # noqa: E402
 
 CROPS = (90, 70, 50, 30, 20, 10)
 PASTES = (60, 45, 30, 20)
@@ -276,22 +276,29 @@ def main() -> None:
     p.add_argument("--detector", default="orb")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=float, default=0.99)
+    p.add_argument("--features", type=int, help="index features per picture (default: the "
+                   "method's); for trying other settings")
+    p.add_argument("--big-features", type=int, help="the same for pictures over SIDE")
+    p.add_argument("--fast", type=int, help="FAST threshold (default: the method's)")
     args = p.parse_args()
+    if args.fast is not None:
+        local.FAST_THRESHOLD = args.fast
     started = time.perf_counter()
     positives, negatives = build_cases(args.src, args.sources, args.seed)
     print(f"{len(positives)} positive and {len(negatives)} negative pairs "
           f"({time.perf_counter() - started:.1f} s to build)")
     for detector in args.detector.split(","):
-        run(detector, positives, negatives, args.target)
+        run(detector, positives, negatives, args.target, args.features, args.big_features)
 
 
-def run(detector: str, positives, negatives, target: float) -> None:
+def run(detector: str, positives, negatives, target: float, n_index: int | None = None,
+        n_big: int | None = None) -> None:
     from lookalike.methods.local import (BIG_FEATURES, BIG_GRID, BIG_SIDE, GRID, MAX_FEATURES,
                                          SIDE)
-    from lookalike.search.partial import QUERY_FEATURES, QUERY_GRID, QUERY_SIDE
 
-    settings = {"index": (SIDE, MAX_FEATURES, GRID), "big": (BIG_SIDE, BIG_FEATURES, BIG_GRID),
-                "query": (QUERY_SIDE, QUERY_FEATURES, QUERY_GRID)}
+    settings = {"index": (SIDE, n_index or MAX_FEATURES, GRID),
+                "big": (BIG_SIDE, n_big or BIG_FEATURES, BIG_GRID),
+                "query": (partial.QUERY_SIDE, partial.QUERY_FEATURES, partial.QUERY_GRID)}
     cache: dict[tuple[int, str], object] = {}
     extract_s, n_pictures, n_features, nbytes = 0.0, 0, 0, 0
 
@@ -300,7 +307,11 @@ def run(detector: str, positives, negatives, target: float) -> None:
         key = (id(image), which)
         if key not in cache:
             t = time.perf_counter()
-            cache[key] = features(image, detector, *settings[which])
+            if which == "query" and detector == "orb":  # find-in's own two-size features
+                cache[key] = partial.query_features_of(np.asarray(image), image.width,
+                                                       image.height)
+            else:
+                cache[key] = features(image, detector, *settings[which])
             extract_s += time.perf_counter() - t
             if which != "query":
                 n_pictures += 1
@@ -320,7 +331,9 @@ def run(detector: str, positives, negatives, target: float) -> None:
                 fa = feats(a, "big" if max(a.size) > SIDE else "index")
                 fb = feats(b, side_b)
                 t = time.perf_counter()
-                v = verify.verify(fa, fb, min_inliers=4)  # the threshold is swept below
+                # the threshold is swept below
+                v = partial.verify_query(fa, fb, 4) if isinstance(fb, partial.QueryFeatures) \
+                    else verify.verify(fa, fb, min_inliers=4)
                 verify_s += time.perf_counter() - t
                 n_verified += 1
                 found = v.box_in_b if v.confirmed else None

@@ -138,6 +138,24 @@ def test_copy_inside_a_larger_picture(share, background):
     assert iou(v.box_in_b, box) >= 0.8
 
 
+@pytest.mark.parametrize("name", ["chelsea.png", "coffee.png", "motorcycle_left.png"])
+@pytest.mark.parametrize("background", ["photo", "flat"])
+def test_small_copy_found_at_the_fine_query_size(name, background):
+    """A copy a tenth of the page's width is below the coarse query size's reach; find-in's
+    second, upscaled feature set finds it, with its box."""
+    original = rgb(name)
+    back = rgb("astronaut.png").resize((1200, 1200)) if background == "photo" else \
+        Image.new("RGB", (1200, 900), (200, 190, 180))
+    big, box = pasted(original, back, 0.1)
+    big = jpeg(big)
+    query = partial.query_features_of(np.asarray(big), big.width, big.height)
+    v = partial.verify_query(features(original), query)
+    assert v.confirmed, v
+    assert v.relation == "a in b" and iou(v.box_in_b, box) >= 0.8
+    other = partial.verify_query(features(rgb("rocket.jpg")), query)
+    assert not other.confirmed
+
+
 def test_collage_and_screenshot():
     tiles = [rgb(n) for n in ("coffee.png", "chelsea.png", "rocket.jpg", "astronaut.png")]
     collage = Image.new("RGB", (800, 800), (255, 255, 255))
