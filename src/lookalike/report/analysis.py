@@ -4,6 +4,7 @@ filled by one query each; nothing here loops in Python over every file."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -95,7 +96,7 @@ class DatasetStats:
         """Plain JSON-ready values (the `stats --format json` contract)."""
         data = asdict(self)
         data["failures"] = [dict(f, path=display_path(f["path"])) for f in data["failures"]]
-        return data
+        return json.loads(json.dumps(data))  # tuples as lists, as a JSON reader sees them
 
 
 @contextmanager

@@ -135,8 +135,9 @@ def _gallery(groups: Sequence[Group], shown: Sequence[Group], evidence: dict[str
                 f"json</code> lists them all).</p>")
     failed = ""
     if thumb_stats is not None and thumb_stats.failed:
-        failed = (f'<p class="note">{number(thumb_stats.failed)} pictures could not be '
-                  f"read for a thumbnail and are shown as a placeholder.</p>")
+        count = thumb_stats.failed
+        failed = (f'<p class="note">{number(count)} picture{"s" if count > 1 else ""} could '
+                  f"not be read for a thumbnail (shown as a placeholder).</p>")
     pager = ('<nav class="pager"><button type="button" data-step="-1">&larr; previous'
              '</button> <span class="page-number"></span> <button type="button" '
              'data-step="1">next &rarr;</button></nav>')

@@ -22,7 +22,7 @@ color:#222;background:#fff}
 h1{font-size:22px;margin:18px 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
 code{font-size:12px;background:#f3f3f3;padding:0 3px}
 table{border-collapse:collapse;margin:6px 0}td,th{padding:3px 10px;border-bottom:1px solid #eee;
-text-align:right}td.t,th:first-child{text-align:left}
+text-align:right}td.t,th.t{text-align:left}
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plot{margin:0;border:1px solid #eee;padding:4px}
 .plot figcaption{font-weight:600;font-size:13px}.plot svg{display:block;max-width:100%;height:auto}
 .note{background:#fff8e1;border-left:3px solid #e0a800;padding:6px 10px}
@@ -89,17 +89,25 @@ def _bytes(value: float) -> str:
 
 
 def _rows(rows: list[tuple], header: tuple | None = None) -> str:
-    head = "<tr>" + "".join(f"<th>{escape(str(h))}</th>" for h in header) + "</tr>" if header else ""
+    head = ""
+    if header:  # a header cell aligned as the column's first cell
+        first = rows[0] if rows else header
+        head = "<tr>" + "".join(_cell(h, "th", _numeric(c)) for h, c in zip(header, first)) + "</tr>"
     return "<table>" + head + "".join(
         "<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows
     ) + "</table>"
 
 
-def _cell(value) -> str:
-    """Numbers right-aligned (the table's default), text left."""
+def _numeric(value) -> bool:
     text = str(value)
-    numeric = text[:1].isdigit() or text[:1] == "-" and text[1:2].isdigit()
-    return f"<td>{escape(text)}</td>" if numeric else f'<td class="t">{escape(text)}</td>'
+    return text[:1].isdigit() or text[:1] == "-" and text[1:2].isdigit()
+
+
+def _cell(value, tag: str = "td", numeric: bool | None = None) -> str:
+    """Numbers right-aligned (the table's default), text left."""
+    numeric = _numeric(value) if numeric is None else numeric
+    align = "" if numeric else ' class="t"'
+    return f"<{tag}{align}>{escape(str(value))}</{tag}>"
 
 
 def summary_sections(result: DatasetStats, figures: str = "") -> str:

@@ -7,6 +7,7 @@ the same bytes, and a plot is a few kilobytes instead of a font's worth of paths
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 
 from .analysis import DatasetStats, Distribution
@@ -118,7 +119,8 @@ def _svg(figure) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    # The RDF metadata block says only "made by matplotlib"; in a page it is dead weight.
+    return re.sub(r"<metadata>.*?</metadata>\s*", "", text[text.index("<svg"):], flags=re.S)
 
 
 def _number(value: float) -> str:

@@ -56,9 +56,10 @@ class ThumbCache:
     def path_for(self, content_hash: bytes) -> Path:
         return self.folder / f"{content_hash.hex()}-{self.size}{self.suffix}"
 
-    def get(self, path: str, content_hash: bytes) -> bytes | None:
-        """The thumbnail of file `path` whose bytes hash to `content_hash`: from the cache, or
-        made now and stored; None when the picture cannot be read."""
+    def get(self, paths: str | Sequence[str], content_hash: bytes) -> bytes | None:
+        """The thumbnail of the file(s) `paths` whose bytes hash to `content_hash`: from the
+        cache, or made now (from the first of `paths` that can be read: byte copies share a
+        hash, and one of them may have vanished) and stored; None when none can be read."""
         cached = self.path_for(content_hash)
         try:
             data = cached.read_bytes()
@@ -69,30 +70,34 @@ class ThumbCache:
             pass
         except OSError as exc:
             log.warning("cannot read cached thumbnail %s: %s", cached, exc)
-        try:
-            data = self._make(path)
-        except Exception as exc:  # noqa: BLE001  (one bad picture must not stop the report)
+        paths = [paths] if isinstance(paths, str) else list(paths)
+        reason = "no file"
+        for path in paths:
+            try:
+                data = self._make(path)
+            except Exception as exc:  # noqa: BLE001  (one bad picture must not stop the report)
+                reason = str(exc) or type(exc).__name__
+                log.info("no thumbnail from %s: %s", path, reason)
+                continue
+            self._store(cached, data)
             with self._lock:
-                self.stats.failed += 1
-                self.stats.failures.append((path, str(exc) or type(exc).__name__))
-            log.info("no thumbnail for %s: %s", path, exc)
-            return None
-        self._store(cached, data)
+                self.stats.made += 1
+            return data
         with self._lock:
-            self.stats.made += 1
-        return data
+            self.stats.failed += 1
+            self.stats.failures.append((paths[0] if paths else "", reason))
+        return None
 
     def many(self, items: Sequence[tuple[str, bytes]], workers: int | None = None
              ) -> dict[bytes, bytes | None]:
         """content hash -> thumbnail (or None) for (path, hash) items, one per hash. Decoding
         and resizing release the GIL in Pillow, so threads share the cores."""
-        first: dict[bytes, str] = {}
+        paths: dict[bytes, list[str]] = {}
         for path, content_hash in items:
-            first.setdefault(content_hash, path)
+            paths.setdefault(content_hash, []).append(path)
         workers = workers or min(8, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            made = pool.map(lambda kv: (kv[0], self.get(kv[1], kv[0])), first.items())
-            return dict(made)
+            return dict(pool.map(lambda kv: (kv[0], self.get(kv[1], kv[0])), paths.items()))
 
     def _make(self, path: str) -> bytes:
         with open(path, "rb") as stream:
