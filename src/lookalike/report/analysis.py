@@ -100,7 +100,7 @@ class DatasetStats:
 
 
 @contextmanager
-def _opened(index: Index | str | os.PathLike) -> Iterator[Index]:
+def opened_index(index: Index | str | os.PathLike) -> Iterator[Index]:
     """An index given as an open Index is used as is; a path is opened and closed here."""
     if isinstance(index, Index):
         yield index
@@ -118,7 +118,7 @@ def stats(index: Index | str | os.PathLike, by: str | None = None, duplicates: b
     when the index holds signatures; `groups` gives groups already found instead.
     """
     started = time.perf_counter()
-    with _opened(index) as idx, idx.snapshot():
+    with opened_index(index) as idx, idx.snapshot():
         key = _metadata_key(idx, by)
         status = dict(idx.conn.execute(
             "SELECT status, COUNT(*) FROM files WHERE status != 'vanished' GROUP BY status "
@@ -129,7 +129,7 @@ def stats(index: Index | str | os.PathLike, by: str | None = None, duplicates: b
         width, height, size = _columns(idx)
         failures = _failures(idx)
         dupes = None
-        if groups is None and duplicates and _has_signatures(idx):
+        if groups is None and duplicates and has_signatures(idx):
             from ..search.dupes import find_groups
 
             groups = find_groups(idx)
@@ -229,7 +229,7 @@ def _reason_kind(reason: str) -> str:
     return reason.strip() or "unknown"
 
 
-def _has_signatures(idx: Index) -> bool:
+def has_signatures(idx: Index) -> bool:
     return idx.conn.execute(
         "SELECT EXISTS (SELECT 1 FROM signatures s JOIN files f ON f.content_id = s.content_id "
         "WHERE f.status='ok')").fetchone()[0] == 1

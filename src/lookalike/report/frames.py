@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 from ..errors import LookalikeError
 from ..index.store import Index, display_path, from_db_path
 from ..types import Group, Match
-from .analysis import _opened
+from .analysis import opened_index
 
 if TYPE_CHECKING:
     import pandas
@@ -37,7 +37,7 @@ def files_frame(index: Index | str | os.PathLike, include_vanished: bool = False
     that collides with one of those columns is named "meta_KEY"."""
     pd = _pandas()
     where = "" if include_vanished else "WHERE f.status != 'vanished'"
-    with _opened(index) as idx:
+    with opened_index(index) as idx:
         rows = idx.conn.execute(
             "SELECT f.path, f.status, f.size, c.width, c.height, c.format, c.mode, f.stage, "
             f"f.error, f.content_id, f.meta FROM files f LEFT JOIN contents c "

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..index.store import Index, display_path
 from ..types import Group
-from .analysis import DatasetStats, _has_signatures, _opened, stats as analyse
+from .analysis import DatasetStats, has_signatures, opened_index, stats as analyse
 from .page import SCRIPT, STYLE, group_card, number, summary_sections
 from .plots import plots
 from .thumbs import THUMB_SIZE, ThumbCache, ThumbStats, content_hashes
@@ -69,7 +69,7 @@ def write_report(index: Index | str | os.PathLike, out: str | os.PathLike, *,
     """
     started = time.perf_counter()
     out = Path(out)
-    with _opened(index) as idx:
+    with opened_index(index) as idx:
         groups, evidence = _groups_with_evidence(idx)
         result = analyse(idx, by=by, groups=groups, duplicates=groups is not None)
         groups = groups or []
@@ -151,7 +151,7 @@ def _groups_with_evidence(idx: Index) -> tuple[list[Group] | None, dict[str, Evi
     group, from one search; None when the index holds no signatures."""
     from ..search.dupes import content_pairs, evidence_rank, groups_of
 
-    if not _has_signatures(idx):
+    if not has_signatures(idx):
         return None, {}
     files = idx.live_files()
     ids, parts = content_pairs(idx, files=files)
