@@ -4,7 +4,6 @@ and as a self-contained HTML file. Registered on main.app."""
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -13,14 +12,10 @@ from rich.markup import escape
 
 from ..errors import LookalikeError
 from ..index.store import display_path, open_index
+from .evaluate import Report as StatsFormat  # table or json, as calibrate and eval
 from .main import OK, _emit, _index_path, _translate, app, err, out
 
 FAILURES_PRINTED = 20
-
-
-class StatsFormat(str, Enum):
-    table = "table"
-    json = "json"
 
 
 @app.command("stats")

@@ -69,14 +69,14 @@ def write_report(index: Index | str | os.PathLike, out: str | os.PathLike, *,
     """
     started = time.perf_counter()
     out = Path(out)
-    with opened_index(index) as idx:
+    with opened_index(index) as idx, idx.snapshot():  # groups and numbers of one state
         groups, evidence = _groups_with_evidence(idx)
         result = analyse(idx, by=by, groups=groups, duplicates=groups is not None)
         groups = groups or []
         shown = groups[:max(0, max_groups)]
         cache = ThumbCache.for_index(idx, thumb_size)
         hashes = content_hashes(idx, [f.path for g in shown for f in g.files])
-        thumbs = cache.many([(p, h) for p, h in hashes.items()])
+    thumbs = cache.many([(p, h) for p, h in hashes.items()])  # files only: no read transaction
     uris = {h.hex(): f"data:{cache.mime};base64,{base64.b64encode(data).decode('ascii')}"
             for h, data in thumbs.items() if data is not None}
     keys = {p: h.hex() for p, h in hashes.items() if thumbs.get(h) is not None}

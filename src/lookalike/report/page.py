@@ -174,6 +174,15 @@ def group_card(position: int, group: Group, evidence: dict[str, "Evidence"],
             f'<div class="files">{files}</div></article>')
 
 
+def _closeness(ev: "Evidence") -> str:
+    """As `dupes --pairs` says it: embeddings by similarity, the rest by distance in bits."""
+    if ev.method == "embed":
+        from ..search.embed import similarity_of
+
+        return f"embed sim={similarity_of(ev.distance):.3f}"
+    return f"{ev.method} d={ev.distance}"
+
+
 def _file_card(info, ev: "Evidence | None", key: str | None) -> str:
     path = display_path(info.path)
     name = escape(os.path.basename(path) or path)
@@ -183,8 +192,7 @@ def _file_card(info, ev: "Evidence | None", key: str | None) -> str:
         picture = '<div class="placeholder" title="no preview: the file could not be read">no preview</div>'
     matched = ""
     if ev is not None:
-        how = f"{ev.method} d={ev.distance}" + ("" if ev.transform == "identity"
-                                                else f" {ev.transform}")
+        how = _closeness(ev) + ("" if ev.transform == "identity" else f" {ev.transform}")
         matched = (f'<br><span class="ev" title="matched {escape(display_path(ev.other))}">'
                    f"{escape(how)}</span>")
     return (f'<figure class="file">{picture}<figcaption><b>{name}</b><br>'
