@@ -6,6 +6,7 @@ files.meta with plain SQL, as URL ingest stores them."""
 from __future__ import annotations
 
 import io
+import re
 import json
 import shutil
 import sqlite3
@@ -176,3 +177,21 @@ def test_frames(known):
     assert set(groups["group"]) == {1} and set(groups["group_size"]) == {3}
     assert len(pairs) == 3 and "bytes" in set(pairs["method"])
     assert pairs["score"].between(0, 1).all()
+
+
+def test_report_has_the_category_table(known, tmp_path):
+    from lookalike.report.html import write_report
+    from lookalike.report.thumbs import ThumbCache
+
+    made = write_report(known.index, tmp_path / "r.html", thumb_size=64)
+    assert made.stats.duplicates.by_category["tops"].redundant == 1
+    html = (tmp_path / "r.html").read_text("utf-8")
+    section = re.search(r'<section id="categories">(.*?)</section>', html).group(1)
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", section)]
+    assert ["bottoms", "3", "1", "1", "33.3%"] in rows and ["tops", "3", "2", "1", "33.3%"] in rows
+    failures = re.search(r'<section id="failures">(.*?)</section>', html).group(1)
+    assert TRUNCATED in failures and TEXT in failures and "not an image" in failures
+    assert (known.index.parent / "thumbs").is_dir()
+    suffix = ThumbCache(tmp_path).suffix  # .webp, or .jpg where Pillow lacks WebP
+    assert {p.name.rsplit("-", 1)[1] for p in (known.index.parent / "thumbs").iterdir()} == {
+        f"64{suffix}"}

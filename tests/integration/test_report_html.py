@@ -218,3 +218,26 @@ def test_chromium_is_required_in_ci():
     assert "apt-get install -y -q chromium" in script
     assert script.index("chromium") < script.index("make test")
     assert shutil.which("bash")
+
+
+def test_each_file_says_how_it_matched(report):
+    html = report[0].read_text("utf-8")
+    cards = dict(re.findall(r'<figure class="file">.*?<b>(.*?)</b>.*?<span class="ev"[^>]*>'
+                            r"(.*?)</span>", html))
+    assert cards["g1_copy.jpg"] == cards["g1_original.jpg"] == "bytes d=0"  # byte copies
+    method, distance, transform = cards["g1_mirror.png"].split()
+    assert method == "phash" and distance.startswith("d=") and transform == "mirror"
+    assert cards["g2_q70.jpg"].startswith("phash d=")
+    assert "g3_gone.jpg" in cards  # no thumbnail, but still its evidence
+
+
+def test_report_and_frames_of_an_empty_index(tmp_path, cli):
+    (tmp_path / "pics").mkdir()
+    assert cli("scan", tmp_path / "pics").code == 0
+    index = tmp_path / "pics" / ".lookalike" / "index.db"
+    result = cli("report", "--index", index, "--out", tmp_path, "--format", "json")
+    assert result.code == 0, str(result)
+    assert result.json()["groups"] == 0
+    assert "No duplicates found." in (tmp_path / "report.html").read_text("utf-8")
+    shown = cli("stats", "--index", index)
+    assert shown.code == 0 and "0 files" in shown.stdout and "formats: none" in shown.stdout

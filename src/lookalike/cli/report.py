@@ -53,8 +53,9 @@ def _print_stats(s) -> None:
     _print_counts("colour modes", s.modes)
     if s.by:
         _print_counts(f"by {s.by}", s.categories)
-    out.print(f"{'':8} {'min':>9} {'p5':>9} {'p25':>9} {'median':>9} {'p75':>9} "
-              f"{'p95':>9} {'max':>9}")
+    if s.width is not None:
+        out.print(f"{'':8} {'min':>9} {'p5':>9} {'p25':>9} {'median':>9} {'p75':>9} "
+                  f"{'p95':>9} {'max':>9}")
     for name, dist in (("width", s.width), ("height", s.height), ("aspect", s.aspect),
                        ("bytes", s.file_bytes)):
         if dist is not None:
@@ -86,7 +87,7 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
     shown = list(counts.items())[:12]
     rest = sum(counts.values()) - sum(n for _, n in shown)
     text = ", ".join(f"{escape(k)} {n:,}" for k, n in shown) + (f", others {rest:,}"
-                                                                 if rest else "")
+                                                                 if rest else "") or "none"
     out.print(f"{title}: {text}")
 
 
@@ -114,6 +115,8 @@ def report_command(
     groups as a gallery of thumbnails."""
     from ..report.html import write_report
 
+    if out_path.is_dir():  # a folder: the report goes inside it
+        out_path = out_path / "report.html"
     try:
         with open_index(_index_path(index)) as idx:
             result = write_report(idx, out_path, max_groups=max_groups, page_size=page_size,
