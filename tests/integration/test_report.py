@@ -6,8 +6,8 @@ files.meta with plain SQL, as URL ingest stores them."""
 from __future__ import annotations
 
 import io
-import re
 import json
+import re
 import shutil
 import sqlite3
 import statistics

@@ -2,7 +2,7 @@
 driven by playwright), plus what can be read from the file itself: no external reference,
 thumbnails cached, the gallery bounded by --max-groups, index values escaped.
 
-The collection has three duplicate groups of known sizes (4, 3 and 2 files), distinct
+The collection has three duplicate groups of known sizes (5, 3 and 2 files), distinct
 pictures, one truncated file, and a group member deleted after the scan (its thumbnail
 cannot be made: a placeholder)."""
 
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
+from html import unescape as html_unescape
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -22,7 +23,7 @@ from lookalike.report.analysis import stats
 from lookalike.report.plots import plots
 from lookalike.sample import synthetic_picture
 
-from .conftest import jpeg, png
+from .conftest import dihedral, jpeg, png
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -48,6 +49,7 @@ def build_gallery(root: Path) -> Gallery:
         "g1_original.jpg": jpeg(big), "g1_copy.jpg": jpeg(big),
         "g1_half.jpg": jpeg(big.resize((120, 90), Image.LANCZOS)),
         "g1_mirror.png": png(big.transpose(Image.FLIP_LEFT_RIGHT)),
+        "g1_turned.png": png(dihedral(big, "rot90")),
         "g2_original.png": png(mid), "g2_q70.jpg": jpeg(mid, quality=70),
         ODD_NAME: jpeg(mid.resize((160, 120), Image.LANCZOS)),
         "g3_original.jpg": jpeg(small), "g3_gone.jpg": jpeg(small.resize((180, 135))),
@@ -90,9 +92,9 @@ def test_the_groups_are_the_planted_ones(gallery):
 def test_report_summary(report, gallery):
     out, summary = report
     assert summary["bytes"] == out.stat().st_size > 0
-    assert (summary["groups"], summary["groups_shown"], summary["files_shown"]) == (3, 3, 9)
-    # 9 files shown, 8 distinct contents (one pair of byte copies); the deleted one fails.
-    assert summary["thumbs_made"] + summary["thumbs_cached"] == 7
+    assert (summary["groups"], summary["groups_shown"], summary["files_shown"]) == (3, 3, 10)
+    # 10 files shown, 9 distinct contents (one pair of byte copies); the deleted one fails.
+    assert summary["thumbs_made"] + summary["thumbs_cached"] == 8
     assert summary["thumbs_failed"] == 1
 
 
@@ -113,7 +115,7 @@ def test_report_is_self_contained_and_escaped(report):
 
 def test_thumbnails_are_cached_next_to_the_index(report, gallery, tmp_path, cli):
     thumbs = sorted((gallery.index.parent / "thumbs").iterdir())
-    assert len(thumbs) == 7  # 8 distinct contents shown, one could not be read
+    assert len(thumbs) == 8  # 9 distinct contents shown, one could not be read
     for path in thumbs:
         with Image.open(path) as picture:
             assert max(picture.size) == 160 or max(picture.size) == 120  # g1_half is 120 wide
@@ -122,7 +124,7 @@ def test_thumbnails_are_cached_next_to_the_index(report, gallery, tmp_path, cli)
                 "--format", "json")
     assert again.code == 0, str(again)
     data = again.json()
-    assert (data["thumbs_made"], data["thumbs_cached"], data["thumbs_failed"]) == (0, 7, 1)
+    assert (data["thumbs_made"], data["thumbs_cached"], data["thumbs_failed"]) == (0, 8, 1)
     assert {p: p.stat().st_mtime_ns for p in thumbs} == before
 
 
@@ -132,7 +134,7 @@ def test_max_groups_bounds_the_gallery(gallery, tmp_path):
     full = write_report(gallery.index, tmp_path / "full.html")
     one = write_report(gallery.index, tmp_path / "one.html", max_groups=1)
     html = (tmp_path / "one.html").read_text("utf-8")
-    assert (one.groups_total, one.groups_shown, one.files_shown) == (3, 1, 4)
+    assert (one.groups_total, one.groups_shown, one.files_shown) == (3, 1, 5)
     assert 'id="group-1"' in html and 'id="group-2"' not in html
     assert "Showing the 1 largest of 3 groups; the other 2 groups (5 files)" in html
     assert one.bytes < full.bytes
@@ -217,16 +219,29 @@ def test_chromium_is_required_in_ci():
     script = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
     assert "apt-get install -y -q chromium" in script
     assert script.index("chromium") < script.index("make test")
-    assert shutil.which("bash")
 
 
-def test_each_file_says_how_it_matched(report):
+def test_each_file_says_how_it_matched(report, gallery):
     html = report[0].read_text("utf-8")
     cards = dict(re.findall(r'<figure class="file">.*?<b>(.*?)</b>.*?<span class="ev"[^>]*>'
                             r"(.*?)</span>", html))
     assert cards["g1_copy.jpg"] == cards["g1_original.jpg"] == "bytes d=0"  # byte copies
     method, distance, transform = cards["g1_mirror.png"].split()
     assert method == "phash" and distance.startswith("d=") and transform == "mirror"
+    # The named transform turns the member it matched into this file: checked on pixels.
+    other, how = re.search(r'<b>g1_turned.png</b>.*?<span class="ev" title="matched ([^"]*)">'
+                           r"(.*?)</span>", html).groups()
+    turn = how.split()[-1]
+    assert turn in ("rot90", "rot270", "mirror+rot90", "mirror+rot270"), how
+    turned = np.asarray(Image.open(gallery.root / "g1_turned.png").convert("L"), np.float32)
+    seen = Image.open(Path(html_unescape(other))).convert("RGB").resize((240, 180))
+    as_named = np.asarray(dihedral(seen, turn).convert("L"), np.float32)
+    inverse = {"rot90": "rot270", "rot270": "rot90"}.get(turn, turn)
+    assert as_named.shape == turned.shape
+    assert np.abs(as_named - turned).mean() < 8
+    if inverse != turn:
+        wrong = np.asarray(dihedral(seen, inverse).convert("L"), np.float32)
+        assert np.abs(wrong - turned).mean() > 3 * np.abs(as_named - turned).mean()
     assert cards["g2_q70.jpg"].startswith("phash d=")
     assert "g3_gone.jpg" in cards  # no thumbnail, but still its evidence
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from .analysis import DatasetStats, has_signatures, opened_index, stats as analy
 from .page import SCRIPT, STYLE, group_card, number, summary_sections
 from .plots import plots
 from .thumbs import THUMB_SIZE, ThumbCache, ThumbStats, content_hashes
+
+if TYPE_CHECKING:
+    from ..search.dupes import ContentPairs
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +162,11 @@ def _groups_with_evidence(idx: Index) -> tuple[list[Group] | None, dict[str, Evi
     return groups, _evidence(groups, files, ids, parts, evidence_rank)
 
 
-def _evidence(groups: Sequence[Group], files: dict, ids: np.ndarray, parts,
-              rank) -> dict[str, Evidence]:
+def _evidence(groups: Sequence[Group], files: dict, ids: np.ndarray,
+              parts: Sequence["ContentPairs"], rank: Callable[[str], int]
+              ) -> dict[str, Evidence]:
+    """path -> its best pair (by evidence rank, then distance) with another member of its
+    group. The transform is the one that turns that member into this file."""
     from ..methods import dihedral
 
     row_of = {f.path: int(row) for row, cid in enumerate(ids.tolist())
@@ -175,8 +181,9 @@ def _evidence(groups: Sequence[Group], files: dict, ids: np.ndarray, parts,
                               part.distance[inside].tolist(), part.variant[inside].tolist()):
             if group_of[a] != group_of[b]:
                 continue
-            for here, other in ((a, b), (b, a)):
-                link = (rank(part.method), int(d), part.method, other, int(v))
+            # v turns a into b: b's card shows v, a's card the inverse.
+            for here, other, turn in ((b, a, v), (a, b, dihedral.INVERSE[v])):
+                link = (rank(part.method), int(d), part.method, other, int(turn))
                 if here not in best or link < best[here]:
                     best[here] = link
     out: dict[str, Evidence] = {}
