@@ -66,14 +66,20 @@ def _histogram(dist: Distribution, unit: str, log_x: bool) -> str:
     figure, axes = _figure()
     edges = list(dist.edges)
     axes.stairs(dist.counts, edges, fill=True, color=COLOUR)
-    axes.axvline(dist.median, color=ACCENT, linewidth=1.2,
-                 label=f"median {_number(dist.median)} {unit}".rstrip())
+    axes.axvline(dist.median, color=ACCENT, linewidth=1.2)
     if log_x and edges[0] > 0:
         axes.set_xscale("log")
-    axes.set_xlabel(unit or "ratio")
+    # The median in the axis label, not a legend: a legend lands on the bars of some data.
+    axes.set_xlabel(f"{unit or 'ratio'}   (red line: median {_number(dist.median)})")
     axes.set_ylabel("files")
-    axes.legend(frameon=False, fontsize=8)
+    _whole_counts(axes.yaxis)
     return _svg(figure)
+
+
+def _whole_counts(axis) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _bars(counts: dict[str, float], unit: str, colour: str, integer: bool) -> str:
@@ -90,6 +96,8 @@ def _bars(counts: dict[str, float], unit: str, colour: str, integer: bool) -> st
     axes.set_yticks(list(positions), labels, fontsize=8)
     axes.invert_yaxis()
     axes.set_xlabel(unit)
+    if integer:
+        _whole_counts(axes.xaxis)
     for y, v in zip(positions, values):
         axes.annotate(f"{v:,.0f}" if integer else f"{v:.1f}", (v, y), xytext=(3, 0),
                       textcoords="offset points", va="center", fontsize=7)
