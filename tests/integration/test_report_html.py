@@ -246,7 +246,7 @@ def test_each_file_says_how_it_matched(report, gallery):
     assert "g3_gone.jpg" in cards  # no thumbnail, but still its evidence
 
 
-def test_report_and_frames_of_an_empty_index(tmp_path, cli):
+def test_report_and_stats_of_an_empty_index(tmp_path, cli):
     (tmp_path / "pics").mkdir()
     assert cli("scan", tmp_path / "pics").code == 0
     index = tmp_path / "pics" / ".lookalike" / "index.db"
