@@ -397,6 +397,7 @@ def sample(dest: Path = typer.Argument(..., help="Folder to create."),
 from . import evaluate  # noqa: E402,F401  (registers calibrate and eval on app)
 from . import models  # noqa: E402,F401  (registers the models commands on app)
 from . import train  # noqa: E402,F401  (registers the train command on app)
+from . import report  # noqa: E402,F401  (registers the stats and report commands on app)
 
 
 def main() -> None:

@@ -337,6 +337,13 @@ def find_groups(index: Index, method: str = "auto", max_distance: int | None = N
     files = index.live_files()
     ids, parts = content_pairs(index, method, max_distance, confirm_distance, files,
                                calibrated, verify, similarity, model)
+    return groups_of(files, ids, parts, linkage)
+
+
+def groups_of(files: dict, ids: np.ndarray, parts: list[ContentPairs],
+              linkage: str = DEFAULT_LINKAGE) -> list[Group]:
+    """The groups of find_groups from the content pairs of content_pairs (for callers that
+    also need the pairs' evidence, such as the HTML report, without searching twice)."""
     edges: dict[tuple[int, int], tuple[int, str, int]] = {}  # (a, b) -> (rank, method, dist)
     for part in parts:
         for a, b, d in zip(part.a.tolist(), part.b.tolist(), part.distance.tolist()):

@@ -1,0 +1,215 @@
+"""`lookalike report`: one self-contained HTML file (no network, no CDN) with the dataset
+analysis as plots and the duplicate groups as a paged gallery of thumbnails.
+
+Bounded by design: thumbnails are embedded (once per distinct content, as data URIs in one
+JSON block) only for the `max_groups` largest groups, and a little JavaScript shows one page
+of groups at a time, setting the images of that page only. What was left out is said on the
+page.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import numpy as np
+
+from ..index.store import Index, display_path
+from ..types import Group
+from .analysis import DatasetStats, has_signatures, opened_index, stats as analyse
+from .page import SCRIPT, STYLE, group_card, number, summary_sections
+from .plots import plots
+from .thumbs import THUMB_SIZE, ThumbCache, ThumbStats, content_hashes
+
+if TYPE_CHECKING:
+    from ..search.dupes import ContentPairs
+
+log = logging.getLogger(__name__)
+
+MAX_GROUPS = 1000  # groups in the gallery; the rest are counted, not shown
+PAGE_SIZE = 50  # groups a page
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How one file of a group matched: its strongest link to another member."""
+
+    method: str
+    distance: int
+    other: str  # the member it matched
+    transform: str = "identity"
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    path: Path
+    bytes: int
+    groups_total: int
+    groups_shown: int
+    files_shown: int
+    thumbs: ThumbStats
+    stats: DatasetStats
+    seconds: float
+
+
+def write_report(index: Index | str | os.PathLike, out: str | os.PathLike, *,
+                 max_groups: int = MAX_GROUPS, page_size: int = PAGE_SIZE,
+                 by: str | None = None, thumb_size: int = THUMB_SIZE,
+                 title: str = "lookalike report") -> ReportResult:
+    """Write the HTML report of `index` (an open Index or its path) to `out`.
+
+    Groups come from the default cascade (find_groups); thumbnails are cached in the index's
+    folder (thumbs/), so a second report reuses them.
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    with opened_index(index) as idx, idx.snapshot():  # groups and numbers of one state
+        groups, evidence = _groups_with_evidence(idx)
+        result = analyse(idx, by=by, groups=groups, duplicates=groups is not None)
+        groups = groups or []
+        shown = groups[:max(0, max_groups)]
+        cache = ThumbCache.for_index(idx, thumb_size)
+        hashes = content_hashes(idx, [f.path for g in shown for f in g.files])
+    thumbs = cache.many([(p, h) for p, h in hashes.items()])  # files only: no read transaction
+    uris = {h.hex(): f"data:{cache.mime};base64,{base64.b64encode(data).decode('ascii')}"
+            for h, data in thumbs.items() if data is not None}
+    keys = {p: h.hex() for p, h in hashes.items() if thumbs.get(h) is not None}
+    document = render_html(result, groups, shown, evidence, keys, uris, page_size, title,
+                           cache.stats)
+    size = _write_atomic(out, document.encode("utf-8"))
+    log.info("report %s: %d bytes, %d of %d groups", out, size, len(shown), len(groups))
+    return ReportResult(out, size, len(groups), len(shown), sum(len(g.files) for g in shown),
+                        cache.stats, result, round(time.perf_counter() - started, 3))
+
+
+def render_html(result: DatasetStats, groups: Sequence[Group], shown: Sequence[Group],
+                evidence: dict[str, Evidence], thumb_keys: dict[str, str],
+                thumb_uris: dict[str, str], page_size: int = PAGE_SIZE,
+                title: str = "lookalike report", thumb_stats: ThumbStats | None = None) -> str:
+    """The whole document. `thumb_keys`: path -> key into `thumb_uris` (key -> data URI);
+    a path without one is shown as a placeholder."""
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    figures = "".join(f'<figure class="plot"><figcaption>{escape(p.title)}</figcaption>'
+                      f"{p.svg}</figure>" for p in plots(result))
+    body = [
+        f"<header><h1>{escape(title)}</h1><p>index <code>{escape(display_path(result.index))}"
+        f"</code> &middot; generated {generated}</p></header>",
+        summary_sections(result, figures),
+        _gallery(groups, shown, evidence, thumb_keys, max(1, page_size), thumb_stats),
+    ]
+    # "</" cannot occur in base64 or hex, but a path could hold it: keep the JSON inert.
+    thumbs_json = json.dumps(thumb_uris, separators=(",", ":")).replace("</", "<\\/")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
+            + "\n".join(part for part in body if part)
+            + f'\n<script type="application/json" id="thumbs">{thumbs_json}</script>'
+            + f"\n<script>{SCRIPT}</script></body></html>\n")
+
+
+def _gallery(groups: Sequence[Group], shown: Sequence[Group], evidence: dict[str, Evidence],
+             thumb_keys: dict[str, str], page_size: int,
+             thumb_stats: ThumbStats | None) -> str:
+    if not groups:
+        return '<section id="groups"><h2>Duplicate groups</h2><p>No duplicates found.</p></section>'
+    pages = []
+    for start in range(0, len(shown), page_size):
+        cards = "".join(group_card(number_, g, evidence, thumb_keys)
+                        for number_, g in enumerate(shown[start:start + page_size], start + 1))
+        pages.append(f'<div class="page" data-page="{len(pages)}"'
+                     f'{" hidden" if pages else ""}>{cards}</div>')
+    left = len(groups) - len(shown)
+    note = ""
+    if left:
+        files_left = sum(len(g.files) for g in groups[len(shown):])
+        note = (f'<p class="note" id="left-out">Showing the {number(len(shown))} largest of '
+                f"{number(len(groups))} groups; the other {number(left)} groups "
+                f"({number(files_left)} files) are left out of this page (<code>lookalike "
+                f"report --max-groups N</code> shows more, <code>lookalike dupes --format "
+                f"json</code> lists them all).</p>")
+    failed = ""
+    if thumb_stats is not None and thumb_stats.failed:
+        count = thumb_stats.failed
+        failed = (f'<p class="note">{number(count)} picture{"s" if count > 1 else ""} could '
+                  f"not be read for a thumbnail (shown as a placeholder).</p>")
+    pager = ('<nav class="pager"><button type="button" data-step="-1">&larr; previous'
+             '</button> <span class="page-number"></span> <button type="button" '
+             'data-step="1">next &rarr;</button></nav>')
+    return (f'<section id="groups"><h2>Duplicate groups</h2>{note}{failed}'
+            f"<p>Largest groups first, {page_size} a page.</p>{pager}{''.join(pages)}{pager}"
+            "</section>")
+
+
+def _groups_with_evidence(idx: Index) -> tuple[list[Group] | None, dict[str, Evidence]]:
+    """The default cascade's groups and, per grouped file, its strongest link inside its
+    group, from one search; None when the index holds no signatures."""
+    from ..search.dupes import content_pairs, evidence_rank, groups_of
+
+    if not has_signatures(idx):
+        return None, {}
+    files = idx.live_files()
+    ids, parts = content_pairs(idx, files=files)
+    groups = groups_of(files, ids, parts)
+    return groups, _evidence(groups, files, ids, parts, evidence_rank)
+
+
+def _evidence(groups: Sequence[Group], files: dict, ids: np.ndarray,
+              parts: Sequence["ContentPairs"], rank: Callable[[str], int]
+              ) -> dict[str, Evidence]:
+    """path -> its best pair (by evidence rank, then distance) with another member of its
+    group. The transform is the one that turns that member into this file."""
+    from ..methods import dihedral
+
+    row_of = {f.path: int(row) for row, cid in enumerate(ids.tolist())
+              for f in files[cid]}
+    group_of = {row_of[f.path]: number_ for number_, g in enumerate(groups)
+                for f in g.files if f.path in row_of}
+    best: dict[int, tuple[int, int, str, int, int]] = {}  # row -> (rank, d, method, other, v)
+    members = np.fromiter(group_of, dtype=np.int64, count=len(group_of))
+    for part in parts:
+        inside = np.isin(part.a, members) & np.isin(part.b, members)
+        for a, b, d, v in zip(part.a[inside].tolist(), part.b[inside].tolist(),
+                              part.distance[inside].tolist(), part.variant[inside].tolist()):
+            if group_of[a] != group_of[b]:
+                continue
+            # v turns a into b: b's card shows v, a's card the inverse.
+            for here, other, turn in ((b, a, v), (a, b, dihedral.INVERSE[v])):
+                link = (rank(part.method), int(d), part.method, other, int(turn))
+                if here not in best or link < best[here]:
+                    best[here] = link
+    out: dict[str, Evidence] = {}
+    for g in groups:
+        for f in g.files:
+            row = row_of.get(f.path)
+            twins = [t.path for t in files[int(ids[row])] if t.path != f.path] if row is not None else []
+            if twins:  # a byte copy: the strongest evidence there is
+                out[f.path] = Evidence("bytes", 0, twins[0])
+            elif row in best:
+                _, d, method, other, v = best[row]
+                out[f.path] = Evidence(method, d, min(t.path for t in files[int(ids[other])]),
+                                       dihedral.NAMES[v])
+    return out
+
+
+def _write_atomic(out: Path, data: bytes) -> int:
+    """Write `out` through a temporary file in its folder, so a reader never sees half."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(data)
