@@ -3,10 +3,12 @@
 from .errors import LookalikeError
 from .index.store import open_index
 from .methods.registry import list_methods
+from .report.analysis import stats
+from .report.html import write_report
 from .scan import scan
 from .search.dupes import find_groups, find_pairs
 from .search.query import query
 
 __version__ = "0.1.0"
 __all__ = ["LookalikeError", "find_groups", "find_pairs", "list_methods", "open_index",
-           "query", "scan"]
+           "query", "scan", "stats", "write_report"]
