@@ -1,0 +1,339 @@
+"""Concurrent downloads of image URLs (asyncio + httpx): a library, it logs and never prints.
+
+Each job ends as one `Fetched`, success or failure with a reason, never an exception. What
+it does for one URL: at most `per_host` requests to a host and `concurrency` in all;
+redirects followed by hand (at most `max_redirects`, each hop's scheme checked, a loop
+named as such); the body streamed to `DIR/.STEM.part`, refused as soon as it is over
+`max_bytes` or its first bytes are not an image (an HTML error page sent as image/jpeg is a
+failure, not a picture), then fsynced and renamed to `DIR/STEM.EXT` (EXT from the content),
+so a file under its final name is always whole. 429, 5xx, timeouts, resets and truncated
+bodies are retried with exponential backoff and jitter, honouring Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from ..decode import describe_content, sniff
+from .urls import url_problem
+
+log = logging.getLogger(__name__)
+
+PART_SUFFIX = ".part"
+SNIFF_BYTES = 32  # what decode.sniff needs to recognise every format
+# File name extension of each format decode.sniff recognises.
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF": "tiff",
+              "BMP": "bmp", "HEIF": "heic", "AVIF": "avif", "ICO": "ico", "PSD": "psd",
+              "PPM": "ppm", "QOI": "qoi"}
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}  # and every other 5xx
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    concurrency: int = 32  # requests in flight in all
+    per_host: int = 8  # ... and to one host (the host of the URL, before redirects)
+    timeout: float = 30.0  # seconds to connect, and without a byte while reading
+    total_timeout: float = 300.0  # seconds for one attempt in all (a server that trickles)
+    retries: int = 3  # further attempts after a failure worth retrying
+    backoff: float = 0.5  # seconds before the first retry, doubled for each next one
+    max_backoff: float = 30.0
+    max_retry_after: float = 120.0  # a longer Retry-After is cut to this
+    max_bytes: int = 50 * 1024 * 1024
+    max_redirects: int = 5
+    user_agent: str = "lookalike-ingest/0.1"
+
+
+@dataclass(frozen=True)
+class Job:
+    key: int  # the caller's name for it (ingest: the row number)
+    url: str
+    stem: str  # file name without extension; unique among the jobs of one call
+
+
+@dataclass(frozen=True)
+class Fetched:
+    key: int
+    url: str
+    ok: bool
+    reason: str  # "downloaded", or why not
+    path: str | None = None
+    http_status: int | None = None
+    bytes: int = 0
+    attempts: int = 0
+    permanent: bool = False  # retrying later will not help (404, not an image, too large)
+    started: float = 0.0
+    finished: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One attempt: a saved file, or a failure that may be worth retrying."""
+
+    reason: str
+    path: str | None = None
+    http_status: int | None = None
+    bytes: int = 0
+    retry: bool = False
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.path is not None
+
+
+OnResult = Callable[[Fetched], None]
+
+
+def download(jobs: Iterable[Job], out_dir: str | os.PathLike,
+             options: DownloadOptions = DownloadOptions(),
+             on_result: OnResult | None = None) -> list[Fetched]:
+    """Download every job into `out_dir`; results in the order the jobs were given.
+    `on_result` is called with each result as it comes (in the calling thread)."""
+    return asyncio.run(download_async(list(jobs), out_dir, options, on_result))
+
+
+async def download_async(jobs: Sequence[Job], out_dir: str | os.PathLike,
+                         options: DownloadOptions = DownloadOptions(),
+                         on_result: OnResult | None = None) -> list[Fetched]:
+    """download() for a caller that runs its own event loop."""
+    import httpx  # only ingest needs it
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    limits = httpx.Limits(max_connections=options.concurrency,
+                          max_keepalive_connections=options.concurrency)
+    everyone = asyncio.Semaphore(options.concurrency)
+    hosts: dict[str, asyncio.Semaphore] = {}
+    results: dict[int, Fetched] = {}
+    # A window of tasks, not one per job at once: a million-row source stays cheap.
+    window = max(4 * options.concurrency, 256)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(options.timeout),
+                                 follow_redirects=False,
+                                 headers={"User-Agent": options.user_agent}) as client:
+        pending: set[asyncio.Task] = set()
+        for position, job in enumerate(jobs):
+            host = hosts.setdefault(_host(job.url), asyncio.Semaphore(options.per_host))
+            pending.add(asyncio.create_task(
+                _fetch(client, job, out, options, host, everyone), name=str(position)))
+            if len(pending) >= window:
+                pending = await _collect(pending, results, on_result, asyncio.FIRST_COMPLETED)
+        while pending:
+            pending = await _collect(pending, results, on_result, asyncio.FIRST_COMPLETED)
+    return [results[position] for position in range(len(jobs))]
+
+
+async def _collect(pending: set[asyncio.Task], results: dict[int, Fetched],
+                   on_result: OnResult | None, when: str) -> set[asyncio.Task]:
+    done, pending = await asyncio.wait(pending, return_when=when)
+    for task in done:
+        fetched = task.result()
+        results[int(task.get_name())] = fetched
+        if on_result is not None:
+            on_result(fetched)
+    return pending
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:
+        return ""
+
+
+async def _fetch(client, job: Job, out: Path, options: DownloadOptions,
+                 host: asyncio.Semaphore, everyone: asyncio.Semaphore) -> Fetched:
+    """All attempts at one job. The host's slot is taken before the global one, so jobs
+    waiting for a busy host do not hold slots other hosts could use; neither is held
+    while backing off."""
+    started = time.time()
+    problem = url_problem(job.url)
+    if problem:
+        return Fetched(job.key, job.url, False, problem, permanent=True, started=started,
+                       finished=time.time())
+    attempts = 0
+    while True:
+        attempts += 1
+        async with host, everyone:
+            outcome = await _attempt(client, job, out, options)
+        if outcome.ok or not outcome.retry or attempts > options.retries:
+            break
+        delay = _delay(options, attempts, outcome.retry_after)
+        log.debug("retrying %s in %.2f s: %s", job.url, delay, outcome.reason)
+        await asyncio.sleep(delay)
+    if not outcome.ok:
+        log.info("failed: %s: %s", job.url, outcome.reason)
+    return Fetched(job.key, job.url, outcome.ok, outcome.reason, outcome.path,
+                   outcome.http_status, outcome.bytes, attempts,
+                   permanent=not outcome.ok and not outcome.retry, started=started,
+                   finished=time.time())
+
+
+def _delay(options: DownloadOptions, attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter (so that many failed requests do not come back at
+    the same moment), but never sooner than the server asked."""
+    delay = min(options.max_backoff, options.backoff * 2 ** (attempt - 1))
+    delay *= random.uniform(0.5, 1.5)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, options.max_retry_after))
+    return delay
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date; None if absent or
+    unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+async def _attempt(client, job: Job, out: Path, options: DownloadOptions) -> _Outcome:
+    import httpx
+
+    try:
+        async with asyncio.timeout(options.total_timeout):
+            return await _follow(client, job, out, options)
+    except TimeoutError:
+        return _Outcome(f"timed out: no complete answer in {options.total_timeout:g} s",
+                        retry=True)
+    except httpx.TimeoutException as exc:
+        what = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting for data"
+        return _Outcome(f"timed out {what} (after {options.timeout:g} s)", retry=True)
+    except httpx.RemoteProtocolError as exc:
+        text = str(exc)
+        if "incomplete" in text or "complete message body" in text:
+            return _Outcome(f"truncated: the server closed the connection before the end "
+                            f"of the body ({text})", retry=True)
+        return _Outcome(f"connection error: {text or type(exc).__name__}", retry=True)
+    except httpx.ConnectError as exc:
+        return _Outcome(f"cannot connect: {exc or type(exc).__name__}", retry=True)
+    except httpx.NetworkError as exc:
+        text = str(exc) or type(exc).__name__
+        return _Outcome("connection reset by the server" if "reset" in text.lower()
+                        else f"connection error: {text}", retry=True)
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError) as exc:
+        return _Outcome(f"bad URL: {exc}")
+    except httpx.DecodingError as exc:
+        return _Outcome(f"cannot decode the body: {exc}")
+    except OSError as exc:  # writing the file
+        return _Outcome(f"cannot write the file: {exc.strerror or exc}", retry=False)
+
+
+async def _follow(client, job: Job, out: Path, options: DownloadOptions) -> _Outcome:
+    url, seen = job.url, {job.url}
+    for _ in range(options.max_redirects + 1):
+        response = await client.send(client.build_request("GET", url), stream=True)
+        try:
+            if response.is_redirect:
+                target = str(response.url.join(response.headers["location"]))
+                problem = url_problem(target)
+                if problem:
+                    return _Outcome(f"redirect to a URL not fetched ({problem})",
+                                    http_status=response.status_code)
+                if target in seen:
+                    return _Outcome(f"redirect loop (back to {target})",
+                                    http_status=response.status_code)
+                seen.add(target)
+                url = target
+                continue
+            return await _answer(response, job, out, options)
+        finally:
+            await response.aclose()
+    return _Outcome(f"too many redirects (more than {options.max_redirects})",
+                    http_status=response.status_code)
+
+
+async def _answer(response, job: Job, out: Path, options: DownloadOptions) -> _Outcome:
+    code = response.status_code
+    if not 200 <= code < 300 or code == 204:
+        retry = code in RETRY_STATUS or code >= 500
+        after = retry_after_seconds(response.headers.get("retry-after")) if retry else None
+        phrase = f" {response.reason_phrase}" if response.reason_phrase else ""
+        return _Outcome(f"HTTP {code}{phrase}", http_status=code, retry=retry,
+                        retry_after=after)
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > options.max_bytes:
+        return _Outcome(f"too large: {int(declared):,} bytes > {options.max_bytes:,}",
+                        http_status=code)
+    return await _save(response, job, out, options)
+
+
+async def _save(response, job: Job, out: Path, options: DownloadOptions) -> _Outcome:
+    code = response.status_code
+    part = out / f".{job.stem}{PART_SUFFIX}"
+    handle = open(part, "wb")
+    try:
+        size, head, fmt = 0, b"", None
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > options.max_bytes:
+                return _Outcome(f"too large: more than {options.max_bytes:,} bytes",
+                                http_status=code)
+            if fmt is None:
+                head += chunk[:SNIFF_BYTES]
+                if len(head) >= SNIFF_BYTES:
+                    fmt = _format_of(head, response)
+                    if isinstance(fmt, _Outcome):
+                        return fmt
+            handle.write(chunk)
+        if size == 0:
+            return _Outcome("empty body", http_status=code, retry=True)
+        if fmt is None:  # a body shorter than SNIFF_BYTES
+            fmt = _format_of(head, response)
+            if isinstance(fmt, _Outcome):
+                return fmt
+        final = out / f"{job.stem}.{EXTENSIONS.get(fmt, fmt.lower())}"
+        await asyncio.to_thread(_finish, handle, part, final)
+        return _Outcome("downloaded", str(final), code, size)
+    finally:
+        if not handle.closed:
+            handle.close()
+        if part.exists():  # any way out but the rename: nothing half-written stays
+            part.unlink()
+
+
+def _format_of(head: bytes, response) -> str | _Outcome:
+    fmt = sniff(head)
+    if fmt is not None:
+        return fmt
+    declared = response.headers.get("content-type", "no Content-Type")
+    return _Outcome(f"not an image: the content is {describe_content(head)} "
+                    f"(Content-Type: {declared})", http_status=response.status_code)
+
+
+def _finish(handle, part: Path, final: Path) -> None:
+    """Whole on disk before it gets its final name: a crash leaves a .part or a whole file."""
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+    os.replace(part, final)
+
+
+def remove_parts(out_dir: str | os.PathLike) -> int:
+    """Delete the .part files a killed download left in `out_dir`; returns how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(out_dir))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(".") and entry.name.endswith(PART_SUFFIX) and entry.is_file():
+            os.unlink(entry.path)
+            removed += 1
+    return removed
