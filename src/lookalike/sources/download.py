@@ -17,6 +17,7 @@ import email.utils
 import logging
 import os
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ SNIFF_BYTES = 32  # what decode.sniff needs to recognise every format
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF": "tiff",
               "BMP": "bmp", "HEIF": "heic", "AVIF": "avif", "ICO": "ico", "PSD": "psd",
               "PPM": "ppm", "QOI": "qoi"}
+_RECEIVED = re.compile(r"received (\d+) bytes, expected (\d+)")  # h11's truncation message
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}  # and every other 5xx
 
 
@@ -217,22 +219,38 @@ async def _attempt(client, job: Job, out: Path, options: DownloadOptions) -> _Ou
         return _Outcome(f"timed out {what} (after {options.timeout:g} s)", retry=True)
     except httpx.RemoteProtocolError as exc:
         text = str(exc)
-        if "incomplete" in text or "complete message body" in text:
-            return _Outcome(f"truncated: the server closed the connection before the end "
-                            f"of the body ({text})", retry=True)
-        return _Outcome(f"connection error: {text or type(exc).__name__}", retry=True)
+        sizes = _RECEIVED.search(text)
+        if sizes:
+            got, expected = (int(n) for n in sizes.groups())
+            return _Outcome(f"truncated: the connection closed after {got:,} of {expected:,} "
+                            "bytes", retry=True)
+        if "complete message body" in text:
+            return _Outcome("truncated: the connection closed before the end of the body",
+                            retry=True)
+        return _Outcome(f"connection error: {_why(exc)}", retry=True)
     except httpx.ConnectError as exc:
-        return _Outcome(f"cannot connect: {exc or type(exc).__name__}", retry=True)
+        return _Outcome(f"cannot connect: {_why(exc)}", retry=True)
     except httpx.NetworkError as exc:
-        text = str(exc) or type(exc).__name__
-        return _Outcome("connection reset by the server" if "reset" in text.lower()
-                        else f"connection error: {text}", retry=True)
+        why = _why(exc)
+        return _Outcome("connection reset by the server" if "reset" in why.lower()
+                        else f"connection error: {why}", retry=True)
     except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError) as exc:
         return _Outcome(f"bad URL: {exc}")
     except httpx.DecodingError as exc:
         return _Outcome(f"cannot decode the body: {exc}")
     except OSError as exc:  # writing the file
         return _Outcome(f"cannot write the file: {exc.strerror or exc}", retry=False)
+
+
+def _why(exc: BaseException) -> str:
+    """The most telling message in an exception's chain: httpx wraps the socket's own error
+    (connection refused, reset by peer) in errors with empty or vague messages."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and (seen.errno or seen.strerror):
+            return (os.strerror(seen.errno) if seen.errno else seen.strerror).lower()
+        seen = seen.__cause__ or seen.__context__
+    return str(exc) or type(exc).__name__
 
 
 async def _follow(client, job: Job, out: Path, options: DownloadOptions) -> _Outcome:
