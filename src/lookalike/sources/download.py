@@ -295,8 +295,8 @@ async def _answer(response, job: Job, out: Path, options: DownloadOptions) -> _O
 async def _save(response, job: Job, out: Path, options: DownloadOptions) -> _Outcome:
     code = response.status_code
     part = out / f".{job.stem}{PART_SUFFIX}"
-    # Creating a file can take a millisecond: in a thread, so the event loop goes on.
-    handle = await asyncio.to_thread(open, part, "wb")
+    # Opened here, not in a thread: a cancelled thread could leave a .part behind.
+    handle = open(part, "wb")
     try:
         size, head, fmt = 0, b"", None
         async for chunk in response.aiter_bytes():
