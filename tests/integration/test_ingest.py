@@ -177,6 +177,21 @@ def test_rerun_skips_done_rows_and_retries_failed_ones(server, tmp_path):
                    retry_failed=True)
     assert server.hits["/status/410"] == hits["/status/410"] + 1
     assert third.already == 2
+    # A row inserted at the top shifts the others: they are still recognised.
+    write_csv(source, [["new", server.url("/img/13.jpg"), "y"], ["a", server.url("/img/11.jpg"),
+                                                                 "z"],
+                       ["d", server.url("/img/12.jpg?rerun"), "x"]])
+    fourth = ingest(source, "image_url", tmp_path / "out", id_column="id", options=options,
+                    keep_columns=["category"])
+    assert (fourth.downloaded, fourth.already) == (1, 2)
+    assert server.hits["/img/11.jpg"] == hits["/img/11.jpg"]
+    assert [(r.row, r.id, r.status, r.meta) for r in fourth.rows] == [
+        (1, "new", "ok", {"category": "y"}), (2, "a", "ok", {"category": "z"}),
+        (3, "d", "ok", {"category": "x"})]
+    conn = sqlite3.connect(fourth.index_path)
+    assert conn.execute("SELECT row, id FROM ingest ORDER BY row").fetchall() == [
+        (1, "new"), (2, "a"), (3, "d")]
+    conn.close()
 
 
 def test_killed_ingest_resumes_to_the_same_result(server, tmp_path):

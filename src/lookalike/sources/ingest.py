@@ -119,6 +119,9 @@ def _run(index: Index, key: str, table: UrlSource, out: Path, results: Path,
          options: DownloadOptions, retry_failed: bool, keep_columns: Sequence[str],
          progress: Progress | None) -> IngestSummary:
     previous = index.ingest_rows(key)
+    # Rows are recognised by their URL and id too, so a row inserted or removed above them
+    # (the row numbers shift) does not make the rest download again.
+    previous_by_url = {(r.url, r.id): r for r in previous.values()}
     stems = file_stems(table.rows)
     final: dict[int, IngestRow] = {}
     owners: dict[str, int] = {}  # URL -> the first row that has it
@@ -132,7 +135,10 @@ def _run(index: Index, key: str, table: UrlSource, out: Path, results: Path,
         if owner != row.row:
             duplicates[row.row] = owner
             continue
-        kept = _kept(previous.get(row.row), row, out, retry_failed)
+        before = previous.get(row.row)
+        if before is None or (before.url, before.id) != (row.url, row.id):
+            before = previous_by_url.get((row.url, row.id))
+        kept = _kept(before, row, out, retry_failed)
         if kept is not None:
             final[row.row] = kept
         else:
@@ -191,14 +197,15 @@ class _Recorder:
 
 def _kept(before: IngestRow | None, row: UrlRow, out: Path,
           retry_failed: bool) -> IngestRow | None:
-    """The earlier result of this row if it stands (with today's kept columns), else None."""
+    """The earlier result of this row if it stands (with today's row number and kept
+    columns), else None."""
     if before is None or before.url != row.url or before.id != row.id:
         return None
     if (before.status == "ok" and before.path and Path(before.path).parent == out
             and _whole(before.path, before.bytes)):
-        return replace(before, meta=row.meta)
+        return replace(before, row=row.row, meta=row.meta)
     if before.status == "failed" and before.permanent and not retry_failed:
-        return replace(before, meta=row.meta)
+        return replace(before, row=row.row, meta=row.meta)
     return None
 
 
