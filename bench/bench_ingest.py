@@ -18,6 +18,7 @@ import argparse
 import csv
 import multiprocessing
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -101,20 +102,29 @@ def _bench(args, rng: random.Random, server: _Remote) -> None:
                                   timeout=10.0)
         out = Path(scratch) / "out"
         for label in ("first run", "re-run"):
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), _cpu_seconds()
             summary = ingest(source, "image_url", out, id_column="id",
                              keep_columns=["category"], options=options, scan=args.scan,
                              workers=2)
-            seconds = time.perf_counter() - began
-            _report(label, summary, seconds, expected)
+            seconds, cpu = time.perf_counter() - began, _cpu_seconds() - cpu
+            _report(label, summary, seconds, cpu, expected)
 
 
-def _report(label: str, summary, seconds: float, expected: dict[str, str]) -> None:
+def _cpu_seconds() -> float:
+    """CPU time of this process (the downloader; the server is another process)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _report(label: str, summary, seconds: float, cpu: float,
+            expected: dict[str, str]) -> None:
     got = {r.id: r.status for r in summary.rows}
     reasons = Counter(r.reason.split(" (")[0] for r in summary.rows if r.status != "ok")
     rate = summary.downloaded / seconds if seconds else 0.0
     print(f"\n{label}: {len(summary.rows):,} rows in {seconds:.2f} s; downloaded "
           f"{summary.downloaded:,} ({rate:,.0f} images/s), already there {summary.already:,}")
+    print(f"  downloader CPU {cpu:.1f} s ({1000 * cpu / max(len(summary.rows), 1):.2f} ms a "
+          "row)")
     print("  rows by status: " + ", ".join(f"{k} {v:,}" for k, v in sorted(
         summary.statuses.items())))
     print("  failure reasons: " + ", ".join(f"{k}: {v:,}" for k, v in reasons.most_common()))

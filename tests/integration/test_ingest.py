@@ -194,6 +194,16 @@ def test_rerun_skips_done_rows_and_retries_failed_ones(server, tmp_path):
     conn.close()
 
 
+def test_a_file_larger_than_memory_spool_is_saved_whole(server, tmp_path):
+    source = write_csv(tmp_path / "urls.csv", [["big", server.url("/big/1500000"), "x"]])
+    summary = ingest(source, "image_url", tmp_path / "out", id_column="id",
+                     options=DownloadOptions(max_bytes=4_000_000, retries=0))
+    assert [(r.status, r.bytes) for r in summary.rows] == [("ok", 1_500_000)]
+    data = (tmp_path / "out" / "big.jpg").read_bytes()
+    assert data == image_bytes(1) + b"\0" * (1_500_000 - len(image_bytes(1)))
+    assert set(files_in(tmp_path / "out")) == {"big.jpg"}
+
+
 def test_killed_ingest_resumes_to_the_same_result(server, tmp_path):
     count = 60
     rows = [[f"p{n:02d}", server.url(f"/delay/0.05/{100 + n}.jpg"), f"c{n % 2}"]

@@ -124,7 +124,7 @@ def _with_progress(source: Path, url_column: str, out_dir: Path,
             speed = bar.tasks[0].speed
             bar.update(task, completed=done, total=total,
                        failed=f"{failed:,} failed" if failed else "",
-                       rate=f"{speed:,.1f} img/s" if speed else "")
+                       rate=f"{speed:,.1f} rows/s" if speed else "")
 
         return ingest(source, url_column, out_dir, progress=update, **arguments)
 

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 PART_SUFFIX = ".part"
 SNIFF_BYTES = 32  # what decode.sniff needs to recognise every format
+SPOOL_BYTES = 1 << 20  # a body is held in memory up to this, then written to its .part
 # File name extension of each format decode.sniff recognises.
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF": "tiff",
               "BMP": "bmp", "HEIF": "heic", "AVIF": "avif", "ICO": "ico", "PSD": "psd",
@@ -293,38 +294,65 @@ async def _answer(response, job: Job, out: Path, options: DownloadOptions) -> _O
 
 
 async def _save(response, job: Job, out: Path, options: DownloadOptions) -> _Outcome:
+    """Stream the body: in memory up to SPOOL_BYTES (most pictures), beyond that into the
+    .part file. Every file operation but small writes runs in a thread: creating and
+    fsyncing files takes milliseconds, which the event loop would lose for all downloads."""
     code = response.status_code
     part = out / f".{job.stem}{PART_SUFFIX}"
-    # Opened here, not in a thread: a cancelled thread could leave a .part behind.
-    handle = open(part, "wb")
+    buffer, handle = bytearray(), None
     try:
-        size, head, fmt = 0, b"", None
+        size, fmt = 0, None
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > options.max_bytes:
                 return _Outcome(f"too large: more than {options.max_bytes:,} bytes",
                                 http_status=code)
-            if fmt is None:
-                head += chunk[:SNIFF_BYTES]
-                if len(head) >= SNIFF_BYTES:
-                    fmt = _format_of(head, response)
-                    if isinstance(fmt, _Outcome):
-                        return fmt
-            handle.write(chunk)
+            if fmt is None and size >= SNIFF_BYTES:
+                fmt = _format_of(bytes((buffer + chunk)[:SNIFF_BYTES]), response)
+                if isinstance(fmt, _Outcome):
+                    return fmt
+            if handle is not None:
+                handle.write(chunk)
+                continue
+            buffer += chunk
+            if len(buffer) > SPOOL_BYTES:
+                handle = await _in_thread(_spill, part, buffer)
+                buffer = bytearray()
         if size == 0:
             return _Outcome("empty body", http_status=code, retry=True)
         if fmt is None:  # a body shorter than SNIFF_BYTES
-            fmt = _format_of(head, response)
+            fmt = _format_of(bytes(buffer), response)
             if isinstance(fmt, _Outcome):
                 return fmt
         final = out / f"{job.stem}.{EXTENSIONS.get(fmt, fmt.lower())}"
-        await asyncio.to_thread(_finish, handle, part, final)
+        await _in_thread(_finish, handle, bytes(buffer), part, final)
         return _Outcome("downloaded", str(final), code, size)
     finally:
-        if not handle.closed:
+        if handle is not None and not handle.closed:
             handle.close()
         if part.exists():  # any way out but the rename: nothing half-written stays
             part.unlink()
+
+
+async def _in_thread(function, *args):
+    """`function(*args)` in a thread. If this task is cancelled meanwhile (a timeout), it
+    still waits for the thread, so the caller's clean-up never races a file operation."""
+    future = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        if not future.cancelled() and future.exception() is None:
+            result = future.result()
+            if hasattr(result, "close"):
+                result.close()
+        raise
+
+
+def _spill(part: Path, buffer: bytearray):
+    handle = open(part, "wb")
+    handle.write(buffer)
+    return handle
 
 
 def _format_of(head: bytes, response) -> str | _Outcome:
@@ -336,11 +364,15 @@ def _format_of(head: bytes, response) -> str | _Outcome:
                     f"(Content-Type: {declared})", http_status=response.status_code)
 
 
-def _finish(handle, part: Path, final: Path) -> None:
+def _finish(handle, rest: bytes, part: Path, final: Path) -> None:
     """Whole on disk before it gets its final name: a crash leaves a .part or a whole file."""
-    handle.flush()
-    os.fsync(handle.fileno())
-    handle.close()
+    handle = handle if handle is not None else open(part, "wb")
+    try:
+        handle.write(rest)
+        handle.flush()
+        os.fsync(handle.fileno())
+    finally:
+        handle.close()
     os.replace(part, final)
 
 
