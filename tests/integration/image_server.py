@@ -15,6 +15,7 @@ Routes (the query string is ignored, so `?copy=2` gives another URL for the same
   /big-unsized/BYTES             the same without Content-Length (ends when it hangs up)
   /slow/SECONDS/SEED.jpg         waits SECONDS before answering
   /trickle/SECONDS/SEED.jpg      headers at once, the body after SECONDS
+  /drip/BYTES                    BYTES at once but for the last 100, sent one each 0.05 s
   /reset                         the connection is reset (TCP RST) before any answer
   /delay/SECONDS/SEED.jpg        the picture after SECONDS (slow but within any timeout)
 """
@@ -133,6 +134,18 @@ class Handler(BaseHTTPRequestHandler):
     def route_big_unsized(self, server, path, size):
         body = image_bytes(1) + b"\0" * max(0, int(size) - len(image_bytes(1)))
         self.answer(200, body, sized=False, close=True)
+
+    def route_drip(self, server, path, size):
+        body = image_bytes(1) + b"\0" * max(0, int(size) - len(image_bytes(1)))
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[:-100])
+        for offset in range(len(body) - 100, len(body)):  # never idle long, never done soon
+            self.wfile.write(body[offset:offset + 1])
+            self.wfile.flush()
+            time.sleep(0.05)
 
     def route_slow(self, server, path, seconds, name):
         time.sleep(float(seconds))

@@ -204,6 +204,15 @@ def test_a_file_larger_than_memory_spool_is_saved_whole(server, tmp_path):
     assert set(files_in(tmp_path / "out")) == {"big.jpg"}
 
 
+def test_total_timeout_leaves_no_part_file(server, tmp_path):
+    source = write_csv(tmp_path / "urls.csv", [["drip", server.url("/drip/1500000"), "x"]])
+    options = DownloadOptions(max_bytes=4_000_000, retries=0, timeout=1.0, total_timeout=1.0)
+    summary = ingest(source, "image_url", tmp_path / "out", id_column="id", options=options)
+    assert [(r.status, r.permanent) for r in summary.rows] == [("failed", False)]
+    assert "no complete answer in 1 s" in summary.rows[0].reason
+    assert files_in(tmp_path / "out") == {}  # the .part of 1.5 MB was removed
+
+
 def test_killed_ingest_resumes_to_the_same_result(server, tmp_path):
     count = 60
     rows = [[f"p{n:02d}", server.url(f"/delay/0.05/{100 + n}.jpg"), f"c{n % 2}"]
