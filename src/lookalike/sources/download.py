@@ -239,8 +239,8 @@ async def _attempt(client, job: Job, out: Path, options: DownloadOptions) -> _Ou
         return _Outcome(f"bad URL: {exc}")
     except httpx.DecodingError as exc:
         return _Outcome(f"cannot decode the body: {exc}")
-    except OSError as exc:  # writing the file
-        return _Outcome(f"cannot write the file: {exc.strerror or exc}", retry=False)
+    except OSError as exc:  # writing the file (a full disk may have room on a re-run)
+        return _Outcome(f"cannot write the file: {exc.strerror or exc}", retry=True)
 
 
 def _why(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
+from ..errors import SourceError
 from ..index.store import Index, default_index_path, open_index
 from ..types import IngestRow
 from .download import DownloadOptions, Fetched, Job, download, remove_parts
@@ -90,7 +91,11 @@ def ingest(source: str | os.PathLike, url_column: str, out_dir: str | os.PathLik
     table = read_urls(source, url_column, id_column=id_column, keep_columns=keep_columns,
                       encoding=encoding)
     out = Path(os.path.abspath(out_dir))
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SourceError(f"cannot create the output folder {out}: "
+                          f"{exc.strerror or exc}") from None
     index_path = Path(index_path) if index_path is not None else default_index_path(out)
     results = (Path(results_path) if results_path is not None
                else index_path.parent / f"ingest-{table.path.stem}.csv")
