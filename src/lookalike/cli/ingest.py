@@ -14,8 +14,9 @@ from rich.markup import escape
 from ..errors import LookalikeError
 from ..sources.download import DownloadOptions
 from ..sources.ingest import IngestSummary, ingest
-from .main import (OK, PARTIAL, USAGE, Format, _emit, _fail, _split_methods, _translate, app,
-                   err, out)
+from ..sources.folders import WalkOptions
+from .main import (OK, PARTIAL, USAGE, Format, _emit, _fail, _scan_with_progress,
+                   _split_methods, _translate, app, err, out)
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -86,10 +87,12 @@ def ingest_command(
     kept = _split_methods(keep_columns) or []  # the same comma splitting as --method
     arguments = dict(id_column=id_column, keep_columns=kept, index_path=index,
                      results_path=results, options=options, retry_failed=retry_failed,
-                     encoding=encoding, scan=scan, scan_methods=_split_methods(method),
-                     workers=workers)
+                     encoding=encoding)
     try:
         summary = _with_progress(source, url_column, out_dir, arguments)
+        if scan:  # here rather than ingest(scan=True): the scan gets its own progress bar
+            summary.scan = _scan_with_progress([out_dir], [], summary.index_path,
+                                               _split_methods(method), WalkOptions(), workers)
     except LookalikeError as exc:
         raise _translate(exc)
     except KeyboardInterrupt:
