@@ -116,8 +116,9 @@ async def download_async(jobs: Sequence[Job], out_dir: str | os.PathLike,
     everyone = asyncio.Semaphore(options.concurrency)
     hosts: dict[str, asyncio.Semaphore] = {}
     results: dict[int, Fetched] = {}
-    # A window of tasks, not one per job at once: a million-row source stays cheap.
-    window = max(4 * options.concurrency, 256)
+    # A window of tasks, not one per job at once: a million-row source stays cheap. Wide,
+    # so that jobs queued for one slow host leave room for jobs to other hosts.
+    window = max(16 * options.concurrency, 1024)
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(options.timeout),
                                  follow_redirects=False,
                                  headers={"User-Agent": options.user_agent}) as client:
@@ -127,15 +128,15 @@ async def download_async(jobs: Sequence[Job], out_dir: str | os.PathLike,
             pending.add(asyncio.create_task(
                 _fetch(client, job, out, options, host, everyone), name=str(position)))
             if len(pending) >= window:
-                pending = await _collect(pending, results, on_result, asyncio.FIRST_COMPLETED)
+                pending = await _collect(pending, results, on_result)
         while pending:
-            pending = await _collect(pending, results, on_result, asyncio.FIRST_COMPLETED)
+            pending = await _collect(pending, results, on_result)
     return [results[position] for position in range(len(jobs))]
 
 
 async def _collect(pending: set[asyncio.Task], results: dict[int, Fetched],
-                   on_result: OnResult | None, when: str) -> set[asyncio.Task]:
-    done, pending = await asyncio.wait(pending, return_when=when)
+                   on_result: OnResult | None) -> set[asyncio.Task]:
+    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
     for task in done:
         fetched = task.result()
         results[int(task.get_name())] = fetched
@@ -167,7 +168,11 @@ async def _fetch(client, job: Job, out: Path, options: DownloadOptions,
     while True:
         attempts += 1
         async with host, everyone:
-            outcome = await _attempt(client, job, out, options)
+            try:
+                outcome = await _attempt(client, job, out, options)
+            except Exception as exc:  # noqa: BLE001  (one row's surprise must not end the run)
+                log.exception("unexpected error downloading %s", job.url)
+                outcome = _Outcome(f"unexpected error: {type(exc).__name__}: {exc}")
         if outcome.ok or not outcome.retry or attempts > options.retries:
             break
         delay = _delay(options, attempts, outcome.retry_after)
@@ -239,6 +244,8 @@ async def _attempt(client, job: Job, out: Path, options: DownloadOptions) -> _Ou
         return _Outcome(f"bad URL: {exc}")
     except httpx.DecodingError as exc:
         return _Outcome(f"cannot decode the body: {exc}")
+    except httpx.TransportError as exc:  # a proxy error, or another the above do not name
+        return _Outcome(f"connection error: {_why(exc)}", retry=True)
     except OSError as exc:  # writing the file (a full disk may have room on a re-run)
         return _Outcome(f"cannot write the file: {exc.strerror or exc}", retry=True)
 
