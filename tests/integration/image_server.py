@@ -47,6 +47,11 @@ def image_bytes(seed: int, fmt: str = "JPEG", size: tuple[int, int] = (64, 48)) 
     return buffer.getvalue()
 
 
+def padded(size: int) -> bytes:
+    """A JPEG followed by zero bytes up to `size` (still a JPEG to a magic-byte check)."""
+    return image_bytes(1) + b"\0" * max(0, size - len(image_bytes(1)))
+
+
 HTML = (b"<!DOCTYPE html>\n<html><head><title>Not Found</title></head>"
         b"<body><h1>Sorry, this product image is gone</h1></body></html>\n")
 
@@ -128,15 +133,13 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(200, body, length=len(body) + 1000, close=True)
 
     def route_big(self, server, path, size):
-        body = image_bytes(1) + b"\0" * max(0, int(size) - len(image_bytes(1)))
-        self.answer(200, body)
+        self.answer(200, padded(int(size)))
 
     def route_big_unsized(self, server, path, size):
-        body = image_bytes(1) + b"\0" * max(0, int(size) - len(image_bytes(1)))
-        self.answer(200, body, sized=False, close=True)
+        self.answer(200, padded(int(size)), sized=False, close=True)
 
     def route_drip(self, server, path, size):
-        body = image_bytes(1) + b"\0" * max(0, int(size) - len(image_bytes(1)))
+        body = padded(int(size))
         self.send_response(200)
         self.send_header("Content-Type", "image/jpeg")
         self.send_header("Content-Length", str(len(body)))

@@ -150,7 +150,8 @@ def _run(index: Index, key: str, table: UrlSource, out: Path, results: Path,
             jobs.append(Job(row.row, row.url, stems[row.row]))
     already = sum(1 for r in final.values() if r.status == "ok")
     by_row = {row.row: row for row in table.rows}
-    writer = _Recorder(index, key, results, keep_columns, final, progress, len(jobs))
+    writer = _Recorder(index, key, results, keep_columns, final, previous, progress,
+                       len(jobs))
     writer.flush(force=True)  # invalid and carried rows are recorded before any download
     fetched = download(jobs, out, options,
                        lambda f: writer.add(_from_fetched(f, by_row[f.key])))
@@ -168,9 +169,11 @@ class _Recorder:
     """Writes results to the index in batches, and the results file now and then."""
 
     def __init__(self, index: Index, key: str, results: Path, keep_columns: Sequence[str],
-                 final: dict[int, IngestRow], progress: Progress | None, total: int) -> None:
+                 final: dict[int, IngestRow], stored: dict[int, IngestRow],
+                 progress: Progress | None, total: int) -> None:
         self.index, self.key, self.results, self.keep = index, key, results, keep_columns
         self.final, self.progress, self.total = final, progress, total
+        self.stored = dict(stored)  # what the index holds: rows equal to it are not rewritten
         self.pending: list[IngestRow] = list(final.values())
         self.done = self.failed = 0
         self.flushed = self.rewritten = time.monotonic()
@@ -187,7 +190,7 @@ class _Recorder:
     def flush(self, force: bool = False) -> None:
         now = time.monotonic()
         if self.pending and (force or now - self.flushed >= FLUSH_SECONDS):
-            self.index.write_ingest(self.key, self.pending)
+            self._store(self.pending)
             self.pending, self.flushed = [], now
         if not force and now - self.rewritten >= RESULTS_SECONDS:
             write_results(self.results, sorted(self.final.values(), key=lambda r: r.row),
@@ -195,9 +198,14 @@ class _Recorder:
             self.rewritten = now
 
     def finish(self, rows: list[IngestRow], count: int) -> None:
-        self.index.write_ingest(self.key, rows, last_row=count)
+        self._store(rows, last_row=count)
         self.index.copy_ingest_meta()
         write_results(self.results, rows, self.keep)
+
+    def _store(self, rows: Sequence[IngestRow], last_row: int | None = None) -> None:
+        changed = [r for r in rows if self.stored.get(r.row) != r]
+        self.index.write_ingest(self.key, changed, last_row=last_row)
+        self.stored.update((r.row, r) for r in changed)
 
 
 def _kept(before: IngestRow | None, row: UrlRow, out: Path,
