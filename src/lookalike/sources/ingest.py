@@ -124,15 +124,36 @@ def _run(index: Index, key: str, table: UrlSource, out: Path, results: Path,
          options: DownloadOptions, retry_failed: bool, keep_columns: Sequence[str],
          progress: Progress | None) -> IngestSummary:
     previous = index.ingest_rows(key)
+    final, duplicates, jobs = _plan(table.rows, previous, out, retry_failed)
+    already = sum(1 for r in final.values() if r.status == "ok")
+    by_row = {row.row: row for row in table.rows}
+    writer = _Recorder(index, key, results, keep_columns, final, previous, progress,
+                       len(jobs))
+    writer.flush(force=True)  # invalid and carried rows are recorded before any download
+    fetched = download(jobs, out, options,
+                       lambda f: writer.add(_from_fetched(f, by_row[f.key])))
+    for row_number, owner in duplicates.items():
+        final[row_number] = _duplicate(by_row[row_number], final[owner])
+    rows = [final[row.row] for row in table.rows]
+    writer.finish(rows, len(table.rows))
+    return IngestSummary(table.path, out, index.path, results, rows,
+                         downloaded=sum(1 for f in fetched if f.ok), already=already,
+                         statuses=dict(Counter(r.status for r in rows)))
+
+
+def _plan(rows: Sequence[UrlRow], previous: dict[int, IngestRow], out: Path,
+          retry_failed: bool) -> tuple[dict[int, IngestRow], dict[int, int], list[Job]]:
+    """What each row needs: its result already (invalid, or done by an earlier run), the
+    result of an earlier row with its URL (row -> that row), or a download (the jobs)."""
     # Rows are recognised by their URL and id too, so a row inserted or removed above them
     # (the row numbers shift) does not make the rest download again.
     previous_by_url = {(r.url, r.id): r for r in previous.values()}
-    stems = file_stems(table.rows)
+    stems = file_stems(rows)
     final: dict[int, IngestRow] = {}
     owners: dict[str, int] = {}  # URL -> the first row that has it
-    duplicates: dict[int, int] = {}  # row -> its URL's first row
+    duplicates: dict[int, int] = {}
     jobs: list[Job] = []
-    for row in table.rows:
+    for row in rows:
         if row.problem:
             final[row.row] = _invalid(row)
             continue
@@ -148,21 +169,7 @@ def _run(index: Index, key: str, table: UrlSource, out: Path, results: Path,
             final[row.row] = kept
         else:
             jobs.append(Job(row.row, row.url, stems[row.row]))
-    already = sum(1 for r in final.values() if r.status == "ok")
-    by_row = {row.row: row for row in table.rows}
-    writer = _Recorder(index, key, results, keep_columns, final, previous, progress,
-                       len(jobs))
-    writer.flush(force=True)  # invalid and carried rows are recorded before any download
-    fetched = download(jobs, out, options,
-                       lambda f: writer.add(_from_fetched(f, by_row[f.key])))
-    for row_number, owner in duplicates.items():
-        final[row_number] = _duplicate(by_row[row_number], final[owner])
-    rows = [final[row.row] for row in table.rows]
-    writer.finish(rows, len(table.rows))
-    summary = IngestSummary(table.path, out, index.path, results, rows,
-                            downloaded=sum(1 for f in fetched if f.ok), already=already,
-                            statuses=dict(Counter(r.status for r in rows)))
-    return summary
+    return final, duplicates, jobs
 
 
 class _Recorder:
