@@ -99,14 +99,13 @@ def ingested(server, tmp_path_factory):
     root = tmp_path_factory.mktemp("ingest")
     source = write_csv(root / "urls.csv", [[name, _url(server, where), f"cat_{i % 3}"]
                                            for i, (name, (where, *_)) in enumerate(CASES.items())])
-    started = time.monotonic()
     summary = ingest(source, "image_url", root / "out", id_column="id",
                      keep_columns=["category"], options=FAST)
-    return root, summary, time.monotonic() - started
+    return root, summary
 
 
 def test_every_row_ends_with_the_right_status(ingested):
-    root, summary, _ = ingested
+    root, summary = ingested
     by_id = {r.id: r for r in summary.rows}
     assert [r.id for r in summary.rows] == list(CASES)
     for name, (_, status, word, permanent, attempts) in CASES.items():
@@ -125,7 +124,7 @@ def test_every_row_ends_with_the_right_status(ingested):
 
 
 def test_nothing_is_half_written(ingested):
-    root, summary, _ = ingested
+    root, summary = ingested
     out = root / "out"
     found = files_in(out)
     wanted = {Path(r.path).name for r in summary.rows if r.status == "ok"}
@@ -146,7 +145,7 @@ def test_retry_after_is_honoured(ingested, server):
 
 
 def test_results_file_and_index_hold_every_row(ingested):
-    root, summary, seconds = ingested
+    root, summary = ingested
     results = read_results(summary.results_path)
     assert summary.results_path.parent == root / "out" / ".lookalike"
     assert [(r["id"], r["status"]) for r in results] == [(r.id, r.status) for r in summary.rows]
@@ -155,7 +154,6 @@ def test_results_file_and_index_hold_every_row(ingested):
     rows = dict(conn.execute("SELECT id, status FROM ingest").fetchall())
     conn.close()
     assert rows == {r.id: r.status for r in summary.rows}
-    assert seconds < 20
 
 
 def test_rerun_skips_done_rows_and_retries_failed_ones(server, tmp_path):
