@@ -8,7 +8,8 @@ from .report.html import write_report
 from .scan import scan
 from .search.dupes import find_groups, find_pairs
 from .search.query import query
+from .sources.ingest import ingest
 
 __version__ = "0.1.0"
-__all__ = ["LookalikeError", "find_groups", "find_pairs", "list_methods", "open_index",
+__all__ = ["LookalikeError", "find_groups", "find_pairs", "ingest", "list_methods", "open_index",
            "query", "scan", "stats", "write_report"]

@@ -44,6 +44,15 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+def describe_content(head: bytes) -> str:
+    """What the first bytes of a file that is not an image look like, for a reason."""
+    if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        return "an HTML page"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "text"
+    return "unrecognised binary data"
+
+
 _heif_ready = False
 
 

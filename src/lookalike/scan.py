@@ -106,6 +106,7 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
         folder_roots = [r for r in roots if os.path.isdir(r)]
         summary.vanished = index.mark_vanished(run_id, folder_roots) if folder_roots else 0
         summary.moved = index.count_moved(run_id)
+        index.copy_ingest_meta()  # files downloaded by `lookalike ingest` get their metadata
         index.finish_run(run_id, summary.as_dict())
         return summary
     finally:

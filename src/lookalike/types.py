@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 
@@ -95,3 +95,27 @@ class Group:
     diameter: int = 0  # the largest distance between two members found by the search
     weakest: tuple[str, str, int] | None = None  # (path, path, distance) of that pair
     fully_linked: bool = True  # every two members were found as a pair
+
+
+@dataclass(frozen=True)
+class IngestRow:
+    """What became of one row of a source of image URLs (`lookalike ingest`).
+
+    status: "ok" (the file is at `path`), "failed" (`permanent`: a re-run does not retry it
+    unless asked), "invalid" (nothing to fetch: no URL, a scheme other than http/https) or
+    "duplicate" (the same URL as an earlier row; `path` is that row's file, if it has one).
+    """
+
+    row: int  # 1-based data row of the source
+    url: str
+    status: str
+    reason: str
+    id: str | None = None
+    path: str | None = None
+    http_status: int | None = None
+    bytes: int = 0
+    attempts: int = 0
+    permanent: bool = False
+    started: float | None = None
+    finished: float | None = None
+    meta: dict = field(default_factory=dict)  # the kept columns

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import xxhash
 
-from .decode import DRAFT_SIZE, decode, sniff
+from .decode import DRAFT_SIZE, decode, describe_content, sniff
 from .errors import DecodeError
 from .index.store import Index, open_index
 from .methods.registry import Picture, create_method, get_spec
@@ -147,11 +147,4 @@ def _failed(ref: FileRef, content: bytes, stage: str, reason: str) -> Scanned:
 
 def _not_image_reason(data: bytes, path: str) -> str:
     suffix = os.path.splitext(path)[1].lower()
-    head = data[:512]
-    if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
-        kind = "an HTML page"
-    elif all(32 <= b < 127 or b in (9, 10, 13) for b in head):
-        kind = "text"
-    else:
-        kind = "unrecognised binary data"
-    return f"not an image: named {suffix} but the content is {kind}"
+    return f"not an image: named {suffix} but the content is {describe_content(data[:512])}"

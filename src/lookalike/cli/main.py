@@ -25,7 +25,8 @@ from ..methods.embedding import method_name as embed_method_name
 from ..methods.registry import list_methods
 from ..report import output
 from ..scan import DEFAULT_METHODS, scan as run_scan
-from ..search.dupes import DEFAULT_LINKAGE, find_groups, find_pairs
+from ..search.dupes import (DEFAULT_LINKAGE, find_groups, find_pairs, groups_across,
+                            pairs_across)
 from ..search.partial import containment_pairs
 from ..search.query import query as run_query
 from ..sources.files import read_path_list
@@ -207,25 +208,37 @@ def dupes(
         "model's)."),
     model: Optional[str] = typer.Option(None, "--model", help="Embedding model (default: the "
                                         "one the index was scanned with)."),
+    where: list[str] = typer.Option([], "--where", help="Only files whose metadata has "
+                                    "KEY=VALUE (from 'ingest --keep-columns'); repeatable, "
+                                    "all must hold."),
+    across: Optional[str] = typer.Option(None, "--across", help="Only groups (pairs) whose "
+                                         "files differ in metadata KEY (e.g. duplicates "
+                                         "across categories)."),
 ) -> None:
     """Duplicate groups (or pairs) in the index. The default, auto, is a cascade: exact
     copies, then perceptual hashes, then embeddings where the index holds them."""
     start = time.perf_counter()
+    conditions = _where(where)
+    if partial and (conditions or across):
+        raise _fail("--where and --across do not apply to --partial", USAGE)
     try:
         with open_index(_index_path(index)) as idx:
             failures = idx.failures()
+            meta = idx.file_meta() if across else {}
             if partial:
                 found = containment_pairs(idx)
                 _print_partial(found, fmt)
             elif pairs:
                 found = find_pairs(idx, method, max_distance, verify=verify,
                                    calibrated=not no_calibration, similarity=min_similarity,
-                                   model=model)
+                                   model=model, where=conditions)
+                found = pairs_across(found, meta, across) if across else found
                 _print_pairs(found, fmt)
             else:
                 found = find_groups(idx, method, max_distance, linkage=linkage, verify=verify,
                                     calibrated=not no_calibration, similarity=min_similarity,
-                                    model=model)
+                                    model=model, where=conditions)
+                found = groups_across(found, meta, across) if across else found
                 _print_groups(found, failures, fmt)
     except LookalikeError as exc:
         raise _translate(exc)
@@ -233,6 +246,17 @@ def dupes(
         err.print(f"[dim]searched in {time.perf_counter() - start:.1f} s, "
                   f"peak memory {_peak_mb():,.0f} MB[/]")
     raise typer.Exit(DUPES_FOUND if (fail_on_dupes and found) else OK)
+
+
+def _where(values: list[str]) -> dict[str, str] | None:
+    """--where KEY=VALUE options as a dict (a repeated KEY: the last one)."""
+    conditions = {}
+    for value in values:
+        key, sep, wanted = value.partition("=")
+        if not sep or not key.strip():
+            raise _fail(f"--where wants KEY=VALUE, got {value!r}", USAGE)
+        conditions[key.strip()] = wanted.strip()
+    return conditions or None
 
 
 def _print_groups(groups, failures, fmt: Format) -> None:
@@ -398,6 +422,7 @@ from . import evaluate  # noqa: E402,F401  (registers calibrate and eval on app)
 from . import models  # noqa: E402,F401  (registers the models commands on app)
 from . import train  # noqa: E402,F401  (registers the train command on app)
 from . import report  # noqa: E402,F401  (registers the stats and report commands on app)
+from . import ingest  # noqa: E402,F401  (registers the ingest command on app)
 
 
 def main() -> None:

@@ -75,6 +75,29 @@ MIGRATIONS: list[tuple[str, str]] = [
             active INTEGER NOT NULL DEFAULT 0
         );
     """),
+    # `lookalike ingest`: one row per row of a CSV/Parquet/JSONL source of image URLs, with
+    # what became of it (status, reason), so a re-run skips what is done. The kept columns
+    # (meta) are copied onto files.meta for the downloaded path (Index.copy_ingest_meta),
+    # which is where the rest of lookalike reads metadata from.
+    ("0004_ingest", """
+        CREATE TABLE ingest (
+            source TEXT NOT NULL,              -- absolute path of the source file
+            row INTEGER NOT NULL,              -- 1-based data row (records, blank lines skipped)
+            id TEXT,                           -- the id column's value, if one was given
+            url TEXT NOT NULL,
+            path TEXT,                         -- the downloaded file (absolute), if any
+            status TEXT NOT NULL,              -- ok, failed, invalid, duplicate
+            reason TEXT NOT NULL,
+            http_status INTEGER,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            permanent INTEGER NOT NULL DEFAULT 0,  -- a failure a plain re-run does not retry
+            started REAL, finished REAL,
+            meta TEXT,                         -- JSON object: the kept columns
+            PRIMARY KEY (source, row)
+        );
+        CREATE INDEX ingest_path ON ingest(path);
+    """),
 ]
 
 

@@ -10,13 +10,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import IndexBusyError, IndexError_, IndexNotFoundError
 from ..methods.registry import MethodSpec
-from ..types import FileInfo, Scanned
+from ..types import FileInfo, IngestRow, Scanned
 from .migrations import migrate
 
 INDEX_DIR = ".lookalike"
@@ -27,6 +27,21 @@ CODE_BLOCK = 65_536  # signature rows read from SQLite at a time
 # The signatures of one method (method, version, params) for contents with a live file.
 _LIVE_CODES = (" FROM signatures s WHERE s.method=? AND s.version=? AND s.params=? AND "
                "s.content_id IN (SELECT content_id FROM files WHERE status='ok')")
+
+def _meta_condition(where: Mapping[str, str] | None) -> tuple[str, list[str]]:
+    """SQL (to AND onto a query of `files f`) matching files whose meta has every key=value
+    of `where`. Values are compared as text, JSON true/false as "true"/"false", so a kept
+    column read from Parquet as a number or a flag matches what a user types."""
+    sql, params = "", []
+    for key, value in (where or {}).items():
+        if not key or '"' in key:
+            raise IndexError_(f"cannot filter on metadata key {key!r}")
+        path = f'$."{key}"'
+        sql += (" AND (CASE json_type(f.meta, ?) WHEN 'true' THEN 'true' WHEN 'false' "
+                "THEN 'false' ELSE CAST(json_extract(f.meta, ?) AS TEXT) END) = ?")
+        params += [path, path, str(value)]
+    return sql, params
+
 
 def default_index_path(first_root: str | os.PathLike) -> Path:
     return Path(first_root) / INDEX_DIR / INDEX_NAME
@@ -423,12 +438,15 @@ class Index:
                 f"params=? AND content_id IN ({marks})", (*spec.key, *chunk)).fetchall())
         return out
 
-    def live_files(self) -> dict[int, list[FileInfo]]:
-        """content id -> its live files, paths sorted."""
+    def live_files(self, where: Mapping[str, str] | None = None) -> dict[int, list[FileInfo]]:
+        """content id -> its live files, paths sorted; with `where`, only the files whose
+        metadata (files.meta) has every one of these key=value pairs."""
         out: dict[int, list[FileInfo]] = {}
+        condition, params = _meta_condition(where)
         for content_id, path, width, height, size in self.conn.execute(
                 "SELECT f.content_id, f.path, c.width, c.height, f.size FROM files f "
-                "JOIN contents c ON c.id = f.content_id WHERE f.status='ok'"):
+                "JOIN contents c ON c.id = f.content_id WHERE f.status='ok'" + condition,
+                params):
             out.setdefault(content_id, []).append(
                 FileInfo(from_db_path(path), width or 0, height or 0, size))
         for files in out.values():
@@ -478,3 +496,52 @@ class Index:
             out.update((conn or self.conn).execute(
                 f"SELECT hash, id FROM contents WHERE hash IN ({marks})", chunk).fetchall())
         return out
+
+    # --- ingest (sources/ingest.py) ------------------------------------------------------
+
+    def ingest_rows(self, source: str) -> dict[int, IngestRow]:
+        """row number -> what the last ingest of `source` recorded for it."""
+        rows = self.conn.execute(
+            "SELECT row, url, status, reason, id, path, http_status, bytes, attempts, "
+            "permanent, started, finished, meta FROM ingest WHERE source=?", (source,))
+        return {r[0]: IngestRow(r[0], r[1], r[2], r[3], r[4],
+                                None if r[5] is None else from_db_path(r[5]), r[6], r[7], r[8],
+                                bool(r[9]), r[10], r[11], json.loads(r[12]) if r[12] else {})
+                for r in rows}
+
+    def write_ingest(self, source: str, rows: Sequence[IngestRow],
+                     last_row: int | None = None) -> None:
+        """Record (or replace) these rows of `source`; with `last_row`, forget the rows past
+        it (the source got shorter). Needs the writer lock."""
+        if self._lock_fd is None:
+            raise IndexError_("recording ingest rows needs the writer lock (Index.acquire())")
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO ingest (source, row, id, url, path, status, reason, "
+                "http_status, bytes, attempts, permanent, started, finished, meta) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(source, r.row, r.id, r.url, None if r.path is None else to_db_path(r.path),
+                  r.status, r.reason, r.http_status, r.bytes, r.attempts, int(r.permanent),
+                  r.started, r.finished, json.dumps(r.meta) if r.meta else None)
+                 for r in rows])
+            if last_row is not None:
+                conn.execute("DELETE FROM ingest WHERE source=? AND row>?", (source, last_row))
+
+    def copy_ingest_meta(self) -> int:
+        """Put the kept columns of ingested rows onto the files rows of their downloaded
+        paths (the latest ingest of a path wins); returns how many files rows were set.
+        Called by ingest and at the end of every scan, so metadata lands whichever runs
+        last. Needs the writer lock."""
+        if self._lock_fd is None:
+            raise IndexError_("copying ingest metadata needs the writer lock (Index.acquire())")
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE files SET meta = (SELECT i.meta FROM ingest i WHERE i.path = files.path "
+                "AND i.status = 'ok' ORDER BY i.finished DESC LIMIT 1) WHERE path IN "
+                "(SELECT path FROM ingest WHERE status = 'ok' AND path IS NOT NULL)")
+            return cur.rowcount
+
+    def file_meta(self) -> dict[str, dict]:
+        """path -> metadata (files.meta) of the live files that have some."""
+        return {from_db_path(path): json.loads(meta) for path, meta in self.conn.execute(
+            "SELECT path, meta FROM files WHERE status='ok' AND meta IS NOT NULL")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Mapping
 
 import numpy as np
 
@@ -168,6 +169,8 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
         hits, content_ids, identity = _near_pairs(index, rule)
         hits = orientation_rule(rule, hits, identity[hits.query], identity[hits.item])
         a_ids, b_ids = content_ids[hits.query], content_ids[hits.item]
+        hits = hits.take(np.isin(a_ids, ids) & np.isin(b_ids, ids))  # `files` may be a subset
+        a_ids, b_ids = content_ids[hits.query], content_ids[hits.item]
         hits = hits.take(confirmed(rule, index, a_ids, b_ids, hits.variant))
         if verify:
             hits = hits.take(verified(index, content_ids[hits.query], content_ids[hits.item],
@@ -278,6 +281,8 @@ def _pixel_pairs(index: Index, ids: np.ndarray) -> ContentPairs:
                 a.append(x)
                 b.append(y)
     a_ids, b_ids = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    live = np.isin(a_ids, ids) & np.isin(b_ids, ids)  # `ids` may be a subset (where=)
+    a_ids, b_ids = a_ids[live], b_ids[live]
     zeros = np.zeros(a_ids.size, dtype=np.int32)
     return ContentPairs(np.searchsorted(ids, a_ids), np.searchsorted(ids, b_ids), zeros,
                         zeros.astype(np.int8), "pixels")
@@ -286,15 +291,17 @@ def _pixel_pairs(index: Index, ids: np.ndarray) -> ContentPairs:
 def find_pairs(index: Index, method: str = "auto", max_distance: int | None = None,
                confirm_distance: int | None = None, calibrated: bool = True,
                verify: bool = False, similarity: float | None = None,
-               model: str | None = None) -> list[Match]:
+               model: str | None = None, where: Mapping[str, str] | None = None
+               ) -> list[Match]:
     """Every duplicate pair of files, most alike first.
 
     `max_distance` is the radius of the method (for "auto", of pHash); `confirm_distance`
     that of the confirming dHash in "auto". `calibrated`: without `max_distance`, use the
     radius stored by `lookalike calibrate` (make_rule). `similarity`, `model`: the least
-    cosine similarity and the model of embedding pairs (search/embed.py).
+    cosine similarity and the model of embedding pairs (search/embed.py). `where`: only
+    files whose metadata has these key=value pairs (Index.live_files).
     """
-    files = index.live_files()
+    files = index.live_files(where)
     ids, parts = content_pairs(index, method, max_distance, confirm_distance, files,
                                calibrated, verify, similarity, model)
     matches: list[Match] = []
@@ -327,14 +334,16 @@ def find_groups(index: Index, method: str = "auto", max_distance: int | None = N
                 confirm_distance: int | None = None,
                 linkage: str = DEFAULT_LINKAGE, calibrated: bool = True,
                 verify: bool = False, similarity: float | None = None,
-                model: str | None = None) -> list[Group]:
+                model: str | None = None, where: Mapping[str, str] | None = None
+                ) -> list[Group]:
     """Duplicate groups of the pair graph under `linkage` (search/group.py), largest first.
 
     A group's method is the weakest evidence among the pairs that hold it together: a hash if
     any needed one, else "pixels", else "bytes"; max_distance is the largest hash distance on
-    those pairs, diameter the largest between any two members. `calibrated` as in find_pairs.
+    those pairs, diameter the largest between any two members. `calibrated` and `where` as
+    in find_pairs.
     """
-    files = index.live_files()
+    files = index.live_files(where)
     ids, parts = content_pairs(index, method, max_distance, confirm_distance, files,
                                calibrated, verify, similarity, model)
     return groups_of(files, ids, parts, linkage)
@@ -385,3 +394,21 @@ def _group(files: dict, ids: np.ndarray, members: list[int], method: str, worst:
            linkage: str, diameter: int, weakest, fully_linked: bool) -> Group:
     infos = sorted((f for m in members for f in files[int(ids[m])]), key=lambda f: f.path)
     return Group(tuple(infos), method, worst, linkage, diameter, weakest, fully_linked)
+
+
+def groups_across(groups: list[Group], meta: Mapping[str, dict], key: str) -> list[Group]:
+    """The groups whose files hold at least two values of metadata `key` (`meta`: path ->
+    metadata, Index.file_meta): duplicates across categories, brands, sources."""
+    return [g for g in groups
+            if len({_meta_value(meta, f.path, key) for f in g.files} - {None}) >= 2]
+
+
+def pairs_across(pairs: list[Match], meta: Mapping[str, dict], key: str) -> list[Match]:
+    """The pairs whose two files hold different values of metadata `key`."""
+    return [m for m in pairs if None not in (a := _meta_value(meta, m.a, key),
+                                             b := _meta_value(meta, m.b, key)) and a != b]
+
+
+def _meta_value(meta: Mapping[str, dict], path: str, key: str) -> str | None:
+    value = meta.get(path, {}).get(key)
+    return None if value is None or value == "" else str(value)
