@@ -156,6 +156,21 @@ def test_results_file_and_index_hold_every_row(ingested):
     assert rows == {r.id: r.status for r in summary.rows}
 
 
+def test_stats_and_report_list_the_failed_downloads(ingested, tmp_path):
+    root, summary = ingested
+    numbers = lookalike.stats(summary.index_path, duplicates=False)
+    downloads = numbers.downloads
+    assert downloads.rows == len(CASES) and downloads.status == summary.statuses
+    failed = {(r.url, r.reason) for r in summary.rows if r.status in ("failed", "invalid")}
+    assert {(f.url, f.reason) for f in downloads.failures} == failed
+    assert sum(downloads.failure_reasons.values()) == len(failed)
+    assert downloads.failure_reasons["HTTP 404 Not Found"] == 1
+    assert numbers.to_dict()["downloads"]["status"]["failed"] == 14
+    out = lookalike.write_report(summary.index_path, tmp_path / "report.html").path
+    html = Path(out).read_text()
+    assert '<section id="downloads">' in html and "scheme not allowed" in html
+
+
 def test_rerun_skips_done_rows_and_retries_failed_ones(server, tmp_path):
     source = write_csv(tmp_path / "urls.csv", [
         ["a", server.url("/img/11.jpg"), "x"], ["b", server.url("/status/502"), "x"],

@@ -80,6 +80,16 @@ def _print_stats(s) -> None:
         if len(s.failures) > FAILURES_PRINTED:
             out.print(f"  ... and {len(s.failures) - FAILURES_PRINTED:,} more "
                       "(--format json lists them all)")
+    downloads = s.downloads
+    if downloads is not None:
+        _print_counts(f"[bold]downloads[/] ({downloads.rows:,} rows ingested)", downloads.status)
+        for reason, count in downloads.failure_reasons.items():
+            out.print(f"  {count:>6,}  {escape(reason)}")
+        for f in downloads.failures[:FAILURES_PRINTED]:
+            out.print(f"  {escape(f.url)}: {escape(f.reason)}")
+        if len(downloads.failures) > FAILURES_PRINTED:
+            out.print(f"  ... and {len(downloads.failures) - FAILURES_PRINTED:,} more "
+                      "(--format json lists them all)")
     err.print(f"[dim]in {s.seconds:.1f} s[/]")
 
 

@@ -51,6 +51,23 @@ class FailedFile:
 
 
 @dataclass(frozen=True)
+class FailedDownload:
+    url: str
+    reason: str
+    source: str  # the CSV/Parquet/JSON Lines file that listed it
+
+
+@dataclass(frozen=True)
+class DownloadStats:
+    """What `lookalike ingest` recorded: every row's last status, failures with reasons."""
+
+    rows: int
+    status: dict[str, int]  # ok, failed, invalid, duplicate
+    failure_reasons: dict[str, int]
+    failures: tuple[FailedDownload, ...]  # failed and invalid rows
+
+
+@dataclass(frozen=True)
 class CategoryDuplicates:
     files: int
     in_groups: int  # files of this category that have a duplicate somewhere
@@ -90,6 +107,7 @@ class DatasetStats:
     failures: tuple[FailedFile, ...]
     failure_reasons: dict[str, int]  # by stage and the reason's first words
     duplicates: DuplicateStats | None  # None when not asked for or no signatures exist
+    downloads: DownloadStats | None  # None when nothing was ingested into this index
     seconds: float
 
     def to_dict(self) -> dict:
@@ -128,6 +146,7 @@ def stats(index: Index | str | os.PathLike, by: str | None = None, duplicates: b
         categories = _counted(idx, _meta_sql(key)) if key else {}
         width, height, size = _columns(idx)
         failures = _failures(idx)
+        downloads = _downloads(idx)
         dupes = None
         if groups is None and duplicates and has_signatures(idx):
             from ..search.dupes import find_groups
@@ -148,7 +167,7 @@ def stats(index: Index | str | os.PathLike, by: str | None = None, duplicates: b
         file_bytes=distribution(size, log_bins=True), failures=failures,
         failure_reasons=dict(Counter(f"{f.stage}: {_reason_kind(f.reason)}"
                                      for f in failures).most_common()),
-        duplicates=dupes, seconds=round(time.perf_counter() - started, 3))
+        duplicates=dupes, downloads=downloads, seconds=round(time.perf_counter() - started, 3))
 
 
 def distribution(values: np.ndarray, log_bins: bool = False,
@@ -218,6 +237,18 @@ def _failures(idx: Index) -> tuple[FailedFile, ...]:
     return tuple(FailedFile(from_db_path(p), s or "", e or "", int(n)) for p, s, e, n in
                  idx.conn.execute("SELECT path, stage, error, size FROM files "
                                   "WHERE status='failed' ORDER BY path"))
+
+
+def _downloads(idx: Index) -> DownloadStats | None:
+    rows = idx.conn.execute("SELECT source, url, status, reason FROM ingest "
+                            "ORDER BY source, row").fetchall()
+    if not rows:
+        return None
+    failed = tuple(FailedDownload(url, reason, source) for source, url, status, reason in rows
+                   if status in ("failed", "invalid"))
+    return DownloadStats(len(rows), dict(Counter(r[2] for r in rows).most_common()),
+                         dict(Counter(_reason_kind(f.reason) for f in failed).most_common()),
+                         failed)
 
 
 def _reason_kind(reason: str) -> str:

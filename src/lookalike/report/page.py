@@ -152,6 +152,14 @@ def summary_sections(result: DatasetStats, figures: str = "") -> str:
             ("path", "stage", "reason", "bytes"))
             + (f"<p class=\"note\">and {number(more)} more (<code>lookalike stats --format "
                f"json</code> lists them all)</p>" if more else "") + "</section>")
+    downloads = result.downloads
+    if downloads is not None and downloads.failures:
+        shown = downloads.failures[:FAILURES_SHOWN]
+        more = len(downloads.failures) - len(shown)
+        out.append('<section id="downloads"><h2>Downloads that failed</h2>' + _rows(
+            [(f.url, f.reason) for f in shown], ("URL", "reason"))
+            + (f"<p class=\"note\">and {number(more)} more</p>" if more else "")
+            + "</section>")
     return "\n".join(out)
 
 
