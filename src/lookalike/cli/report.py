@@ -73,24 +73,23 @@ def _print_stats(s) -> None:
                       f"({100 * c.rate:.1f}%), {c.in_groups:,} in groups")
     if s.failures:
         out.print(f"[bold]could not be read[/]: {len(s.failures):,} files")
-        for reason, count in s.failure_reasons.items():
-            out.print(f"  {count:>6,}  {escape(reason)}")
-        for f in s.failures[:FAILURES_PRINTED]:
-            out.print(f"  {escape(display_path(f.path))}: {escape(f.reason)}")
-        if len(s.failures) > FAILURES_PRINTED:
-            out.print(f"  ... and {len(s.failures) - FAILURES_PRINTED:,} more "
-                      "(--format json lists them all)")
+        _print_failures(s.failure_reasons, [(display_path(f.path), f.reason) for f in s.failures])
     downloads = s.downloads
     if downloads is not None:
         _print_counts(f"[bold]downloads[/] ({downloads.rows:,} rows ingested)", downloads.status)
-        for reason, count in downloads.failure_reasons.items():
-            out.print(f"  {count:>6,}  {escape(reason)}")
-        for f in downloads.failures[:FAILURES_PRINTED]:
-            out.print(f"  {escape(f.url)}: {escape(f.reason)}")
-        if len(downloads.failures) > FAILURES_PRINTED:
-            out.print(f"  ... and {len(downloads.failures) - FAILURES_PRINTED:,} more "
-                      "(--format json lists them all)")
+        _print_failures(downloads.failure_reasons, [(f.url, f.reason) for f in downloads.failures])
     err.print(f"[dim]in {s.seconds:.1f} s[/]")
+
+
+def _print_failures(reasons: dict[str, int], failures: list[tuple[str, str]]) -> None:
+    """Reasons counted, then the first failures (what, why)."""
+    for reason, count in reasons.items():
+        out.print(f"  {count:>6,}  {escape(reason)}")
+    for what, why in failures[:FAILURES_PRINTED]:
+        out.print(f"  {escape(what)}: {escape(why)}")
+    if len(failures) > FAILURES_PRINTED:
+        out.print(f"  ... and {len(failures) - FAILURES_PRINTED:,} more "
+                  "(--format json lists them all)")
 
 
 def _print_counts(title: str, counts: dict[str, int]) -> None:
