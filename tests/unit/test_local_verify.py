@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 from _imagedata import sample_png
 from lookalike.decode import decode
@@ -136,6 +136,18 @@ def test_copy_inside_a_larger_picture(share, background):
     assert v.confirmed, v
     assert v.relation == "a in b"
     assert iou(v.box_in_b, box) >= 0.8
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_soft_low_contrast_crop_has_features_and_verifies(name):
+    """Blurred, low-contrast pictures (skies, soft textures) still get corners at the low FAST
+    threshold: at ORB's usual contrast the chelsea and rocket crops get none."""
+    soft = ImageEnhance.Contrast(rgb(name).filter(ImageFilter.GaussianBlur(3))).enhance(0.3)
+    crop, box = crop_keeping(soft, 0.3)
+    small = features(jpeg(crop))
+    assert len(small.plain) >= 100
+    v = verify.verify(small, features(soft))
+    assert v.confirmed and v.relation == "a in b" and iou(v.box_in_b, box) >= 0.8, v
 
 
 @pytest.mark.parametrize("name", ["chelsea.png", "coffee.png", "motorcycle_left.png"])
