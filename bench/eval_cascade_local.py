@@ -39,6 +39,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--similarities", default="0.995,0.98")
     parser.add_argument("--source-inliers", type=int, default=40)
+    parser.add_argument("--propose-inliers", type=int, default=dupes.EMBED_PROPOSE_INLIERS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         dest = Path(tmp) / "pictures"
@@ -52,6 +53,7 @@ def main() -> int:
         with open_index(index_path) as index:
             truth = Truth(index, built["truth"], built["lookalikes"])
             component = source_components(index, truth, built["truth"], args.source_inliers)
+            dupes.EMBED_PROPOSE_INLIERS = args.propose_inliers
             names = sorted(truth.count)
             print(f"{'rule':32} {'pairs':>6} {'P':>6} {'P-L':>6} {'P-C':>6} {'R':>6}  "
                   + " ".join(f"{n[:8]:>8}" for n in names))

@@ -33,6 +33,10 @@ EMBED = "embed"
 # are candidates that local features verify (search/embed.py neighbour_pairs).
 EMBED_NEIGHBOURS = 5
 EMBED_PROPOSE = 0.5
+# Proposals (embedding neighbours below the least similarity) need more local evidence than
+# a hash pair: one frame or layout template drawn with other content inside confirms at 8-25
+# inliers, real copies at 40-560 (bench/eval_cascade_local.py).
+EMBED_PROPOSE_INLIERS = 25
 # Chosen by measurement on bench/make_collection.py's collection (README, "Grouping").
 DEFAULT_LINKAGE = "complete"
 
@@ -202,16 +206,23 @@ def _embed_pairs(index: Index, ids: np.ndarray, similarity: float | None, model:
         checked = np.concatenate([checked, np.ones(int(extra.sum()), bool)])
     live = np.isin(a_ids, ids) & np.isin(b_ids, ids)
     a_ids, b_ids, sims, checked = a_ids[live], b_ids[live], sims[live], checked[live]
-    if checked.any():
-        keep = ~checked
-        keep[checked] = verified(index, a_ids[checked], b_ids[checked], strict=True)
-        a_ids, b_ids, sims = a_ids[keep], b_ids[keep], sims[keep]
+    keep = ~checked
+    from .partial import stored_min_inliers
+
+    for proposed in (False, True):
+        todo = checked & ((sims < threshold) == proposed)
+        if todo.any():
+            least = max(stored_min_inliers(index), EMBED_PROPOSE_INLIERS) if proposed else None
+            keep[todo] = verified(index, a_ids[todo], b_ids[todo], strict=True,
+                                  min_inliers=least)
+    a_ids, b_ids, sims = a_ids[keep], b_ids[keep], sims[keep]
     return ContentPairs(np.searchsorted(ids, a_ids), np.searchsorted(ids, b_ids),
                         embed.distance_of(sims), np.zeros(a_ids.size, np.int8), EMBED)
 
 
 def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
-             variant: np.ndarray | None = None, strict: bool = False) -> np.ndarray:
+             variant: np.ndarray | None = None, strict: bool = False,
+             min_inliers: int | None = None) -> np.ndarray:
     """Mask of content pairs that local features confirm (`variant`: the flip or turn from a
     to b that the hash found). Pairs where either picture has too few features to judge
     (flat or tiny pictures) are judged by their colour thumbnails; a pair without any local
@@ -224,7 +235,8 @@ def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
     inverse = np.asarray(dihedral.INVERSE)[variant]
     pairs = list(zip(np.where(swap, ids_b, ids_a).tolist(), np.where(swap, ids_a, ids_b).tolist()))
     transforms = dict(zip(pairs, np.where(swap, inverse, variant).tolist()))
-    results = {(r.a, r.b): r for r in verify_content_pairs(index, pairs, transforms=transforms)}
+    results = {(r.a, r.b): r for r in verify_content_pairs(index, pairs, min_inliers,
+                                                           transforms=transforms)}
     keep = np.full(len(pairs), not strict)
     for k, key in enumerate(pairs):
         r = results.get(key)
