@@ -140,25 +140,45 @@ def materialise(split: Split, dest: str | os.PathLike, mode: str = "hardlink") -
 
     mode: "hardlink" (a copy where the file system cannot link, e.g. across devices),
     "symlink", or "copy". A file's place under its split is its path below the folder it was
-    found under (with several folders, below a subfolder named after that folder). An
-    existing different file at a target is an error, never overwritten. Returns the files
-    written."""
+    found under (with several folders, below a subfolder named after that folder). Anything
+    under DEST/SPLIT that is not this plan's file is an error, never overwritten. Returns
+    the files written."""
     if mode not in ("hardlink", "symlink", "copy"):
         raise LookalikeError(f"unknown mode {mode!r}: hardlink, symlink or copy")
-    dest = Path(dest)
+    dest = Path(os.path.abspath(dest))
     roots = sorted({a.root for a in split.files if a.root is not None})
+    if set_of(str(dest), {r: r for r in roots}) is not None:
+        # The next scan of the dataset would index the links as duplicates of everything.
+        raise LookalikeError(f"{dest} is inside a folder of the dataset; give one outside it")
     prefix = _root_prefixes(roots)
+    planned = {dest / a.split / _relative(a, prefix, roots): a.path for a in split.files}
+    _check_destination(dest, split.names, planned)
     written = 0
-    for a in split.files:
-        target = dest / a.split / _relative(a, prefix, roots)
-        if target.exists() or target.is_symlink():
-            if os.path.exists(target) and os.path.samefile(target, a.path):
-                continue
-            raise LookalikeError(f"{target} exists; give an empty folder")
+    for target, source in planned.items():
+        if os.path.lexists(target):
+            continue  # the same file, from an earlier run of this same split
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write(a.path, target, mode)
+        _write(source, target, mode)
         written += 1
     return written
+
+
+def _check_destination(dest: Path, names: Sequence[str], planned: Mapping[Path, str]) -> None:
+    """Everything already under DEST/SPLIT must be this plan's own file at its place (a
+    re-run), checked before anything is written: a file left from another split would put
+    one picture in two splits."""
+    for name in names:
+        folder = dest / name
+        if not folder.exists():
+            continue
+        for here, _, entries in os.walk(folder):
+            for entry in entries:
+                target = Path(here, entry)
+                source = planned.get(target)
+                if source is None or not (os.path.exists(target)
+                                          and os.path.samefile(target, source)):
+                    raise LookalikeError(f"{target} exists and is not this split's file; "
+                                         "give an empty folder")
 
 
 def _write(source: str, target: Path, mode: str) -> None:
