@@ -221,3 +221,41 @@ def test_split_usage_errors(collection, cli, tmp_path):
     assert bad.code == 2 and "names" in bad.stderr, str(bad)
     bad = cli("split", collection, "--no-scan", "--out", tmp_path / "s.txt")
     assert bad.code == 2, str(bad)
+
+
+def test_split_stratified_and_filtered(collection, tmp_path):
+    """Metadata as `ingest --keep-columns` leaves it (files.meta), written into a copy of the
+    index. Category "copies" holds the five pictures with copies (14 files), "single" the
+    rest: unstratified, largest first, all 14 land in train at 0.8,0.2; stratified, each
+    category is split on its own, so both reach test. --where keeps one category."""
+    import shutil
+    import sqlite3
+
+    from lookalike.search.split import plan_split
+
+    def category(path: str) -> str:
+        return "copies" if int(Path(path).name[1:3]) < 5 else "single"
+
+    index_path = tmp_path / "index.db"
+    shutil.copy(collection / ".lookalike" / "index.db", index_path)
+    conn = sqlite3.connect(index_path)
+    with conn:
+        for (path,) in conn.execute("SELECT path FROM files").fetchall():
+            conn.execute("UPDATE files SET meta=? WHERE path=?",
+                         (json.dumps({"category": category(path)}), path))
+    conn.close()
+    with open_index(index_path) as index:
+        split = plan_split(index, [0.8, 0.2], stratify="category")
+        plain = plan_split(index, [0.8, 0.2])
+        only_single = plan_split(index, [0.5, 0.5], where={"category": "single"})
+        groups = find_groups(index)
+    counts = Counter((category(a.path), a.split) for a in split.files)
+    for name in ("copies", "single"):
+        total = counts[name, "train"] + counts[name, "test"]
+        assert counts[name, "test"] >= 1 and abs(counts[name, "test"] - 0.2 * total) <= 4, counts
+    assert not any(category(a.path) == "copies" and a.split == "test" for a in plain.files)
+    assigned = {a.path: a.split for a in split.files}
+    for g in groups:
+        assert len({assigned[f.path] for f in g.files}) == 1
+    assert len(only_single.files) == 35
+    assert all(category(a.path) == "single" for a in only_single.files)
