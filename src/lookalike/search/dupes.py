@@ -316,6 +316,12 @@ def find_pairs(index: Index, method: str = "auto", max_distance: int | None = No
     files = index.live_files(where)
     ids, parts = content_pairs(index, method, max_distance, confirm_distance, files,
                                calibrated, verify, similarity, model)
+    return matches_of(files, ids, parts)
+
+
+def matches_of(files: dict, ids: np.ndarray, parts: list[ContentPairs]) -> list[Match]:
+    """The file pairs of find_pairs from the content pairs of content_pairs (for callers that
+    also need the groups, such as search/leakage.py, without searching twice)."""
     matches: list[Match] = []
     for content_files in files.values():  # byte copies are duplicates under every method
         for x, y in combinations(content_files, 2):
