@@ -7,9 +7,12 @@ from .report.analysis import stats
 from .report.html import write_report
 from .scan import scan
 from .search.dupes import find_groups, find_pairs
+from .search.leakage import cross_pairs
 from .search.query import query
+from .search.split import materialise, plan_split
 from .sources.ingest import ingest
 
 __version__ = "0.1.0"
-__all__ = ["LookalikeError", "find_groups", "find_pairs", "ingest", "list_methods", "open_index",
-           "query", "scan", "stats", "write_report"]
+__all__ = ["LookalikeError", "cross_pairs", "find_groups", "find_pairs", "ingest",
+           "list_methods", "materialise", "open_index", "plan_split", "query", "scan", "stats",
+           "write_report"]
