@@ -92,6 +92,23 @@ class KnownFile:
 
 
 @dataclass(frozen=True)
+class FileRecord:
+    """One row of the files table with its content's description (for the HTTP service)."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    status: str
+    content_hash: bytes | None
+    width: int
+    height: int
+    format: str
+    mode: str
+    meta: dict
+
+
+@dataclass(frozen=True)
 class Codes:
     """One method's codes for the contents that have a live file."""
 
@@ -545,3 +562,26 @@ class Index:
         """path -> metadata (files.meta) of the live files that have some."""
         return {from_db_path(path): json.loads(meta) for path, meta in self.conn.execute(
             "SELECT path, meta FROM files WHERE status='ok' AND meta IS NOT NULL")}
+
+    def file_record(self, file_id: int) -> FileRecord | None:
+        """The files row `file_id` with its content's size and format; None when absent."""
+        row = self.conn.execute(
+            "SELECT f.id, f.path, f.size, f.mtime_ns, f.status, c.hash, c.width, c.height, "
+            "c.format, c.mode, f.meta FROM files f LEFT JOIN contents c ON c.id = f.content_id "
+            "WHERE f.id=?", (int(file_id),)).fetchone()
+        if row is None:
+            return None
+        return FileRecord(row[0], from_db_path(row[1]), row[2], row[3], row[4],
+                          None if row[5] is None else bytes(row[5]), row[6] or 0, row[7] or 0,
+                          row[8] or "", row[9] or "", json.loads(row[10]) if row[10] else {})
+
+    def live_file_ids(self, paths: Iterable[str]) -> dict[str, int]:
+        """path -> files.id for those of `paths` that are live (status ok)."""
+        paths = list(dict.fromkeys(paths))
+        out: dict[str, int] = {}
+        for start in range(0, len(paths), 500):
+            chunk = [to_db_path(p) for p in paths[start:start + 500]]
+            marks = ",".join("?" * len(chunk))
+            out.update((from_db_path(p), i) for i, p in self.conn.execute(
+                f"SELECT id, path FROM files WHERE status='ok' AND path IN ({marks})", chunk))
+        return out
