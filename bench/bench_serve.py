@@ -87,7 +87,7 @@ def peak_rss_mb(pid: int) -> float | None:
 
 
 def client(url: str, pictures: list[bytes], offset: int, deadline: float,
-           latencies: list[float], errors: list[str]) -> None:
+           latencies: list[float], errors: list[str], matched: list[int]) -> None:
     with httpx.Client(timeout=60) as http:
         i = offset
         while time.monotonic() < deadline:
@@ -97,6 +97,8 @@ def client(url: str, pictures: list[bytes], offset: int, deadline: float,
             try:
                 reply = http.post(url, files={"file": ("q.jpg", data, "image/jpeg")})
                 ok = reply.status_code == 200
+                if ok and reply.json()["matches"]:
+                    matched.append(1)
                 reason = f"HTTP {reply.status_code}: {reply.text[:120]}"
             except httpx.HTTPError as exc:
                 ok, reason = False, f"{type(exc).__name__}: {exc}"
@@ -136,10 +138,11 @@ def main() -> None:
                 httpx.post(url, files={"file": ("q.jpg", data)}, timeout=120)
             latencies: list[float] = []
             errors: list[str] = []
+            matched: list[int] = []
             start = time.monotonic()
             deadline = start + args.seconds
             threads = [threading.Thread(target=client, args=(url, pictures, k * 17, deadline,
-                                                             latencies, errors))
+                                                             latencies, errors, matched))
                        for k in range(args.clients)]
             for thread in threads:
                 thread.start()
@@ -155,7 +158,8 @@ def main() -> None:
     if not latencies:
         raise SystemExit("no request finished")
     print(f"requests {len(latencies):,}  errors {len(errors):,}  "
-          f"{len(latencies) / elapsed:.1f} requests/s")
+          f"{len(latencies) / elapsed:.1f} requests/s  "
+          f"with a match {len(matched) / len(latencies):.0%}")
     print(f"latency ms: p50 {percentile(latencies, 0.5) * 1000:.0f}  "
           f"p90 {percentile(latencies, 0.9) * 1000:.0f}  "
           f"p99 {percentile(latencies, 0.99) * 1000:.0f}  max {max(latencies) * 1000:.0f}  "

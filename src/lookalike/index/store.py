@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -140,6 +141,34 @@ class RegisteredModel:
     ref: str  # registry name, or absolute path of the .onnx file
     sha256: str | None
     active: bool
+
+
+class ChangeCounter:
+    """A number that changes whenever anything is committed to the index, by any connection
+    of any process: SQLite's data_version, read on one connection of this object's own (the
+    value means nothing across connections). For caches of values computed from an index;
+    a file's modification time is no such signal in WAL mode."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def value(self) -> int | None:
+        """The counter, or None while there is no index file (nothing to cache)."""
+        with self._lock:
+            if self._conn is None:
+                if not self.path.exists():
+                    return None
+                # never writes; not thread-bound because every use holds the lock
+                self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 def open_index(path: str | os.PathLike, *, create: bool = False,

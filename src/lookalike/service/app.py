@@ -28,7 +28,7 @@ from starlette.datastructures import UploadFile
 
 from ..decode import decode
 from ..errors import (DecodeError, IndexBusyError, IndexError_, LookalikeError)
-from ..index.store import FileRecord, Index, display_path, open_index
+from ..index.store import ChangeCounter, FileRecord, Index, display_path, open_index
 from ..report.thumbs import ThumbCache
 from ..scan import scan
 from ..search.dupes import find_groups
@@ -89,7 +89,8 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
     creates it). With `token`, every API route needs `Authorization: Bearer TOKEN`."""
     index_path = Path(index_path).absolute()
     allow = AllowList.of(allow_paths)
-    groups, queries = _GroupCache(), _QueryCache()
+    counter = ChangeCounter(index_path)
+    groups, queries = _GroupCache(counter), _QueryCache(counter)
     app = FastAPI(title="lookalike", summary="Find duplicate images in an indexed collection.",
                   dependencies=[Depends(HTTPBearer(auto_error=False))] if token else [])
     app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_SLACK)
@@ -318,16 +319,17 @@ def _unchanged(record: FileRecord) -> FileRecord:
 
 
 class _StateCache:
-    """Values computed from the index, kept while the index file is unchanged (a write
-    changes the database or its write-ahead log), a few keys at a time."""
+    """Values computed from the index, kept while nothing is committed to it (by this server
+    or by a scan elsewhere), a few keys at a time."""
 
-    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+    def __init__(self, counter: ChangeCounter, entries: int = CACHE_ENTRIES) -> None:
+        self._counter = counter
         self._lock = threading.Lock()
         self._entries: dict[tuple, object] = {}
         self._size = entries
 
     def get(self, index: Index, key: tuple, make: Callable[[], T]) -> T:
-        key = (_index_state(index.path), *key)
+        key = (self._counter.value(), *key)
         with self._lock:
             found = self._entries.get(key)
         if found is None:
@@ -355,18 +357,6 @@ class _QueryCache(_StateCache):
     def get(self, index: Index, method: str, max_distance: int | None) -> PreparedQuery:
         return super().get(index, (method, max_distance),
                            lambda: PreparedQuery(index, method, max_distance))
-
-
-def _index_state(path: Path) -> tuple:
-    """Changes whenever a write lands (in the database or its write-ahead log)."""
-    state = []
-    for name in (path, Path(f"{path}-wal")):
-        try:
-            stat = name.stat()
-            state.append((stat.st_mtime_ns, stat.st_size))
-        except FileNotFoundError:
-            state.append(None)
-    return tuple(state)
 
 
 # --- small translations ----------------------------------------------------------------------
