@@ -385,3 +385,21 @@ def test_files_describe_and_thumbnail_indexed_files(served):
     assert httpx.get(f"{served.url}/files/abc").status_code == 422
     reply = httpx.get(f"{served.url}/files/987654")
     assert reply.status_code == 404 and "987654" in reply.json()["detail"]
+
+
+def test_a_scan_by_another_process_is_seen_by_the_next_request(served):
+    """The cached groups and query state follow commits made elsewhere (a CLI scan)."""
+    before = httpx.get(f"{served.url}/groups", params={"page_size": 100}).json()
+    copy = served.root / "c_again.png"
+    with Image.open(served.root / "c.jpg") as decoded:
+        copy.write_bytes(png(decoded.convert("RGB")))
+    done = subprocess.run([str(LOOKALIKE), "scan", str(copy), "--index", str(served.index),
+                           "--workers", "1"], capture_output=True, text=True, env=cli_env(),
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    after = httpx.get(f"{served.url}/groups", params={"page_size": 100}).json()
+    assert after["total"] == before["total"] + 1
+    assert {"c.jpg", "c_again.png"} in [{Path(f["path"]).name for f in g["files"]}
+                                          for g in after["groups"]]
+    reply = post_file(f"{served.url}/query", copy.read_bytes())
+    assert {Path(m["path"]).name for m in reply.json()["matches"]} >= {"c.jpg", "c_again.png"}
