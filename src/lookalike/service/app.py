@@ -109,8 +109,10 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
         """Is this picture already in the index? Send it as multipart field `file`, or as
         JSON `{"path": ...}` naming a file under the server's allow-list."""
         if _is_json(request):
-            real = allow.resolve(json_path(await request.body()))
-            name, data = str(real), _read_capped(real, max_upload_bytes)
+            # file system work off the event loop: one slow disk must not stall every client
+            real = await run_in_threadpool(allow.resolve, json_path(await request.body()))
+            name, data = str(real), await run_in_threadpool(_read_capped, real,
+                                                            max_upload_bytes)
         else:
             (name, data), = await _uploads(request, max_upload_bytes, many=False)
         fmt = check_picture(data, max_upload_bytes, max_pixels)
@@ -124,8 +126,9 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
         the index, or JSON `{"path": ...}` under the allow-list. 409 while another writer
         holds the index."""
         if _is_json(request):
-            real = allow.resolve(json_path(await request.body()))
-            check_picture(_read_capped(real, max_upload_bytes), max_upload_bytes, max_pixels)
+            real = await run_in_threadpool(allow.resolve, json_path(await request.body()))
+            data = await run_in_threadpool(_read_capped, real, max_upload_bytes)
+            check_picture(data, max_upload_bytes, max_pixels)
             targets = [(str(real), real)]
         else:
             uploads = await _uploads(request, max_upload_bytes, many=True)
