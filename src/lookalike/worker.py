@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import Sequence
 
 import xxhash
@@ -20,7 +21,10 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".tif", ".ti
                   ".heic", ".heif", ".avif", ".ico", ".psd", ".ppm", ".pgm", ".pbm", ".jfif"}
 
 _methods: dict[str, object] = {}
-_readers: dict[str, Index] = {}
+# One read-only connection per index and thread: a worker process has one thread, but an
+# in-process scan (workers=1) may run in any thread of a server, and a SQLite connection
+# must stay in the thread that opened it.
+_readers = threading.local()
 
 
 def _method(name: str):
@@ -30,9 +34,10 @@ def _method(name: str):
 
 
 def _reader(index_path: str) -> Index:
-    if index_path not in _readers:
-        _readers[index_path] = open_index(index_path, read_only=True)
-    return _readers[index_path]
+    readers: dict[str, Index] = _readers.__dict__.setdefault("by_path", {})
+    if index_path not in readers:
+        readers[index_path] = open_index(index_path, read_only=True)
+    return readers[index_path]
 
 
 def _known(index_path: str | None, contents: Sequence[bytes], names: Sequence[str]):

@@ -424,6 +424,7 @@ from . import train  # noqa: E402,F401  (registers the train command on app)
 from . import report  # noqa: E402,F401  (registers the stats and report commands on app)
 from . import ingest  # noqa: E402,F401  (registers the ingest command on app)
 from . import leakage  # noqa: E402,F401  (registers the cross and split commands on app)
+from . import serve  # noqa: E402,F401  (registers the serve command on app)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -92,6 +93,23 @@ class KnownFile:
 
 
 @dataclass(frozen=True)
+class FileRecord:
+    """One row of the files table with its content's description (for the HTTP service)."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    status: str
+    content_hash: bytes | None
+    width: int
+    height: int
+    format: str
+    mode: str
+    meta: dict
+
+
+@dataclass(frozen=True)
 class Codes:
     """One method's codes for the contents that have a live file."""
 
@@ -123,6 +141,34 @@ class RegisteredModel:
     ref: str  # registry name, or absolute path of the .onnx file
     sha256: str | None
     active: bool
+
+
+class ChangeCounter:
+    """A number that changes whenever anything is committed to the index, by any connection
+    of any process: SQLite's data_version, read on one connection of this object's own (the
+    value means nothing across connections). For caches of values computed from an index;
+    a file's modification time is no such signal in WAL mode."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def value(self) -> int | None:
+        """The counter, or None while there is no index file (nothing to cache)."""
+        with self._lock:
+            if self._conn is None:
+                if not self.path.exists():
+                    return None
+                # never writes; not thread-bound because every use holds the lock
+                self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 def open_index(path: str | os.PathLike, *, create: bool = False,
@@ -545,3 +591,26 @@ class Index:
         """path -> metadata (files.meta) of the live files that have some."""
         return {from_db_path(path): json.loads(meta) for path, meta in self.conn.execute(
             "SELECT path, meta FROM files WHERE status='ok' AND meta IS NOT NULL")}
+
+    def file_record(self, file_id: int) -> FileRecord | None:
+        """The files row `file_id` with its content's size and format; None when absent."""
+        row = self.conn.execute(
+            "SELECT f.id, f.path, f.size, f.mtime_ns, f.status, c.hash, c.width, c.height, "
+            "c.format, c.mode, f.meta FROM files f LEFT JOIN contents c ON c.id = f.content_id "
+            "WHERE f.id=?", (int(file_id),)).fetchone()
+        if row is None:
+            return None
+        return FileRecord(row[0], from_db_path(row[1]), row[2], row[3], row[4],
+                          None if row[5] is None else bytes(row[5]), row[6] or 0, row[7] or 0,
+                          row[8] or "", row[9] or "", json.loads(row[10]) if row[10] else {})
+
+    def live_file_ids(self, paths: Iterable[str]) -> dict[str, int]:
+        """path -> files.id for those of `paths` that are live (status ok)."""
+        paths = list(dict.fromkeys(paths))
+        out: dict[str, int] = {}
+        for start in range(0, len(paths), 500):
+            chunk = [to_db_path(p) for p in paths[start:start + 500]]
+            marks = ",".join("?" * len(chunk))
+            out.update((from_db_path(p), i) for i, p in self.conn.execute(
+                f"SELECT id, path FROM files WHERE status='ok' AND path IN ({marks})", chunk))
+        return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -40,35 +41,72 @@ def query(index: Index, paths: Sequence[str], method: str = "auto",
     calibrate`. "auto" also asks the embeddings where the index holds them; `similarity`
     and `model` as in dupes.find_pairs.
     """
-    use_embed = method == EMBED or (method == "auto" and embed.has_embeddings(index))
-    rule = None if method == EMBED else make_rule(index, method, max_distance,
-                                                  calibrated=calibrated)
-    names = signature_names(rule)
-    vector = None
-    if use_embed:
-        spec, name = embed.index_method(index, model)
-        threshold = embed.min_similarity(index, spec, similarity, calibrated)
-        vector = _VectorQuery(index, spec, name, threshold)
-        names.append(vector.name)
-    files = index.live_files()
-    codes_of = code_cache(index)
-    searches: list[NearSearch] = []
+    prepared = PreparedQuery(index, method, max_distance, calibrated, similarity, model)
+    return prepared.run(index, paths, limit, nearest)
 
-    def near() -> NearSearch:  # built when a first query gets that far
-        if not searches:
-            searches.append(NearSearch(index, rule, codes_of))
-        return searches[0]
 
-    results = []
-    for path in paths:
-        try:
-            result = _one(index, os.path.abspath(path), rule, names, files, method, codes_of,
-                          near, nearest, vector)
-        except (OSError, DecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            result = QueryResult(path, (), Failure(path, "decode", reason))
-        results.append(QueryResult(path, result.matches[:limit], result.failure))
-    return results
+class PreparedQuery:
+    """What a query reads from the index before it looks at any picture (the rule, the live
+    files, the indexed codes and the search built over them), kept for many queries.
+
+    query() makes one per call. A long-lived caller (the HTTP service) keeps one while the
+    index is unchanged, so a query of one picture costs its decoding and search, not a read
+    of the whole index. `run` may be called from several threads, each with its own `index`
+    connection (used for the byte-copy lookup and to read codes on first use): the shared
+    state is read-only once built, and is built under a lock.
+    """
+
+    def __init__(self, index: Index, method: str = "auto", max_distance: int | None = None,
+                 calibrated: bool = True, similarity: float | None = None,
+                 model: str | None = None) -> None:
+        self.method = method
+        use_embed = method == EMBED or (method == "auto" and embed.has_embeddings(index))
+        self.rule = None if method == EMBED else make_rule(index, method, max_distance,
+                                                           calibrated=calibrated)
+        self.names = signature_names(self.rule)
+        self.vector = None
+        if use_embed:
+            spec, name = embed.index_method(index, model)
+            threshold = embed.min_similarity(index, spec, similarity, calibrated)
+            self.vector = _VectorQuery(spec, name, threshold)
+            self.names.append(self.vector.name)
+        self.files = index.live_files()
+        self._codes: dict[str, Codes] = {}
+        self._search: NearSearch | None = None
+        self._lock = threading.RLock()
+
+    def codes_of(self, index: Index) -> Callable[[MethodSpec], Codes]:
+        """Each method's identity codes, read once (queries carry the variants)."""
+        def codes_of(spec: MethodSpec) -> Codes:
+            with self._lock:
+                if spec.name not in self._codes:
+                    self._codes[spec.name] = index.load_codes(spec, identity_only=True)
+                return self._codes[spec.name]
+
+        return codes_of
+
+    def near(self, index: Index) -> "NearSearch":
+        """The hash search, built when a first query gets that far."""
+        with self._lock:
+            if self._search is None:
+                self._search = NearSearch(index, self.rule, self.codes_of(index))
+            return self._search
+
+    def run(self, index: Index, paths: Sequence[str], limit: int = 20,
+            nearest: int | None = None) -> list[QueryResult]:
+        """The indexed files each of `paths` duplicates, closest first (see query)."""
+        codes_of = self.codes_of(index)
+        results = []
+        for path in paths:
+            try:
+                result = _one(index, os.path.abspath(path), self.rule, self.names, self.files,
+                              self.method, codes_of, lambda: self.near(index), nearest,
+                              self.vector)
+            except (OSError, DecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                result = QueryResult(path, (), Failure(path, "decode", reason))
+            results.append(QueryResult(path, result.matches[:limit], result.failure))
+        return results
 
 
 def signature_names(rule: Rule | None) -> list[str]:
@@ -92,14 +130,16 @@ def code_cache(index: Index) -> Callable[[MethodSpec], Codes]:
 class _VectorQuery:
     """The embedding half of a query: the stored vectors' search, built on first use."""
 
-    def __init__(self, index: Index, spec: MethodSpec, name: str, threshold: float) -> None:
-        self.index, self.spec, self.name, self.threshold = index, spec, name, threshold
+    def __init__(self, spec: MethodSpec, name: str, threshold: float) -> None:
+        self.spec, self.name, self.threshold = spec, name, threshold
         self._search: embed.EmbedSearch | None = None
+        self._lock = threading.Lock()
 
-    def matches(self, path: str, signature: Signature, files, nearest: int | None
-                ) -> list[Match]:
-        if self._search is None:
-            self._search = embed.EmbedSearch(self.index, self.spec)
+    def matches(self, index: Index, path: str, signature: Signature, files,
+                nearest: int | None) -> list[Match]:
+        with self._lock:
+            if self._search is None:
+                self._search = embed.EmbedSearch(index, self.spec)
         vector = embed.vectors_of([signature.value], self.spec)
         if nearest:
             _, ids, sims = self._search.nearest(vector, nearest)
@@ -131,7 +171,7 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of, nea
     if rule is not None:
         matches += _near(path, near(), signatures, files, nearest)
     if vector is not None:
-        matches += vector.matches(path, signatures[EMBED], files, nearest)
+        matches += vector.matches(index, path, signatures[EMBED], files, nearest)
     best: dict[str, Match] = {}
     for m in matches:
         if m.b not in best or (evidence_rank(m.method), m.distance) < (evidence_rank(best[m.b].method),

@@ -1,0 +1,65 @@
+"""`lookalike serve`: the HTTP API (service/app.py) under uvicorn. Registered on main.app."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import LookalikeError
+from .main import USAGE, _fail, _index_path, app, err
+
+TOKEN_ENV = "LOOKALIKE_TOKEN"
+
+
+@app.command("serve")
+def serve_command(
+    index: Optional[Path] = typer.Option(None, "--index", help="Index database (default: "
+                                         "found from the current folder, or $LOOKALIKE_INDEX)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but "
+                             "loopback needs a token."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", help="File holding the "
+                                              "bearer token clients must send (else "
+                                              f"${TOKEN_ENV})."),
+    allow_path: list[Path] = typer.Option([], "--allow-path", help="Folder whose files "
+                                           "clients may name by path in JSON requests "
+                                           "(repeatable). Default: none, uploads only."),
+    max_upload_mb: float = typer.Option(50, "--max-upload-mb", min=0.001,
+                                        help="Largest upload accepted."),
+    max_pixels: int = typer.Option(64_000_000, "--max-pixels", min=1,
+                                   help="Largest picture accepted, in pixels (by its header)."),
+) -> None:
+    """Serve the index over HTTP (API docs at /docs)."""
+    try:
+        import uvicorn
+
+        from ..service.app import check_bind, create_app
+    except ImportError as exc:
+        raise _fail(f"lookalike serve needs the serve extra: pip install 'lookalike[serve]' "
+                    f"({exc})", USAGE) from None
+    token = _read_token(token_file)
+    try:
+        check_bind(host, token)
+        index_path = index if index is not None else _index_path(None)
+        service = create_app(index_path, token=token, allow_paths=allow_path,
+                             max_upload_bytes=int(max_upload_mb * (1 << 20)),
+                             max_pixels=max_pixels)
+    except LookalikeError as exc:
+        raise _fail(str(exc), USAGE) from None
+    err.print(f"serving {index_path} on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(service, host=host, port=port, log_level="warning")
+
+
+def _read_token(token_file: Optional[Path]) -> str | None:
+    if token_file is None:
+        return os.environ.get(TOKEN_ENV) or None
+    try:
+        token = token_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(f"cannot read the token file {token_file}: {exc}", USAGE) from None
+    if not token:
+        raise _fail(f"the token file {token_file} is empty", USAGE)
+    return token
