@@ -423,6 +423,7 @@ from . import models  # noqa: E402,F401  (registers the models commands on app)
 from . import train  # noqa: E402,F401  (registers the train command on app)
 from . import report  # noqa: E402,F401  (registers the stats and report commands on app)
 from . import ingest  # noqa: E402,F401  (registers the ingest command on app)
+from . import actions  # noqa: E402,F401  (registers plan, apply, undo, decide on app)
 
 
 def main() -> None:
