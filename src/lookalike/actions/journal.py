@@ -45,7 +45,8 @@ class Journal:
         self.path = path
         created = not path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8")
+        # surrogateescape: a name that is not valid UTF-8 is written as its raw bytes.
+        self._fh = open(path, "a", encoding="utf-8", errors="surrogateescape")
         if created:
             fsync_dir(path.parent)
 
@@ -80,7 +81,7 @@ def read_steps(path: Path) -> tuple[dict, list[Step]]:
     its step was never begun (the intent is written before anything is touched)."""
     header: dict = {}
     steps: dict[int, Step] = {}
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         for line in fh:
             try:
                 event = json.loads(line)

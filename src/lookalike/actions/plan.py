@@ -163,7 +163,9 @@ def write_plan(plan: Plan, path: str | os.PathLike) -> None:
     """Write the plan atomically (a temp file renamed over `path`)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    # A name that is not valid UTF-8 keeps its raw bytes in the file (surrogateescape), so
+    # the plan names exactly the file the index saw.
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:
         json.dump(plan.to_json(), fh, indent=2, ensure_ascii=False)
         fh.write("\n")
         fh.flush()
@@ -173,7 +175,7 @@ def write_plan(plan: Plan, path: str | os.PathLike) -> None:
 
 def read_plan(path: str | os.PathLike) -> Plan:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8", errors="surrogateescape"))
     except (OSError, json.JSONDecodeError) as exc:
         raise PlanError(f"cannot read plan {path}: {exc}") from None
     if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
