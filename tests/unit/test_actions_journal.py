@@ -149,3 +149,18 @@ def test_a_file_in_the_way_of_the_temp_link_is_not_touched(tmp_path):
     assert undo.problems == []
     assert squatter.read_bytes() == b"someone else's file"
     assert file_hash(path) == plan.actions[0].hash
+
+
+def test_one_apply_or_undo_at_a_time(tmp_path):
+    from lookalike.actions.journal import QuarantineBusyError, quarantine_lock
+
+    plan = _plan(tmp_path, "quarantine", ["a.bin"])
+    with quarantine_lock(tmp_path / "q"):
+        with pytest.raises(QuarantineBusyError):
+            apply_plan(plan, execute=True, quarantine_dir=tmp_path / "q")
+    assert os.path.exists(plan.actions[0].path)
+    run = _apply(tmp_path, plan)
+    with quarantine_lock(tmp_path / "q"):
+        with pytest.raises(QuarantineBusyError):
+            undo_run(run)
+    assert undo_run(run).restored == [plan.actions[0].path]

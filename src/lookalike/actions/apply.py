@@ -17,8 +17,8 @@ from pathlib import Path
 
 from ..errors import LookalikeError
 from .fileops import file_hash, make_link, move_file, save_file
-from .journal import JOURNAL_NAME, Journal, new_run_id, quarantine_path
-from .plan import LINKS, Plan, PlannedAction, is_under
+from .journal import JOURNAL_NAME, Journal, new_run_id, quarantine_lock, quarantine_path
+from .plan import LINKS, Plan, PlannedAction, PlannedGroup, is_under
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,9 @@ def _stale(path: str, size: int, mtime_ns: int, digest: str) -> str | None:
     return None
 
 
-def check_action(plan: Plan, action: PlannedAction, allow_delete: bool) -> str | None:
-    """Why `action` must not run now, or None."""
+def check_action(plan: Plan, group: PlannedGroup, action: PlannedAction,
+                 allow_delete: bool) -> str | None:
+    """Why `action` (of `group`) must not run now, or None."""
     if is_under(action.path, plan.reference):
         return "in a reference folder"
     if action.action == "delete" and not allow_delete:
@@ -87,7 +88,6 @@ def check_action(plan: Plan, action: PlannedAction, allow_delete: bool) -> str |
     if reason := _stale(action.path, action.size, action.mtime_ns, action.hash):
         return reason
     if action.action in LINKS:
-        group = next(g for g in plan.groups if action in g.actions)
         if action.hash != group.keep_hash:
             return "not a byte copy of the kept file"
         if reason := _stale(group.keep, group.keep_size, group.keep_mtime_ns, group.keep_hash):
@@ -101,35 +101,43 @@ def apply_plan(plan: Plan, *, execute: bool = False, allow_delete: bool = False,
                quarantine_dir: str | os.PathLike | None = None) -> ApplyReport:
     """Carry out `plan` (with `execute`; else report what would happen). Files that changed
     since the plan, or lie in a reference folder, are skipped with a reason."""
+    todo = [(group, action) for group in plan.groups for action in group.actions]
     if not execute:
         report = ApplyReport(False, None, None)
-        for action in plan.actions:
-            reason = check_action(plan, action, allow_delete)
+        for group, action in todo:
+            reason = check_action(plan, group, action, allow_delete)
             report.outcomes.append(Outcome(action.path, action.action,
                                            "skipped" if reason else "would", reason or "",
                                            action.target))
         return report
-    run_id = new_run_id()
-    run_dir = Path(quarantine_dir or default_quarantine(plan)) / run_id
+    folder = Path(quarantine_dir or default_quarantine(plan))
     try:
-        run_dir.mkdir(parents=True)
-    except OSError as exc:
-        raise ApplyError(f"cannot make the quarantine folder {run_dir}: {exc}") from None
+        with quarantine_lock(folder):
+            return _execute(plan, todo, allow_delete, folder)
+    except OSError as exc:  # the quarantine folder itself; a file's failure is an Outcome
+        raise ApplyError(f"cannot use the quarantine folder {folder}: {exc}") from None
+
+
+def _execute(plan: Plan, todo: list[tuple[PlannedGroup, PlannedAction]], allow_delete: bool,
+             folder: Path) -> ApplyReport:
+    run_id = new_run_id()
+    run_dir = folder / run_id
+    run_dir.mkdir(parents=True)
     report = ApplyReport(True, run_id, str(run_dir))
     delay = float(os.environ.get(DELAY_ENV) or 0)
     with Journal(run_dir / JOURNAL_NAME) as journal:
         journal.write({"event": "run", "run": run_id, "index": plan.index,
-                       "started": time.time(), "actions": len(plan.actions)})
+                       "started": time.time(), "actions": len(todo)})
         steps = _Steps(journal)
-        for action in plan.actions:
-            report.outcomes.append(_apply_one(plan, action, allow_delete, run_dir, steps))
+        for group, action in todo:
+            report.outcomes.append(_apply_one(plan, group, action, allow_delete, run_dir,
+                                              steps))
             if delay:
                 time.sleep(delay)
         journal.write({"event": "finished", "finished": time.time(),
                        "done": report.count("done"), "skipped": report.count("skipped"),
                        "failed": report.count("failed")})
     return report
-
 
 class _Steps:
     """Numbers the steps and writes intent before, done after."""
@@ -147,9 +155,9 @@ class _Steps:
         self.journal.write({"event": "failed", "step": self.number, "reason": reason})
 
 
-def _apply_one(plan: Plan, action: PlannedAction, allow_delete: bool, run_dir: Path,
-               steps: _Steps) -> Outcome:
-    reason = check_action(plan, action, allow_delete)
+def _apply_one(plan: Plan, group: PlannedGroup, action: PlannedAction, allow_delete: bool,
+               run_dir: Path, steps: _Steps) -> Outcome:
+    reason = check_action(plan, group, action, allow_delete)
     if reason:
         log.info("skipped %s: %s", action.path, reason)
         return Outcome(action.path, action.action, "skipped", reason, action.target)

@@ -8,10 +8,15 @@ Undo appends "undone" lines, so running it twice does nothing the second time.
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
+
+from ..errors import LookalikeError
 
 JOURNAL_NAME = "journal.jsonl"
 FILES_DIR = "files"  # quarantined files, under their absolute path
@@ -36,6 +41,27 @@ def quarantine_path(run_dir: Path, path: str) -> Path:
     """Where `path` goes in the run's quarantine: its absolute path mirrored, so two files of
     the same name from different folders never meet and undo needs no lookup."""
     return run_dir / FILES_DIR / os.path.abspath(path).lstrip(os.sep)
+
+
+class QuarantineBusyError(LookalikeError):
+    """Another apply or undo is working on this quarantine folder."""
+
+
+@contextmanager
+def quarantine_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """One apply or undo at a time per quarantine folder: two at once could both judge the
+    same file by a state the other is changing."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd = os.open(os.path.join(folder, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise QuarantineBusyError(f"another lookalike apply or undo is using {folder}; "
+                                      "wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 class Journal:

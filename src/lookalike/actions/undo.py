@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import LookalikeError
 from .fileops import file_hash, is_our_link, move_file
-from .journal import JOURNAL_NAME, Journal, Step, read_steps
+from .journal import JOURNAL_NAME, Journal, Step, quarantine_lock, read_steps
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def undo_run(run_dir: str | os.PathLike) -> UndoReport:
     except OSError as exc:
         raise UndoError(f"cannot read the journal {journal_path}: {exc}") from None
     report = UndoReport(header.get("run", run_dir.name))
-    with Journal(journal_path) as journal:
+    with quarantine_lock(run_dir.parent), Journal(journal_path) as journal:
         for step in reversed(steps):
             if step.undone:
                 continue
@@ -72,6 +72,8 @@ def undo_run(run_dir: str | os.PathLike) -> UndoReport:
                 continue
             if handler(step, report):
                 journal.write({"event": "undone", "step": step.number})
+    log.info("undo %s: %d restored, %d problem(s)", report.run_id, len(report.restored),
+             len(report.problems))
     return report
 
 
