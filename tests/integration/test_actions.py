@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from lookalike.actions import apply_plan, read_plan, undo_run
+from lookalike.actions.plan import make_plan as plan_for, write_plan
+from lookalike.actions.undo import resolve_run
 from lookalike.index.store import open_index
 from lookalike.scan import scan
 from lookalike.search.dupes import find_groups, find_pairs
@@ -67,12 +70,15 @@ def build(root: Path, copies: int = 1) -> Path:
     return index
 
 
-def make_plan(root: Path, index: Path, *extra: str) -> dict:
-    plan = root.parent / "plan.json"
-    result = run_cli("plan", "--index", index, "--reference", root / "ref", "--out", plan,
-                     *extra)
-    assert result.code == 0, result
-    return json.loads(plan.read_text())
+def make_plan(root: Path, index: Path, action: str = "quarantine",
+              keep: str = "largest-resolution,largest-file,oldest") -> dict:
+    """The plan of the library (in-process: the command's own plan is tested once, below),
+    written to tmp/plan.json; returns its JSON."""
+    with open_index(index) as idx:
+        plan = plan_for(idx, find_groups(idx), keep.split(","), reference=[str(root / "ref")],
+                        action=action)
+    write_plan(plan, root.parent / "plan.json")
+    return json.loads((root.parent / "plan.json").read_text())
 
 
 def actions_of(plan: dict) -> dict[str, dict]:
@@ -82,7 +88,10 @@ def actions_of(plan: dict) -> dict[str, dict]:
 def test_plan_keeps_by_rules_and_reference(tmp_path):
     root = tmp_path / "c"
     index = build(root)
-    plan = make_plan(root, index, "--keep", "largest-resolution,oldest")
+    result = run_cli("plan", "--index", index, "--reference", root / "ref", "--keep",
+                     "largest-resolution,oldest", "--out", tmp_path / "plan.json")
+    assert result.code == 0, result
+    plan = json.loads((tmp_path / "plan.json").read_text())
     keeps = {g["keep"] for g in plan["groups"]}
     acted = actions_of(plan)
     # The older of the two full-size copies stays; the small one and the newer copy go.
@@ -97,7 +106,7 @@ def test_plan_keeps_by_rules_and_reference(tmp_path):
     assert a["mtime_ns"] == BASE_MTIME + 5_000_000_123
     assert a["size"] == (root / "lib" / "a.jpg").stat().st_size
     assert a["hash"] == xxhash.xxh3_128_hexdigest((root / "lib" / "a.jpg").read_bytes())
-    newest = make_plan(root, index, "--keep", "newest")
+    newest = make_plan(root, index, keep="newest")
     assert str(root / "lib" / "a-small.jpg") in {g["keep"] for g in newest["groups"]}
 
 
@@ -106,7 +115,7 @@ def test_apply_then_undo_restores_every_file(tmp_path, action):
     root = tmp_path / "c"
     index = build(root)
     before = snapshot(root)
-    plan = make_plan(root, index, "--action", action)
+    plan = make_plan(root, index, action)
     dry = run_cli("apply", tmp_path / "plan.json")
     assert dry.code == 0 and "would" in dry.stdout, dry
     assert snapshot(root) == before  # a dry run touches nothing
@@ -130,15 +139,15 @@ def test_apply_then_undo_restores_every_file(tmp_path, action):
         assert after == before
     else:
         assert {k: v[:3] for k, v in after.items()} == {k: v[:3] for k, v in before.items()}
-    again = run_cli("undo", "--index", index, "--format", "json")  # harmless a second time
-    assert again.code == 0 and again.json()["restored"] == [], again
+    again = undo_run(resolve_run(root / ".lookalike" / "quarantine", None))  # harmless twice
+    assert again.restored == [] and again.problems == []
     assert snapshot(root) == after
 
 
 def test_links_only_between_byte_copies(tmp_path):
     root = tmp_path / "c"
     index = build(root)
-    plan = make_plan(root, index, "--action", "hardlink")
+    plan = make_plan(root, index, "hardlink")
     skipped = {s["path"] for g in plan["groups"] for s in g["skipped"]}
     assert str(root / "lib" / "a-small.jpg") in skipped  # the same picture, other bytes
     assert str(root / "lib" / "a-small.jpg") not in actions_of(plan)
@@ -172,26 +181,25 @@ def test_reference_folder_is_never_modified(tmp_path):
     root = tmp_path / "c"
     index = build(root)
     ref_before = snapshot(root / "ref")
-    plan = make_plan(root, index, "--action", "symlink")
+    plan = make_plan(root, index, "symlink")
     # Even a hand-edited plan that names a reference file is refused at apply time.
     plan["groups"][0]["actions"].append({**plan["groups"][0]["actions"][0],
                                          "path": str(root / "ref" / "b.png")})
     (tmp_path / "plan.json").write_text(json.dumps(plan))
-    result = run_cli("apply", tmp_path / "plan.json", "--yes", "--format", "json")
-    assert result.code == 0, result
-    refused = [o for o in result.json()["outcomes"] if o["path"] == str(root / "ref" / "b.png")]
-    assert refused and refused[0]["status"] == "skipped"
-    assert refused[0]["reason"] == "in a reference folder"
+    report = apply_plan(read_plan(tmp_path / "plan.json"), execute=True)
+    refused = [o for o in report.outcomes if o.path == str(root / "ref" / "b.png")]
+    assert refused and refused[0].status == "skipped"
+    assert refused[0].reason == "in a reference folder"
     assert os.path.islink(root / "lib" / "b.png")  # its copy outside was linked to it
     assert snapshot(root / "ref") == ref_before
-    assert run_cli("undo", "--index", index).code == 0
+    assert undo_run(report.run_dir).problems == []
     assert snapshot(root / "ref") == ref_before
 
 
 def test_delete_needs_the_flag_and_a_confirmation(tmp_path):
     root = tmp_path / "c"
     index = build(root)
-    plan = make_plan(root, index, "--action", "delete")
+    plan = make_plan(root, index, "delete")
     victims = list(actions_of(plan))
     refused = run_cli("apply", tmp_path / "plan.json", "--yes", "--format", "json")
     assert {o["status"] for o in refused.json()["outcomes"]} == {"skipped"}
@@ -226,7 +234,7 @@ def test_killed_apply_leaves_a_journal_that_undoes_it(tmp_path, action):
     root = tmp_path / "c"
     index = build(root, copies=24)
     before = snapshot(root)
-    make_plan(root, index, "--action", action)
+    make_plan(root, index, action)
     quarantine = root / ".lookalike" / "quarantine"
     proc = subprocess.Popen([os.fspath(LOOKALIKE), "apply", os.fspath(tmp_path / "plan.json"),
                              "--yes"], env=cli_env(LOOKALIKE_TEST_APPLY_DELAY="0.15"),
@@ -252,7 +260,8 @@ def test_killed_apply_leaves_a_journal_that_undoes_it(tmp_path, action):
     assert undo.code == 0, undo
     after = snapshot(root)
     assert {k: v[:3] for k, v in after.items()} == {k: v[:3] for k, v in before.items()}
-    assert run_cli("undo", "--index", index).code == 0
+    again = undo_run(resolve_run(root / ".lookalike" / "quarantine", None))
+    assert again.restored == [] and again.problems == []
     assert snapshot(root) == after
 
 
