@@ -164,3 +164,42 @@ def test_one_apply_or_undo_at_a_time(tmp_path):
         with pytest.raises(QuarantineBusyError):
             undo_run(run)
     assert undo_run(run).restored == [plan.actions[0].path]
+
+
+def _other_file_system(tmp_path: Path) -> Path:
+    for candidate in ("/dev/shm", os.environ.get("XDG_RUNTIME_DIR") or ""):
+        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK) and \
+                os.stat(candidate).st_dev != os.stat(tmp_path).st_dev:
+            return Path(candidate)
+    pytest.skip("no writable folder on another file system")
+
+
+@pytest.mark.parametrize("action", ["quarantine", "symlink"])
+def test_a_quarantine_on_another_file_system(tmp_path, action):
+    import shutil
+    import tempfile
+
+    other = Path(tempfile.mkdtemp(dir=_other_file_system(tmp_path)))
+    try:
+        plan = _plan(tmp_path, action, ["a.bin", "b.bin"])
+        before = _snapshot(tmp_path / "lib")
+        report = apply_plan(plan, execute=True, quarantine_dir=other)
+        assert report.count("done") == 2
+        saved = list((Path(report.run_dir) / "files").rglob("*.bin"))
+        assert len(saved) == 2 and all(file_hash(p) == plan.actions[0].hash for p in saved)
+        assert undo_run(report.run_dir).problems == []
+        assert _snapshot(tmp_path / "lib") == before
+        assert not list((Path(report.run_dir) / "files").rglob("*.bin"))
+    finally:
+        shutil.rmtree(other)
+
+
+def test_killed_between_the_link_and_the_unlink_of_a_move(tmp_path):
+    plan = _plan(tmp_path, "quarantine", ["a.bin"])
+    before = _snapshot(tmp_path / "lib")
+    run = _apply(tmp_path, plan)
+    intent = _drop_last_done(run / JOURNAL_NAME)
+    os.link(intent["dst"], intent["path"])  # both names, one file
+    report = undo_run(run)
+    assert report.problems == [] and not os.path.exists(intent["dst"])
+    assert _snapshot(tmp_path / "lib") == before

@@ -27,6 +27,7 @@ def file_hash(path: str | os.PathLike) -> str:
 def _copy_verified(src: str, dst: str, expected: str | None) -> None:
     """Copy with metadata (mtime in ns) to a temp name, fsync, check the hash, rename."""
     tmp = f"{dst}.lookalike-tmp"
+    _free(tmp)
     shutil.copy2(src, tmp)
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
@@ -34,36 +35,55 @@ def _copy_verified(src: str, dst: str, expected: str | None) -> None:
     if got != (expected or file_hash(src)):
         os.unlink(tmp)
         raise OSError(errno.EIO, f"the copy of {src} does not match its bytes")
-    os.rename(tmp, dst)
+    try:
+        os.link(tmp, dst)  # fails, where a rename would replace, if dst appeared meanwhile
+        os.unlink(tmp)
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            os.unlink(tmp)
+            raise
+        os.rename(tmp, dst)
     fsync_dir(os.path.dirname(dst) or ".")
 
 
-def move_file(src: str, dst: str, expected_hash: str | None = None) -> None:
-    """Move `src` to `dst` (which must not exist), across file systems too."""
+def _free(dst: str) -> None:
+    """Refuse a destination that exists; make its folder."""
     if os.path.lexists(dst):
         raise FileExistsError(errno.EEXIST, "destination exists", dst)
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
+
+
+# Errors of os.link that mean "no hard links here", not "something is wrong".
+_NO_LINKS = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP)
+
+
+def move_file(src: str, dst: str, expected_hash: str | None = None) -> None:
+    """Move `src` to `dst`, which must not exist, across file systems too. A hard link then
+    an unlink never replaces a file that appears at `dst` meanwhile (a rename would)."""
+    _free(dst)
     try:
-        os.rename(src, dst)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        _copy_verified(src, dst, expected_hash)
+        os.link(src, dst)
         os.unlink(src)
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            _copy_verified(src, dst, expected_hash)
+            os.unlink(src)
+        elif exc.errno in _NO_LINKS:
+            os.rename(src, dst)
+        else:
+            raise
     fsync_dir(os.path.dirname(dst))
     fsync_dir(os.path.dirname(src) or ".")
 
 
 def save_file(src: str, dst: str, expected_hash: str | None = None) -> None:
     """Keep a second name (a hardlink, else a verified copy) of `src` at `dst`; `src` stays."""
-    if os.path.lexists(dst):
-        raise FileExistsError(errno.EEXIST, "destination exists", dst)
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    _free(dst)
     try:
         os.link(src, dst)
         fsync_dir(os.path.dirname(dst))
     except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+        if exc.errno not in _NO_LINKS:
             raise
         _copy_verified(src, dst, expected_hash)
 

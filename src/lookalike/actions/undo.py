@@ -107,6 +107,10 @@ def _undo_move(step: Step, report: UndoReport) -> bool:
                                      "copy is gone; nothing was changed"))
         return False
     if at_src and at_dst:
+        if not step.done and os.path.samefile(src, dst):
+            os.unlink(dst)  # killed between the hard link and the unlink of a move
+            report.unchanged.append(src)
+            return True
         if not step.done and _is_original(src, step.intent):
             # Killed inside a copy across file systems: the original never left.
             report.unchanged.append(src)
