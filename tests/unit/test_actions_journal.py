@@ -203,3 +203,12 @@ def test_killed_between_the_link_and_the_unlink_of_a_move(tmp_path):
     report = undo_run(run)
     assert report.problems == [] and not os.path.exists(intent["dst"])
     assert _snapshot(tmp_path / "lib") == before
+
+
+def test_nothing_is_done_when_the_kept_file_is_gone(tmp_path):
+    plan = _plan(tmp_path, "delete", ["a.bin", "b.bin"])
+    os.unlink(plan.groups[0].keep)  # e.g. an edited plan, or the user removed it since
+    report = apply_plan(plan, execute=True, allow_delete=True, quarantine_dir=tmp_path / "q")
+    assert report.count("skipped") == 2
+    assert all("the kept file" in o.reason for o in report.outcomes)
+    assert all(os.path.exists(a.path) for a in plan.actions)

@@ -87,13 +87,18 @@ def check_action(plan: Plan, group: PlannedGroup, action: PlannedAction,
         return "deleting needs --delete"
     if reason := _stale(action.path, action.size, action.mtime_ns, action.hash):
         return reason
-    if action.action in LINKS:
-        if action.hash != group.keep_hash:
-            return "not a byte copy of the kept file"
-        if reason := _stale(group.keep, group.keep_size, group.keep_mtime_ns, group.keep_hash):
-            return f"the kept file {group.keep} {reason}"
-        if os.path.samefile(action.path, group.keep):
-            return "already the same file as the kept one"
+    # Every action needs the kept file in place as planned: a hand-edited plan, or an earlier
+    # action of the same run, must never take away the last copy of a picture.
+    if os.path.abspath(action.path) == os.path.abspath(group.keep):
+        return "it is the kept file of its group"
+    if reason := _stale(group.keep, group.keep_size, group.keep_mtime_ns, group.keep_hash):
+        return f"the kept file {group.keep} {reason}"
+    if os.path.samefile(action.path, group.keep):
+        return "already the same file as the kept one"
+    if action.action in LINKS and action.hash != group.keep_hash:
+        return "not a byte copy of the kept file"
+    if os.path.abspath(action.target) != os.path.abspath(group.keep):
+        return "its target is not the kept file of its group"
     return None
 
 
