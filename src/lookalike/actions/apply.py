@@ -69,10 +69,10 @@ def _stale(path: str, size: int, mtime_ns: int, digest: str) -> str | None:
     if not os.path.isfile(path):
         return "is not a regular file now"
     if st.st_size != size or st.st_mtime_ns != mtime_ns:
-        return "changed since the plan was made (size or modification time)"
+        return "changed since it was scanned for the plan (size or modification time)"
     try:
         if file_hash(path) != digest:
-            return "changed since the plan was made (content)"
+            return "changed since it was scanned for the plan (content)"
     except OSError as exc:
         return f"cannot read: {exc.strerror}"
     return None
