@@ -256,6 +256,10 @@ def test_killed_apply_leaves_a_journal_that_undoes_it(tmp_path, action):
     events = [json.loads(line) for line in journals[0].read_text().splitlines()]
     assert not any(e["event"] == "finished" for e in events)  # killed in the middle
     assert snapshot(root) != before
+    listed = run_cli("undo", "--list", "--index", index, "--format", "json")
+    assert listed.code == 0, listed
+    [run] = listed.json()["runs"]
+    assert not run["finished"] and run["done"] >= 6 and run["undone"] == 0
     undo = run_cli("undo", "--index", index, "--format", "json")
     assert undo.code == 0, undo
     after = snapshot(root)

@@ -212,3 +212,17 @@ def test_nothing_is_done_when_the_kept_file_is_gone(tmp_path):
     assert report.count("skipped") == 2
     assert all("the kept file" in o.reason for o in report.outcomes)
     assert all(os.path.exists(a.path) for a in plan.actions)
+
+
+def test_run_summary_tells_a_finished_run_from_a_killed_one(tmp_path):
+    from lookalike.actions.undo import run_summary
+
+    plan = _plan(tmp_path, "quarantine", ["a.bin", "b.bin"])
+    run = _apply(tmp_path, plan)
+    assert run_summary(run) | {"dir": "", "started": 0} == {
+        "run": run.name, "dir": "", "started": 0, "finished": True, "steps": 2, "done": 2,
+        "undone": 0}
+    _drop_last_done(run / JOURNAL_NAME)  # also drops the "finished" line
+    undo_run(run)
+    summary = run_summary(run)
+    assert not summary["finished"] and summary["done"] == 1 and summary["undone"] == 2

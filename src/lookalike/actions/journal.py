@@ -116,6 +116,8 @@ def read_steps(path: Path) -> tuple[dict, list[Step]]:
             kind, number = event.get("event"), event.get("step")
             if kind == "run":
                 header = event
+            elif kind == "finished":
+                header["finished"] = event.get("finished")
             elif kind == "intent":
                 steps[number] = Step(number, event)
             elif kind == "done" and number in steps:

@@ -52,6 +52,16 @@ def resolve_run(quarantine_dir: str | os.PathLike, run: str | None) -> Path:
     return runs[-1]
 
 
+def run_summary(run_dir: str | os.PathLike) -> dict:
+    """What a run's journal says: its id, start, whether it finished, and how many steps
+    were taken and undone."""
+    header, steps = read_steps(Path(run_dir) / JOURNAL_NAME)
+    return {"run": header.get("run", Path(run_dir).name), "dir": str(run_dir),
+            "started": header.get("started"), "finished": header.get("finished") is not None,
+            "steps": len(steps), "done": sum(s.done for s in steps),
+            "undone": sum(s.undone for s in steps)}
+
+
 def undo_run(run_dir: str | os.PathLike) -> UndoReport:
     """Reverse every step of the run that took effect, newest first."""
     run_dir = Path(run_dir)

@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from ..actions.apply import QUARANTINE_DIR, apply_plan, report_json
 from ..actions.plan import ACTIONS, DEFAULT_RULES, make_plan, read_plan, write_plan
-from ..actions.undo import resolve_run, undo_run
+from ..actions.undo import find_runs, resolve_run, run_summary, undo_run
 from ..errors import LookalikeError
 from ..index.store import display_path, open_index
 from ..search.dupes import DEFAULT_LINKAGE, find_groups
@@ -137,12 +137,16 @@ def undo_command(
     quarantine: Optional[Path] = typer.Option(None, "--quarantine", help="Quarantine folder "
                                               "(default: next to the index)."),
     index: Optional[Path] = typer.Option(None, "--index", help="Index whose quarantine to use."),
+    list_runs: bool = typer.Option(False, "--list", help="List the runs, undo nothing."),
     fmt: Fmt = typer.Option(Fmt.table, "--format"),
 ) -> None:
     """Put back everything an apply run moved or linked (safe to run twice)."""
     try:
         folder = quarantine if quarantine is not None else \
             _index_path(index).parent / QUARANTINE_DIR
+        if list_runs:
+            _print_runs([run_summary(r) for r in find_runs(folder)], fmt)
+            return
         report = undo_run(resolve_run(folder, run))
     except LookalikeError as exc:
         raise _translate(exc)
@@ -156,6 +160,16 @@ def undo_command(
         out.print(f"run {report.run_id}: {len(report.restored)} restored, "
                   f"{len(report.problems)} problem(s)")
     raise typer.Exit(PARTIAL if report.problems else OK)
+
+
+def _print_runs(runs: list[dict], fmt: Fmt) -> None:
+    if fmt is Fmt.json:
+        _emit(json.dumps({"runs": runs}, indent=2))
+        return
+    for r in runs:
+        state = "finished" if r["finished"] else "interrupted"
+        out.print(f"{r['run']}  {state:11}  {r['done']} step(s) done, {r['undone']} undone")
+    out.print(f"{len(runs)} run(s)")
 
 
 @app.command("decide")
