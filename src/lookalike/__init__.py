@@ -1,5 +1,6 @@
 """lookalike: find duplicate and near-duplicate images."""
 
+from .actions import apply_plan, make_plan, read_plan, undo_run, write_plan
 from .errors import LookalikeError
 from .index.store import open_index
 from .methods.registry import list_methods
@@ -13,6 +14,6 @@ from .search.split import materialise, plan_split
 from .sources.ingest import ingest
 
 __version__ = "0.1.0"
-__all__ = ["LookalikeError", "cross_pairs", "find_groups", "find_pairs", "ingest",
-           "list_methods", "materialise", "open_index", "plan_split", "query", "scan", "stats",
-           "write_report"]
+__all__ = ["LookalikeError", "apply_plan", "cross_pairs", "find_groups", "find_pairs", "ingest",
+           "list_methods", "make_plan", "materialise", "open_index", "plan_split", "query",
+           "read_plan", "scan", "stats", "undo_run", "write_plan", "write_report"]

@@ -135,3 +135,20 @@ def test_not_a_database_is_a_typed_error(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(IndexError_, match="cannot open index"):
         open_index(path)
+
+
+def test_decisions_are_stored_per_content_pair(tmp_path):
+    path = tmp_path / "index.db"
+    with open_index(path, create=True) as index:
+        index.conn.executemany("INSERT INTO contents (id, hash, bytes) VALUES (?, ?, 1)",
+                               [(1, b"a" * 16), (2, b"b" * 16)])
+        with pytest.raises(IndexError_):  # a write needs the writer lock
+            index.record_decision(2, 1, "not-duplicate")
+        index.acquire()
+        with pytest.raises(IndexError_):  # byte copies are one content: nothing to decide
+            index.record_decision(1, 1, "not-duplicate")
+        index.record_decision(2, 1, "not-duplicate")
+        assert index.decided_pairs("not-duplicate") == {(1, 2)}
+        index.record_decision(1, 2, "duplicate")  # a later decision replaces the earlier
+        assert index.decided_pairs("not-duplicate") == set()
+        assert index.decided_pairs("duplicate") == {(1, 2)}

@@ -425,6 +425,7 @@ from . import report  # noqa: E402,F401  (registers the stats and report command
 from . import ingest  # noqa: E402,F401  (registers the ingest command on app)
 from . import leakage  # noqa: E402,F401  (registers the cross and split commands on app)
 from . import serve  # noqa: E402,F401  (registers the serve command on app)
+from . import actions  # noqa: E402,F401  (registers plan, apply, undo, decide on app)
 
 
 def main() -> None:

@@ -98,6 +98,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX ingest_path ON ingest(path);
     """),
+    # Decisions a person made about two contents (`lookalike decide`), so later `dupes` runs
+    # respect them: 'not-duplicate' drops the pair from find_pairs/find_groups. Keyed by
+    # content (bytes hash), not path, so a decision survives moves and renames.
+    ("0005_decisions", """
+        CREATE TABLE decisions (
+            content_a INTEGER NOT NULL REFERENCES contents(id),
+            content_b INTEGER NOT NULL REFERENCES contents(id),
+            decision TEXT NOT NULL,            -- not-duplicate, duplicate
+            created REAL NOT NULL,
+            PRIMARY KEY (content_a, content_b),
+            CHECK (content_a < content_b)
+        );
+    """),
 ]
 
 

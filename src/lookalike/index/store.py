@@ -614,3 +614,44 @@ class Index:
             out.update((from_db_path(p), i) for i, p in self.conn.execute(
                 f"SELECT id, path FROM files WHERE status='ok' AND path IN ({marks})", chunk))
         return out
+
+    # --- decisions and file states (actions/) --------------------------------------------
+
+    def file_states(self, paths: Sequence[str]) -> dict[str, tuple[int, int, int, bytes]]:
+        """path -> (size, mtime_ns, content id, bytes hash) as the last scan saw it, for the
+        live image files among `paths`."""
+        out: dict[str, tuple[int, int, int, bytes]] = {}
+        for start in range(0, len(paths), 500):
+            chunk = [to_db_path(p) for p in paths[start:start + 500]]
+            marks = ",".join("?" * len(chunk))
+            for path, size, mtime_ns, content_id, digest in self.conn.execute(
+                    f"SELECT f.path, f.size, f.mtime_ns, f.content_id, c.hash FROM files f "
+                    f"JOIN contents c ON c.id = f.content_id WHERE f.status='ok' AND "
+                    f"f.path IN ({marks})", chunk):
+                out[from_db_path(path)] = (size, mtime_ns, content_id, bytes(digest))
+        return out
+
+    def record_decision(self, content_a: int, content_b: int, decision: str) -> None:
+        """Remember a person's decision on two contents (replacing an earlier one); needs the
+        writer lock."""
+        if self._lock_fd is None:
+            raise IndexError_("recording a decision needs the writer lock (Index.acquire())")
+        if content_a == content_b:
+            raise IndexError_("a decision needs two different contents (these files are "
+                              "byte copies of each other)")
+        low, high = sorted((int(content_a), int(content_b)))
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?)",
+                         (low, high, decision, time.time()))
+
+    def decided_pairs(self, decision: str = "not-duplicate") -> set[tuple[int, int]]:
+        """(smaller, larger) content ids of the pairs marked with `decision`."""
+        try:
+            rows = self.conn.execute(
+                "SELECT content_a, content_b FROM decisions WHERE decision=?",
+                (decision,)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # an older index opened read-only: not migrated
+                return set()
+            raise IndexError_(f"cannot read decisions from {self.path}: {exc}") from None
+        return {(int(a), int(b)) for a, b in rows}

@@ -152,12 +152,13 @@ def _gallery(groups: Sequence[Group], shown: Sequence[Group], evidence: dict[str
 def _groups_with_evidence(idx: Index) -> tuple[list[Group] | None, dict[str, Evidence]]:
     """The default cascade's groups and, per grouped file, its strongest link inside its
     group, from one search; None when the index holds no signatures."""
-    from ..search.dupes import content_pairs, evidence_rank, groups_of
+    from ..search.dupes import content_pairs, evidence_rank, groups_of, without_decided
 
     if not has_signatures(idx):
         return None, {}
     files = idx.live_files()
     ids, parts = content_pairs(idx, files=files)
+    parts = without_decided(idx, ids, parts)  # as `dupes` does
     groups = groups_of(files, ids, parts)
     return groups, _evidence(groups, files, ids, parts, evidence_rank)
 

@@ -303,8 +303,8 @@ def _pixel_pairs(index: Index, ids: np.ndarray) -> ContentPairs:
 def find_pairs(index: Index, method: str = "auto", max_distance: int | None = None,
                confirm_distance: int | None = None, calibrated: bool = True,
                verify: bool = False, similarity: float | None = None,
-               model: str | None = None, where: Mapping[str, str] | None = None
-               ) -> list[Match]:
+               model: str | None = None, where: Mapping[str, str] | None = None,
+               decisions: bool = True) -> list[Match]:
     """Every duplicate pair of files, most alike first.
 
     `max_distance` is the radius of the method (for "auto", of pHash); `confirm_distance`
@@ -312,10 +312,13 @@ def find_pairs(index: Index, method: str = "auto", max_distance: int | None = No
     radius stored by `lookalike calibrate` (make_rule). `similarity`, `model`: the least
     cosine similarity and the model of embedding pairs (search/embed.py). `where`: only
     files whose metadata has these key=value pairs (Index.live_files).
+    `decisions`: leave out the pairs marked not-duplicate (`lookalike decide`).
     """
     files = index.live_files(where)
     ids, parts = content_pairs(index, method, max_distance, confirm_distance, files,
                                calibrated, verify, similarity, model)
+    if decisions:
+        parts = without_decided(index, ids, parts)
     return matches_of(files, ids, parts)
 
 
@@ -343,6 +346,24 @@ def matches_of(files: dict, ids: np.ndarray, parts: list[ContentPairs]) -> list[
     return sorted(best.values(), key=lambda m: (-m.score, m.a, m.b))
 
 
+def without_decided(index: Index, ids: np.ndarray, parts: list[ContentPairs]
+                    ) -> list[ContentPairs]:
+    """`parts` less the content pairs a person marked not-duplicate (Index.decided_pairs).
+    Byte copies are one content and cannot be marked, so they stay duplicates."""
+    decided = index.decided_pairs("not-duplicate")
+    if not decided:
+        return parts
+    out = []
+    for part in parts:
+        a_ids, b_ids = ids[part.a], ids[part.b]
+        low, high = np.minimum(a_ids, b_ids).tolist(), np.maximum(a_ids, b_ids).tolist()
+        keep = np.fromiter(((x, y) not in decided for x, y in zip(low, high)), dtype=bool,
+                           count=len(low))
+        out.append(ContentPairs(part.a[keep], part.b[keep], part.distance[keep],
+                                part.variant[keep], part.method))
+    return out
+
+
 def evidence_rank(method: str) -> int:
     """The cascade's order of evidence: exact, then hashes, then embeddings."""
     return {"bytes": 0, "pixels": 1, EMBED: 3}.get(method, 2)
@@ -352,18 +373,20 @@ def find_groups(index: Index, method: str = "auto", max_distance: int | None = N
                 confirm_distance: int | None = None,
                 linkage: str = DEFAULT_LINKAGE, calibrated: bool = True,
                 verify: bool = False, similarity: float | None = None,
-                model: str | None = None, where: Mapping[str, str] | None = None
-                ) -> list[Group]:
+                model: str | None = None, where: Mapping[str, str] | None = None,
+                decisions: bool = True) -> list[Group]:
     """Duplicate groups of the pair graph under `linkage` (search/group.py), largest first.
 
     A group's method is the weakest evidence among the pairs that hold it together: a hash if
     any needed one, else "pixels", else "bytes"; max_distance is the largest hash distance on
     those pairs, diameter the largest between any two members. `calibrated` and `where` as
-    in find_pairs.
+    in find_pairs, and `decisions`.
     """
     files = index.live_files(where)
     ids, parts = content_pairs(index, method, max_distance, confirm_distance, files,
                                calibrated, verify, similarity, model)
+    if decisions:
+        parts = without_decided(index, ids, parts)
     return groups_of(files, ids, parts, linkage)
 
 

@@ -18,7 +18,7 @@ from ..errors import LookalikeError
 from ..index.store import Index
 from ..methods import dihedral
 from ..types import Group, Match
-from .dupes import DEFAULT_LINKAGE, content_pairs, groups_of, matches_of
+from .dupes import DEFAULT_LINKAGE, content_pairs, groups_of, matches_of, without_decided
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ def cross_pairs(index: Index, sets: Mapping[str, str | os.PathLike], method: str
     files = index.live_files(where)
     ids, parts = content_pairs(index, method, max_distance, None, files, calibrated, verify,
                                similarity, model)
+    parts = without_decided(index, ids, parts)  # pairs a person marked not-duplicate
     member = {f.path: set_of(f.path, roots) for infos in files.values() for f in infos}
     counts = {name: 0 for name in roots}
     for name in member.values():

@@ -1,0 +1,128 @@
+"""The journal of one apply run: JSON Lines, each line written and fsynced before the next
+step, so a run killed at any point (even SIGKILL) leaves a record undo can trust.
+
+For every step: an "intent" line before touching the file system, a "done" line after.
+Undo appends "undone" lines, so running it twice does nothing the second time.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import LookalikeError
+
+JOURNAL_NAME = "journal.jsonl"
+FILES_DIR = "files"  # quarantined files, under their absolute path
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique per process: UTC time to the microsecond and the pid."""
+    now = _dt.datetime.now(_dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%S%f}Z-{os.getpid()}"
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make a rename or a new name in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def quarantine_path(run_dir: Path, path: str) -> Path:
+    """Where `path` goes in the run's quarantine: its absolute path mirrored, so two files of
+    the same name from different folders never meet and undo needs no lookup."""
+    return run_dir / FILES_DIR / os.path.abspath(path).lstrip(os.sep)
+
+
+class QuarantineBusyError(LookalikeError):
+    """Another apply or undo is working on this quarantine folder."""
+
+
+@contextmanager
+def quarantine_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """One apply or undo at a time per quarantine folder: two at once could both judge the
+    same file by a state the other is changing."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd = os.open(os.path.join(folder, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise QuarantineBusyError(f"another lookalike apply or undo is using {folder}; "
+                                      "wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """Append-only, fsynced JSON Lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        created = not path.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # surrogateescape: a name that is not valid UTF-8 is written as its raw bytes.
+        self._fh = open(path, "a", encoding="utf-8", errors="surrogateescape")
+        if created:
+            fsync_dir(path.parent)
+
+    def write(self, event: dict) -> None:
+        self._fh.write(json.dumps(event, ensure_ascii=False) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class Step:
+    """One step of a run as its journal tells it."""
+
+    number: int
+    intent: dict
+    done: bool = False
+    undone: bool = False
+    result: dict = field(default_factory=dict)
+
+
+def read_steps(path: Path) -> tuple[dict, list[Step]]:
+    """The run's header and its steps in order. A last line cut short by a crash is ignored:
+    its step was never begun (the intent is written before anything is touched)."""
+    header: dict = {}
+    steps: dict[int, Step] = {}
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+        for line in fh:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            kind, number = event.get("event"), event.get("step")
+            if kind == "run":
+                header = event
+            elif kind == "finished":
+                header["finished"] = event.get("finished")
+            elif kind == "intent":
+                steps[number] = Step(number, event)
+            elif kind == "done" and number in steps:
+                steps[number].done = True
+                steps[number].result = event
+            elif kind == "undone" and number in steps:
+                steps[number].undone = True
+    return header, [steps[n] for n in sorted(steps)]

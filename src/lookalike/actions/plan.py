@@ -1,0 +1,192 @@
+"""Keep rules: which file of each duplicate group stays, and what becomes of the others.
+
+A plan is plain JSON meant to be read (and edited) by a person before `apply` runs it. Every
+action carries the size, modification time and bytes hash the index saw, so apply can refuse
+a file that changed since.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..errors import LookalikeError
+from ..index.store import Index
+from ..types import Group
+
+log = logging.getLogger(__name__)
+
+PLAN_VERSION = 1
+ACTIONS = ("quarantine", "hardlink", "symlink", "delete")
+LINKS = ("hardlink", "symlink")
+
+
+class PlanError(LookalikeError):
+    """A plan cannot be made, read or is not valid."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One file of a group, as the index saw it."""
+
+    path: str
+    width: int
+    height: int
+    size: int
+    mtime_ns: int
+    hash: str  # xxh3-128 of the bytes, hex (contents.hash)
+
+
+# Each rule is a sort key: smaller sorts first, the first file is kept.
+KEEP_RULES: dict[str, Callable[[Candidate], object]] = {
+    "largest-resolution": lambda c: -(c.width * c.height),
+    "largest-file": lambda c: -c.size,
+    "oldest": lambda c: c.mtime_ns,
+    "newest": lambda c: -c.mtime_ns,
+    "shortest-path": lambda c: len(c.path),
+}
+DEFAULT_RULES = ("largest-resolution", "largest-file", "oldest")
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    path: str
+    action: str  # quarantine, hardlink, symlink, delete
+    target: str  # the kept file
+    size: int
+    mtime_ns: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class PlannedGroup:
+    keep: str
+    keep_size: int
+    keep_mtime_ns: int
+    keep_hash: str
+    method: str
+    reference: list[str] = field(default_factory=list)  # files of the group never touched
+    actions: list[PlannedAction] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # {path, reason}
+
+
+@dataclass(frozen=True)
+class Plan:
+    index: str
+    created: str
+    rules: list[str]
+    action: str
+    prefer_path: list[str]
+    reference: list[str]
+    groups: list[PlannedGroup]
+    version: int = PLAN_VERSION
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @property
+    def actions(self) -> list[PlannedAction]:
+        return [a for g in self.groups for a in g.actions]
+
+
+def parse_rules(text: str | Sequence[str]) -> list[str]:
+    """'largest-resolution,oldest' -> its rule names, checked."""
+    names = [r.strip() for r in (text.split(",") if isinstance(text, str) else text)
+             if r.strip()]
+    unknown = [r for r in names if r not in KEEP_RULES]
+    if unknown:
+        raise PlanError(f"unknown keep rule(s) {', '.join(unknown)}; known: "
+                        f"{', '.join(KEEP_RULES)}")
+    return names or list(DEFAULT_RULES)
+
+
+def is_under(path: str, folders: Sequence[str]) -> bool:
+    """Whether `path` lies in one of `folders` (absolute, symlinks of the folders resolved)."""
+    real = os.path.realpath(path)
+    for folder in folders:
+        root = os.path.realpath(folder)
+        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+def make_plan(index: Index, groups: Sequence[Group], rules: Sequence[str] = DEFAULT_RULES,
+              prefer_path: Sequence[str] = (), reference: Sequence[str] = (),
+              action: str = "quarantine") -> Plan:
+    """One kept file per group and `action` for the others.
+
+    Files under `reference` folders are always kept and never acted on; when a group holds
+    one, the kept file (the target of links) is the best reference file by `rules`. Else files
+    under `prefer_path` folders come first, then `rules` in order, then the path. A link
+    action needs a byte copy of the kept file: other members are listed as skipped."""
+    if action not in ACTIONS:
+        raise PlanError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    rules = parse_rules(list(rules))
+    prefer = [os.path.abspath(p) for p in prefer_path]
+    refs = [os.path.abspath(p) for p in reference]
+    paths = [f.path for g in groups for f in g.files]
+    states = index.file_states(paths)
+    planned = []
+    for group in groups:
+        members = [Candidate(f.path, f.width, f.height, *states[f.path][:2],
+                             states[f.path][3].hex()) for f in group.files if f.path in states]
+        if len(members) < 2:
+            continue
+        in_ref = [c for c in members if is_under(c.path, refs)]
+        pool = in_ref or members
+        keep = sorted(pool, key=lambda c: (not is_under(c.path, prefer),
+                                           *(KEEP_RULES[r](c) for r in rules), c.path))[0]
+        actions, skipped = [], []
+        for c in members:
+            if c is keep or c in in_ref:
+                continue
+            if action in LINKS and c.hash != keep.hash:
+                skipped.append({"path": c.path, "reason": f"not a byte copy of the kept "
+                                "file; a link needs identical bytes"})
+                continue
+            actions.append(PlannedAction(c.path, action, keep.path, c.size, c.mtime_ns, c.hash))
+        planned.append(PlannedGroup(keep.path, keep.size, keep.mtime_ns, keep.hash,
+                                    group.method, sorted(c.path for c in in_ref), actions,
+                                    skipped))
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    log.info("planned %d actions in %d groups", sum(len(g.actions) for g in planned),
+             len(planned))
+    return Plan(str(Path(index.path).resolve()), created, rules, action, prefer, refs, planned)
+
+
+def write_plan(plan: Plan, path: str | os.PathLike) -> None:
+    """Write the plan atomically (a temp file renamed over `path`)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    # A name that is not valid UTF-8 keeps its raw bytes in the file (surrogateescape), so
+    # the plan names exactly the file the index saw.
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:
+        json.dump(plan.to_json(), fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_plan(path: str | os.PathLike) -> Plan:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8", errors="surrogateescape"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PlanError(f"cannot read plan {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
+        raise PlanError(f"{path} is not a lookalike plan of version {PLAN_VERSION}")
+    try:
+        groups = [PlannedGroup(**{**g, "actions": [PlannedAction(**a) for a in g["actions"]]})
+                  for g in data["groups"]]
+        plan = Plan(**{**data, "groups": groups})
+    except (KeyError, TypeError) as exc:
+        raise PlanError(f"{path} is not a valid plan: {exc}") from None
+    for a in plan.actions:
+        if a.action not in ACTIONS:
+            raise PlanError(f"{path}: unknown action {a.action!r} for {a.path}")
+    return plan
