@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import sqlite3
 import sys
@@ -26,21 +25,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_report  # noqa: E402  (its timer)
 from lookalike.index.store import open_index  # noqa: E402
 from lookalike.search.leakage import cross_pairs  # noqa: E402
 from lookalike.search.split import plan_split  # noqa: E402
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def timed(label: str, fn):
-    start = time.perf_counter()
-    value = fn()
-    print(f"{label:<36} {time.perf_counter() - start:7.2f} s   peak {peak_mb():6.0f} MB",
-          flush=True)
-    return value
+    return bench_report.timed(label, fn, width=36)
 
 
 def halves(copy: Path, scratch: Path) -> dict[str, str]:

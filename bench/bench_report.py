@@ -33,10 +33,10 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed(label: str, fn):
+def timed(label: str, fn, width: int = 44):
     start = time.perf_counter()
     value = fn()
-    print(f"{label:<44} {time.perf_counter() - start:7.2f} s   peak {peak_mb():6.0f} MB",
+    print(f"{label:<{width}} {time.perf_counter() - start:7.2f} s   peak {peak_mb():6.0f} MB",
           flush=True)
     return value
 

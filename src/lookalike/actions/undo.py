@@ -101,14 +101,7 @@ def _undo_move(step: Step, report: UndoReport) -> bool:
     src, dst = step.intent["path"], step.intent["dst"]
     at_src, at_dst = os.path.lexists(src), os.path.lexists(dst)
     if at_dst and not at_src:
-        try:
-            move_file(dst, src, step.intent["hash"])
-        except OSError as exc:
-            report.problems.append((src, f"cannot restore from {dst}: {exc}"))
-            return False
-        _restore_mtime(src, step.intent)
-        report.restored.append(src)
-        return True
+        return _put_back(src, step, report, lambda: move_file(dst, src, step.intent["hash"]))
     if at_src and not at_dst:
         if _is_original(src, step.intent):
             report.unchanged.append(src)  # never moved, or already restored
@@ -148,7 +141,8 @@ def _undo_link(step: Step, report: UndoReport) -> bool:
         report.problems.append((path, f"the saved original {saved} is missing or changed; "
                                       "the link is left in place"))
         return False
-    try:
+
+    def restore() -> None:
         # One rename puts the original back over the link (same file system), else a
         # verified copy to a temp name renamed over it: the path never goes missing.
         if os.stat(saved).st_dev == os.stat(os.path.dirname(path)).st_dev:
@@ -157,8 +151,16 @@ def _undo_link(step: Step, report: UndoReport) -> bool:
             tmp_back = f"{path}.lookalike-restore"
             move_file(saved, tmp_back, step.intent["hash"])
             os.replace(tmp_back, path)
+
+    return _put_back(path, step, report, restore)
+
+
+def _put_back(path: str, step: Step, report: UndoReport, restore) -> bool:
+    """Run `restore` (which puts the quarantined original back at `path`), then its mtime."""
+    try:
+        restore()
     except OSError as exc:
-        report.problems.append((path, f"cannot restore from {saved}: {exc}"))
+        report.problems.append((path, f"cannot restore from {step.intent['dst']}: {exc}"))
         return False
     _restore_mtime(path, step.intent)
     report.restored.append(path)
