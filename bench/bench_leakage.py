@@ -19,7 +19,6 @@ import shutil
 import sqlite3
 import sys
 import tempfile
-import time
 from itertools import combinations
 from pathlib import Path
 

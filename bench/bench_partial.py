@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ from bench_e2e import Truth  # noqa: E402
 
 from lookalike.index.store import open_index  # noqa: E402
 from lookalike.methods.registry import get_spec  # noqa: E402
-from lookalike.search import partial  # noqa: E402
+from lookalike.search import find_in, partial  # noqa: E402
 from lookalike.search.dupes import find_pairs  # noqa: E402
 
 
@@ -155,7 +156,18 @@ def bench_find_in(index, truth, data, images: Path, count: int, seed: int) -> No
         print(f"\nfind-in: inverted file of {words.size:,} rows built in "
               f"{time.perf_counter() - started:.1f} s")
         # every match, not the CLI's first 20: a collage of four originals has many copies
-        results = partial.find_in(index, [str(q[0]) for q in queries], limit=10_000)
+        paths = [str(q[0]) for q in queries]
+        for looks in (("tiles",), find_in.LOOKS):
+            results = find_in.find_in(index, paths, limit=10_000, looks=looks)
+            print(f"-- looks: {', '.join(looks)}")
+            find_in_scores(truth, queries, results)
+            if "local" in looks:
+                print("-- of which found by local features")
+                find_in_scores(truth, queries, [replace(r, matches=tuple(
+                    m for m in r.matches if m.method == "local")) for r in results])
+
+
+def find_in_scores(truth, queries, results) -> None:
     per_kind = defaultdict(lambda: [0, 0, 0, []])  # expected, found, wrong, ious
     times = []
     for (path, kind, expected), result in zip(queries, results):

@@ -146,7 +146,7 @@ def make_plan(index: Index, groups: Sequence[Group], rules: Sequence[str] = DEFA
             if c is keep or c in in_ref:
                 continue
             if action in LINKS and c.hash != keep.hash:
-                skipped.append({"path": c.path, "reason": f"not a byte copy of the kept "
+                skipped.append({"path": c.path, "reason": "not a byte copy of the kept "
                                 "file; a link needs identical bytes"})
                 continue
             actions.append(PlannedAction(c.path, action, keep.path, c.size, c.mtime_ns, c.hash))

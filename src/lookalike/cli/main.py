@@ -339,7 +339,7 @@ def find_in(
     fmt: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """Which indexed pictures appear inside these pictures, where, and how transformed."""
-    from ..search.partial import find_in as run_find_in
+    from ..search.find_in import find_in as run_find_in
 
     try:
         with open_index(_index_path(index)) as idx:
@@ -349,7 +349,7 @@ def find_in(
     def lines(r) -> list[str]:
         return [f"{len(r.matches)} indexed picture(s) inside"] + [
             f"  {escape(display_path(m.path))}  [dim]at {_box(m.verification.box_in_b)}, "
-            f"{m.verification.describe()}[/]" for m in r.matches]
+            f"{m.describe()}[/]" for m in r.matches]
 
     _print_lookups(results, fmt, output.find_in_json, output.find_in_csv, lines)
 

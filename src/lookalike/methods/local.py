@@ -65,12 +65,11 @@ class LocalSignature:
 THUMBNAIL = 8  # side of the colour thumbnail kept for pictures with too few features
 
 
-def thumbnail(rgb: np.ndarray) -> np.ndarray:
-    """(3, T, T) uint8 CIELAB, area-averaged: L, then a and b offset by 128 (neutral)."""
+def thumbnail(rgb: np.ndarray, side: int = THUMBNAIL) -> np.ndarray:
+    """(3, side, side) uint8 CIELAB, area-averaged: L, then a and b offset by 128 (neutral)."""
     from PIL import Image
 
-    small = Image.fromarray(np.ascontiguousarray(rgb)).resize((THUMBNAIL, THUMBNAIL),
-                                                              Image.Resampling.BOX)
+    small = Image.fromarray(np.ascontiguousarray(rgb)).resize((side, side), Image.Resampling.BOX)
     lab = np.moveaxis(np.asarray(small.convert("LAB")), -1, 0).copy()
     # Pillow stores a and b as signed bytes in an unsigned array (255 is -1).
     lab[1:] = (lab[1:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)

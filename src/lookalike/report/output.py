@@ -121,6 +121,7 @@ def find_in_json(results) -> str:
     return json.dumps({"queries": [{
         "path": display_path(r.path),
         "matches": [{"path": display_path(m.path), "box": _box_list(m.verification.box_in_b),
+                     "method": m.method, "distance": m.distance,
                      **_verification_dict(m.verification)} for m in r.matches],
         "error": r.failure.reason if r.failure else None,
     } for r in results]}, indent=2)
@@ -129,14 +130,17 @@ def find_in_json(results) -> str:
 def find_in_csv(results) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["query", "match", "box", "inliers", "scale", "rotation", "mirror", "error"])
+    writer.writerow(["query", "match", "box", "method", "distance", "inliers", "scale",
+                     "rotation", "mirror", "error"])
     for r in results:
         if r.failure:
-            writer.writerow([display_path(r.path), "", "", "", "", "", "", r.failure.reason])
+            writer.writerow([display_path(r.path), "", "", "", "", "", "", "", "",
+                             r.failure.reason])
         for m in r.matches:
             v = _verification_dict(m.verification)
             box = _box_list(m.verification.box_in_b)
             writer.writerow([display_path(r.path), display_path(m.path),
-                             " ".join(map(str, box or [])), v["inliers"], v["scale"],
-                             v["rotation"], v["mirror"], ""])
+                             " ".join(map(str, box or [])), m.method,
+                             "" if m.distance is None else m.distance, v["inliers"],
+                             v["scale"], v["rotation"], v["mirror"], ""])
     return out.getvalue()

@@ -11,19 +11,18 @@ indexed picture's features.
 from __future__ import annotations
 
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
 from ..decode import decode
-from ..errors import DecodeError, LookalikeError
+from ..errors import LookalikeError
 from ..index.store import Index
 from ..methods import local
 from ..methods.registry import get_spec
-from ..types import Failure, FileRef
+from ..types import FileRef
 from ..worker import read_file
 from .verify import MIN_INLIERS, Verification, thumbnails_agree, verify
 
@@ -147,22 +146,6 @@ def best_contents(features: FeatureIndex, row_votes: np.ndarray, limit: int,
 
 
 @dataclass(frozen=True)
-class PartialMatch:
-    """Indexed picture `path` was found inside the query (or inside/around another)."""
-
-    path: str
-    verification: Verification
-
-
-@dataclass(frozen=True)
-class FindInResult:
-    path: str
-    matches: tuple[PartialMatch, ...]
-    failure: Failure | None = None
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True)
 class QueryFeatures:
     """A query picture's features at find-in's two sizes (no mirrored sets: the index has
     them)."""
@@ -206,39 +189,6 @@ def verify_query(indexed: local.LocalSignature, query: QueryFeatures,
         return coarse
     fine = verify(indexed, query.fine, min_inliers)
     return max(coarse, fine, key=lambda v: (v.confirmed, v.inliers))
-
-
-def find_in(index: Index, paths: Sequence[str], min_inliers: int | None = None,
-            limit: int = 20) -> list[FindInResult]:
-    """The indexed pictures that appear inside each of `paths`, with where and how."""
-    require_local(index)
-    threshold = min_inliers or stored_min_inliers(index)
-    words = build_word_index(index)
-    files = index.live_files()
-    spec = get_spec("local")
-    results = []
-    for path in paths:
-        started = time.perf_counter()
-        try:
-            query = query_features(os.path.abspath(path))
-        except (OSError, DecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            results.append(FindInResult(path, (), Failure(path, "decode", reason)))
-            continue
-        row_votes = query_votes(words, query.coarse.plain) + query_votes(words, query.fine.plain)
-        candidates = best_contents(words, row_votes, CANDIDATES)
-        values = index.values_for(spec, candidates)
-        found = []
-        for cid in candidates:
-            if cid not in values:
-                continue
-            v = verify_query(local.unpack(values[cid]), query, threshold)
-            if v.confirmed:
-                found += [PartialMatch(f.path, v) for f in files.get(cid, [])]
-        found.sort(key=lambda m: (-m.verification.inliers, m.path))
-        results.append(FindInResult(path, tuple(found[:limit]), None,
-                                    time.perf_counter() - started))
-    return results
 
 
 MIN_FEATURES = 2 * MIN_INLIERS  # fewer on either side: verification cannot judge the pair

@@ -227,15 +227,20 @@ THUMB_CHROMA = 10.0  # mean |difference| of a and b, unless one picture is grey
 GREY_CHROMA = 3.0  # a picture whose a, b stay this close to neutral is grey
 
 
-def thumbnails_agree(a: np.ndarray, b: np.ndarray, transform: int = 0) -> bool:
+def thumbnails_agree(a: np.ndarray, b: np.ndarray, transform: int = 0,
+                     max_lightness: float = THUMB_LIGHTNESS,
+                     max_brightness: float = 255.0) -> bool:
     """Whether two (3, T, T) CIELAB thumbnails show the same picture, after turning a by
-    the dihedral `transform` (methods/dihedral.py) onto b. Brightness shifts and
-    conversion to grey are allowed (they are planted duplicates), recolouring is not."""
+    the dihedral `transform` (methods/dihedral.py) onto b. Brightness shifts (up to
+    `max_brightness` in mean lightness) and conversion to grey are allowed (they are
+    planted duplicates), recolouring is not."""
     from ..methods.dihedral import variant
 
     a = variant(a.astype(np.float32), int(transform))
     b = b.astype(np.float32)
     lightness = np.abs((a[0] - a[0].mean()) - (b[0] - b[0].mean())).mean()
+    brightness = abs(float(a[0].mean() - b[0].mean()))
     grey = min(np.abs(a[1:] - 128).mean(), np.abs(b[1:] - 128).mean()) < GREY_CHROMA
     chroma = 0.0 if grey else float(np.abs(a[1:] - b[1:]).mean())
-    return bool(lightness <= THUMB_LIGHTNESS and chroma <= THUMB_CHROMA)
+    return bool(lightness <= max_lightness and brightness <= max_brightness
+                and chroma <= THUMB_CHROMA)
