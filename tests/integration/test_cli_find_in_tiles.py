@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from .test_cli_partial import iou, jpeg, photo
 
@@ -86,3 +86,29 @@ def test_find_in_needs_local_features_or_hashes(cli, tmp_path):
     result = cli("find-in", page, "--index", root / ".lookalike" / "index.db")
     assert result.code == 2
     assert "--method local" in " ".join(result.stderr.split())
+
+
+def test_dupes_partial_finds_a_soft_picture_in_a_collage_tile(cli, tmp_path):
+    """A blurred picture upscaled into a collage: too soft for local features to verify,
+    found through the collage's tile; the collage's other tiles are not in the index."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    soft = photo("coffee.png").resize((256, 171)).filter(ImageFilter.GaussianBlur(6))
+    (root / "soft.jpg").write_bytes(jpeg(soft))
+    (root / "chelsea.jpg").write_bytes(jpeg(photo("chelsea.png")))
+    collage = Image.new("RGB", (800, 800), (255, 255, 255))
+    for k, picture in enumerate((soft, photo("rocket.jpg"), photo("astronaut.png"),
+                                 photo("motorcycle_left.png"))):
+        collage.paste(ImageOps.contain(picture, (390, 390)), ((k % 2) * 400 + 5,
+                                                              (k // 2) * 400 + 5))
+    (root / "collage.jpg").write_bytes(jpeg(collage))
+    assert cli("scan", root, "--method", "phash,dhash,local").code == 0
+    result = cli("dupes", "--index", root / ".lookalike" / "index.db", "--partial",
+                 "--format", "json")
+    assert result.code == 0, str(result)
+    pairs = {(os.path.basename(p["inner"]), os.path.basename(p["outer"])): p
+             for p in result.json()["partial"]}
+    assert set(pairs) == {("soft.jpg", "collage.jpg")}, pairs
+    pair = pairs[("soft.jpg", "collage.jpg")]
+    assert pair["method"] == "phash" and pair["relation"] == "inside"
+    assert iou(pair["box"], (5, 5, 395, 265)) >= 0.9, pair  # pasted at the top left

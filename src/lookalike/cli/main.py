@@ -306,7 +306,7 @@ RELATION_WORDS = {"same": "same picture as", "inside": "appears inside", "overla
 def _print_partial(found, fmt: Format) -> None:
     _print_listed(found, fmt, output.partial_json, output.partial_csv,
                   lambda p: f"{escape(display_path(p.inner))}  {RELATION_WORDS[p.relation]}  "
-                            f"{escape(display_path(p.outer))}  [dim]{p.verification.describe()}"
+                            f"{escape(display_path(p.outer))}  [dim]{p.describe()}"
                             f", box {_box(p.box)}[/]")
 
 

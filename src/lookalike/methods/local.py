@@ -13,13 +13,16 @@ signature also holds the features of the mirrored picture: a mirrored copy match
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..types import Signature
 from .registry import MethodSpec, Picture, register_method
+
+if TYPE_CHECKING:
+    from .tiles import Tiles
 
 SIDE = 512  # long side of the grey image features are found on (index side)
 MAX_FEATURES = 384  # kept per picture and orientation (index side)
@@ -60,6 +63,7 @@ class LocalSignature:
     plain: Features
     mirrored: Features
     thumbnail: np.ndarray | None = None  # (3, T, T) uint8 CIELAB of the whole picture
+    tiles: "Tiles | None" = None  # its layout tiles (methods/tiles.py), when it has any
 
 
 THUMBNAIL = 8  # side of the colour thumbnail kept for pictures with too few features
@@ -170,6 +174,11 @@ def pack(signature: LocalSignature) -> bytes:
         parts.append(np.asarray(words, dtype="<u2").tobytes())
     if signature.thumbnail is not None:
         parts.append(np.ascontiguousarray(signature.thumbnail, dtype=np.uint8).tobytes())
+        if signature.tiles is not None:
+            from . import tiles
+
+            parts.append(tiles.pack(signature.tiles, signature.plain.width,
+                                    signature.plain.height))
     return b"".join(parts)
 
 
@@ -190,19 +199,30 @@ def unpack(value: bytes) -> LocalSignature:
         size = np.asarray([max(width - 1, 1), max(height - 1, 1)], np.float32)
         found.append(Features(fixed.astype(np.float32) / 65535.0 * size, descriptors,
                               width, height, words))
-    thumb = None
-    if len(value) - at == 3 * THUMBNAIL * THUMBNAIL:
-        thumb = np.frombuffer(value, dtype=np.uint8, offset=at).reshape(3, THUMBNAIL, THUMBNAIL)
-    return LocalSignature(*found, thumb)
+    thumb, found_tiles = None, None
+    thumb_bytes = 3 * THUMBNAIL * THUMBNAIL
+    if len(value) - at >= thumb_bytes:
+        thumb = np.frombuffer(value, np.uint8, thumb_bytes, at).reshape(3, THUMBNAIL, THUMBNAIL)
+        at += thumb_bytes
+    if len(value) > at:
+        from . import tiles
+
+        found_tiles = tiles.unpack(value, at, found[0].width, found[0].height)
+    return LocalSignature(*found, thumb, found_tiles)
 
 
-SPEC = MethodSpec(name="local", version=2, kind="local", bits=0, variants=1,
-                  default_radius=0, min_quality=0.0,
-                  params=f"orb,fast={FAST_THRESHOLD},side={SIDE}/{BIG_SIDE},"
-                  f"n={MAX_FEATURES}/{BIG_FEATURES},"
-                  f"grid={GRID}/{BIG_GRID},thumb={THUMBNAIL}",
+def _params() -> str:
+    from . import tiles
+
+    return (f"orb,fast={FAST_THRESHOLD},side={SIDE}/{BIG_SIDE},n={MAX_FEATURES}/{BIG_FEATURES},"
+            f"grid={GRID}/{BIG_GRID},thumb={THUMBNAIL},tiles={tiles.params()}")
+
+
+SPEC = MethodSpec(name="local", version=3, kind="local", bits=0, variants=1,
+                  default_radius=0, min_quality=0.0, params=_params(),
                   description="ORB keypoints and descriptors (and of the mirror image), "
-                  "for crops and copies inside larger pictures")
+                  "and the picture's layout tiles with their hashes, for crops and copies "
+                  "inside larger pictures")
 
 
 @register_method(SPEC)
@@ -210,6 +230,9 @@ class LocalMethod:
     spec = SPEC
 
     def compute(self, pictures: Sequence[Picture]) -> list[Signature]:
+        from ..search import regions
+        from . import tiles
+
         out = []
         for picture in pictures:
             d = picture.decoded
@@ -218,6 +241,7 @@ class LocalMethod:
                                     grid=BIG_GRID)
             else:
                 signature = compute(picture.rgb, d.width, d.height)
+            signature = replace(signature, tiles=tiles.compute(d, regions.propose(picture.rgb)))
             out.append(Signature(SPEC.name, SPEC.version, SPEC.params, pack(signature),
                                  float(len(signature.plain))))
         return out

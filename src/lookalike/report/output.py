@@ -99,20 +99,22 @@ def _box_list(box) -> list[float] | None:
 def partial_json(pairs) -> str:
     return json.dumps({"partial": [{
         "inner": display_path(p.inner), "outer": display_path(p.outer),
-        "relation": p.relation, "box": _box_list(p.box), **_verification_dict(p.verification),
+        "relation": p.relation, "box": _box_list(p.box), "method": p.method,
+        "distance": p.distance, **_verification_dict(p.verification),
     } for p in pairs]}, indent=2)
 
 
 def partial_csv(pairs) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["inner", "outer", "relation", "box", "inliers", "scale", "rotation",
-                     "mirror"])
+    writer.writerow(["inner", "outer", "relation", "box", "method", "distance", "inliers",
+                     "scale", "rotation", "mirror"])
     for p in pairs:
         v = _verification_dict(p.verification)
         box = _box_list(p.box)
         writer.writerow([display_path(p.inner), display_path(p.outer), p.relation,
-                         "" if box is None else " ".join(map(str, box)), v["inliers"],
+                         "" if box is None else " ".join(map(str, box)), p.method,
+                         "" if p.distance is None else p.distance, v["inliers"],
                          v["scale"], v["rotation"], v["mirror"]])
     return out.getvalue()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
@@ -24,6 +24,8 @@ from ..methods import local
 from ..methods.registry import get_spec
 from ..types import FileRef
 from ..worker import read_file
+if TYPE_CHECKING:
+    from .tiles import TileHit
 from .verify import MIN_INLIERS, Verification, thumbnails_agree, verify
 
 QUERY_SIDE = 1024  # find-in looks at the query picture at this size ...
@@ -312,13 +314,20 @@ class PartialPair:
     relation: str  # "inside", "same" or "overlap"
     box: tuple[float, float, float, float] | None
     verification: Verification
+    method: str = "local"  # the evidence: local features, or a layout tile's hash ...
+    distance: int | None = None  # ... at this distance
+
+    def describe(self) -> str:
+        from .tiles import describe
+
+        return describe(self.verification, self.method, self.distance)
 
 
 def containment_pairs(index: Index, min_inliers: int | None = None) -> list[PartialPair]:
     """`dupes --partial`: every verified pair of files, containments first, then by the
-    evidence (inliers)."""
+    evidence (inliers); then the pictures found in another's layout tiles only."""
     files = index.live_files()
-    out = []
+    found: list[tuple[int, int, str, tuple | None, Verification, str, int | None]] = []
     for r in partial_pairs(index, min_inliers):
         v = r.verification
         if not v.confirmed:
@@ -327,9 +336,31 @@ def containment_pairs(index: Index, min_inliers: int | None = None) -> list[Part
         inner, outer, box = (r.b, r.a, v.box_in_a) if relation == "b in a" else \
             (r.a, r.b, v.box_in_b)
         kind = "inside" if relation in ("a in b", "b in a") else relation
-        for x in files.get(inner, []):
-            for y in files.get(outer, []):
-                out.append(PartialPair(x.path, y.path, kind, box, v))
+        found.append((inner, outer, kind, box, v, "local", None))
+    known = {frozenset((f[0], f[1])) for f in found}
+    for hit, outer in tile_pairs(index, files):
+        if frozenset((hit.content_id, outer)) not in known:
+            known.add(frozenset((hit.content_id, outer)))
+            found.append((hit.content_id, outer, "inside", hit.verification.box_in_b,
+                          hit.verification, hit.method, hit.distance))
+    out = [PartialPair(x.path, y.path, kind, box, v, method, distance)
+           for inner, outer, kind, box, v, method, distance in found
+           for x in files.get(inner, []) for y in files.get(outer, [])]
     rank = {"inside": 0, "overlap": 1, "same": 2}
-    out.sort(key=lambda p: (rank[p.relation], -p.verification.inliers, p.inner, p.outer))
+    out.sort(key=lambda p: (rank[p.relation], p.method != "local", -p.verification.inliers,
+                            p.distance or 0, p.inner, p.outer))
     return out
+
+
+def tile_pairs(index: Index, files) -> list[tuple["TileHit", int]]:
+    """Indexed pictures found in the layout tiles of another (hit, the tiles' owner); none
+    when the index has no pHash and dHash to look tiles up by."""
+    from .tiles import TileLookup, stored_tiles
+
+    owners, batch = stored_tiles(index)
+    try:
+        lookup = TileLookup(index, files)
+    except LookalikeError:
+        return []
+    return [(hit, owners[hit.owner]) for hit in lookup.hits(batch)
+            if hit.content_id != owners[hit.owner]]
