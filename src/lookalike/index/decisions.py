@@ -126,3 +126,17 @@ class Decisions:
             if "no such table" in str(exc):  # an older index opened read-only: not migrated
                 return []
             raise IndexError_(f"cannot read decisions from {self.path}: {exc}") from None
+
+    def files_of_contents(self, content_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
+        """content id -> (id, path) of its first live file, for those that have one."""
+        from .store import from_db_path  # store imports this module
+
+        ids = sorted({int(c) for c in content_ids})
+        out: dict[int, tuple[int, str]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for content_id, file_id, path in self._read(
+                    "SELECT content_id, id, path FROM files WHERE status='ok' AND content_id IN "
+                    f"({','.join('?' * len(chunk))}) ORDER BY id DESC", chunk):
+                out[content_id] = (file_id, from_db_path(path))  # the smallest id last: wins
+        return out

@@ -61,7 +61,8 @@ def evidence_of(groups: Sequence[Group], files: dict, ids: np.ndarray,
     for g in groups:
         for f in g.files:
             row = row_of.get(f.path)
-            twins = [t.path for t in files[int(ids[row])] if t.path != f.path] if row is not None else []
+            twins = [] if row is None else \
+                [t.path for t in files[int(ids[row])] if t.path != f.path]
             if twins:  # a byte copy: the strongest evidence there is
                 out[f.path] = Evidence("bytes", 0, twins[0])
             elif row in best:
