@@ -43,6 +43,21 @@ def running(app):
         thread.join(10)
 
 
+def raw_get(base: str, target: str, headers: str = "", host: str | None = None
+            ) -> tuple[int, bytes]:
+    """GET `target` byte for byte as given (no normalisation of `..` or %-escapes), naming
+    `host` in the Host header (default: the server's address)."""
+    address, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((address, int(port)), timeout=10) as conn:
+        conn.sendall(f"GET {target} HTTP/1.1\r\nHost: {address if host is None else host}\r\n"
+                     f"{headers}Connection: close\r\n\r\n".encode())
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
 @dataclass
 class Review:
     root: Path  # lib/ and ref/ below it

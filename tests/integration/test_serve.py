@@ -25,24 +25,11 @@ from lookalike.scan import scan  # noqa: E402
 from lookalike.service.app import create_app  # noqa: E402
 
 from .conftest import LOOKALIKE, cli_env, dihedral, jpeg, picture, png, png_bomb  # noqa: E402
-from .serving import running  # noqa: E402
+from .serving import raw_get, running  # noqa: E402
 
 MAX_UPLOAD = 1 << 20
 MAX_PIXELS = 4_000_000
 TOKEN = "s3cret-token-for-tests"
-
-
-def raw_get(base: str, target: str, headers: str = "") -> tuple[int, bytes]:
-    """GET `target` byte for byte as given (no normalisation of `..` or %-escapes)."""
-    host, port = base.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as conn:
-        conn.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{headers}"
-                     "Connection: close\r\n\r\n".encode())
-        reply = b""
-        while chunk := conn.recv(65536):
-            reply += chunk
-    head, _, body = reply.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
 
 
 @dataclass

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from lookalike.index.store import open_index  # noqa: E402
 from lookalike.search.dupes import find_groups  # noqa: E402
 from lookalike.service.app import create_app  # noqa: E402
 
-from .serving import build_review, group_names, running, snapshot  # noqa: E402
+from .serving import build_review, group_names, raw_get, running, snapshot  # noqa: E402
 
 TOKEN = "review-token-for-tests"
 
@@ -215,25 +214,13 @@ def test_a_cross_site_form_post_does_nothing(site):
     assert snapshot(site.root) == before
 
 
-def get_with_host(url: str, target: str, host: str, headers: str = "") -> bytes:
-    """GET `target` from the server at `url`, naming `host` in the Host header."""
-    address, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((address, int(port)), timeout=10) as conn:
-        conn.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{headers}"
-                     "Connection: close\r\n\r\n".encode())
-        reply = b""
-        while chunk := conn.recv(65536):
-            reply += chunk
-    return reply
-
-
 def test_a_foreign_host_name_is_refused_without_a_token(site):
     """DNS rebinding: a page whose own name resolves to 127.0.0.1 reaches nothing."""
     for host in ("rebind.example", "rebind.example:80", "127.0.0.1.evil.example", ""):
-        reply = get_with_host(site.url, "/runs", host)
-        assert reply.split()[1] == b"403" and b"loopback" in reply, host
+        status, body = raw_get(site.url, "/runs", host=host)
+        assert status == 403 and b"loopback" in body, host
     for host in ("127.0.0.1", "localhost:1234", "[::1]:80"):
-        assert get_with_host(site.url, "/runs", host).split()[1] == b"200", host
+        assert raw_get(site.url, "/runs", host=host)[0] == 200, host
 
 
 def test_review_routes_need_the_token_when_one_is_set(tmp_path):
@@ -257,8 +244,8 @@ def test_review_routes_need_the_token_when_one_is_set(tmp_path):
         assert httpx.get(f"{url}/", timeout=30).status_code == 200  # the UI's page: public
         assert httpx.get(f"{url}/static/main.js", timeout=30).status_code == 200
         # with a token, any Host name is served (the token is the protection)
-        reply = get_with_host(url, "/runs", "photos.example", f"Authorization: Bearer {TOKEN}\r\n")
-        assert reply.split()[1] == b"200"
+        assert raw_get(url, "/runs", f"Authorization: Bearer {TOKEN}\r\n",
+                       host="photos.example")[0] == 200
 
 
 def test_info_files_and_docs_describe_the_new_routes(site):
