@@ -116,6 +116,9 @@ def test_plan_follows_marks_over_rules_and_keeps_references(site):
     plan = reply.json()
     by_keep = {Path(g["keep"]["path"]).name: g for g in plan["groups"]}
     assert set(by_keep) == {"a_small.jpg", "b.jpg", "c_turned.png"}
+    assert {k: g["keep"]["reason"] for k, g in by_keep.items()} == {
+        "a_small.jpg": "your mark", "b.jpg": "in a reference folder",
+        "c_turned.png": "the keep rules"}
     assert {Path(f["path"]).name for f in by_keep["a_small.jpg"]["quarantine"]} == \
         {"a.jpg", "a_copy.png"}
     assert [Path(f["path"]).name for f in by_keep["b.jpg"]["quarantine"]] == ["b_q70.jpg"]

@@ -187,7 +187,7 @@ class PlanFileOut(BaseModel):
     file_id: int | None = None
     path: str
     bytes: int | None = None
-    reason: str | None = None
+    reason: str | None = Field(None, description="Why it is kept, or skipped.")
 
 
 class PlannedGroupOut(BaseModel):

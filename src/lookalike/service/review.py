@@ -196,17 +196,23 @@ def _plan(index_path: Path, cache: GroupCache, body: models.PlanIn) -> models.Pl
     folder = index_path.parent / PLANS_DIR
     folder.mkdir(exist_ok=True)
     write_plan(plan, folder / f"{plan_id}.json")
-    return _plan_out(plan_id, plan, ids)
+    return _plan_out(plan_id, plan, ids, marks)
 
 
-def _plan_out(plan_id: str, plan: Plan, ids: dict[str, int]) -> models.PlanOut:
+def _plan_out(plan_id: str, plan: Plan, ids: dict[str, int], marks: dict[str, str]
+              ) -> models.PlanOut:
     def ref(path: str, size: int | None = None, reason: str | None = None) -> models.PlanFileOut:
         return models.PlanFileOut(file_id=ids.get(path), path=display_path(path), bytes=size,
                                   reason=reason)
 
+    def why(g) -> str:
+        if g.keep in g.reference:
+            return "in a reference folder"
+        return "your mark" if marks.get(g.keep) == "keep" else "the keep rules"
+
     groups = [models.PlannedGroupOut(
-        keep=ref(g.keep, g.keep_size), kept=[ref(p) for p in g.kept],
-        reference=[ref(p) for p in g.reference if p != g.keep],
+        keep=ref(g.keep, g.keep_size, why(g)), kept=[ref(p, reason="your mark") for p in g.kept],
+        reference=[ref(p, reason="in a reference folder") for p in g.reference if p != g.keep],
         quarantine=[ref(a.path, a.size) for a in g.actions],
         skipped=[ref(s["path"], reason=s["reason"]) for s in g.skipped], method=g.method)
         for g in plan.groups]

@@ -85,7 +85,7 @@ export async function showActions(main, params) {
     const pages = Math.ceil(plan.groups.length / GROUPS_SHOWN);
     const rows = groups.map((g, n) => h("tr", {},
       h("td", {}, `${page * GROUPS_SHOWN + n + 1}`),
-      h("td", {}, fileCell(g.keep, "keep"), g.kept.map((f) => fileCell(f, "keep", "kept by your mark")),
+      h("td", {}, fileCell(g.keep, "keep", g.keep.reason), g.kept.map((f) => fileCell(f, "keep", f.reason)),
         g.reference.map((f) => fileCell(f, "reference", "reference"))),
       h("td", {}, g.quarantine.length ? g.quarantine.map((f) => fileCell(f, "quarantine")) : h("span", { class: "muted" }, "nothing")),
       h("td", {}, g.skipped.map((f) => h("div", {}, basename(f.path), h("span", { class: "muted" }, ` — ${f.reason}`))))));

@@ -215,12 +215,9 @@ export async function showGroup(main, number, params) {
       return;
     }
     compare.stop();
-    const wasSize = files.length;
-    if (!(await load())) return;
-    render();
-    const same = view.group.files.length === wasSize - 1 && !wholeGroup;
-    say(wholeGroup ? `Saved: group ${view.number} is not duplicates; showing the next group.`
-      : `Saved: ${basename(chosen.path)} is not a duplicate of the others${same ? "" : "; showing what is left"}.`);
+    say(wholeGroup ? "Saved: these files are not duplicates of each other."
+      : `Saved: ${basename(chosen.path)} is not a duplicate of the others.`);
+    if (await load()) render(); // the group as it is now, or the next one where it is gone
   }
 
   function toggleZoom() {
