@@ -90,7 +90,10 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
     else:
         app.add_middleware(LoopbackHost)
     if warm and index_path.exists():
-        groups.warm(index_path)
+        groups.warm(index_path, lambda index: index_info(index))
+
+    def index_info(index: Index) -> models.InfoOut:
+        return groups.get(("info",), lambda: _info(index, index_path, bool(token)))
 
     @app.exception_handler(LookalikeError)
     async def _library_error(request: Request, exc: LookalikeError) -> JSONResponse:
@@ -176,7 +179,7 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
     def info_route() -> models.InfoOut:
         """What the index holds: files, methods, metadata keys (for the UI's filters)."""
         with opened(index_path) as index:
-            return groups.get(("info",), lambda: _info(index, index_path, bool(token)))
+            return index_info(index)
 
     @app.get("/files/{file_id}/thumbnail", responses={**ERRORS, 200: {
         "content": {"image/webp": {}, "image/jpeg": {}}}})

@@ -117,13 +117,15 @@ class GroupCache(StateCache):
                         lambda: FoundGroups(*groups_with_evidence(index, method,
                                                                   where or None)))
 
-    def warm(self, index_path: Path) -> threading.Thread:
-        """Compute the default groups in the background (lookalike serve, at start): the
-        first page a person opens is then a cache hit."""
+    def warm(self, index_path: Path, *more: Callable[[Index], object]) -> threading.Thread:
+        """Compute the default groups (then `more`) in the background (lookalike serve, at
+        start): the first page a person opens is then a cache hit."""
         def run() -> None:
             try:
                 with opened(index_path) as index:
                     self.groups(index, "auto", {})
+                    for make in more:
+                        make(index)
             except Exception:  # noqa: BLE001  (the first request reports the error itself)
                 pass
 

@@ -6,20 +6,22 @@ import { PAGE_SIZE, filterForm, readFilters, withFilters } from "./filters.js";
 
 const THUMBS_SHOWN = 4; // per card; the rest are counted
 
-export async function showGrid(main, params, info) {
+export async function showGrid(main, params, infoPromise) {
   const filters = readFilters(params);
   const page = Math.max(1, Number(params.get("page")) || 1);
   const go = (f, p = 1) => { location.hash = withFilters("#/groups", f, p > 1 ? { page: p } : {}); };
   const list = h("ol", { class: "grid", "aria-label": "Duplicate groups" });
   const summary = h("p", { class: "summary", "aria-live": "polite" }, "Loading groups…");
   const pager = h("nav", { class: "pager", "aria-label": "Pages" });
+  const form = h("div", { class: "filters" }, "Loading the filters…");
   fill(main,
     h("h2", {}, "Duplicate groups"),
-    filterForm(filters, info, (f) => go(f)),
+    form,
     h("div", { class: "row" }, summary,
       h("a", { class: "button", href: withFilters("#/actions", filters) },
         "Plan these groups with keep rules…")),
     list, pager);
+  infoPromise.then((info) => form.replaceWith(filterForm(filters, info, (f) => go(f))));
   let data;
   try {
     data = await api(withFilters("groups", filters, { page, page_size: PAGE_SIZE }));

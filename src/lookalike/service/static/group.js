@@ -31,10 +31,19 @@ export async function showGroup(main, number, params) {
       return false;
     }
     view.group = data.groups[0];
-    view.details = await Promise.all(view.group.files.map(
-      (f) => api(`files/${f.file_id}`).catch(() => null)));
     view.selected = Math.min(view.selected, view.group.files.length - 1);
     return true;
+  }
+
+  // A file's own description (format, EXIF date, metadata), asked once its image is in:
+  // the images come first.
+  function loadDetails(i) {
+    const group = view.group;
+    const f = group.files[i];
+    api(`files/${f.file_id}`).then((detail) => {
+      const list = main.querySelectorAll("figure.shot dl")[i];
+      if (view.group === group && list) fill(list, facts(f, detail));
+    }, () => {});
   }
 
   function render() {
@@ -45,10 +54,11 @@ export async function showGroup(main, number, params) {
         width: f.width, height: f.height, draggable: "false" });
       showImage(img, f.file_id, "content");
       img.addEventListener("load", sizeImages);
+      for (const done of ["load", "error"]) img.addEventListener(done, () => loadDetails(i), { once: true });
       const loupeBox = h("div", { class: "loupe", hidden: true, "aria-hidden": "true" });
       const frame = h("div", { class: "frame", onclick: () => { select(i); toggleZoom(); } }, img, loupeBox);
       frames.push({ frame, img, loupe: loupeBox });
-      return figure(f, view.details[i], i, frame);
+      return figure(f, i, frame);
     });
     const shots = h("div", { class: "shots", "aria-label": "Images of the group" }, figures);
     const pageOfGroup = Math.ceil(view.number / PAGE_SIZE);
@@ -94,17 +104,21 @@ export async function showGroup(main, number, params) {
     sizeImages();
   }
 
-  function figure(f, detail, i, frame) {
-    const meta = Object.entries((detail && detail.meta) || {});
-    const facts = [
+  function facts(f, detail) {
+    const turned = f.transform && f.transform !== "identity" ? `, ${f.transform}` : "";
+    const rows = [
       ["Size", `${f.width} × ${f.height}`],
       ["Bytes", `${bytes(f.bytes)} (${f.bytes.toLocaleString("en")})`],
-      ["Format", detail ? `${detail.format} ${detail.mode}` : ""],
-      ["Taken", (detail && detail.taken) || "no EXIF date"],
-      ["Modified", detail ? new Date(detail.mtime_ns / 1e6).toLocaleString("en-GB") : ""],
-      ["Matched", f.method ? `${f.method}, distance ${f.distance}${f.transform && f.transform !== "identity" ? `, ${f.transform}` : ""}` : ""],
-      ...meta.map(([k, v]) => [k, String(v)]),
+      ["Format", detail ? `${detail.format} ${detail.mode}` : "…"],
+      ["Taken", detail ? detail.taken || "no EXIF date" : "…"],
+      ["Modified", detail ? new Date(detail.mtime_ns / 1e6).toLocaleString("en-GB") : "…"],
+      ["Matched", f.method ? `${f.method}, distance ${f.distance}${turned}` : ""],
+      ...Object.entries((detail && detail.meta) || {}).map(([k, v]) => [k, String(v)]),
     ];
+    return rows.filter(([, v]) => v).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]);
+  }
+
+  function figure(f, i, frame) {
     const button = (key, label, action) => h("button", { type: "button", "aria-keyshortcuts": key,
       onclick: (e) => { e.stopPropagation(); select(i, false); action(); } }, label);
     return h("figure", { class: "shot", tabindex: 0, dataset: { index: i, fileId: f.file_id },
@@ -115,7 +129,7 @@ export async function showGroup(main, number, params) {
       f.present ? null : h("span", { class: "badge gone" }, "not on disk")),
     frame,
     h("figcaption", {},
-      h("dl", {}, facts.filter(([, v]) => v).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      h("dl", {}, facts(f, null)),
       h("p", { class: "path" }, f.path),
       h("div", { class: "buttons" },
         button("k", "Keep (k)", () => mark("keep")),

@@ -10,18 +10,20 @@ import { showQuery } from "./query.js";
 
 const main = document.getElementById("main");
 let current = {}; // the view's controller: {onKey(event) -> handled, close()}
-let info = null;
+let info = null; // a promise of GET /info
 
-async function indexInfo() {
+// What the index holds (for the filters), asked once; views ask for their own data first.
+function indexInfo() {
   if (!info) {
-    try {
-      info = await api("info");
+    info = api("info").then((found) => {
       document.getElementById("index-info").textContent =
-        `${info.index} · ${info.files.toLocaleString("en")} files`;
-    } catch (error) {
+        `${found.index} · ${found.files.toLocaleString("en")} files`;
+      return found;
+    }, (error) => {
       fail(error);
+      info = null;
       return { methods: ["auto"], meta: {} };
-    }
+    });
   }
   return info;
 }
@@ -36,7 +38,7 @@ async function route() {
     const on = link.dataset.view === (view === "group" ? "groups" : view);
     link.setAttribute("aria-current", on ? "page" : "false");
   }
-  const known = await indexInfo();
+  const known = indexInfo(); // a promise
   if (view === "group" && Number(arg) >= 1) current = await showGroup(main, Number(arg), params, known);
   else if (view === "actions") current = await showActions(main, params, known);
   else if (view === "query") current = await showQuery(main, params, known);

@@ -3,7 +3,8 @@
 import { api, showImage } from "./api.js";
 import { basename, count, fail, fill, h, say } from "./dom.js";
 
-export async function showQuery(main, params, info) {
+export async function showQuery(main, params, infoPromise) {
+  const info = await infoPromise;
   const input = h("input", { type: "file", id: "query-file", accept: "image/*", class: "visually-hidden" });
   const method = h("select", { id: "query-method" },
     (info.methods || ["auto"]).map((m) => h("option", { value: m }, m)));
