@@ -136,6 +136,11 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Another connection may have applied it while this one waited for the lock
+            # (two requests of `lookalike serve` opening an index one migration behind).
+            if conn.execute("SELECT 1 FROM schema_migrations WHERE name=?", (name,)).fetchone():
+                conn.execute("COMMIT")
+                continue
             for statement in _statements(sql):
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, time.time()))
