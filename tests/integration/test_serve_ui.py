@@ -206,3 +206,44 @@ def expect_text(page, selector: str, text: str) -> None:
     """Wait until the element holds `text` (the UI answers after the server does)."""
     page.wait_for_function("([s, t]) => document.querySelector(s)?.textContent.includes(t)",
                            arg=[selector, text])
+
+
+def test_the_ui_asks_for_the_token_and_shows_images_with_it(tmp_path):
+    """Behind a token the page loads, asks for it once, and shows the thumbnails (fetched
+    with the token: an <img> cannot send it)."""
+    sync_playwright = _browser()
+    review = build_review(tmp_path / "photos")
+    with running(create_app(review.index, token="ui-token")) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{url}/")
+            page.wait_for_selector("#token-dialog[open]")
+            page.fill("#token-input", "wrong")
+            page.click("#token-dialog button[value=ok]")
+            page.wait_for_selector("#token-dialog[open]")  # asked again
+            page.fill("#token-input", "ui-token")
+            page.click("#token-dialog button[value=ok]")
+            page.wait_for_function("""() => { const imgs = [...document.querySelectorAll(
+                'ol.grid li:first-child img')]; return imgs.length === 3
+                && imgs.every((i) => i.complete && i.naturalWidth > 0
+                && i.src.startsWith('blob:')); }""")
+            assert page.locator("ol.grid a.card").count() == 3
+        finally:
+            browser.close()
+
+
+def test_every_static_file_is_packaged():
+    """pyproject's package-data must ship the whole web UI (no build step makes it)."""
+    import tomllib
+
+    package = Path(__file__).resolve().parents[2] / "src" / "lookalike"
+    config = tomllib.loads((package.parents[1] / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["lookalike"]
+    static = [p.relative_to(package).as_posix()
+              for p in (package / "service" / "static").rglob("*") if p.is_file()]
+    assert "service/static/index.html" in static and len(static) >= 5
+    shipped = {q.relative_to(package).as_posix() for pattern in patterns
+               for q in package.glob(pattern)}
+    assert sorted(set(static) - shipped) == []

@@ -151,7 +151,7 @@ export async function showGroup(main, number, params) {
     const gap = 16;
     const across = Math.min(files.length, 4);
     const chrome = 20; // a figure's padding and border
-    const column = Math.min(520, (shots.clientWidth - gap * (across - 1)) / across - chrome);
+    const column = Math.floor(Math.min(520, (shots.clientWidth - gap * (across - 1)) / across - chrome));
     const tallest = window.innerHeight * MAX_HEIGHT;
     const size = (img, f) => [img.naturalWidth || f.width, img.naturalHeight || f.height];
     const sizes = imgs.map((img, i) => size(img, files[i]));
@@ -171,7 +171,11 @@ export async function showGroup(main, number, params) {
     main.querySelectorAll(".shot").forEach((el, k) => {
       el.classList.toggle("selected", k === i);
       el.setAttribute("aria-current", k === i ? "true" : "false");
-      if (k === i && focus) el.focus({ preventScroll: false });
+      if (k === i && focus) {
+        el.focus({ preventScroll: true });
+        const top = el.getBoundingClientRect().top; // its number and mark in view, below the bar
+        if (top < 64 || top > window.innerHeight - 120) el.scrollIntoView({ block: "start" });
+      }
     });
   }
 
