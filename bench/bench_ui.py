@@ -13,8 +13,10 @@ is written next to the given one). Then:
    (it computes the groups as it starts, in the background), and the page is opened the moment
    the server answers. Measured in the page (performance.now(), from the navigation): until
    every thumbnail of the first group is decoded, and until all those in view are;
-   then the group view (a click on the first group until its images are decoded), the next
-   group (the key j), and a reload (groups and thumbnails cached).
+   then the group view (a click on the first group until its images are decoded, while the
+   grid's lazy thumbnails below the fold are still being made), the next group (the key j),
+   the next after marking one (k, then j: a mark keeps the server's groups), a group opened
+   once the grid is idle, and a reload (groups and thumbnails cached).
 
 It prints the figures and never asserts a time. Browser, server and this script share the
 machine's cores.
@@ -119,6 +121,23 @@ def ui_times(index: Path) -> tuple[dict[str, float], float | None]:
             page.keyboard.press("j")
             page.wait_for_function(GROUP_IMAGES, arg=title, polling="raf")
             out["next group (key j)"] = page.evaluate("performance.now()") - start
+            page.keyboard.press("k")  # a mark: saved, and the groups stay cached
+            page.wait_for_function("() => document.querySelector('#status').textContent"
+                                   ".startsWith('Saved')")
+            title = page.locator("#group-title").inner_text()
+            start = page.evaluate("performance.now()")
+            page.keyboard.press("j")
+            page.wait_for_function(GROUP_IMAGES, arg=title, polling="raf")
+            out["next group after a mark (k, then j)"] = page.evaluate("performance.now()") \
+                - start
+            page.keyboard.press("Escape")  # back to the grid; let its lazy thumbnails finish
+            page.wait_for_selector("ol.grid a.card")
+            page.wait_for_load_state("networkidle")
+            start = page.evaluate("performance.now()")
+            page.locator("ol.grid a.card").nth(2).click()
+            page.wait_for_function(GROUP_IMAGES, arg="", polling="raf")
+            out["group view, grid settled first (group 3)"] = page.evaluate(
+                "performance.now()") - start
             page.goto(f"http://127.0.0.1:{port}/#/groups")
             page.reload()
             page.wait_for_function(FIRST_CARD, polling="raf")

@@ -263,3 +263,30 @@ def test_info_files_and_docs_describe_the_new_routes(site):
         assert route in paths, route
     schema = json.dumps(paths["/decisions"])
     assert "not-duplicate" in site.get("/openapi.json").text and "DecisionIn" in schema
+
+
+def test_a_mark_keeps_the_groups_cached_a_not_duplicate_does_not(site, monkeypatch):
+    """Triage must stay quick: a keep/quarantine mark changes no group, so the server does
+    not search the collection again for the next group; a not-duplicate does."""
+    from lookalike.service import state
+
+    searches = []
+    real = state.groups_with_evidence
+
+    def counted(*args, **kwargs):
+        searches.append(args[1:])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(state, "groups_with_evidence", counted)
+    site.get("/groups")
+    assert len(searches) == 1
+    decide(site, "keep", ["lib/a_small.jpg"])
+    decide(site, "quarantine", ["lib/a.jpg"])
+    decide(site, "clear", ["lib/a.jpg"])
+    page = site.get("/groups").json()
+    assert len(searches) == 1  # still the cached groups, with the marks as they are now
+    marks = {Path(f["path"]).name: f["mark"] for g in page["groups"] for f in g["files"]}
+    assert marks["a_small.jpg"] == "keep" and marks["a.jpg"] is None
+    decide(site, "not-duplicate", ["lib/c_turned.png"], ["lib/c.jpg"])
+    assert {"lib/c.jpg", "lib/c_turned.png"} not in site.groups()
+    assert len(searches) == 2

@@ -201,7 +201,7 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
         return FileResponse(record.path, headers=_cached(record.content_hash),
                             media_type=_MIME.get(record.format, "application/octet-stream"))
 
-    app.include_router(review_routes(index_path, groups))
+    app.include_router(review_routes(index_path, groups, queries))
 
     @app.get("/", include_in_schema=False)
     def home() -> FileResponse:

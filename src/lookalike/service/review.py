@@ -28,14 +28,16 @@ from ..index.decisions import MARKS
 from ..index.store import Index, display_path
 from . import models
 from .limits import Refused
-from .state import ERRORS, GroupCache, live, opened, parse_where, select_groups, writing
+from .state import (ERRORS, GroupCache, StateCache, live, opened, parse_where, select_groups,
+                    writing)
 
 PLANS_DIR = "plans"  # next to the index: the plans this server made, by id
 SHOWN_DECISIONS = 500  # GET /decisions lists this many of each kind by default
 
 
-def review_routes(index_path: Path, cache: GroupCache) -> APIRouter:
-    """The routes of this module over the index at `index_path` (absolute)."""
+def review_routes(index_path: Path, cache: GroupCache, *others: StateCache) -> APIRouter:
+    """The routes of this module over the index at `index_path` (absolute); `cache` holds
+    the groups, `others` more values computed from the index (kept over a mark)."""
     router = APIRouter(responses=ERRORS)
     # One write at a time from this server: a second request waits instead of meeting the
     # writer lock (409 is left for a scan in another process).
@@ -45,7 +47,7 @@ def review_routes(index_path: Path, cache: GroupCache) -> APIRouter:
     def decide_route(body: models.DecisionIn) -> models.DecisionOut:
         """Record a decision on files (per file, or a whole group: give all its ids)."""
         with write_lock:
-            return _decide(index_path, body)
+            return _decide(index_path, body, (cache, *others))
 
     @router.get("/decisions", response_model=models.DecisionsOut, tags=["review"])
     def decisions_route(limit: int = Query(SHOWN_DECISIONS, ge=1, le=10_000)
@@ -98,10 +100,12 @@ def quarantine_of(index_path: Path) -> Path:
 
 # --- decisions -------------------------------------------------------------------------------
 
-def _decide(index_path: Path, body: models.DecisionIn) -> models.DecisionOut:
+def _decide(index_path: Path, body: models.DecisionIn, caches: tuple[StateCache, ...]
+            ) -> models.DecisionOut:
     ids = list(dict.fromkeys(body.file_ids))
     others = [i for i in dict.fromkeys(body.others) if i not in ids]
     with writing(index_path) as index:
+        before = caches[0].version()
         contents = _contents(index, ids + others)
         marked = pairs = 0
         if body.decision in MARKS:
@@ -117,6 +121,10 @@ def _decide(index_path: Path, body: models.DecisionIn) -> models.DecisionOut:
                     raise Refused(422, "not-duplicate needs files of different contents: "
                                   "byte copies are always duplicates")
                 pairs = index.record_decisions(wanted, "not-duplicate")
+        if not pairs:  # marks only: the groups (and the rest cached) are what they were
+            after = caches[0].version()
+            for cache in caches:
+                cache.carry_over(before, after)
     return models.DecisionOut(decision=body.decision, file_ids=ids, marked=marked, pairs=pairs)
 
 

@@ -83,6 +83,22 @@ class StateCache:
         self._pending: dict[tuple, threading.Lock] = {}
         self._size = entries
 
+    def version(self) -> int | None:
+        """The index's change counter now (the first part of every key)."""
+        return self._counter.value()
+
+    def carry_over(self, before: int | None, after: int | None) -> None:
+        """Keep the entries of version `before` as entries of `after`: for a commit known to
+        change nothing they hold (a mark on a file), made under the writer lock, so that no
+        other commit came in between."""
+        if before is None or after is None or before == after:
+            return
+        with self._lock:
+            for key, value in list(self._entries.items()):
+                if key[0] == before:
+                    self._entries.pop(key)
+                    self._entries[(after, *key[1:])] = value
+
     def get(self, key: tuple, make: Callable[[], T]) -> T:
         key = (self._counter.value(), *key)
         with self._lock:
