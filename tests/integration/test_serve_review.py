@@ -290,3 +290,13 @@ def test_a_mark_keeps_the_groups_cached_a_not_duplicate_does_not(site, monkeypat
     decide(site, "not-duplicate", ["lib/c_turned.png"], ["lib/c.jpg"])
     assert {"lib/c.jpg", "lib/c_turned.png"} not in site.groups()
     assert len(searches) == 2
+
+
+def test_only_the_newest_plans_are_kept(site):
+    from lookalike.service.review import PLANS_KEPT
+
+    ids = [site.post("/plan", {}).json()["plan_id"] for _ in range(PLANS_KEPT + 2)]
+    stored = sorted(p.stem for p in (site.index.parent / "plans").glob("*.json"))
+    assert stored == sorted(ids[2:])
+    assert site.post("/apply", {"plan_id": ids[0]}).status_code == 404
+    assert site.post("/apply", {"plan_id": ids[-1]}).status_code == 200

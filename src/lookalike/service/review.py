@@ -32,6 +32,7 @@ from .state import (ERRORS, GroupCache, StateCache, live, opened, parse_where, s
                     writing)
 
 PLANS_DIR = "plans"  # next to the index: the plans this server made, by id
+PLANS_KEPT = 20  # the newest plans kept there (undo needs none: a run's journal says it all)
 SHOWN_DECISIONS = 500  # GET /decisions lists this many of each kind by default
 
 
@@ -204,6 +205,8 @@ def _plan(index_path: Path, cache: GroupCache, body: models.PlanIn) -> models.Pl
     folder = index_path.parent / PLANS_DIR
     folder.mkdir(exist_ok=True)
     write_plan(plan, folder / f"{plan_id}.json")
+    for old in sorted(folder.glob("*.json"))[:-PLANS_KEPT]:  # ids sort by time
+        old.unlink(missing_ok=True)
     return _plan_out(plan_id, plan, ids, marks)
 
 
