@@ -230,6 +230,8 @@ def test_the_ui_asks_for_the_token_and_shows_images_with_it(tmp_path):
                 && imgs.every((i) => i.complete && i.naturalWidth > 0
                 && i.src.startsWith('blob:')); }""")
             assert page.locator("ol.grid a.card").count() == 3
+            assert page.locator("#status").inner_text().startswith("Showing 3 groups")
+            assert page.locator("#index-info").inner_text().endswith("9 files")  # /info too
         finally:
             browser.close()
 

@@ -51,19 +51,32 @@ export async function api(path, { method = "GET", json, form } = {}) {
   return reply.json();
 }
 
+let asking = null; // the open question, shared by the requests refused meanwhile
+
 // Ask for the token in the page's dialog; resolves to whether one was given.
 function askToken() {
+  if (asking) return asking;
   const dialog = document.getElementById("token-dialog");
   const input = dialog.querySelector("input");
   input.value = "";
+  dialog.returnValue = "";
   dialog.showModal();
-  return new Promise((resolve) => {
+  asking = new Promise((resolve) => {
     dialog.addEventListener("close", () => {
       const given = dialog.returnValue === "ok" && input.value.trim();
       if (given) sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      asking = null;
       resolve(Boolean(given));
     }, { once: true });
   });
+  return asking;
+}
+
+// Open file `id`'s bytes in a new tab (with a token, through a blob: a link cannot send it).
+export function openFile(event, id) {
+  if (!token()) return;
+  event.preventDefault();
+  imageUrl(id, "content").then((url) => window.open(url, "_blank"), () => {});
 }
 
 const blobs = new Map(); // url -> object URL, while a token is in use

@@ -1,6 +1,6 @@
 // The query page: drop or pick a picture, POST /query, and see what the index holds like it.
 
-import { api, showImage } from "./api.js";
+import { api, openFile, showImage } from "./api.js";
 import { basename, count, fail, fill, h, say } from "./dom.js";
 
 export async function showQuery(main, params, infoPromise) {
@@ -54,7 +54,8 @@ export async function showQuery(main, params, infoPromise) {
               ` · ${m.method} · distance ${m.distance} · `,
               h("span", { class: "transform" }, m.transform === "identity" ? "same orientation"
                 : `the indexed file ${m.transform} gives the query`)),
-            h("a", { href: `files/${m.file_id}/content`, target: "_blank", rel: "noopener" }, "Open the file")));
+            h("a", { href: `files/${m.file_id}/content`, target: "_blank", rel: "noopener",
+              onclick: (e) => openFile(e, m.file_id) }, "Open the file")));
       })));
     say(`${count(data.matches.length, "match", "matches")} for ${data.name}.`);
   }
