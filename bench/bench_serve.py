@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Sequence
 
 import httpx
 from PIL import Image
@@ -58,11 +59,12 @@ def query_pictures(images: Path, sample: int, seed: int) -> list[bytes]:
     return out
 
 
-def start_server(index: Path, port: int) -> subprocess.Popen:
+def start_server(index: Path, port: int, options: Sequence[str] = ()) -> subprocess.Popen:
+    """`lookalike serve` on 127.0.0.1:`port`, once it answers."""
     env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     env.pop("LOOKALIKE_TOKEN", None)
     process = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--index", str(index),
-                                "--host", "127.0.0.1", "--port", str(port)], env=env)
+                                "--host", "127.0.0.1", "--port", str(port), *options], env=env)
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -209,3 +209,28 @@ def _high_depth_to_l(image):
         if array.max(initial=0) <= 1.0:
             array = array * 255.0
     return Image.fromarray(np.clip(array + 0.5, 0, 255).astype(np.uint8), "L")
+
+
+EXIF_IFD = 0x8769
+# (IFD, tag) of DateTimeOriginal (taken), DateTimeDigitized, then DateTime (last changed)
+EXIF_DATE_TAGS = ((EXIF_IFD, 0x9003), (EXIF_IFD, 0x9004), (None, 0x0132))
+
+
+def exif_date(path: str) -> str | None:
+    """When the picture was taken, by its EXIF (DateTimeOriginal, else DateTimeDigitized, else
+    DateTime), as "YYYY-MM-DD HH:MM:SS"; None when the file has none or cannot be read.
+    Reads the header only, no pixels."""
+    from PIL import Image
+
+    _register_heif()
+    try:
+        with Image.open(path) as image:
+            exif = image.getexif()
+            for ifd, tag in EXIF_DATE_TAGS:
+                value = (exif.get_ifd(ifd) if ifd else exif).get(tag)
+                if isinstance(value, str) and len(value.strip("\x00 ")) >= 10:
+                    date, _, clock = value.strip("\x00 ").partition(" ")
+                    return f"{date.replace(':', '-')} {clock}".strip()
+    except Exception:  # noqa: BLE001  (a date is a nicety: any header fault means none)
+        return None
+    return None

@@ -9,9 +9,7 @@ import os
 import socket
 import sqlite3
 import subprocess
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,51 +18,18 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("fastapi")
-import uvicorn  # noqa: E402
+pytest.importorskip("uvicorn")
 
 from lookalike.index.store import open_index  # noqa: E402
 from lookalike.scan import scan  # noqa: E402
 from lookalike.service.app import create_app  # noqa: E402
 
 from .conftest import LOOKALIKE, cli_env, dihedral, jpeg, picture, png, png_bomb  # noqa: E402
+from .serving import raw_get, running  # noqa: E402
 
 MAX_UPLOAD = 1 << 20
 MAX_PIXELS = 4_000_000
 TOKEN = "s3cret-token-for-tests"
-
-
-@contextmanager
-def running(app):
-    """uvicorn serving `app` on a free loopback port, in a thread; yields the base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
-def raw_get(base: str, target: str, headers: str = "") -> tuple[int, bytes]:
-    """GET `target` byte for byte as given (no normalisation of `..` or %-escapes)."""
-    host, port = base.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as conn:
-        conn.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{headers}"
-                     "Connection: close\r\n\r\n".encode())
-        reply = b""
-        while chunk := conn.recv(65536):
-            reply += chunk
-    head, _, body = reply.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
 
 
 @dataclass

@@ -152,3 +152,31 @@ def test_decisions_are_stored_per_content_pair(tmp_path):
         index.record_decision(1, 2, "duplicate")  # a later decision replaces the earlier
         assert index.decided_pairs("not-duplicate") == set()
         assert index.decided_pairs("duplicate") == {(1, 2)}
+
+
+def test_connections_opening_an_index_behind_at_once_all_succeed(tmp_path, monkeypatch):
+    """`lookalike serve` opens a connection per request: on an index that lacks a migration,
+    the first to take the lock applies it, the others find it applied."""
+    import threading
+
+    for trial in range(5):
+        path = tmp_path / f"index{trial}.db"
+        with monkeypatch.context() as patched:  # an index made before the last migration
+            patched.setattr(migrations, "MIGRATIONS", MIGRATIONS[:-1])
+            with open_index(path, create=True):
+                pass
+        errors: list[Exception] = []
+
+        def open_once() -> None:
+            try:
+                open_index(path).close()
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_once) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert _names(path) == sorted(name for name, _ in MIGRATIONS)

@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from ..errors import LookalikeError
 from ..index.store import Index
@@ -73,6 +73,7 @@ class PlannedGroup:
     reference: list[str] = field(default_factory=list)  # files of the group never touched
     actions: list[PlannedAction] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # {path, reason}
+    kept: list[str] = field(default_factory=list)  # other files kept by a person's mark
 
 
 @dataclass(frozen=True)
@@ -117,16 +118,21 @@ def is_under(path: str, folders: Sequence[str]) -> bool:
 
 def make_plan(index: Index, groups: Sequence[Group], rules: Sequence[str] = DEFAULT_RULES,
               prefer_path: Sequence[str] = (), reference: Sequence[str] = (),
-              action: str = "quarantine") -> Plan:
+              action: str = "quarantine", marks: Mapping[str, str] | None = None) -> Plan:
     """One kept file per group and `action` for the others.
 
     Files under `reference` folders are always kept and never acted on; when a group holds
     one, the kept file (the target of links) is the best reference file by `rules`. Else files
     under `prefer_path` folders come first, then `rules` in order, then the path. A link
-    action needs a byte copy of the kept file: other members are listed as skipped."""
+    action needs a byte copy of the kept file: other members are listed as skipped.
+
+    `marks` (path -> "keep" or "quarantine", a person's triage) come before the rules: files
+    marked keep are kept (the best of them is the group's kept file), files marked quarantine
+    are not kept unless every file of the group is (then the rules choose, as unmarked)."""
     if action not in ACTIONS:
         raise PlanError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
     rules = parse_rules(list(rules))
+    marks = marks or {}
     prefer = [os.path.abspath(p) for p in prefer_path]
     refs = [os.path.abspath(p) for p in reference]
     paths = [f.path for g in groups for f in g.files]
@@ -135,28 +141,41 @@ def make_plan(index: Index, groups: Sequence[Group], rules: Sequence[str] = DEFA
     for group in groups:
         members = [Candidate(f.path, f.width, f.height, *states[f.path][:2],
                              states[f.path][3].hex()) for f in group.files if f.path in states]
-        if len(members) < 2:
-            continue
-        in_ref = [c for c in members if is_under(c.path, refs)]
-        pool = in_ref or members
-        keep = sorted(pool, key=lambda c: (not is_under(c.path, prefer),
-                                           *(KEEP_RULES[r](c) for r in rules), c.path))[0]
-        actions, skipped = [], []
-        for c in members:
-            if c is keep or c in in_ref:
-                continue
-            if action in LINKS and c.hash != keep.hash:
-                skipped.append({"path": c.path, "reason": "not a byte copy of the kept "
-                                "file; a link needs identical bytes"})
-                continue
-            actions.append(PlannedAction(c.path, action, keep.path, c.size, c.mtime_ns, c.hash))
-        planned.append(PlannedGroup(keep.path, keep.size, keep.mtime_ns, keep.hash,
-                                    group.method, sorted(c.path for c in in_ref), actions,
-                                    skipped))
+        if len(members) >= 2:
+            planned.append(_plan_group(members, group.method, rules, prefer, refs, action,
+                                       marks))
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     log.info("planned %d actions in %d groups", sum(len(g.actions) for g in planned),
              len(planned))
     return Plan(str(Path(index.path).resolve()), created, rules, action, prefer, refs, planned)
+
+
+def _plan_group(members: list[Candidate], method: str, rules: list[str], prefer: list[str],
+                refs: list[str], action: str, marks: Mapping[str, str]) -> PlannedGroup:
+    in_ref = [c for c in members if is_under(c.path, refs)]
+    marked_keep = [c for c in members if marks.get(c.path) == "keep"]
+    unwanted = {c.path for c in members if marks.get(c.path) == "quarantine"}
+    pool = in_ref or marked_keep or [c for c in members if c.path not in unwanted] or members
+    keep = sorted(pool, key=lambda c: (not is_under(c.path, prefer),
+                                       *(KEEP_RULES[r](c) for r in rules), c.path))[0]
+    actions, skipped, kept = [], [], []
+    for c in members:
+        if c is keep or c in in_ref:
+            if c.path in unwanted:
+                why = "in a reference folder" if c in in_ref else \
+                    "every file of the group was marked quarantine; the keep rules chose it"
+                skipped.append({"path": c.path, "reason": f"marked quarantine, but {why}"})
+            continue
+        if c in marked_keep:
+            kept.append(c.path)
+            continue
+        if action in LINKS and c.hash != keep.hash:
+            skipped.append({"path": c.path, "reason": "not a byte copy of the kept file; a "
+                            "link needs identical bytes"})
+            continue
+        actions.append(PlannedAction(c.path, action, keep.path, c.size, c.mtime_ns, c.hash))
+    return PlannedGroup(keep.path, keep.size, keep.mtime_ns, keep.hash, method,
+                        sorted(c.path for c in in_ref), actions, skipped, kept)
 
 
 def write_plan(plan: Plan, path: str | os.PathLike) -> None:

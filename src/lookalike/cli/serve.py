@@ -31,8 +31,10 @@ def serve_command(
                                         help="Largest upload accepted."),
     max_pixels: int = typer.Option(64_000_000, "--max-pixels", min=1,
                                    help="Largest picture accepted, in pixels (by its header)."),
+    warm: bool = typer.Option(True, "--warm/--no-warm", help="Compute the duplicate groups "
+                              "as the server starts, so the web UI's first page is quick."),
 ) -> None:
-    """Serve the index over HTTP (API docs at /docs)."""
+    """Serve the index over HTTP: the web UI at /, the API's docs at /docs."""
     try:
         import uvicorn
 
@@ -46,10 +48,10 @@ def serve_command(
         index_path = index if index is not None else _index_path(None)
         service = create_app(index_path, token=token, allow_paths=allow_path,
                              max_upload_bytes=int(max_upload_mb * (1 << 20)),
-                             max_pixels=max_pixels)
+                             max_pixels=max_pixels, warm=warm)
     except LookalikeError as exc:
         raise _fail(str(exc), USAGE) from None
-    err.print(f"serving {index_path} on http://{host}:{port} (docs at /docs)")
+    err.print(f"serving {index_path} on http://{host}:{port} (web UI at /, API docs at /docs)")
     uvicorn.run(service, host=host, port=port, log_level="warning")
 
 

@@ -111,6 +111,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             CHECK (content_a < content_b)
         );
     """),
+    # A person's mark on one file (the web UI's triage): keep it, or quarantine it, whatever
+    # the keep rules say. Keyed by file (a path), with the content it held when marked: a
+    # mark on a file whose bytes changed since no longer applies (Index.marks).
+    ("0006_marks", """
+        CREATE TABLE marks (
+            file_id INTEGER PRIMARY KEY REFERENCES files(id),
+            content_id INTEGER NOT NULL REFERENCES contents(id),
+            mark TEXT NOT NULL,                -- keep, quarantine
+            created REAL NOT NULL
+        );
+    """),
 ]
 
 
@@ -125,6 +136,11 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Another connection may have applied it while this one waited for the lock
+            # (two requests of `lookalike serve` opening an index one migration behind).
+            if conn.execute("SELECT 1 FROM schema_migrations WHERE name=?", (name,)).fetchone():
+                conn.execute("COMMIT")
+                continue
             for statement in _statements(sql):
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, time.time()))

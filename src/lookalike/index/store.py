@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import IndexBusyError, IndexError_, IndexNotFoundError
 from ..methods.registry import MethodSpec
 from ..types import FileInfo, IngestRow, Scanned
+from .decisions import Decisions
 from .migrations import migrate
 
 INDEX_DIR = ".lookalike"
@@ -199,7 +200,7 @@ def open_index(path: str | os.PathLike, *, create: bool = False,
     return Index(path, conn)
 
 
-class Index:
+class Index(Decisions):
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
@@ -615,7 +616,7 @@ class Index:
                 f"SELECT id, path FROM files WHERE status='ok' AND path IN ({marks})", chunk))
         return out
 
-    # --- decisions and file states (actions/) --------------------------------------------
+    # --- file states (actions/; decisions: index/decisions.py) ------------------------------
 
     def file_states(self, paths: Sequence[str]) -> dict[str, tuple[int, int, int, bytes]]:
         """path -> (size, mtime_ns, content id, bytes hash) as the last scan saw it, for the
@@ -630,28 +631,3 @@ class Index:
                     f"f.path IN ({marks})", chunk):
                 out[from_db_path(path)] = (size, mtime_ns, content_id, bytes(digest))
         return out
-
-    def record_decision(self, content_a: int, content_b: int, decision: str) -> None:
-        """Remember a person's decision on two contents (replacing an earlier one); needs the
-        writer lock."""
-        if self._lock_fd is None:
-            raise IndexError_("recording a decision needs the writer lock (Index.acquire())")
-        if content_a == content_b:
-            raise IndexError_("a decision needs two different contents (these files are "
-                              "byte copies of each other)")
-        low, high = sorted((int(content_a), int(content_b)))
-        with self.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?)",
-                         (low, high, decision, time.time()))
-
-    def decided_pairs(self, decision: str = "not-duplicate") -> set[tuple[int, int]]:
-        """(smaller, larger) content ids of the pairs marked with `decision`."""
-        try:
-            rows = self.conn.execute(
-                "SELECT content_a, content_b FROM decisions WHERE decision=?",
-                (decision,)).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):  # an older index opened read-only: not migrated
-                return set()
-            raise IndexError_(f"cannot read decisions from {self.path}: {exc}") from None
-        return {(int(a), int(b)) for a, b in rows}

@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Sequence
 
 from ..index.store import Index, display_path
 from ..types import Group
@@ -31,22 +29,12 @@ from .plots import plots
 from .thumbs import THUMB_SIZE, ThumbCache, ThumbStats, content_hashes
 
 if TYPE_CHECKING:
-    from ..search.dupes import ContentPairs
+    from ..search.evidence import Evidence
 
 log = logging.getLogger(__name__)
 
 MAX_GROUPS = 1000  # groups in the gallery; the rest are counted, not shown
 PAGE_SIZE = 50  # groups a page
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """How one file of a group matched: its strongest link to another member."""
-
-    method: str
-    distance: int
-    other: str  # the member it matched
-    transform: str = "identity"
 
 
 @dataclass(frozen=True)
@@ -150,55 +138,13 @@ def _gallery(groups: Sequence[Group], shown: Sequence[Group], evidence: dict[str
 
 
 def _groups_with_evidence(idx: Index) -> tuple[list[Group] | None, dict[str, Evidence]]:
-    """The default cascade's groups and, per grouped file, its strongest link inside its
-    group, from one search; None when the index holds no signatures."""
-    from ..search.dupes import content_pairs, evidence_rank, groups_of, without_decided
+    """The default cascade's groups and each grouped file's evidence, from one search; None
+    when the index holds no signatures."""
+    from ..search.evidence import groups_with_evidence
 
     if not has_signatures(idx):
         return None, {}
-    files = idx.live_files()
-    ids, parts = content_pairs(idx, files=files)
-    parts = without_decided(idx, ids, parts)  # as `dupes` does
-    groups = groups_of(files, ids, parts)
-    return groups, _evidence(groups, files, ids, parts, evidence_rank)
-
-
-def _evidence(groups: Sequence[Group], files: dict, ids: np.ndarray,
-              parts: Sequence["ContentPairs"], rank: Callable[[str], int]
-              ) -> dict[str, Evidence]:
-    """path -> its best pair (by evidence rank, then distance) with another member of its
-    group. The transform is the one that turns that member into this file."""
-    from ..methods import dihedral
-
-    row_of = {f.path: int(row) for row, cid in enumerate(ids.tolist())
-              for f in files[cid]}
-    group_of = {row_of[f.path]: number_ for number_, g in enumerate(groups)
-                for f in g.files if f.path in row_of}
-    best: dict[int, tuple[int, int, str, int, int]] = {}  # row -> (rank, d, method, other, v)
-    members = np.fromiter(group_of, dtype=np.int64, count=len(group_of))
-    for part in parts:
-        inside = np.isin(part.a, members) & np.isin(part.b, members)
-        for a, b, d, v in zip(part.a[inside].tolist(), part.b[inside].tolist(),
-                              part.distance[inside].tolist(), part.variant[inside].tolist()):
-            if group_of[a] != group_of[b]:
-                continue
-            # v turns a into b: b's card shows v, a's card the inverse.
-            for here, other, turn in ((b, a, v), (a, b, dihedral.INVERSE[v])):
-                link = (rank(part.method), int(d), part.method, other, int(turn))
-                if here not in best or link < best[here]:
-                    best[here] = link
-    out: dict[str, Evidence] = {}
-    for g in groups:
-        for f in g.files:
-            row = row_of.get(f.path)
-            twins = [t.path for t in files[int(ids[row])] if t.path != f.path] if row is not None else []
-            if twins:  # a byte copy: the strongest evidence there is
-                out[f.path] = Evidence("bytes", 0, twins[0])
-            elif row in best:
-                _, d, method, other, v = best[row]
-                out[f.path] = Evidence(method, d, min(t.path for t in files[int(ids[other])]),
-                                       dihedral.NAMES[v])
-    return out
+    return groups_with_evidence(idx)
 
 
 def _write_atomic(out: Path, data: bytes) -> int:

@@ -12,7 +12,7 @@ from ..types import Group
 from .analysis import DatasetStats, Distribution
 
 if TYPE_CHECKING:
-    from .html import Evidence
+    from ..search.evidence import Evidence
 
 FAILURES_SHOWN = 1000  # rows of the table of unreadable files
 

@@ -10,13 +10,11 @@ in the index, and only while the file is live and unchanged since it was indexed
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import os
 import tempfile
-import threading
-from contextlib import contextmanager
+from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Sequence
 
 import xxhash
 from fastapi import Depends, FastAPI, Query, Request
@@ -26,30 +24,30 @@ from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
 
-from ..decode import decode
+from ..actions.journal import QuarantineBusyError
+from ..decode import decode, exif_date
 from ..errors import (DecodeError, IndexBusyError, IndexError_, LookalikeError)
-from ..index.store import ChangeCounter, FileRecord, Index, display_path, open_index
+from ..index.store import ChangeCounter, Index, display_path
 from ..report.thumbs import ThumbCache
 from ..scan import scan
-from ..search.dupes import find_groups
+from ..search.evidence import Evidence
 from ..search.query import PreparedQuery
 from ..types import Group
 from . import models
 from .limits import (MAX_PIXELS, MAX_UPLOAD_BYTES, MULTIPART_SLACK, SUFFIXES, AllowList,
-                     BodyLimit, Refused, check_picture, json_path)
+                     BodyLimit, LoopbackHost, Refused, check_picture, is_loopback,
+                     json_path)
+from .review import review_routes
+from .state import (ERRORS, GroupCache, StateCache, live, opened, parse_where, select_groups,
+                    unchanged)
 
-
-T = TypeVar("T")
 STATIC_DIR = Path(__file__).parent / "static"
 UPLOADS_DIR = "uploads"  # next to the index: pictures added through POST /index
 MAX_PAGE_SIZE = 500
-CACHE_ENTRIES = 8  # (method, filter) combinations kept per cache
-# Paths a client may read without the token: the placeholder page and the API's own docs
+META_VALUES = 50  # values of each metadata key listed by GET /info
+# Paths a client may read without the token: the web UI's page and the API's own docs
 # (they describe the API, they hold no data).
 PUBLIC_PATHS = ("/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
-_ERRORS = {400: {"model": models.ErrorOut}, 401: {"model": models.ErrorOut},
-           404: {"model": models.ErrorOut}, 413: {"model": models.ErrorOut},
-           415: {"model": models.ErrorOut}, 422: {"model": models.ErrorOut}}
 _UPLOAD_BODY = {"requestBody": {"content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary"}}}},
@@ -60,16 +58,6 @@ _UPLOAD_BODY = {"requestBody": {"content": {
 
 class ServeConfigError(LookalikeError):
     """The service cannot start as asked (a non-loopback address without a token, ...)."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding to `host` keeps the service on this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # any other name may resolve to a public address
 
 
 def check_bind(host: str, token: str | None) -> None:
@@ -84,24 +72,34 @@ def check_bind(host: str, token: str | None) -> None:
 def create_app(index_path: str | os.PathLike, *, token: str | None = None,
                allow_paths: Sequence[str | os.PathLike] = (),
                max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               max_pixels: int = MAX_PIXELS) -> FastAPI:
+               max_pixels: int = MAX_PIXELS, warm: bool = False) -> FastAPI:
     """The FastAPI app serving the index at `index_path` (it may not exist yet: POST /index
-    creates it). With `token`, every API route needs `Authorization: Bearer TOKEN`."""
+    creates it). With `token`, every API route needs `Authorization: Bearer TOKEN`; without
+    one, only requests addressed to a loopback name are served (no DNS rebinding). `warm`:
+    start computing the default groups at once, in the background."""
     index_path = Path(index_path).absolute()
     allow = AllowList.of(allow_paths)
     counter = ChangeCounter(index_path)
-    groups, queries = _GroupCache(counter), _QueryCache(counter)
-    app = FastAPI(title="lookalike", summary="Find duplicate images in an indexed collection.",
+    groups, queries = GroupCache(counter), _QueryCache(counter)
+    app = FastAPI(title="lookalike", summary="Find duplicate images in an indexed collection, "
+                  "review them and act on them safely. The web UI is at /.",
                   dependencies=[Depends(HTTPBearer(auto_error=False))] if token else [])
     app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_SLACK)
     if token:
         app.add_middleware(BearerAuth, token=token)  # outermost: before any body is read
+    else:
+        app.add_middleware(LoopbackHost)
+    if warm and index_path.exists():
+        groups.warm(index_path, lambda index: index_info(index))
+
+    def index_info(index: Index) -> models.InfoOut:
+        return groups.get(("info",), lambda: _info(index, index_path, bool(token)))
 
     @app.exception_handler(LookalikeError)
     async def _library_error(request: Request, exc: LookalikeError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))
 
-    @app.post("/query", response_model=models.QueryOut, responses=_ERRORS,
+    @app.post("/query", response_model=models.QueryOut, responses=ERRORS,
               openapi_extra=_UPLOAD_BODY)
     async def query_route(request: Request, method: str = "auto",
                           max_distance: int | None = Query(None, ge=0),
@@ -119,7 +117,7 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
         return await run_in_threadpool(_query, index_path, queries, name, data, fmt, method,
                                        max_distance, limit)
 
-    @app.post("/index", response_model=models.IndexOut, responses={**_ERRORS, 409: {
+    @app.post("/index", response_model=models.IndexOut, responses={**ERRORS, 409: {
         "model": models.ErrorOut}}, openapi_extra=_UPLOAD_BODY)
     async def index_route(request: Request) -> models.IndexOut:
         """Add pictures: multipart fields `file` (one or more), stored in `uploads/` next to
@@ -138,54 +136,72 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
                                               max_pixels)
         return await run_in_threadpool(_add, index_path, targets)
 
-    @app.get("/groups", response_model=models.GroupsPage, responses=_ERRORS)
+    @app.get("/groups", response_model=models.GroupsPage, responses=ERRORS)
     def groups_route(page: int = Query(1, ge=1),
                      page_size: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
-                     min_size: int = Query(2, ge=2), method: str = "auto",
+                     min_size: int = Query(2, ge=2), max_size: int | None = Query(None, ge=2),
+                     method: str = "auto",
                      where: list[str] = Query([], description="KEY:VALUE (or KEY=VALUE) of "
                                               "the files' metadata; repeat: all must hold")
                      ) -> models.GroupsPage:
-        """Duplicate groups, largest first, a page at a time."""
-        conditions = _where(where)
-        with _opened(index_path) as index:
-            found = groups.get(index, method, conditions)
-            chosen = [g for g in found if len(g.files) >= min_size]
+        """Duplicate groups, largest first, a page at a time, with how each file matched
+        and the marks a person made. Pairs marked not-duplicate are left apart."""
+        conditions = parse_where(where)
+        with opened(index_path) as index:
+            found = groups.groups(index, method, conditions)
+            chosen = select_groups(found.groups, min_size, max_size)
             start = (page - 1) * page_size
             shown = chosen[start:start + page_size]
             ids = index.live_file_ids(f.path for g in shown for f in g.files)
-        return models.GroupsPage(groups=[_group_out(g, ids) for g in shown], page=page,
-                                 page_size=page_size, total=len(chosen),
-                                 pages=-(-len(chosen) // page_size))
+            marks = {i: m.mark for i, m in index.marks(ids.values()).items()}
+        return models.GroupsPage(
+            groups=[_group_out(g, start + n, ids, marks, found.evidence)
+                    for n, g in enumerate(shown, 1)],
+            page=page, page_size=page_size, total=len(chosen),
+            pages=-(-len(chosen) // page_size))
 
-    @app.get("/files/{file_id}", response_model=models.FileOut, responses=_ERRORS)
+    @app.get("/files/{file_id}", response_model=models.FileOut, responses=ERRORS)
     def file_route(file_id: int) -> models.FileOut:
-        """An indexed file's description and metadata."""
-        with _opened(index_path) as index:
-            record = _live(index, file_id)
+        """An indexed file's description, metadata, EXIF date and mark."""
+        with opened(index_path) as index:
+            record = live(index, file_id)
+            mark = index.marks([file_id]).get(file_id)
+        try:
+            taken = exif_date(unchanged(record).path)
+        except Refused:
+            taken = None  # gone or changed: the index's description still stands
         return models.FileOut(file_id=record.id, path=display_path(record.path),
                               bytes=record.size, mtime_ns=record.mtime_ns, width=record.width,
                               height=record.height, format=record.format, mode=record.mode,
-                              meta=record.meta)
+                              meta=record.meta, taken=taken, mark=mark and mark.mark)
 
-    @app.get("/files/{file_id}/thumbnail", responses={**_ERRORS, 200: {
+    @app.get("/info", response_model=models.InfoOut, responses=ERRORS)
+    def info_route() -> models.InfoOut:
+        """What the index holds: files, methods, metadata keys (for the UI's filters)."""
+        with opened(index_path) as index:
+            return index_info(index)
+
+    @app.get("/files/{file_id}/thumbnail", responses={**ERRORS, 200: {
         "content": {"image/webp": {}, "image/jpeg": {}}}})
     def thumbnail_route(file_id: int) -> Response:
         """A small WebP of the file (cached next to the index, shared with the report)."""
-        with _opened(index_path) as index:
-            record = _unchanged(_live(index, file_id))
+        with opened(index_path) as index:
+            record = unchanged(live(index, file_id))
             cache = ThumbCache.for_index(index)
             data = cache.get(record.path, record.content_hash)
         if data is None:
             raise Refused(404, "no thumbnail: the file cannot be read any more")
-        return Response(data, media_type=cache.mime)
+        return Response(data, media_type=cache.mime, headers=_cached(record.content_hash))
 
-    @app.get("/files/{file_id}/content", responses={**_ERRORS, 200: {"content": {"image/*": {}}}})
+    @app.get("/files/{file_id}/content", responses={**ERRORS, 200: {"content": {"image/*": {}}}})
     def content_route(file_id: int) -> Response:
         """The file's bytes, while it is unchanged since it was indexed."""
-        with _opened(index_path) as index:
-            record = _unchanged(_live(index, file_id))
-        return FileResponse(record.path, media_type=_MIME.get(record.format,
-                                                              "application/octet-stream"))
+        with opened(index_path) as index:
+            record = unchanged(live(index, file_id))
+        return FileResponse(record.path, headers=_cached(record.content_hash),
+                            media_type=_MIME.get(record.format, "application/octet-stream"))
+
+    app.include_router(review_routes(index_path, groups, queries))
 
     @app.get("/", include_in_schema=False)
     def home() -> FileResponse:
@@ -224,24 +240,13 @@ class BearerAuth:
 
 # --- the work of the routes (in the thread pool: SQLite and decoding block) -----------------
 
-@contextmanager
-def _opened(index_path: Path) -> Iterator[Index]:
-    """One connection per request: SQLite in WAL mode reads concurrently, and a connection
-    never crosses threads."""
-    index = open_index(index_path)
-    try:
-        yield index
-    finally:
-        index.close()
-
-
 def _query(index_path: Path, queries: "_QueryCache", name: str, data: bytes, fmt: str,
            method: str, max_distance: int | None, limit: int) -> models.QueryOut:
     with tempfile.TemporaryDirectory(prefix="lookalike-query-") as folder:
         picture = Path(folder) / f"query{SUFFIXES.get(fmt, '')}"
         picture.write_bytes(data)
-        with _opened(index_path) as index:
-            prepared = queries.get(index, method, max_distance)
+        with opened(index_path) as index:
+            prepared = queries.prepared(index, method, max_distance)
             result, = prepared.run(index, [str(picture)], limit)
             if result.failure is not None:
                 raise Refused(422, f"cannot read the picture: {result.failure.reason}")
@@ -257,12 +262,12 @@ def _query(index_path: Path, queries: "_QueryCache", name: str, data: bytes, fmt
 def _add(index_path: Path, targets: list[tuple[str, Path]]) -> models.IndexOut:
     methods = None
     if index_path.exists():
-        with _opened(index_path) as index:
+        with opened(index_path) as index:
             methods = [m for m in index.methods_present() if m != "pixels"] or None
     # One worker: the scan runs inside the server process, which already has its threads.
     summary = scan(paths=[str(p) for _, p in targets], index_path=index_path, methods=methods,
                    workers=1)
-    with _opened(index_path) as index:
+    with opened(index_path) as index:
         ids = index.live_file_ids(str(p) for _, p in targets)
         failed = {path: reason for path, _, reason in index.failures()}
     files = [models.IndexedOut(name=name, file_id=ids.get(str(p)),
@@ -302,64 +307,13 @@ def _store_upload(folder: Path, data: bytes, fmt: str) -> Path:
     return target
 
 
-def _live(index: Index, file_id: int) -> FileRecord:
-    record = index.file_record(file_id)
-    if record is None or record.status != "ok" or record.content_hash is None:
-        raise Refused(404, f"no indexed file with id {file_id}")
-    return record
-
-
-def _unchanged(record: FileRecord) -> FileRecord:
-    """The record, if its file is still the one indexed (same size and modification time):
-    what is served is what the index describes, not whatever the path holds now."""
-    try:
-        stat = os.stat(record.path)
-    except OSError:
-        raise Refused(404, f"file {record.id} is gone from disk; scan again") from None
-    if stat.st_size != record.size or stat.st_mtime_ns != record.mtime_ns:
-        raise Refused(409, f"file {record.id} changed since it was indexed; scan again")
-    return record
-
-
-class _StateCache:
-    """Values computed from the index, kept while nothing is committed to it (by this server
-    or by a scan elsewhere), a few keys at a time."""
-
-    def __init__(self, counter: ChangeCounter, entries: int = CACHE_ENTRIES) -> None:
-        self._counter = counter
-        self._lock = threading.Lock()
-        self._entries: dict[tuple, object] = {}
-        self._size = entries
-
-    def get(self, index: Index, key: tuple, make: Callable[[], T]) -> T:
-        key = (self._counter.value(), *key)
-        with self._lock:
-            found = self._entries.get(key)
-        if found is None:
-            found = make()  # outside the lock: two first requests may both compute it
-            with self._lock:
-                if len(self._entries) >= self._size:
-                    self._entries.pop(next(iter(self._entries)))
-                self._entries[key] = found
-        return found
-
-
-class _GroupCache(_StateCache):
-    """find_groups for (method, filter), so paging does not search the collection again for
-    every page."""
-
-    def get(self, index: Index, method: str, where: dict[str, str]) -> list[Group]:
-        return super().get(index, (method, tuple(sorted(where.items()))),
-                           lambda: find_groups(index, method, where=where or None))
-
-
-class _QueryCache(_StateCache):
+class _QueryCache(StateCache):
     """A PreparedQuery per (method, radius): the codes and search structures are read once,
     not at every request (about 0.4 s of a query on 20,000 pictures)."""
 
-    def get(self, index: Index, method: str, max_distance: int | None) -> PreparedQuery:
-        return super().get(index, (method, max_distance),
-                           lambda: PreparedQuery(index, method, max_distance))
+    def prepared(self, index: Index, method: str, max_distance: int | None) -> PreparedQuery:
+        return self.get(("query", method, max_distance),
+                        lambda: PreparedQuery(index, method, max_distance))
 
 
 # --- small translations ----------------------------------------------------------------------
@@ -373,7 +327,7 @@ _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "
 def _status_of(exc: LookalikeError) -> int:
     if isinstance(exc, Refused):
         return exc.status
-    if isinstance(exc, IndexBusyError):
+    if isinstance(exc, (IndexBusyError, QuarantineBusyError)):
         return 409  # another writer: try again later
     if isinstance(exc, IndexError_):
         return 503  # no index yet, or one that cannot be read: the server's side
@@ -412,20 +366,38 @@ def _read_capped(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-def _where(values: list[str]) -> dict[str, str]:
-    out = {}
-    for value in values:
-        key, sep, wanted = value.partition(":") if ":" in value else value.partition("=")
-        if not sep or not key:
-            raise Refused(422, f"where={value!r}: expected KEY:VALUE")
-        out[key] = wanted
-    return out
+def _group_out(group: Group, number: int, ids: dict[str, int], marks: dict[int, str],
+               evidence: dict[str, Evidence]) -> models.GroupOut:
+    files = []
+    for f in group.files:
+        if f.path not in ids:
+            continue  # gone from the index since the groups were computed
+        ev = evidence.get(f.path)
+        files.append(models.GroupFileOut(
+            file_id=ids[f.path], path=display_path(f.path), width=f.width, height=f.height,
+            bytes=f.bytes, method=ev and ev.method, distance=ev and ev.distance,
+            transform=ev and ev.transform, mark=marks.get(ids[f.path]),
+            present=os.path.isfile(f.path)))
+    return models.GroupOut(number=number, files=files, method=group.method,
+                           max_distance=group.max_distance, linkage=group.linkage,
+                           diameter=group.diameter, fully_linked=group.fully_linked)
 
 
-def _group_out(group: Group, ids: dict[str, int]) -> models.GroupOut:
-    return models.GroupOut(
-        files=[models.GroupFileOut(file_id=ids[f.path], path=display_path(f.path),
-                                   width=f.width, height=f.height, bytes=f.bytes)
-               for f in group.files if f.path in ids],
-        method=group.method, max_distance=group.max_distance, linkage=group.linkage,
-        diameter=group.diameter, fully_linked=group.fully_linked)
+def _info(index: Index, index_path: Path, token: bool) -> models.InfoOut:
+    values: dict[str, Counter] = {}
+    for meta in index.file_meta().values():
+        for key, value in meta.items():
+            if value is not None and value != "":
+                values.setdefault(key, Counter())[str(value).lower() if isinstance(
+                    value, bool) else str(value)] += 1
+    files = sum(len(v) for v in index.live_files().values())
+    return models.InfoOut(index=display_path(str(index_path)), files=files,
+                          methods=["auto", *index.methods_present()], token=token,
+                          meta={k: [v for v, _ in c.most_common(META_VALUES)]
+                                for k, c in sorted(values.items())})
+
+
+def _cached(content_hash: bytes | None) -> dict[str, str]:
+    """Headers for a file's bytes or thumbnail: the same id may show other bytes after a
+    scan, so the browser keeps them briefly and revalidates by the content hash."""
+    return {"ETag": f'"{(content_hash or b"").hex()}"', "Cache-Control": "private, max-age=60"}

@@ -9,6 +9,7 @@ before anything decodes it.
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import os
 from dataclasses import dataclass
@@ -166,3 +167,44 @@ class BodyLimit:
 class _TooLarge(HTTPException):
     """An HTTPException, so that FastAPI's body parsing passes it on as a 413 (it turns any
     other exception met while reading a form into a 400)."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding to `host` keeps the service on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # any other name may resolve to a public address
+
+
+def host_name(header: bytes) -> str:
+    """The name part of a Host header: "127.0.0.1:8765" -> "127.0.0.1", "[::1]:80" -> "::1"."""
+    text = header.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text[1:text.find("]")] if "]" in text else text
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+
+
+class LoopbackHost:
+    """ASGI middleware for a server without a token: only requests addressed to a loopback
+    name (Host: 127.0.0.1, localhost, [::1]) are served. A web page elsewhere that points a
+    name of its own at 127.0.0.1 (DNS rebinding) reaches nothing."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            host = dict(scope.get("headers") or ()).get(b"host", b"")
+            if not is_loopback(host_name(host)):
+                body = json.dumps({"detail": "this server answers to loopback names only "
+                                   "(127.0.0.1, localhost); serve with a token to be reached "
+                                   "by other names"}).encode()
+                await send({"type": "http.response.start", "status": 403, "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

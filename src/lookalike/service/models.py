@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
+
+from ..actions.plan import DEFAULT_RULES, KEEP_RULES
+
+Mark = Literal["keep", "quarantine"]
 
 
 class ErrorOut(BaseModel):
@@ -45,9 +51,17 @@ class GroupFileOut(BaseModel):
     width: int
     height: int
     bytes: int
+    method: str | None = Field(None, description="How this file matched inside its group: "
+                               "bytes, pixels, a hash name or embed (its strongest link).")
+    distance: int | None = Field(None, description="The distance of that link, in bits.")
+    transform: str | None = Field(None, description="The flip or turn of that link.")
+    mark: Mark | None = Field(None, description="A person's mark on the file, if any.")
+    present: bool = Field(True, description="Whether the file is on disk now (false after "
+                          "a quarantine, until it is undone or the index scanned again).")
 
 
 class GroupOut(BaseModel):
+    number: int = Field(description="1-based position among the groups of these filters.")
     files: list[GroupFileOut]
     method: str
     max_distance: int
@@ -75,3 +89,173 @@ class FileOut(BaseModel):
     mode: str
     meta: dict[str, str | int | float | bool | None] = Field(
         default_factory=dict, description="The file's metadata (files.meta), e.g. category.")
+    taken: str | None = Field(None, description="When the picture was taken, by its EXIF "
+                              "(YYYY-MM-DD HH:MM:SS); read from the file's header.")
+    mark: Mark | None = None
+
+
+# --- the index as a whole ------------------------------------------------------------------
+
+class InfoOut(BaseModel):
+    index: str = Field(description="The index file (for display).")
+    files: int = Field(description="Live image files.")
+    methods: list[str] = Field(description="Methods whose signatures the index holds; "
+                               "'auto' is always usable where a hash is present.")
+    meta: dict[str, list[str]] = Field(description="Metadata keys of the files and their "
+                                       "most frequent values (for the filters of /groups).")
+    token: bool = Field(description="Whether this server asks for a bearer token.")
+
+
+class FolderOut(BaseModel):
+    path: str
+    files: int = Field(description="Live files under it.")
+
+
+class FoldersOut(BaseModel):
+    folders: list[FolderOut] = Field(description="Folders holding indexed files, and their "
+                                     "parents down to the one all share; what /plan accepts "
+                                     "as prefer_path and reference.")
+
+
+# --- decisions -----------------------------------------------------------------------------
+
+class DecisionIn(BaseModel):
+    decision: Literal["keep", "quarantine", "not-duplicate", "clear"] = Field(
+        description="keep / quarantine: mark the files (a plan follows marks over the keep "
+        "rules); not-duplicate: these files are not duplicates of `others` (or, without "
+        "others, of each other), remembered per content so later groups and `dupes` leave "
+        "them apart; clear: drop the marks of the files and their not-duplicate decisions "
+        "with `others` (or each other).")
+    file_ids: list[int] = Field(min_length=1, max_length=1000)
+    others: list[int] = Field(default_factory=list, max_length=1000)
+
+
+class DecisionOut(BaseModel):
+    decision: str
+    file_ids: list[int]
+    marked: int = Field(description="Files whose mark was set or cleared.")
+    pairs: int = Field(description="Content pairs recorded or forgotten.")
+
+
+class MarkOut(BaseModel):
+    file_id: int
+    path: str
+    mark: Mark
+    created: float
+
+
+class PairOut(BaseModel):
+    file_a: int | None = Field(description="A live file holding the first content (null if "
+                               "none is left).")
+    path_a: str | None
+    file_b: int | None
+    path_b: str | None
+    decision: str
+    created: float
+
+
+class DecisionsOut(BaseModel):
+    marks: list[MarkOut]
+    pairs: list[PairOut]
+    total_marks: int
+    total_pairs: int
+
+
+# --- plan, apply, runs, undo ---------------------------------------------------------------
+
+PLAN_ID = r"^[0-9A-Za-z_-]{1,80}$"
+KeepRule = Literal[tuple(KEEP_RULES)]  # type: ignore[valid-type]
+
+
+class PlanIn(BaseModel):
+    rules: list[KeepRule] = Field(default=list(DEFAULT_RULES), max_length=len(KEEP_RULES),
+                                  description="Keep rules, in order.")
+    prefer_path: list[str] = Field(default_factory=list, max_length=50, description="Folders "
+                                   "(from GET /folders) whose files are kept first.")
+    reference: list[str] = Field(default_factory=list, max_length=50, description="Folders "
+                                 "(from GET /folders) whose files are always kept and never "
+                                 "touched.")
+    method: str = "auto"
+    min_size: int = Field(2, ge=2)
+    max_size: int | None = Field(None, ge=2)
+    where: list[str] = Field(default_factory=list, description="KEY:VALUE, as in /groups.")
+    use_marks: bool = Field(True, description="Follow the files' keep/quarantine marks "
+                            "over the rules.")
+
+
+class PlanFileOut(BaseModel):
+    file_id: int | None = None
+    path: str
+    bytes: int | None = None
+    reason: str | None = Field(None, description="Why it is kept, or skipped.")
+
+
+class PlannedGroupOut(BaseModel):
+    keep: PlanFileOut
+    kept: list[PlanFileOut] = Field(description="Other files kept by a person's mark.")
+    reference: list[PlanFileOut]
+    quarantine: list[PlanFileOut]
+    skipped: list[PlanFileOut]
+    method: str
+
+
+class PlanOut(BaseModel):
+    plan_id: str = Field(description="Give it to POST /apply.")
+    created: str
+    rules: list[str]
+    prefer_path: list[str]
+    reference: list[str]
+    groups: list[PlannedGroupOut]
+    actions: int
+    bytes: int
+
+
+class ApplyIn(BaseModel):
+    plan_id: str = Field(pattern=PLAN_ID)
+    execute: bool = Field(False, description="Act; without it, a dry run that changes "
+                          "nothing.")
+
+
+class OutcomeOut(BaseModel):
+    file_id: int | None
+    path: str
+    action: str
+    status: str = Field(description="would (dry run), done, skipped or failed.")
+    reason: str
+
+
+class ApplyOut(BaseModel):
+    plan_id: str
+    executed: bool
+    run: str | None = Field(description="The run id, for POST /undo.")
+    counts: dict[str, int]
+    outcomes: list[OutcomeOut]
+
+
+class RunOut(BaseModel):
+    run: str
+    started: float | None
+    finished: bool = Field(description="False for a run that was interrupted.")
+    steps: int
+    done: int
+    undone: int
+
+
+class RunsOut(BaseModel):
+    runs: list[RunOut] = Field(description="Newest first.")
+
+
+class UndoIn(BaseModel):
+    run: str = Field(pattern=PLAN_ID, description="A run id from GET /runs.")
+
+
+class UndoProblemOut(BaseModel):
+    path: str
+    reason: str
+
+
+class UndoOut(BaseModel):
+    run: str
+    restored: list[PlanFileOut]
+    unchanged: int
+    problems: list[UndoProblemOut]

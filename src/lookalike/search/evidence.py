@@ -1,0 +1,72 @@
+"""How each file of a duplicate group matched: its strongest link to another member, from
+the same search that made the groups (for the HTML report and the web UI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..index.store import Index
+from ..methods import dihedral
+from ..types import Group
+from .dupes import ContentPairs, content_pairs, evidence_rank, groups_of, without_decided
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How one file of a group matched: its strongest link to another member."""
+
+    method: str
+    distance: int
+    other: str  # the member it matched
+    transform: str = "identity"
+
+
+def groups_with_evidence(index: Index, method: str = "auto",
+                         where: Mapping[str, str] | None = None
+                         ) -> tuple[list[Group], dict[str, Evidence]]:
+    """find_groups (decisions respected) and, per grouped file, its strongest link inside
+    its group, from one search."""
+    files = index.live_files(where)
+    ids, parts = content_pairs(index, method, files=files)
+    parts = without_decided(index, ids, parts)  # as `dupes` does
+    groups = groups_of(files, ids, parts)
+    return groups, evidence_of(groups, files, ids, parts)
+
+
+def evidence_of(groups: Sequence[Group], files: dict, ids: np.ndarray,
+                parts: Sequence[ContentPairs]) -> dict[str, Evidence]:
+    """path -> its best pair (by evidence rank, then distance) with another member of its
+    group. The transform is the one that turns that member into this file."""
+    row_of = {f.path: int(row) for row, cid in enumerate(ids.tolist())
+              for f in files[cid]}
+    group_of = {row_of[f.path]: number_ for number_, g in enumerate(groups)
+                for f in g.files if f.path in row_of}
+    best: dict[int, tuple[int, int, str, int, int]] = {}  # row -> (rank, d, method, other, v)
+    members = np.fromiter(group_of, dtype=np.int64, count=len(group_of))
+    for part in parts:
+        inside = np.isin(part.a, members) & np.isin(part.b, members)
+        for a, b, d, v in zip(part.a[inside].tolist(), part.b[inside].tolist(),
+                              part.distance[inside].tolist(), part.variant[inside].tolist()):
+            if group_of[a] != group_of[b]:
+                continue
+            # v turns a into b: b's card shows v, a's card the inverse.
+            for here, other, turn in ((b, a, v), (a, b, dihedral.INVERSE[v])):
+                link = (evidence_rank(part.method), int(d), part.method, other, int(turn))
+                if here not in best or link < best[here]:
+                    best[here] = link
+    out: dict[str, Evidence] = {}
+    for g in groups:
+        for f in g.files:
+            row = row_of.get(f.path)
+            twins = [] if row is None else \
+                [t.path for t in files[int(ids[row])] if t.path != f.path]
+            if twins:  # a byte copy: the strongest evidence there is
+                out[f.path] = Evidence("bytes", 0, twins[0])
+            elif row in best:
+                _, d, method, other, v = best[row]
+                out[f.path] = Evidence(method, d, min(t.path for t in files[int(ids[other])]),
+                                       dihedral.NAMES[v])
+    return out

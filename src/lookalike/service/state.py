@@ -1,0 +1,160 @@
+"""What the routes of the service share: one index connection per request, caches of values
+computed from the index (valid until anything is committed to it), and the few checks every
+route makes on the ids and filters a client sends."""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+from ..index.store import ChangeCounter, FileRecord, Index, open_index
+from ..search.evidence import Evidence, groups_with_evidence
+from ..types import Group
+from . import models
+from .limits import Refused
+
+T = TypeVar("T")
+CACHE_ENTRIES = 8  # (method, filter) combinations kept per cache
+
+
+@contextmanager
+def opened(index_path: Path) -> Iterator[Index]:
+    """One connection per request: SQLite in WAL mode reads concurrently, and a connection
+    never crosses threads."""
+    index = open_index(index_path)
+    try:
+        yield index
+    finally:
+        index.close()
+
+
+@contextmanager
+def writing(index_path: Path) -> Iterator[Index]:
+    """A connection holding the writer lock (IndexBusyError, a 409, while a scan has it)."""
+    with opened(index_path) as index:
+        index.acquire()
+        yield index
+
+
+def live(index: Index, file_id: int) -> FileRecord:
+    """The indexed, readable file `file_id`, or 404."""
+    record = index.file_record(file_id)
+    if record is None or record.status != "ok" or record.content_hash is None:
+        raise Refused(404, f"no indexed file with id {file_id}")
+    return record
+
+
+def unchanged(record: FileRecord) -> FileRecord:
+    """The record, if its file is still the one indexed (same size and modification time):
+    what is served is what the index describes, not whatever the path holds now."""
+    try:
+        stat = os.stat(record.path)
+    except OSError:
+        raise Refused(404, f"file {record.id} is gone from disk; scan again") from None
+    if stat.st_size != record.size or stat.st_mtime_ns != record.mtime_ns:
+        raise Refused(409, f"file {record.id} changed since it was indexed; scan again")
+    return record
+
+
+def parse_where(values: list[str]) -> dict[str, str]:
+    """["category:tops", "shop=a"] -> {"category": "tops", "shop": "a"}."""
+    out = {}
+    for value in values:
+        key, sep, wanted = value.partition(":") if ":" in value else value.partition("=")
+        if not sep or not key:
+            raise Refused(422, f"where={value!r}: expected KEY:VALUE")
+        out[key] = wanted
+    return out
+
+
+class StateCache:
+    """Values computed from the index, kept while nothing is committed to it (by this server
+    or by a scan elsewhere), a few keys at a time. One request computes a missing value; the
+    others asking for it meanwhile wait for that one rather than compute it again."""
+
+    def __init__(self, counter: ChangeCounter, entries: int = CACHE_ENTRIES) -> None:
+        self._counter = counter
+        self._lock = threading.Lock()
+        self._entries: dict[tuple, object] = {}
+        self._pending: dict[tuple, threading.Lock] = {}
+        self._size = entries
+
+    def version(self) -> int | None:
+        """The index's change counter now (the first part of every key)."""
+        return self._counter.value()
+
+    def carry_over(self, before: int | None, after: int | None) -> None:
+        """Keep the entries of version `before` as entries of `after`: for a commit known to
+        change nothing they hold (a mark on a file), made under the writer lock, so that no
+        other commit came in between."""
+        if before is None or after is None or before == after:
+            return
+        with self._lock:
+            for key, value in list(self._entries.items()):
+                if key[0] == before:
+                    self._entries.pop(key)
+                    self._entries[(after, *key[1:])] = value
+
+    def get(self, key: tuple, make: Callable[[], T]) -> T:
+        key = (self._counter.value(), *key)
+        with self._lock:
+            if key in self._entries:
+                return self._entries[key]
+            pending = self._pending.setdefault(key, threading.Lock())
+        with pending:
+            with self._lock:
+                if key in self._entries:
+                    return self._entries[key]
+            found = make()
+            with self._lock:
+                if len(self._entries) >= self._size:
+                    self._entries.pop(next(iter(self._entries)))
+                self._entries[key] = found
+                self._pending.pop(key, None)
+        return found
+
+
+@dataclass(frozen=True)
+class FoundGroups:
+    groups: list[Group]
+    evidence: dict[str, Evidence]  # path -> how it matched inside its group
+
+
+class GroupCache(StateCache):
+    """The groups (and each file's evidence) for (method, filter), so paging does not search
+    the collection again for every page."""
+
+    def groups(self, index: Index, method: str, where: dict[str, str]) -> FoundGroups:
+        return self.get(("groups", method, tuple(sorted(where.items()))),
+                        lambda: FoundGroups(*groups_with_evidence(index, method,
+                                                                  where or None)))
+
+    def warm(self, index_path: Path, *more: Callable[[Index], object]) -> threading.Thread:
+        """Compute the default groups (then `more`) in the background (lookalike serve, at
+        start): the first page a person opens is then a cache hit."""
+        def run() -> None:
+            try:
+                with opened(index_path) as index:
+                    self.groups(index, "auto", {})
+                    for make in more:
+                        make(index)
+            except Exception:  # noqa: BLE001  (the first request reports the error itself)
+                pass
+
+        thread = threading.Thread(target=run, name="lookalike-warm-groups", daemon=True)
+        thread.start()
+        return thread
+
+
+def select_groups(groups: list[Group], min_size: int, max_size: int | None) -> list[Group]:
+    """The groups of `min_size` files or more (and at most `max_size`)."""
+    return [g for g in groups
+            if len(g.files) >= min_size and (max_size is None or len(g.files) <= max_size)]
+
+
+ERRORS = {code: {"model": models.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415,
+                                                         422, 503)}

@@ -1,0 +1,251 @@
+"""The web UI of `lookalike serve` in a real browser: Debian's chromium driven by playwright,
+against uvicorn on 127.0.0.1 over a small generated collection (serving.build_review).
+
+One walk through, as a person would: the grid, a group triaged with the keyboard (keep one,
+quarantine another), a "not a duplicate" in another group (then `find_groups` leaves it
+apart), a plan built with a reference folder, a dry run, apply after the confirmation (files
+moved, byte for byte, the reference untouched), undo (every file back), and a query. The
+screenshots are kept in tests/artifacts/."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from lookalike.index.store import open_index  # noqa: E402
+from lookalike.search.dupes import find_groups  # noqa: E402
+from lookalike.service.app import create_app  # noqa: E402
+
+from .conftest import dihedral, jpeg, picture  # noqa: E402
+from .serving import build_review, group_names, running, snapshot  # noqa: E402
+from .test_report_html import ARTIFACTS, CHROMIUM_ARGS, _browser  # noqa: E402
+
+WAIT_MS = 15_000
+
+
+def test_triage_plan_apply_undo_and_query_in_a_browser(tmp_path):
+    sync_playwright = _browser()
+    review = build_review(tmp_path / "photos")
+    root = review.root
+    before = snapshot(root)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with running(create_app(review.index)) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(WAIT_MS)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{url}/")
+            check_grid(page, root)
+            check_triage(page, root, review.index)
+            check_not_duplicate(page, root, review.index)
+            check_plan_apply_undo(page, root, review.index, before)
+            check_query(page, tmp_path)
+        finally:
+            browser.close()
+    assert errors == []
+
+
+def check_grid(page, root: Path) -> None:
+    page.wait_for_selector("ol.grid a.card")
+    cards = page.locator("ol.grid a.card")
+    assert cards.count() == 3
+    assert page.locator(".summary").first.inner_text().startswith("3 groups")
+    first = cards.nth(0)
+    assert "3 files" in first.inner_text()
+    # every thumbnail of the first group is decoded (not a broken image)
+    page.wait_for_function("""() => [...document.querySelectorAll('ol.grid li:first-child img')]
+        .every((img) => img.complete && img.naturalWidth > 0)""")
+    names = first.locator("img").evaluate_all("(imgs) => imgs.map((i) => i.alt)")
+    assert sorted(names) == ["a.jpg", "a_copy.png", "a_small.jpg"]
+    page.screenshot(path=str(ARTIFACTS / "ui-grid.png"), full_page=True)
+
+
+def figure_of(page, name: str) -> int:
+    """The 1-based number of the image `name` in the open group."""
+    paths = page.locator("figure.shot .path").all_inner_texts()
+    return [Path(p).name for p in paths].index(name) + 1
+
+
+def badge(page, number: int) -> str:
+    return page.locator("figure.shot .badge.mark").nth(number - 1).inner_text()
+
+
+def marks_in(index: Path) -> dict[str, str]:
+    with open_index(index) as idx:
+        ids = idx.marks()
+        return {Path(idx.file_record(i).path).name: m.mark for i, m in ids.items()}
+
+
+def check_triage(page, root: Path, index: Path) -> None:
+    page.locator("ol.grid a.card").nth(0).click()
+    page.wait_for_selector("figure.shot")
+    assert page.locator("#group-title").inner_text() == "Group 1 of 3"
+    page.wait_for_function("""() => [...document.querySelectorAll('img.full')]
+        .every((img) => img.complete && img.naturalWidth > 0)""")
+    # same scale: the half-size copy is shown at half the width of the others
+    widths = {Path(p).name: w for p, w in zip(
+        page.locator("figure.shot .path").all_inner_texts(),
+        page.locator("img.full").evaluate_all("(imgs) => imgs.map((i) => i.clientWidth)"))}
+    assert abs(widths["a_small.jpg"] * 2 - widths["a.jpg"]) <= 2, widths
+    # the EXIF date (it comes with the file's description, after its image) and the size
+    shown = f"figure.shot:nth-child({figure_of(page, 'a.jpg')})"
+    expect_text(page, shown, "2021-05-06 07:08:09")
+    assert "240 × 180" in page.locator(shown).inner_text()
+    expect_text(page, f"figure.shot:nth-child({figure_of(page, 'a_copy.png')})", "no EXIF date")
+    small, large = figure_of(page, "a_small.jpg"), figure_of(page, "a.jpg")
+    page.keyboard.press(str(small))
+    page.keyboard.press("k")  # keep the small one (the rules would keep a larger one)
+    page.keyboard.press(str(large))
+    page.keyboard.press("q")
+    expect_text(page, "#status", "Saved: quarantine a.jpg.")
+    assert badge(page, small) == "Keep" and badge(page, large) == "Quarantine"
+    assert re.search(r"keep image \d; quarantine image \d; the other file follows",
+                     page.locator("#choice").inner_text())
+    assert marks_in(index) == {"a_small.jpg": "keep", "a.jpg": "quarantine"}
+    # the loupe follows the pointer over every image; the difference of two pixel copies is 0
+    page.keyboard.press("z")
+    box = page.locator("img.full").nth(0).bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.4)
+    assert page.locator(".loupe:not([hidden])").count() == 3
+    assert mean_difference(page, large, figure_of(page, "a_copy.png")) == 0  # same pixels
+    assert 0 < mean_difference(page, large, small) < 10  # a resized copy: near, not equal
+    page.screenshot(path=str(ARTIFACTS / "ui-group.png"), full_page=True)
+    page.keyboard.press("f")
+    expect_text(page, ".compare-caption", "Flicker: ")
+    page.keyboard.press("d")
+    expect_text(page, ".compare-caption", "Difference |A − B|")
+    page.keyboard.press("o")
+    page.keyboard.press("?")
+    assert page.locator("#help").is_visible()
+    page.keyboard.press("Escape")
+
+
+def mean_difference(page, a: int, b: int) -> float:
+    """The difference overlay of images a and b (1-based): its mean per channel."""
+    page.select_option("#cmp-a", index=a - 1)
+    page.select_option("#cmp-b", index=b - 1)
+    page.click("text=Difference (d)")  # a key would go to the select, which has the focus
+    name = Path(page.locator(".path").nth(b - 1).inner_text()).name
+    expect_text(page, ".compare-caption", f"vs {b} {name}")
+    return float(page.locator("canvas").get_attribute("data-mean-difference"))
+
+
+def check_not_duplicate(page, root: Path, index: Path) -> None:
+    turned = {"lib/c.jpg", "lib/c_turned.png"}
+    for _ in range(3):  # j: the next group, until the turned pair
+        if "c_turned.png" in page.locator(".shots").inner_text():
+            break
+        title = page.locator("#group-title").inner_text()
+        page.keyboard.press("j")
+        page.wait_for_function("(t) => document.querySelector('#group-title')?.textContent "
+                               "!== t && document.querySelector('figure.shot')", arg=title)
+    page.keyboard.press(str(figure_of(page, "c_turned.png")))
+    page.keyboard.press("n")
+    expect_text(page, "#status", "c_turned.png is not a duplicate of the others.")
+    expect_text(page, "#group-title", "of 2")
+    with open_index(index) as idx:
+        left = group_names(find_groups(idx), root)
+    assert turned not in left and len(left) == 2
+
+
+def check_plan_apply_undo(page, root: Path, index: Path, before: dict) -> None:
+    page.goto(page.url.split("#")[0] + "#/actions")
+    page.wait_for_selector("#reference option")
+    page.select_option("#reference", str(root / "ref"))
+    page.click("text=Build plan")
+    expect_text(page, "#plan-summary", "2 groups, 3 files to quarantine")
+    kept = page.locator(".plan-table tbody td:nth-child(2)").all_inner_texts()
+    assert any("a_small.jpg" in k for k in kept) and any("b.jpg" in k for k in kept)
+    page.click("#dry-run")
+    expect_text(page, "#dry", "3 would be moved, 0 skipped")
+    assert snapshot(root) == before  # a dry run touches nothing
+    page.click("#apply")
+    dialog = page.locator("#confirm-dialog")
+    assert dialog.is_visible() and "Move 3 files" in dialog.inner_text()
+    page.click("#confirm-cancel")  # first, change one's mind: nothing happens
+    assert snapshot(root) == before
+    page.click("#apply")
+    page.click("#confirm-ok")
+    expect_text(page, "#applied", "3 moved to quarantine")
+    page.screenshot(path=str(ARTIFACTS / "ui-actions.png"), full_page=True)
+    moved = {"lib/a.jpg", "lib/a_copy.png", "lib/b_q70.jpg"}
+    now = snapshot(root)
+    assert set(before) - set(now) == moved
+    assert {k: v for k, v in before.items() if k not in moved} == now  # reference untouched
+    run_dir, = [p for p in (index.parent / "quarantine").iterdir() if p.is_dir()]
+    for name in moved:
+        kept_copy = run_dir / "files" / str(root / name).lstrip("/")
+        assert hashlib.sha256(kept_copy.read_bytes()).hexdigest() == before[name][0]
+    page.wait_for_selector(f"#runs tr[data-run='{run_dir.name}'] button.undo")
+    page.click(f"#runs tr[data-run='{run_dir.name}'] button.undo")
+    expect_text(page, "#status", "undone: 3 files restored.")
+    assert snapshot(root) == before  # every file back, byte for byte, with its time
+
+
+def check_query(page, tmp_path: Path) -> None:
+    turned = tmp_path / "upload.jpg"
+    turned.write_bytes(jpeg(dihedral(picture(7004), "rot270"), 85))
+    page.click("nav >> text=Query")
+    page.wait_for_selector("#query-file", state="attached")
+    page.set_input_files("#query-file", str(turned))
+    page.wait_for_selector("li.match")
+    best = page.locator("li.match").first.inner_text()
+    assert "d.jpg" in best and "rot270" in best and "%" in best
+    page.screenshot(path=str(ARTIFACTS / "ui-query.png"), full_page=True)
+
+
+def expect_text(page, selector: str, text: str) -> None:
+    """Wait until the element holds `text` (the UI answers after the server does)."""
+    page.wait_for_function("([s, t]) => document.querySelector(s)?.textContent.includes(t)",
+                           arg=[selector, text])
+
+
+def test_the_ui_asks_for_the_token_and_shows_images_with_it(tmp_path):
+    """Behind a token the page loads, asks for it once, and shows the thumbnails (fetched
+    with the token: an <img> cannot send it)."""
+    sync_playwright = _browser()
+    review = build_review(tmp_path / "photos")
+    with running(create_app(review.index, token="ui-token")) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{url}/")
+            page.wait_for_selector("#token-dialog[open]")
+            page.fill("#token-input", "wrong")
+            page.click("#token-dialog button[value=ok]")
+            page.wait_for_selector("#token-dialog[open]")  # asked again
+            page.fill("#token-input", "ui-token")
+            page.click("#token-dialog button[value=ok]")
+            page.wait_for_function("""() => { const imgs = [...document.querySelectorAll(
+                'ol.grid li:first-child img')]; return imgs.length === 3
+                && imgs.every((i) => i.complete && i.naturalWidth > 0
+                && i.src.startsWith('blob:')); }""")
+            assert page.locator("ol.grid a.card").count() == 3
+            assert page.locator("#status").inner_text().startswith("Showing 3 groups")
+            assert page.locator("#index-info").inner_text().endswith("9 files")  # /info too
+        finally:
+            browser.close()
+
+
+def test_every_static_file_is_packaged():
+    """pyproject's package-data must ship the whole web UI (no build step makes it)."""
+    import tomllib
+
+    package = Path(__file__).resolve().parents[2] / "src" / "lookalike"
+    config = tomllib.loads((package.parents[1] / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["lookalike"]
+    static = [p.relative_to(package).as_posix()
+              for p in (package / "service" / "static").rglob("*") if p.is_file()]
+    assert "service/static/index.html" in static and len(static) >= 5
+    shipped = {q.relative_to(package).as_posix() for pattern in patterns
+               for q in package.glob(pattern)}
+    assert sorted(set(static) - shipped) == []
