@@ -144,6 +144,26 @@ def test_apply_then_undo_restores_every_file(tmp_path, action):
     assert snapshot(root) == after
 
 
+def test_the_index_follows_apply_and_undo(tmp_path):
+    """Quarantined files leave the groups at once (no rescan); undo brings them back."""
+    root = tmp_path / "c"
+    index = build(root)
+
+    def grouped() -> set[str]:
+        with open_index(index) as idx:
+            return {f.path for g in find_groups(idx) for f in g.files}
+
+    before = grouped()
+    acted = set(actions_of(make_plan(root, index)))
+    assert acted and acted <= before
+    assert run_cli("apply", tmp_path / "plan.json", "--execute").code == 0
+    assert grouped() == set()  # every group is down to its kept file
+    with open_index(index) as idx:
+        assert not set(idx.live_file_ids(acted))
+    assert run_cli("undo", "--index", index).code == 0
+    assert grouped() == before
+
+
 def test_links_only_between_byte_copies(tmp_path):
     root = tmp_path / "c"
     index = build(root)

@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 
 from ..actions.apply import QUARANTINE_DIR, apply_plan, report_json
+from ..actions.follow import after_apply, after_undo
 from ..actions.plan import ACTIONS, DEFAULT_RULES, make_plan, read_plan, write_plan
 from ..actions.undo import find_runs, resolve_run, run_summary, undo_run
 from ..errors import LookalikeError
@@ -113,6 +114,8 @@ def apply_command(
                             quarantine_dir=quarantine)
     except LookalikeError as exc:
         raise _translate(exc)
+    if report.executed:
+        _warn(after_apply(report, plan.index))
     if fmt is Fmt.json:
         _emit(report_json(report))
     else:
@@ -147,9 +150,11 @@ def undo_command(
         if list_runs:
             _print_runs([run_summary(r) for r in find_runs(folder)], fmt)
             return
-        report = undo_run(resolve_run(folder, run))
+        run_dir = resolve_run(folder, run)
+        report = undo_run(run_dir)
     except LookalikeError as exc:
         raise _translate(exc)
+    _warn(after_undo(report, run_dir))
     if fmt is Fmt.json:
         _emit(json.dumps(asdict(report), indent=2))
     else:
@@ -195,3 +200,8 @@ def decide_command(
         raise _translate(exc)
     out.print(f"recorded: {escape(paths[0])} and {escape(paths[1])} are "
               f"{DECISIONS[decision.value]}")
+
+
+def _warn(message: str | None) -> None:
+    if message:
+        err.print(f"[yellow]warning[/]: {escape(message)}")

@@ -140,3 +140,34 @@ class Decisions:
                     f"({','.join('?' * len(chunk))}) ORDER BY id DESC", chunk):
                 out[content_id] = (file_id, from_db_path(path))  # the smallest id last: wins
         return out
+
+    def files_moved(self, paths: Iterable[str]) -> int:
+        """Files an apply run moved away (quarantined, deleted) leave the live set: status
+        'moved', so groups, plans and the web UI no longer show them. Returns how many."""
+        from .store import to_db_path
+
+        self._need_lock("recording moved files")
+        with self.transaction() as conn:
+            return sum(conn.execute("UPDATE files SET status='moved' WHERE path=? AND "
+                                    "status='ok'", (to_db_path(p),)).rowcount for p in paths)
+
+    def files_restored(self, paths: Iterable[str]) -> int:
+        """Files an undo put back are live again, if they are the bytes the index holds
+        (same size and modification time as when scanned). Returns how many."""
+        import os
+
+        from .store import to_db_path
+
+        self._need_lock("recording restored files")
+        count = 0
+        with self.transaction() as conn:
+            for path in paths:
+                try:
+                    stat = os.stat(path)
+                except OSError:
+                    continue
+                count += conn.execute(
+                    "UPDATE files SET status='ok' WHERE path=? AND status IN ('moved', "
+                    "'vanished') AND size=? AND mtime_ns=?",
+                    (to_db_path(path), stat.st_size, stat.st_mtime_ns)).rowcount
+        return count

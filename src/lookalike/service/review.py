@@ -21,6 +21,7 @@ from pathlib import Path
 from fastapi import APIRouter, Query
 
 from ..actions.apply import QUARANTINE_DIR, apply_plan
+from ..actions.follow import after_apply, after_undo
 from ..actions.journal import new_run_id
 from ..actions.plan import Plan, make_plan, read_plan, write_plan
 from ..actions.undo import find_runs, run_summary, undo_run
@@ -254,6 +255,8 @@ def _apply(index_path: Path, body: models.ApplyIn) -> models.ApplyOut:
     report = apply_plan(plan, execute=body.execute, quarantine_dir=quarantine_of(index_path))
     with opened(index_path) as index:
         ids = index.live_file_ids(o.path for o in report.outcomes)
+    if report.executed:
+        after_apply(report, index_path)  # a scan holding the index: its next scan updates it
     counts = Counter(o.status for o in report.outcomes)
     return models.ApplyOut(
         plan_id=body.plan_id, executed=report.executed, run=report.run_id,
@@ -268,6 +271,7 @@ def _undo(index_path: Path, run: str) -> models.UndoOut:
     if run not in runs:
         raise Refused(404, f"no run {run!r}; GET /runs lists them")
     report = undo_run(runs[run])
+    after_undo(report, runs[run])
     with opened(index_path) as index:
         ids = index.live_file_ids(report.restored)
     return models.UndoOut(
