@@ -32,6 +32,7 @@ import random
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -332,8 +333,13 @@ def run(detector: str, positives, negatives, target: float, n_index: int | None 
                 fb = feats(b, side_b)
                 t = time.perf_counter()
                 # the threshold is swept below
-                v = partial.verify_query(fa, fb, 4) if isinstance(fb, partial.QueryFeatures) \
-                    else verify.verify(fa, fb, min_inliers=4)
+                if isinstance(fb, partial.QueryFeatures):  # find-in: also the colours there
+                    v = partial.verify_query(fa, fb, 4)
+                    if v.confirmed and not verify.region_agrees(np.asarray(b), b.width,
+                                                                b.height, v, fa):
+                        v = replace(v, confirmed=False)
+                else:
+                    v = verify.verify(fa, fb, min_inliers=4)
                 verify_s += time.perf_counter() - t
                 n_verified += 1
                 found = v.box_in_b if v.confirmed else None

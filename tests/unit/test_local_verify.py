@@ -284,3 +284,48 @@ def test_same_picture_in_other_colours_is_not_a_copy(name):
                  ImageEnhance.Brightness(original).enhance(1.25), ImageOps.mirror(original)):
         v = verify.verify(features(jpeg(copy)), features(original))
         assert v.confirmed and not v.recoloured, v
+
+
+def _page_with(tile: Image.Image, at=(600, 300)) -> Image.Image:
+    height, width = 900, 1200
+    y = np.linspace(0, 1, height)[:, None, None]
+    top, low = np.array([70, 160, 60], np.float32), np.array([40, 160, 230], np.float32)
+    page = Image.fromarray((top * (1 - y) + low * y).astype(np.uint8).repeat(width, 1))
+    page.paste(tile, at)
+    return page
+
+
+def _placed(original: Image.Image, box) -> verify.Verification:
+    """The fit that puts `original`'s frame at `box` (no turn)."""
+    scale = (box[2] - box[0]) / original.width
+    return verify.Verification(True, 20, 20, scale, 0.0, False, box, None, 0.5,
+                               (scale, 0.0, box[0], 0.0, scale, box[1]), 1.0, 0.0)
+
+
+@pytest.mark.parametrize("edit, agrees", [("as is", True), ("brighter", True), ("grey", True),
+                                           ("hue", False), ("elsewhere", False)])
+def test_region_check_compares_the_colours_where_the_fit_lands(edit, agrees):
+    """find-in's check: where a's frame lands in the page, the page must look like a (a
+    brighter or grey copy does; a recoloured one, or a fit landing on the page's background
+    as a caption in a shared font would, does not)."""
+    original = rgb("coffee.png").resize((300, 200))
+    signature = features(original)
+    tile = {"as is": original, "elsewhere": original,
+            "brighter": ImageEnhance.Brightness(original).enhance(1.15),
+            "grey": ImageOps.grayscale(original).convert("RGB"),
+            "hue": Image.fromarray(np.asarray(original)[:, :, [2, 0, 1]].copy())}[edit]
+    page = jpeg(_page_with(tile))
+    box = (600, 300, 900, 500) if edit != "elsewhere" else (100, 350, 400, 550)
+    found = verify.region_agrees(np.asarray(page), page.width, page.height,
+                                 _placed(original, box), signature)
+    assert found is agrees
+
+
+def test_region_check_reads_a_reduced_page_in_full_size_coordinates():
+    original = rgb("chelsea.png").resize((300, 200))
+    page = jpeg(_page_with(original))
+    half = np.asarray(page.resize((600, 450), Image.Resampling.BOX))
+    v = _placed(original, (600, 300, 900, 500))
+    assert verify.region_agrees(half, page.width, page.height, v, features(original))
+    moved = _placed(original, (100, 350, 400, 550))
+    assert not verify.region_agrees(half, page.width, page.height, moved, features(original))

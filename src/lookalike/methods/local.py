@@ -74,7 +74,15 @@ def thumbnail(rgb: np.ndarray, side: int = THUMBNAIL) -> np.ndarray:
     from PIL import Image
 
     small = Image.fromarray(np.ascontiguousarray(rgb)).resize((side, side), Image.Resampling.BOX)
-    lab = np.moveaxis(np.asarray(small.convert("LAB")), -1, 0).copy()
+    return lab_of(np.asarray(small))
+
+
+def lab_of(rgb: np.ndarray) -> np.ndarray:
+    """(3, H, W) uint8 CIELAB of RGB pixels: L, then a and b offset by 128 (neutral)."""
+    from PIL import Image
+
+    lab = np.moveaxis(np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).convert("LAB")),
+                      -1, 0).copy()
     # Pillow stores a and b as signed bytes in an unsigned array (255 is -1).
     lab[1:] = (lab[1:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
     return lab

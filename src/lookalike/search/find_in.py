@@ -28,7 +28,7 @@ from ..types import Decoded, Failure, FileRef
 from ..worker import read_file
 from . import partial, regions
 from .tiles import TileLookup, describe
-from .verify import Verification
+from .verify import Verification, region_agrees
 
 LOCAL = "local"
 
@@ -110,7 +110,8 @@ def find_in(index: Index, paths: Sequence[str], min_inliers: int | None = None,
 
 def _by_features(index: Index, words: partial.FeatureIndex, decoded: Decoded,
                  threshold: int) -> dict[int, Verification]:
-    query = partial.query_features_of(np.asarray(decoded.image), decoded.width, decoded.height)
+    rgb = np.asarray(decoded.image)
+    query = partial.query_features_of(rgb, decoded.width, decoded.height)
     row_votes = partial.query_votes(words, query.coarse.plain) + \
         partial.query_votes(words, query.fine.plain)
     candidates = partial.best_contents(words, row_votes, partial.CANDIDATES)
@@ -118,7 +119,9 @@ def _by_features(index: Index, words: partial.FeatureIndex, decoded: Decoded,
     out = {}
     for cid in candidates:
         if cid in values:
-            v = partial.verify_query(local.unpack(values[cid]), query, threshold)
-            if v.confirmed:
+            signature = local.unpack(values[cid])
+            v = partial.verify_query(signature, query, threshold)
+            if v.confirmed and region_agrees(rgb, decoded.width, decoded.height, v,
+                                             signature):
                 out[cid] = v
     return out

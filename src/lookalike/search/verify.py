@@ -244,3 +244,55 @@ def thumbnails_agree(a: np.ndarray, b: np.ndarray, transform: int = 0,
     chroma = 0.0 if grey else float(np.abs(a[1:] - b[1:]).mean())
     return bool(lightness <= max_lightness and brightness <= max_brightness
                 and chroma <= THUMB_CHROMA)
+
+
+REGION_LIGHTNESS = 10.0  # region_agrees: lightness pattern limit (a box, not a whole picture)
+REGION_BRIGHTNESS = 30.0  # and of the mean lightness: a somewhat brighter copy still agrees
+REGION_CELLS = 16  # of a's 8x8 thumbnail cells that must land inside b to judge
+
+
+def region_agrees(rgb: np.ndarray, width: int, height: int, v: Verification,
+                  a: LocalSignature) -> bool:
+    """Whether b's pixels (`rgb`, of a width x height picture, possibly reduced) where the
+    fit puts a's thumbnail cells have a's colours and light pattern. Features can fit on a
+    shared element only (a caption in the same font, a frame, a texture): those places of b
+    then look otherwise. True when it cannot be judged (too few cells land inside b)."""
+    import cv2
+
+    from ..methods.local import lab_of
+
+    if v.matrix is None or a.thumbnail is None:
+        return True
+    thumb = a.thumbnail[:, :, ::-1] if v.mirror else a.thumbnail
+    side = thumb.shape[1]
+    centres = (np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2)
+               + 0.5) / side * np.asarray([a.plain.width, a.plain.height])
+    matrix = np.asarray(v.matrix).reshape(2, 3)
+    mapped = centres @ matrix[:, :2].T + matrix[:, 2]  # in b's full-size pixels
+    extent = np.abs(matrix[:, :2]) @ np.asarray([a.plain.width, a.plain.height]) / side
+    # b area-averaged so that one of a's cells still spans 16 of its pixels or more
+    per_pixel = rgb.shape[1] / width  # rgb pixels per full-size pixel
+    shrink = max(1.0, float(extent.min()) * per_pixel / 16.0)
+    size = (max(1, round(rgb.shape[1] / shrink)), max(1, round(rgb.shape[0] / shrink)))
+    lab = lab_of(cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA))
+    sums = np.stack([cv2.integral(channel.astype(np.float32)) for channel in lab])
+    to_small = np.asarray(size, np.float64) / np.asarray([width, height])
+    # each cell's whole footprint (a's thumbnail averages whole cells), but for a pixel at
+    # each side: a fit a pixel off must not reach over a's edge (a dark picture on white)
+    centre, half = mapped * to_small, np.maximum(extent * to_small / 2 - 1.0, 0.5)
+    inside = ((centre >= 0) & (centre < np.asarray(size))).all(axis=1)
+    if inside.sum() < REGION_CELLS:
+        return True
+    lo = np.clip(np.rint(centre[inside] - half), 0, np.asarray(size) - 1).astype(int)
+    hi = np.clip(np.rint(centre[inside] + half), lo + 1, np.asarray(size)).astype(int)
+    total = (sums[:, hi[:, 1], hi[:, 0]] - sums[:, lo[:, 1], hi[:, 0]]
+             - sums[:, hi[:, 1], lo[:, 0]] + sums[:, lo[:, 1], lo[:, 0]])
+    cb = total / ((hi - lo).prod(axis=1))
+    ca = thumb.reshape(3, -1)[:, inside].astype(np.float32)
+    lightness = np.abs((ca[0] - ca[0].mean()) - (cb[0] - cb[0].mean())).mean()
+    brightness = abs(float(ca[0].mean() - cb[0].mean()))
+    # b may show a grey copy of a; a grey a never shows in colour
+    grey = np.abs(cb[1:] - 128).mean() < GREY_CHROMA
+    chroma = 0.0 if grey else float(np.abs(ca[1:] - cb[1:]).mean())
+    return bool(lightness <= REGION_LIGHTNESS and brightness <= REGION_BRIGHTNESS
+                and chroma <= THUMB_CHROMA)
