@@ -39,6 +39,14 @@ def test_ingest_rows_and_metadata(tmp_path):
         assert sorted(index.ingest_rows("src")) == [1, 2]
         assert index.copy_ingest_meta() == 2
         assert index.file_meta() == {"/out/a.jpg": rows[0].meta, "/out/b.jpg": rows[1].meta}
+        assert index.copy_ingest_meta() == 0  # already there: nothing rewritten
+        changed = IngestRow(2, "http://x/b", "ok", "downloaded", "b", "/out/b.jpg", 200, 1,
+                            finished=10.0, meta={"category": "boots"})
+        index.write_ingest("src", [changed])
+        assert index.copy_ingest_meta() == 1
+        assert index.file_meta()["/out/b.jpg"] == {"category": "boots"}
+        index.write_ingest("src", rows[:2])
+        assert index.copy_ingest_meta() == 1
 
         def paths(**where) -> list[str]:
             return sorted(f.path for files in index.live_files(where).values() for f in files)

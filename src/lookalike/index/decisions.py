@@ -7,12 +7,14 @@ A mixin of Index (index/store.py): the same connection, transactions and writer 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from ..errors import IndexError_
+from .paths import from_db_path, to_db_path
 
 MARKS = ("keep", "quarantine")
 PAIR_DECISIONS = ("not-duplicate", "duplicate")
@@ -129,8 +131,6 @@ class Decisions:
 
     def files_of_contents(self, content_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
         """content id -> (id, path) of its first live file, for those that have one."""
-        from .store import from_db_path  # store imports this module
-
         ids = sorted({int(c) for c in content_ids})
         out: dict[int, tuple[int, str]] = {}
         for start in range(0, len(ids), 500):
@@ -144,8 +144,6 @@ class Decisions:
     def files_moved(self, paths: Iterable[str]) -> int:
         """Files an apply run moved away (quarantined, deleted) leave the live set: status
         'moved', so groups, plans and the web UI no longer show them. Returns how many."""
-        from .store import to_db_path
-
         self._need_lock("recording moved files")
         with self.transaction() as conn:
             return sum(conn.execute("UPDATE files SET status='moved' WHERE path=? AND "
@@ -154,10 +152,6 @@ class Decisions:
     def files_restored(self, paths: Iterable[str]) -> int:
         """Files an undo put back are live again, if they are the bytes the index holds
         (same size and modification time as when scanned). Returns how many."""
-        import os
-
-        from .store import to_db_path
-
         self._need_lock("recording restored files")
         count = 0
         with self.transaction() as conn:

@@ -17,9 +17,11 @@ import numpy as np
 
 from ..errors import IndexBusyError, IndexError_, IndexNotFoundError
 from ..methods.registry import MethodSpec
-from ..types import FileInfo, IngestRow, Scanned
+from ..types import FileInfo, Scanned
 from .decisions import Decisions
+from .ingested import Ingested
 from .migrations import migrate
+from .paths import display_path, from_db_path, to_db_path  # noqa: F401  (imported from here)
 
 INDEX_DIR = ".lookalike"
 INDEX_NAME = "index.db"
@@ -62,24 +64,6 @@ def find_index(start: str | os.PathLike = ".") -> Path:
     raise IndexNotFoundError(
         f"no index found in {here} or its parents; run 'lookalike scan FOLDER' first "
         "or give --index PATH")
-
-
-def to_db_path(path: str) -> str | bytes:
-    """Paths are stored as text; a name that is not valid UTF-8 keeps its raw bytes."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return os.fsencode(path)
-
-
-def from_db_path(value: str | bytes) -> str:
-    return value if isinstance(value, str) else os.fsdecode(value)
-
-
-def display_path(path: str) -> str:
-    """A printable form of a path (undecodable bytes shown as \\xNN)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -200,7 +184,7 @@ def open_index(path: str | os.PathLike, *, create: bool = False,
     return Index(path, conn)
 
 
-class Index(Decisions):
+class Index(Decisions, Ingested):
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
@@ -543,55 +527,6 @@ class Index(Decisions):
             out.update((conn or self.conn).execute(
                 f"SELECT hash, id FROM contents WHERE hash IN ({marks})", chunk).fetchall())
         return out
-
-    # --- ingest (sources/ingest.py) ------------------------------------------------------
-
-    def ingest_rows(self, source: str) -> dict[int, IngestRow]:
-        """row number -> what the last ingest of `source` recorded for it."""
-        rows = self.conn.execute(
-            "SELECT row, url, status, reason, id, path, http_status, bytes, attempts, "
-            "permanent, started, finished, meta FROM ingest WHERE source=?", (source,))
-        return {r[0]: IngestRow(r[0], r[1], r[2], r[3], r[4],
-                                None if r[5] is None else from_db_path(r[5]), r[6], r[7], r[8],
-                                bool(r[9]), r[10], r[11], json.loads(r[12]) if r[12] else {})
-                for r in rows}
-
-    def write_ingest(self, source: str, rows: Sequence[IngestRow],
-                     last_row: int | None = None) -> None:
-        """Record (or replace) these rows of `source`; with `last_row`, forget the rows past
-        it (the source got shorter). Needs the writer lock."""
-        if self._lock_fd is None:
-            raise IndexError_("recording ingest rows needs the writer lock (Index.acquire())")
-        with self.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO ingest (source, row, id, url, path, status, reason, "
-                "http_status, bytes, attempts, permanent, started, finished, meta) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(source, r.row, r.id, r.url, None if r.path is None else to_db_path(r.path),
-                  r.status, r.reason, r.http_status, r.bytes, r.attempts, int(r.permanent),
-                  r.started, r.finished, json.dumps(r.meta) if r.meta else None)
-                 for r in rows])
-            if last_row is not None:
-                conn.execute("DELETE FROM ingest WHERE source=? AND row>?", (source, last_row))
-
-    def copy_ingest_meta(self) -> int:
-        """Put the kept columns of ingested rows onto the files rows of their downloaded
-        paths (the latest ingest of a path wins); returns how many files rows were set.
-        Called by ingest and at the end of every scan, so metadata lands whichever runs
-        last. Needs the writer lock."""
-        if self._lock_fd is None:
-            raise IndexError_("copying ingest metadata needs the writer lock (Index.acquire())")
-        with self.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE files SET meta = (SELECT i.meta FROM ingest i WHERE i.path = files.path "
-                "AND i.status = 'ok' ORDER BY i.finished DESC LIMIT 1) WHERE path IN "
-                "(SELECT path FROM ingest WHERE status = 'ok' AND path IS NOT NULL)")
-            return cur.rowcount
-
-    def file_meta(self) -> dict[str, dict]:
-        """path -> metadata (files.meta) of the live files that have some."""
-        return {from_db_path(path): json.loads(meta) for path, meta in self.conn.execute(
-            "SELECT path, meta FROM files WHERE status='ok' AND meta IS NOT NULL")}
 
     def file_record(self, file_id: int) -> FileRecord | None:
         """The files row `file_id` with its content's size and format; None when absent."""
