@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
@@ -22,7 +24,7 @@ from lookalike.index.store import open_index  # noqa: E402
 from lookalike.search.dupes import find_groups  # noqa: E402
 from lookalike.service.app import create_app  # noqa: E402
 
-from .conftest import dihedral, jpeg, picture  # noqa: E402
+from .conftest import dihedral, jpeg, picture, png  # noqa: E402
 from .serving import build_review, group_names, running, snapshot  # noqa: E402
 from .test_report_html import ARTIFACTS, CHROMIUM_ARGS, _browser  # noqa: E402
 
@@ -36,21 +38,28 @@ def test_triage_plan_apply_undo_and_query_in_a_browser(tmp_path):
     before = snapshot(root)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
-    with running(create_app(review.index)) as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(WAIT_MS)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"{url}/")
-            check_grid(page, root)
-            check_triage(page, root, review.index)
-            check_not_duplicate(page, root, review.index)
-            check_plan_apply_undo(page, root, review.index, before)
-            check_query(page, tmp_path)
-        finally:
-            browser.close()
+    with running(create_app(review.index)) as url, sync_playwright() as pw, \
+            browser_page(pw, errors) as page:
+        page.goto(f"{url}/")
+        check_grid(page, root)
+        check_triage(page, root, review.index)
+        check_not_duplicate(page, root, review.index)
+        check_plan_apply_undo(page, root, review.index, before)
+        check_query(page, tmp_path)
     assert errors == []
+
+
+@contextmanager
+def browser_page(pw, errors: list[str]):
+    """A page of a fresh chromium, its script errors noted in `errors`."""
+    browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(WAIT_MS)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+    finally:
+        browser.close()
 
 
 def check_grid(page, root: Path) -> None:
@@ -249,3 +258,85 @@ def test_every_static_file_is_packaged():
     shipped = {q.relative_to(package).as_posix() for pattern in patterns
                for q in package.glob(pattern)}
     assert sorted(set(static) - shipped) == []
+
+
+def test_flicker_difference_and_loupe_turn_a_turned_copy_back(tmp_path):
+    """A group of a picture, its mirror+rot90 copy, its mirror and a quarter turn: each file's
+    from_first names the turn from the first file (checked on the pixels); the difference of
+    two of them, B turned back onto A, is near black, and large with B left as it is; the
+    loupe looks at the same spot of each. Pairs whose turn is a rotation (its own inverse only
+    for rot180) catch a turn drawn the wrong way round."""
+    from lookalike.scan import scan
+
+    sync_playwright = _browser()
+    root = tmp_path / "photos"
+    root.mkdir()
+    original = picture(7101)
+    made = {"orig.png": original, "turned.jpg": dihedral(original, "mirror+rot90"),
+            "mirror.png": dihedral(original, "mirror"), "quarter.png": dihedral(original, "rot270")}
+    for name, image in made.items():
+        (root / name).write_bytes(png(image) if name.endswith(".png") else jpeg(image, 92))
+    index = root / ".lookalike" / "index.db"
+    scan([root], index_path=index, workers=1)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with running(create_app(index)) as url, sync_playwright() as pw:
+        group, = get_json(f"{url}/groups")["groups"]
+        files = {Path(f["path"]).name: f for f in group["files"]}
+        assert sorted(files) == sorted(made)
+        first = made[Path(group["files"][0]["path"]).name]
+        for name, f in files.items():  # from_first turns the first file into this one
+            assert np.array_equal(np.asarray(dihedral(first, f["from_first"])),
+                                  np.asarray(made[name])), (name, f["from_first"])
+        with browser_page(pw, errors) as page:
+            page.goto(f"{url}/#/group/1")
+            page.wait_for_selector("figure.shot")
+            page.wait_for_function("""() => [...document.querySelectorAll('img.full')]
+                .every((img) => img.complete && img.naturalWidth > 0)""")
+            at = {name: figure_of(page, name) for name in made}
+            undone = mean_difference(page, at["orig.png"], at["turned.jpg"])
+            expect_text(page, ".compare-caption", "B turned back: mirror+rot90")
+            assert undone < 8, undone
+            page.screenshot(path=str(ARTIFACTS / "ui-difference-turned.png"), full_page=True)
+            page.uncheck("#undo-turn")  # the same two, B left as it is: far apart
+            expect_text(page, ".compare-caption", "not undone")
+            as_is = float(page.locator("canvas").get_attribute("data-mean-difference"))
+            assert as_is > 4 * max(undone, 5), (undone, as_is)
+            page.check("#undo-turn")
+            assert mean_difference(page, at["orig.png"], at["quarter.png"]) < 8
+            expect_text(page, ".compare-caption", "B turned back: rot270")
+            assert mean_difference(page, at["mirror.png"], at["turned.jpg"]) < 8
+            expect_text(page, ".compare-caption", "B turned back: rot90")  # composed
+            page.click("text=Flicker (f)")
+            expect_text(page, ".compare-caption", "Flicker: ")
+            check_loupe_spots(page, at)
+    assert errors == []
+
+
+def check_loupe_spots(page, at: dict[str, int]) -> None:
+    """The pointer at (0.2, 0.3) of the original: the loupe of each copy looks at that spot
+    of the picture as the copy shows it."""
+    page.keyboard.press("o")
+    page.keyboard.press("z")
+    box = page.locator("img.full").nth(at["orig.png"] - 1).bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.3)
+    spots = page.evaluate("""() => [...document.querySelectorAll('figure.shot')].map((f) => {
+        const img = f.querySelector('img.full'), loupe = f.querySelector('.loupe');
+        const level = Number(document.querySelector('#zoom-level').value);
+        const [x, y] = loupe.style.backgroundPosition.split(' ').map(parseFloat);
+        return [(90 - x) / (img.naturalWidth * level), (90 - y) / (img.naturalHeight * level)];
+    })""")
+    # a transpose; left-right; a clockwise quarter turn takes the top left to the top right
+    expected = {"orig.png": (0.2, 0.3), "turned.jpg": (0.3, 0.2), "mirror.png": (0.8, 0.3),
+                "quarter.png": (0.7, 0.2)}
+    for name, (u, v) in expected.items():
+        got = spots[at[name] - 1]
+        assert abs(got[0] - u) < 0.02 and abs(got[1] - v) < 0.02, (name, got)
+
+
+def get_json(url: str) -> dict:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return json.load(reply)

@@ -64,6 +64,16 @@ def test_describe_names_the_transform_from_indexed_to_query():
         assert dihedral.describe(matching[0]) == dihedral.NAMES[t]
 
 
+def test_compose_is_one_variant_then_the_other():
+    grid = np.arange(12, dtype=np.uint8).reshape(3, 4)  # not square: catches transposes
+    for first in range(8):
+        for then in range(8):
+            both = dihedral.variant(dihedral.variant(grid, first), then)
+            assert np.array_equal(both, dihedral.variant(grid, dihedral.compose(first, then))), \
+                (dihedral.NAMES[first], dihedral.NAMES[then])
+        assert dihedral.compose(first, dihedral.INVERSE[first]) == 0
+
+
 # --- hashes of transformed pictures ------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,16 @@ def all_variants(array: np.ndarray) -> np.ndarray:
     return np.stack([variant(array, k) for k in range(8)], axis=-3)
 
 
+def compose(first: int, then: int) -> int:
+    """The variant that does variant `first`, then variant `then`.
+
+    Variant k is rot^r after mirror^m (k = 4m + r); a mirror turns a rotation the other way
+    round (mirror rot^r = rot^-r mirror), hence the sign."""
+    m1, r1 = divmod(first, 4)
+    m2, r2 = divmod(then, 4)
+    return 4 * ((m1 + m2) % 2) + (r2 + (-r1 if m2 else r1)) % 4
+
+
 def describe(k: int) -> str:
     """Name of the transform that turns the indexed picture into the query, when the query's
     variant k matched the indexed picture's identity code."""

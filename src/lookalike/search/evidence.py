@@ -3,6 +3,7 @@ the same search that made the groups (for the HTML report and the web UI)."""
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -22,6 +23,10 @@ class Evidence:
     distance: int
     other: str  # the member it matched
     transform: str = "identity"
+    # The flip or turn that turns the group's first file into this one, composed along the
+    # strongest links from it: `transform` alone is relative to `other`, a different member
+    # for each file, and those links need not reach the first file.
+    from_first: str = "identity"
 
 
 def groups_with_evidence(index: Index, method: str = "auto",
@@ -45,6 +50,7 @@ def evidence_of(groups: Sequence[Group], files: dict, ids: np.ndarray,
     group_of = {row_of[f.path]: number_ for number_, g in enumerate(groups)
                 for f in g.files if f.path in row_of}
     best: dict[int, tuple[int, int, str, int, int]] = {}  # row -> (rank, d, method, other, v)
+    links: dict[tuple[int, int], tuple[int, int, int]] = {}  # (a, b), a < b -> (rank, d, v)
     members = np.fromiter(group_of, dtype=np.int64, count=len(group_of))
     for part in parts:
         inside = np.isin(part.a, members) & np.isin(part.b, members)
@@ -52,6 +58,9 @@ def evidence_of(groups: Sequence[Group], files: dict, ids: np.ndarray,
                               part.distance[inside].tolist(), part.variant[inside].tolist()):
             if group_of[a] != group_of[b]:
                 continue
+            key, turn = ((a, b), v) if a < b else ((b, a), dihedral.INVERSE[v])
+            if key not in links or (evidence_rank(part.method), d) < links[key][:2]:
+                links[key] = (evidence_rank(part.method), int(d), int(turn))
             # v turns a into b: b's card shows v, a's card the inverse.
             for here, other, turn in ((b, a, v), (a, b, dihedral.INVERSE[v])):
                 link = (evidence_rank(part.method), int(d), part.method, other, int(turn))
@@ -59,14 +68,42 @@ def evidence_of(groups: Sequence[Group], files: dict, ids: np.ndarray,
                     best[here] = link
     out: dict[str, Evidence] = {}
     for g in groups:
+        turned = from_first([row_of[f.path] for f in g.files if f.path in row_of], links)
         for f in g.files:
             row = row_of.get(f.path)
             twins = [] if row is None else \
                 [t.path for t in files[int(ids[row])] if t.path != f.path]
+            first = dihedral.NAMES[turned.get(row, 0)]
             if twins:  # a byte copy: the strongest evidence there is
-                out[f.path] = Evidence("bytes", 0, twins[0])
+                out[f.path] = Evidence("bytes", 0, twins[0], from_first=first)
             elif row in best:
                 _, d, method, other, v = best[row]
                 out[f.path] = Evidence(method, d, min(t.path for t in files[int(ids[other])]),
-                                       dihedral.NAMES[v])
+                                       dihedral.NAMES[v], first)
+    return out
+
+
+def from_first(rows: Sequence[int], links: Mapping[tuple[int, int], tuple[int, int, int]]
+               ) -> dict[int, int]:
+    """row -> the variant that turns rows[0] into it, along a spanning tree of the group grown
+    from rows[0] by the strongest links first (`links`: (a, b), a < b -> (rank, distance, the
+    variant that turns a into b)). Rows no link reaches are left out."""
+    if not rows:
+        return {}
+    members = set(rows)
+    near: dict[int, list[tuple[int, int, int, int]]] = {row: [] for row in members}
+    for (a, b), (rank, d, v) in links.items():
+        if a in members and b in members:
+            near[a].append((rank, d, b, v))
+            near[b].append((rank, d, a, dihedral.INVERSE[v]))
+    out: dict[int, int] = {}
+    frontier = [(0, 0, rows[0], 0)]  # (rank, distance, row, variant from rows[0])
+    while frontier:
+        _, _, row, turn = heapq.heappop(frontier)
+        if row in out:
+            continue
+        out[row] = turn
+        for rank, d, other, v in near[row]:
+            if other not in out:
+                heapq.heappush(frontier, (rank, d, other, dihedral.compose(turn, v)))
     return out

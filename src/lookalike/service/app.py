@@ -376,7 +376,8 @@ def _group_out(group: Group, number: int, ids: dict[str, int], marks: dict[int, 
         files.append(models.GroupFileOut(
             file_id=ids[f.path], path=display_path(f.path), width=f.width, height=f.height,
             bytes=f.bytes, method=ev and ev.method, distance=ev and ev.distance,
-            transform=ev and ev.transform, mark=marks.get(ids[f.path]),
+            transform=ev and ev.transform, from_first=ev and ev.from_first,
+            mark=marks.get(ids[f.path]),
             present=os.path.isfile(f.path)))
     return models.GroupOut(number=number, files=files, method=group.method,
                            max_distance=group.max_distance, linkage=group.linkage,

@@ -54,7 +54,11 @@ class GroupFileOut(BaseModel):
     method: str | None = Field(None, description="How this file matched inside its group: "
                                "bytes, pixels, a hash name or embed (its strongest link).")
     distance: int | None = Field(None, description="The distance of that link, in bits.")
-    transform: str | None = Field(None, description="The flip or turn of that link.")
+    transform: str | None = Field(None, description="The flip or turn of that link: it "
+                                  "turns the member matched into this file.")
+    from_first: str | None = Field(None, description="The flip or turn that turns the group's "
+                                   "first file into this one, composed along the strongest "
+                                   "links (identity for the first; names as for transform).")
     mark: Mark | None = Field(None, description="A person's mark on the file, if any.")
     present: bool = Field(True, description="Whether the file is on disk now (false after "
                           "a quarantine, until it is undone or the index scanned again).")

@@ -57,7 +57,7 @@ export async function showGroup(main, number, params) {
       for (const done of ["load", "error"]) img.addEventListener(done, () => loadDetails(i), { once: true });
       const loupeBox = h("div", { class: "loupe", hidden: true, "aria-hidden": "true" });
       const frame = h("div", { class: "frame", onclick: () => { select(i); toggleZoom(); } }, img, loupeBox);
-      frames.push({ frame, img, loupe: loupeBox });
+      frames.push({ frame, img, loupe: loupeBox, turn: f.from_first });
       return figure(f, i, frame);
     });
     const shots = h("div", { class: "shots", "aria-label": "Images of the group" }, figures);
@@ -253,8 +253,9 @@ export async function showGroup(main, number, params) {
       say("The images are still loading (or cannot be shown).", "error");
       return;
     }
-    compare.start(mode, { img: imgs[a], name: `${a + 1} ${basename(view.group.files[a].path)}` },
-      { img: imgs[b], name: `${b + 1} ${basename(view.group.files[b].path)}` });
+    const side = (i) => ({ img: imgs[i], name: `${i + 1} ${basename(view.group.files[i].path)}`,
+      turn: view.group.files[i].from_first });
+    compare.start(mode, side(a), side(b));
   }
 
   function goTo(step) {
