@@ -72,3 +72,16 @@ def test_a_photograph_without_gutters_packs_no_tiles():
     read = local.unpack(signature.value)
     assert read.tiles is not None and len(read.tiles) == 0
     assert read.thumbnail is not None
+
+
+def test_colour_thumbnails_are_pillows_lab():
+    """local.lab_of builds Pillow's RGB -> LAB transform once: the numbers must be those of
+    Image.convert("LAB") (indexes scanned before hold thumbnails made that way)."""
+    rng = np.random.default_rng(0)
+    for shape in ((1, 1, 3), (7, 13, 3), (64, 48, 3)):
+        rgb = rng.integers(0, 256, shape, dtype=np.uint8)
+        lab = np.moveaxis(np.asarray(Image.fromarray(rgb).convert("LAB")), -1, 0).copy()
+        lab[1:] = (lab[1:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
+        assert np.array_equal(local.lab_of(rgb), lab)
+    photo_rgb = np.asarray(photo("coffee.png"))
+    assert local.thumbnail(photo_rgb).shape == (3, local.THUMBNAIL, local.THUMBNAIL)
