@@ -68,11 +68,17 @@ def _apply(tmp_path: Path, plan: Plan) -> Path:
     return Path(report.run_dir)
 
 
-def test_killed_before_the_rename_leaves_the_file_alone(tmp_path):
-    plan = _plan(tmp_path, "quarantine", ["a.bin", "b.bin", "c.bin"])
+def _killed_run(tmp_path: Path, action: str, names: list[str]) -> tuple[dict, Path, dict]:
+    """A plan of `action` over `names` applied, then its last step's "done" line dropped (as
+    if killed just before it): the library's snapshot before, the run folder, that intent."""
+    plan = _plan(tmp_path, action, names)
     before = _snapshot(tmp_path / "lib")
     run = _apply(tmp_path, plan)
-    intent = _drop_last_done(run / JOURNAL_NAME)
+    return before, run, _drop_last_done(run / JOURNAL_NAME)
+
+
+def test_killed_before_the_rename_leaves_the_file_alone(tmp_path):
+    before, run, intent = _killed_run(tmp_path, "quarantine", ["a.bin", "b.bin", "c.bin"])
     os.rename(intent["dst"], intent["path"])  # the rename had not happened yet
     report = undo_run(resolve_run(tmp_path / "q", None))
     assert report.problems == []
@@ -81,10 +87,7 @@ def test_killed_before_the_rename_leaves_the_file_alone(tmp_path):
 
 
 def test_killed_after_the_rename_restores_the_file(tmp_path):
-    plan = _plan(tmp_path, "quarantine", ["a.bin", "b.bin"])
-    before = _snapshot(tmp_path / "lib")
-    run = _apply(tmp_path, plan)
-    intent = _drop_last_done(run / JOURNAL_NAME)
+    before, run, intent = _killed_run(tmp_path, "quarantine", ["a.bin", "b.bin"])
     assert not os.path.exists(intent["path"])
     report = undo_run(run)
     assert intent["path"] in report.restored and report.problems == []
@@ -93,10 +96,7 @@ def test_killed_after_the_rename_restores_the_file(tmp_path):
 
 @pytest.mark.parametrize("kind", ["symlink", "hardlink"])
 def test_killed_between_making_the_link_and_renaming_it(tmp_path, kind):
-    plan = _plan(tmp_path, kind, ["a.bin", "b.bin"])
-    before = _snapshot(tmp_path / "lib")
-    run = _apply(tmp_path, plan)
-    intent = _drop_last_done(run / JOURNAL_NAME)
+    before, run, intent = _killed_run(tmp_path, kind, ["a.bin", "b.bin"])
     assert intent["op"] == "link"
     # Put back the state of that moment: the original at its path, the new link at the temp
     # name beside it, the saved original in the quarantine.
@@ -113,10 +113,7 @@ def test_killed_between_making_the_link_and_renaming_it(tmp_path, kind):
 
 
 def test_killed_after_the_link_replaced_the_file(tmp_path):
-    plan = _plan(tmp_path, "symlink", ["a.bin", "b.bin"])
-    before = _snapshot(tmp_path / "lib")
-    run = _apply(tmp_path, plan)
-    intent = _drop_last_done(run / JOURNAL_NAME)
+    before, run, intent = _killed_run(tmp_path, "symlink", ["a.bin", "b.bin"])
     assert os.path.islink(intent["path"])
     report = undo_run(run)
     assert intent["path"] in report.restored and report.problems == []
@@ -195,10 +192,7 @@ def test_a_quarantine_on_another_file_system(tmp_path, action):
 
 
 def test_killed_between_the_link_and_the_unlink_of_a_move(tmp_path):
-    plan = _plan(tmp_path, "quarantine", ["a.bin"])
-    before = _snapshot(tmp_path / "lib")
-    run = _apply(tmp_path, plan)
-    intent = _drop_last_done(run / JOURNAL_NAME)
+    before, run, intent = _killed_run(tmp_path, "quarantine", ["a.bin"])
     os.link(intent["dst"], intent["path"])  # both names, one file
     report = undo_run(run)
     assert report.problems == [] and not os.path.exists(intent["dst"])

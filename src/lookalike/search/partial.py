@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from ..decode import decode
 from ..errors import LookalikeError
 from ..index.store import Index
 from ..methods import local
 from ..methods.registry import get_spec
-from ..types import FileRef
-from ..worker import read_file
 if TYPE_CHECKING:
+    from ..methods.tiles import Tiles
     from .tiles import TileHit
 from .verify import MIN_INLIERS, Verification, thumbnails_agree, verify
 
@@ -62,6 +60,9 @@ class FeatureIndex:
     row_offsets: np.ndarray  # (R + 1,) int64 into by_row
     by_row: np.ndarray  # (P,) int64: postings grouped by row (a row's own features)
     words: np.ndarray  # (P,) int64: the word of each posting
+    # the layout tiles of the pictures that have some (content id -> tiles), read in the
+    # same pass: dupes --partial looks them up too
+    tiles: dict[int, "Tiles"] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -72,17 +73,21 @@ def build_word_index(index: Index) -> FeatureIndex:
     """Read every live `local` signature (in blocks) into the inverted file."""
     spec = get_spec("local")
     content_ids, mirrored, descriptors, words = [], [], [], []
+    tiles = {}
     for block in index.iter_values(spec):
         for content_id, value in block:
             signature = local.unpack(value)
+            if signature.tiles is not None and len(signature.tiles):
+                tiles[content_id] = signature.tiles
             for flag, features in ((False, signature.plain), (True, signature.mirrored)):
                 if len(features):
                     content_ids.append(content_id)
                     mirrored.append(flag)
                     descriptors.append(features.descriptors)
                     words.append(features.words)
-    return features_to_index(np.asarray(content_ids, np.int64), np.asarray(mirrored, bool),
-                             descriptors, words)
+    return replace(features_to_index(np.asarray(content_ids, np.int64),
+                                     np.asarray(mirrored, bool), descriptors, words),
+                   tiles=tiles)
 
 
 def features_to_index(content_ids: np.ndarray, mirrored: np.ndarray,
@@ -157,13 +162,6 @@ class QueryFeatures:
     fine: local.LocalSignature
 
 
-def query_features(path: str) -> QueryFeatures:
-    stat = os.stat(path)
-    data = read_file(FileRef(path, stat.st_size, stat.st_mtime_ns))
-    decoded = decode(data, draft_size=QUERY_DRAFT)
-    return query_features_of(np.asarray(decoded.image), decoded.width, decoded.height)
-
-
 def query_features_of(rgb: np.ndarray, width: int, height: int) -> QueryFeatures:
     """Features of upright RGB pixels of a width x height picture (possibly reduced)."""
     import cv2
@@ -211,13 +209,14 @@ def judgeable(a: local.LocalSignature, b: local.LocalSignature) -> bool:
 
 
 def partial_pairs(index: Index, min_inliers: int | None = None,
-                  candidates: int = PAIR_CANDIDATES) -> list[ContentVerification]:
+                  candidates: int = PAIR_CANDIDATES, words: FeatureIndex | None = None
+                  ) -> list[ContentVerification]:
     """Verified pairs of indexed pictures that share a part: crops, copies inside collages.
-    Every picture's own features vote in the inverted file; its best candidates are
-    verified once per unordered pair."""
+    Every picture's own features vote in the inverted file (`words`, built when not given);
+    its best candidates are verified once per unordered pair."""
     require_local(index)
     threshold = min_inliers or stored_min_inliers(index)
-    words = build_word_index(index)
+    words = words if words is not None else build_word_index(index)
     plain_rows = np.flatnonzero(~words.mirrored)
     blocks = [plain_rows[s:s + ROW_BLOCK] for s in range(0, len(plain_rows), ROW_BLOCK)]
 
@@ -328,8 +327,10 @@ def containment_pairs(index: Index, min_inliers: int | None = None) -> list[Part
     """`dupes --partial`: every verified pair of files, containments first, then by the
     evidence (inliers); then the pictures found in another's layout tiles only."""
     files = index.live_files()
+    require_local(index)
+    words = build_word_index(index)
     found: list[tuple[int, int, str, tuple | None, Verification, str, int | None]] = []
-    for r in partial_pairs(index, min_inliers):
+    for r in partial_pairs(index, min_inliers, words=words):
         v = r.verification
         if not v.confirmed:
             continue
@@ -339,7 +340,7 @@ def containment_pairs(index: Index, min_inliers: int | None = None) -> list[Part
         kind = "inside" if relation in ("a in b", "b in a") else relation
         found.append((inner, outer, kind, box, v, "local", None))
     known = {frozenset((f[0], f[1])) for f in found}
-    for hit, outer in tile_pairs(index, files):
+    for hit, outer in tile_pairs(index, files, words.tiles):
         if frozenset((hit.content_id, outer)) not in known:
             known.add(frozenset((hit.content_id, outer)))
             found.append((hit.content_id, outer, "inside", hit.verification.box_in_b,
@@ -353,12 +354,12 @@ def containment_pairs(index: Index, min_inliers: int | None = None) -> list[Part
     return out
 
 
-def tile_pairs(index: Index, files) -> list[tuple["TileHit", int]]:
-    """Indexed pictures found in the layout tiles of another (hit, the tiles' owner); none
+def tile_pairs(index: Index, files, tiles: dict[int, "Tiles"]) -> list[tuple["TileHit", int]]:
+    """Indexed pictures found in the layout `tiles` of another (hit, the tiles' owner); none
     when the index has no pHash and dHash to look tiles up by."""
-    from .tiles import TileLookup, stored_tiles
+    from .tiles import TileLookup
 
-    owners, batch = stored_tiles(index)
+    owners, batch = list(tiles), list(tiles.values())
     try:
         lookup = TileLookup(index, files)
     except LookalikeError:

@@ -118,16 +118,3 @@ def describe(v: Verification, method: str, distance: int | None) -> str:
     turn = f", rotation {round(v.rotation) + 0:+d} deg" if v.rotation else ""
     return (f"layout tile, {method} distance {distance}, scale {v.scale:.2f}{turn}"
             + (", mirrored" if v.mirror else ""))
-
-
-def stored_tiles(index: Index) -> tuple[list[int], list[tile_signatures.Tiles]]:
-    """The indexed pictures that have layout tiles (content ids), and their tiles."""
-    owners, found = [], []
-    for block in index.iter_values(get_spec("local")):
-        for content_id, value in block:
-            t = local.unpack(value).tiles
-            if t is not None and len(t):
-                owners.append(content_id)
-                found.append(t)
-    return owners, found
-
