@@ -26,7 +26,7 @@ from ..types import Group
 from .analysis import DatasetStats, has_signatures, opened_index, stats as analyse
 from .page import SCRIPT, STYLE, group_card, number, summary_sections
 from .plots import plots
-from .thumbs import THUMB_SIZE, ThumbCache, ThumbStats, content_hashes
+from .thumbs import THUMB_SIZE, ThumbCache, ThumbStats
 
 if TYPE_CHECKING:
     from ..search.evidence import Evidence
@@ -66,7 +66,8 @@ def write_report(index: Index | str | os.PathLike, out: str | os.PathLike, *,
         groups = groups or []
         shown = groups[:max(0, max_groups)]
         cache = ThumbCache.for_index(idx, thumb_size)
-        hashes = content_hashes(idx, [f.path for g in shown for f in g.files])
+        hashes = {p: state[3] for p, state in
+                  idx.file_states([f.path for g in shown for f in g.files]).items()}
     thumbs = cache.many([(p, h) for p, h in hashes.items()])  # files only: no read transaction
     uris = {h.hex(): f"data:{cache.mime};base64,{base64.b64encode(data).decode('ascii')}"
             for h, data in thumbs.items() if data is not None}

@@ -16,10 +16,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from ..decode import decode
-from ..index.store import Index, from_db_path, to_db_path
+from ..index.store import Index
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +130,3 @@ def _encoding() -> tuple[str, str, str]:
     if features.check("webp"):
         return "WEBP", "image/webp", ".webp"
     return "JPEG", "image/jpeg", ".jpg"
-
-
-def content_hashes(index: Index, paths: Iterable[str]) -> dict[str, bytes]:
-    """path -> the hash of its bytes, for those of `paths` that are live in the index."""
-    paths = list(paths)
-    out: dict[str, bytes] = {}
-    for start in range(0, len(paths), 500):
-        chunk = [to_db_path(p) for p in paths[start:start + 500]]
-        marks = ",".join("?" * len(chunk))
-        out.update((from_db_path(p), bytes(h)) for p, h in index.conn.execute(
-            f"SELECT f.path, c.hash FROM files f JOIN contents c ON c.id = f.content_id "
-            f"WHERE f.status='ok' AND f.path IN ({marks})", chunk))
-    return out

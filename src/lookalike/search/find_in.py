@@ -88,13 +88,13 @@ def find_in(index: Index, paths: Sequence[str], min_inliers: int | None = None,
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             results.append(FindInResult(path, (), Failure(path, "decode", reason)))
             continue
+        rgb = np.asarray(decoded.image)  # one copy of the pixels for both looks
         found: dict[int, PartialMatch] = {}
         if words is not None:
-            for cid, v in _by_features(index, words, decoded, threshold).items():
+            for cid, v in _by_features(index, words, decoded, rgb, threshold).items():
                 found[cid] = PartialMatch("", v)
         if tiles is not None:
-            query_tiles = tile_signatures.compute(decoded, regions.propose(
-                np.asarray(decoded.image)))
+            query_tiles = tile_signatures.compute(decoded, regions.propose(rgb))
             for hit in tiles.hits([query_tiles]):
                 if hit.content_id not in found:
                     found[hit.content_id] = PartialMatch("", hit.verification, hit.method,
@@ -109,8 +109,7 @@ def find_in(index: Index, paths: Sequence[str], min_inliers: int | None = None,
 
 
 def _by_features(index: Index, words: partial.FeatureIndex, decoded: Decoded,
-                 threshold: int) -> dict[int, Verification]:
-    rgb = np.asarray(decoded.image)
+                 rgb: np.ndarray, threshold: int) -> dict[int, Verification]:
     query = partial.query_features_of(rgb, decoded.width, decoded.height)
     row_votes = partial.query_votes(words, query.coarse.plain) + \
         partial.query_votes(words, query.fine.plain)

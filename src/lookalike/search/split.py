@@ -151,7 +151,7 @@ def materialise(split: Split, dest: str | os.PathLike, mode: str = "hardlink") -
         # The next scan of the dataset would index the links as duplicates of everything.
         raise LookalikeError(f"{dest} is inside a folder of the dataset; give one outside it")
     prefix = _root_prefixes(roots)
-    planned = {dest / a.split / _relative(a, prefix, roots): a.path for a in split.files}
+    planned = {dest / a.split / _relative(a, prefix): a.path for a in split.files}
     _check_destination(dest, split.names, planned)
     written = 0
     for target, source in planned.items():
@@ -208,7 +208,7 @@ def _root_prefixes(roots: list[str]) -> dict[str, str]:
     return names
 
 
-def _relative(a: Assigned, prefix: Mapping[str, str], roots: list[str]) -> Path:
+def _relative(a: Assigned, prefix: Mapping[str, str]) -> Path:
     if a.root is None:  # no folders given: the whole path below the file system root
         return Path(a.path.lstrip(os.sep))
     rel = os.path.relpath(a.path, a.root)

@@ -89,11 +89,11 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
         app.add_middleware(BearerAuth, token=token)  # outermost: before any body is read
     else:
         app.add_middleware(LoopbackHost)
-    if warm and index_path.exists():
-        groups.warm(index_path, lambda index: index_info(index))
-
     def index_info(index: Index) -> models.InfoOut:
         return groups.get(("info",), lambda: _info(index, index_path, bool(token)))
+
+    if warm and index_path.exists():
+        groups.warm(index_path, index_info)
 
     @app.exception_handler(LookalikeError)
     async def _library_error(request: Request, exc: LookalikeError) -> JSONResponse:
@@ -269,7 +269,8 @@ def _add(index_path: Path, targets: list[tuple[str, Path]]) -> models.IndexOut:
                    workers=1)
     with opened(index_path) as index:
         ids = index.live_file_ids(str(p) for _, p in targets)
-        failed = {path: reason for path, _, reason in index.failures()}
+        failed = {path: reason for path, _, reason in index.failures()} \
+            if len(ids) < len(targets) else {}  # the reasons only when something failed
     files = [models.IndexedOut(name=name, file_id=ids.get(str(p)),
                                error=None if str(p) in ids else failed.get(str(p), "not indexed"))
              for name, p in targets]
