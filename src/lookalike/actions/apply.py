@@ -51,9 +51,14 @@ class ApplyReport:
         return sum(o.status == status for o in self.outcomes)
 
 
+def quarantine_for(index_path: str | os.PathLike) -> Path:
+    """The quarantine folder of an index: next to it."""
+    return Path(index_path).parent / QUARANTINE_DIR
+
+
 def default_quarantine(plan: Plan) -> Path:
     """Next to the index the plan was made from."""
-    return Path(plan.index).parent / QUARANTINE_DIR
+    return quarantine_for(plan.index)
 
 
 def _stale(path: str, size: int, mtime_ns: int, digest: str) -> str | None:

@@ -16,7 +16,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from ..actions.apply import QUARANTINE_DIR, apply_plan, report_json
+from ..actions.apply import apply_plan, quarantine_for, report_json
 from ..actions.follow import after_apply, after_undo
 from ..actions.plan import ACTIONS, DEFAULT_RULES, make_plan, read_plan, write_plan
 from ..actions.undo import find_runs, resolve_run, run_summary, undo_run
@@ -146,7 +146,7 @@ def undo_command(
     """Put back everything an apply run moved or linked (safe to run twice)."""
     try:
         folder = quarantine if quarantine is not None else \
-            _index_path(index).parent / QUARANTINE_DIR
+            quarantine_for(_index_path(index))
         if list_runs:
             _print_runs([run_summary(r) for r in find_runs(folder)], fmt)
             return

@@ -7,8 +7,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ..actions.plan import DEFAULT_RULES, KEEP_RULES
+from ..index.decisions import MARKS
 
-Mark = Literal["keep", "quarantine"]
+Mark = Literal[MARKS]
 
 
 class ErrorOut(BaseModel):
@@ -124,7 +125,7 @@ class FoldersOut(BaseModel):
 # --- decisions -----------------------------------------------------------------------------
 
 class DecisionIn(BaseModel):
-    decision: Literal["keep", "quarantine", "not-duplicate", "clear"] = Field(
+    decision: Literal[(*MARKS, "not-duplicate", "clear")] = Field(
         description="keep / quarantine: mark the files (a plan follows marks over the keep "
         "rules); not-duplicate: these files are not duplicates of `others` (or, without "
         "others, of each other), remembered per content so later groups and `dupes` leave "

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Query
 
-from ..actions.apply import QUARANTINE_DIR, apply_plan
+from ..actions.apply import apply_plan, quarantine_for
 from ..actions.follow import after_apply, after_undo
 from ..actions.journal import new_run_id
 from ..actions.plan import Plan, make_plan, read_plan, write_plan
@@ -82,7 +82,7 @@ def review_routes(index_path: Path, cache: GroupCache, *others: StateCache) -> A
     @router.get("/runs", response_model=models.RunsOut, tags=["actions"])
     def runs_route() -> models.RunsOut:
         """The apply runs of the index's quarantine folder, newest first."""
-        runs = [run_summary(r) for r in reversed(find_runs(quarantine_of(index_path)))]
+        runs = [run_summary(r) for r in reversed(find_runs(quarantine_for(index_path.resolve())))]
         return models.RunsOut(runs=[models.RunOut(**{k: r[k] for k in models.RunOut.model_fields})
                                     for r in runs])
 
@@ -93,11 +93,6 @@ def review_routes(index_path: Path, cache: GroupCache, *others: StateCache) -> A
             return _undo(index_path, body.run)
 
     return router
-
-
-def quarantine_of(index_path: Path) -> Path:
-    """Where `lookalike apply` quarantines for plans of this index (actions/apply.py)."""
-    return index_path.resolve().parent / QUARANTINE_DIR
 
 
 # --- decisions -------------------------------------------------------------------------------
@@ -252,7 +247,7 @@ def _stored_plan(index_path: Path, plan_id: str) -> Plan:
 
 def _apply(index_path: Path, body: models.ApplyIn) -> models.ApplyOut:
     plan = _stored_plan(index_path, body.plan_id)
-    report = apply_plan(plan, execute=body.execute, quarantine_dir=quarantine_of(index_path))
+    report = apply_plan(plan, execute=body.execute, quarantine_dir=quarantine_for(index_path.resolve()))
     with opened(index_path) as index:
         ids = index.live_file_ids(o.path for o in report.outcomes)
     if report.executed:
@@ -267,7 +262,7 @@ def _apply(index_path: Path, body: models.ApplyIn) -> models.ApplyOut:
 
 
 def _undo(index_path: Path, run: str) -> models.UndoOut:
-    runs = {p.name: p for p in find_runs(quarantine_of(index_path))}
+    runs = {p.name: p for p in find_runs(quarantine_for(index_path.resolve()))}
     if run not in runs:
         raise Refused(404, f"no run {run!r}; GET /runs lists them")
     report = undo_run(runs[run])
