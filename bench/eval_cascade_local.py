@@ -12,12 +12,15 @@ least similarities, with and without the local verification step.
 of each other in the packages (one texture under two names, a screenshot in two languages):
 source pictures joined by `dupes --partial` with at least --source-inliers inliers (40, far
 above the cascade's 8). The cascade's own verifier cleans the truth here, so P-C is an upper
-estimate and P-L a lower one; both are printed. Measures; asserts nothing.
+estimate and P-L a lower one; both are printed. `--keep DIR` keeps the pictures and the
+index, `--wrong FILE` writes the default cascade's wrong pairs (at `--wrong-at`, 0.98) with
+their sources' package paths, one JSON line each, for reading. Measures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -40,12 +43,19 @@ def main() -> int:
     parser.add_argument("--similarities", default="0.995,0.98")
     parser.add_argument("--source-inliers", type=int, default=40)
     parser.add_argument("--propose-inliers", type=int, default=dupes.EMBED_PROPOSE_INLIERS)
+    parser.add_argument("--propose-coverage", type=float, default=dupes.EMBED_PROPOSE_COVERAGE)
+    parser.add_argument("--keep", type=Path, help="build the pictures and the index here")
+    parser.add_argument("--wrong", type=Path, help="write the default cascade's wrong pairs "
+                                                    "(with their sources' package paths) here")
+    parser.add_argument("--wrong-at", type=float, default=0.98,
+                        help="the least similarity whose wrong pairs --wrong writes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        dest = Path(tmp) / "pictures"
-        dest.mkdir()
+        work = args.keep or Path(tmp)
+        dest = work / "pictures"
+        dest.mkdir(parents=True)
         built = build(args.images, dest, args.sources, args.planted, args.seed)
-        index_path = Path(tmp) / "index.db"
+        index_path = work / "index.db"
         started = time.perf_counter()
         scan([dest], index_path=index_path, methods=["phash", "dhash", "embed", "local"])
         print(f"{built['sources']} sources, {built['planted']} planted; scan "
@@ -54,6 +64,7 @@ def main() -> int:
             truth = Truth(index, built["truth"], built["lookalikes"])
             component = source_components(index, truth, built["truth"], args.source_inliers)
             dupes.EMBED_PROPOSE_INLIERS = args.propose_inliers
+            dupes.EMBED_PROPOSE_COVERAGE = args.propose_coverage
             names = sorted(truth.count)
             print(f"{'rule':32} {'pairs':>6} {'P':>6} {'P-L':>6} {'P-C':>6} {'R':>6}  "
                   + " ".join(f"{n[:8]:>8}" for n in names))
@@ -69,7 +80,24 @@ def main() -> int:
                           f"{r['recall']:6.3f}  "
                           + " ".join(f"{r['per_transform'][n]:8.2f}" for n in names)
                           + f"  {time.perf_counter() - t0:.1f} s")
+                    if propose and args.wrong and s == args.wrong_at:
+                        write_wrong(args.wrong, found, truth, built["origin"])
     return 0
+
+
+def write_wrong(path: Path, found, truth: Truth, origin: dict) -> None:
+    """One JSON line per wrong pair: both pictures, method, distance, their package paths."""
+    seen = set()
+    with open(path, "w") as out:
+        for m in found:
+            key = frozenset((m.a, m.b))
+            if key in truth.pair_of_paths or key in seen:
+                continue
+            seen.add(key)
+            out.write(json.dumps({"a": m.a, "b": m.b, "method": m.method,
+                                  "distance": m.distance, "score": m.score,
+                                  "lookalike": key in truth.lookalike_paths,
+                                  "source_a": origin[m.a], "source_b": origin[m.b]}) + "\n")
 
 
 def source_components(index, truth: Truth, records: list[dict], min_inliers: int) -> dict:

@@ -2,7 +2,7 @@
 
     python bench/eval_embed.py /work/benchdata/images --sources 1000 --planted 500 \
         [--model PATH.onnx] [--json OUT] [--k 20] [--precision 0.99] [--no-timing] \
-        [--examples N] [--keep DIR]
+        [--examples N] [--keep DIR] [--index DB]   (--index keeps the index for later reading)
 
 Held-out pictures only: the files of the folder whose package in ../manifest.tsv is
 supertuxkart-data or marble-data (the shipped model trains on flightgear-data-base and
@@ -749,6 +749,7 @@ def main() -> None:
     parser.add_argument("--precision", type=float, default=PRECISION,
                         help="the precision of the global thresholds (default 0.99)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--index", type=Path, help="write the index here and keep it")
     args = parser.parse_args()
     globals()["PRECISION"] = args.precision  # read by the scoring and the report
     started = time.perf_counter()
@@ -772,7 +773,8 @@ def main() -> None:
               f"{len(data['lookalikes'])} pairs of them from look-alike sources; "
               f"built in {time.perf_counter() - started:.0f} s", flush=True)
         scan_started = time.perf_counter()
-        summary = scan([folder], index_path=tmp / "all.db",
+        index_path = args.index or tmp / "all.db"
+        summary = scan([folder], index_path=index_path,
                        methods=[*HASHES, embed_name], workers=args.workers)
         scan_s = time.perf_counter() - scan_started
         print(f"scanned {summary.scanned} files ({summary.failed} failed) with "
@@ -784,7 +786,7 @@ def main() -> None:
                   "refused": data["refused"], "scan_all_s": scan_s,
                   "lookalike_pairs": len(data["lookalikes"]),
                   "transforms": {t: DESCRIPTIONS.get(t, t) for t in TRANSFORMS}}
-        with lookalike.open_index(tmp / "all.db") as index:
+        with lookalike.open_index(index_path) as index:
             truth = Truth(index, data["truth"], data["lookalikes"])
             result["truth_counts"] = truth.count
             result["methods"] = {}
@@ -822,7 +824,7 @@ def main() -> None:
     print_report(result, args.examples)
     print(f"\nmodel {spec.params}; total {result['wall_s']:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({**result, "truth": data["truth"]}, indent=1,
+        args.json.write_text(json.dumps({**result, "truth": data["truth"], "origin": data["origin"], "lookalikes": data["lookalikes"]}, indent=1,
                                         default=str))
 
 

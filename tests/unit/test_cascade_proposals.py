@@ -15,6 +15,7 @@ from lookalike.scan import scan
 from lookalike.search import dupes
 
 BORDER = 34  # of 400 px: the shared frame confirms at 8-25 inliers (under the proposal's 25)
+SIDEBAR = 144  # of 480 px: confirms far above 25 inliers, all of them on the sidebar
 
 
 def rgb(name: str) -> Image.Image:
@@ -36,6 +37,14 @@ def index_path(tmp_path_factory):
         folder / "rocket_crop.jpg", quality=90)
     for name in ("motorcycle_left.png", "coins.png"):
         rgb(name).save(folder / name)
+    strip = rgb("camera.png").resize((SIDEBAR, 360))
+    gravel = rgb("gravel.png")  # two "dialogs": one sidebar, other parts of one texture
+    for name, left in (("left", 0), ("right", gravel.width // 2)):
+        page = Image.new("RGB", (480, 360))
+        page.paste(strip, (0, 0))
+        content = gravel.crop((left, 0, left + gravel.width // 2, gravel.height))
+        page.paste(content.resize((480 - SIDEBAR, 360)), (SIDEBAR, 0))
+        page.save(folder / f"dialog_{name}.jpg", quality=90)
     path = folder / "index.db"
     scan([folder], index_path=path, methods=["phash", "dhash", "embed", "local"], workers=1)
     return path
@@ -50,12 +59,23 @@ def test_frame_template_is_not_a_copy_but_a_crop_is(index_path):
         found = names(find_pairs(index, "auto", calibrated=False))
     assert frozenset(("rocket.jpg", "rocket_crop.jpg")) in found
     assert frozenset(("framed_coffee.jpg", "framed_chelsea.jpg")) not in found
+    assert frozenset(("dialog_left.jpg", "dialog_right.jpg")) not in found
 
 
 def test_the_frame_pair_is_proposed_and_verifies_weakly(index_path, monkeypatch):
-    """The proposal rule is what leaves the frame pair out: at a hash pair's 8 inliers it
-    would be kept."""
+    """The proposal rules are what leave the frame pair out: at a hash pair's 8 inliers, and
+    without the coverage rule (its inliers lie on the frame), it would be kept."""
     monkeypatch.setattr(dupes, "EMBED_PROPOSE_INLIERS", 8)
+    monkeypatch.setattr(dupes, "EMBED_PROPOSE_COVERAGE", 0.0)
     with open_index(index_path) as index:
         found = names(find_pairs(index, "auto", calibrated=False))
     assert frozenset(("framed_coffee.jpg", "framed_chelsea.jpg")) in found
+
+
+def test_the_coverage_rule_is_what_leaves_the_sidebar_pair_out(index_path, monkeypatch):
+    """Strong evidence on a shared part only: kept when coverage is not asked for."""
+    monkeypatch.setattr(dupes, "EMBED_PROPOSE_COVERAGE", 0.0)
+    with open_index(index_path) as index:
+        found = names(find_pairs(index, "auto", calibrated=False))
+    assert frozenset(("dialog_left.jpg", "dialog_right.jpg")) in found
+    assert frozenset(("rocket.jpg", "rocket_crop.jpg")) in found

@@ -329,3 +329,43 @@ def test_region_check_reads_a_reduced_page_in_full_size_coordinates():
     assert verify.region_agrees(half, page.width, page.height, v, features(original))
     moved = _placed(original, (100, 350, 400, 550))
     assert not verify.region_agrees(half, page.width, page.height, moved, features(original))
+
+
+def _sidebar_pair(width: int = 480, height: int = 360, shared: float = 0.3):
+    """Two 'dialogs': the same left sidebar (a photo's strip), different content beside it."""
+    side = round(width * shared)
+    strip = rgb("astronaut.png").resize((side, height))
+    pictures = []
+    for name in ("coffee.png", "chelsea.png"):
+        page = Image.new("RGB", (width, height))
+        page.paste(strip, (0, 0))
+        page.paste(rgb(name).resize((width - side, height)), (side, 0))
+        pictures.append(jpeg(page))
+    return pictures
+
+
+def test_inliers_on_a_shared_sidebar_cover_little_of_the_content():
+    """Features fit the shared strip only; the cells of each picture's own content hold no
+    inlier, so the coverage stays under the cascade's 0.5 while a crop's is near 1."""
+    a, b = _sidebar_pair()
+    v = verify.verify(features(a), features(b))
+    assert v.confirmed and v.inliers >= 25  # the strip alone is strong evidence
+    assert v.coverage < 0.5
+    photo = rgb("chelsea.png")
+    crop, _ = crop_keeping(photo, 0.5)
+    copy = verify.verify(features(jpeg(crop)), features(photo))
+    assert copy.confirmed and copy.coverage >= 0.8
+
+
+def test_a_perspective_copy_is_covered_through_a_homography():
+    """A similarity fits a perspective warp in part only; the homography's inliers cover it."""
+    import cv2
+
+    photo = np.asarray(rgb("coffee.png"))
+    h, w = photo.shape[:2]
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    moved = corners + np.float32([[0.08 * w, 0.02 * h], [-0.03 * w, 0.09 * h],
+                                  [-0.1 * w, -0.02 * h], [0.04 * w, -0.08 * h]])
+    warped = cv2.warpPerspective(photo, cv2.getPerspectiveTransform(corners, moved), (w, h))
+    v = verify.verify(features(jpeg(Image.fromarray(warped))), features(Image.fromarray(photo)))
+    assert v.confirmed and v.coverage >= 0.6

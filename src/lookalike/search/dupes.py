@@ -37,6 +37,10 @@ EMBED_PROPOSE = 0.5
 # a hash pair: one frame or layout template drawn with other content inside confirms at 8-25
 # inliers, real copies at 40-560 (bench/eval_cascade_local.py).
 EMBED_PROPOSE_INLIERS = 25
+# and their inliers must reach into at least half of the feature-rich parts of both pictures
+# (verify.Verification.coverage): two menu icons, signs or dialogs drawn in one frame match
+# on the frame alone (bench/README.md, "Frames and templates").
+EMBED_PROPOSE_COVERAGE = 0.5
 # Chosen by measurement on bench/make_collection.py's collection (README, "Grouping").
 DEFAULT_LINKAGE = "complete"
 
@@ -214,7 +218,8 @@ def _embed_pairs(index: Index, ids: np.ndarray, similarity: float | None, model:
         if todo.any():
             least = max(stored_min_inliers(index), EMBED_PROPOSE_INLIERS) if proposed else None
             keep[todo] = verified(index, a_ids[todo], b_ids[todo], strict=True,
-                                  min_inliers=least)
+                                  min_inliers=least,
+                                  min_coverage=EMBED_PROPOSE_COVERAGE if proposed else 0.0)
     a_ids, b_ids, sims = a_ids[keep], b_ids[keep], sims[keep]
     return ContentPairs(np.searchsorted(ids, a_ids), np.searchsorted(ids, b_ids),
                         embed.distance_of(sims), np.zeros(a_ids.size, np.int8), EMBED)
@@ -222,12 +227,13 @@ def _embed_pairs(index: Index, ids: np.ndarray, similarity: float | None, model:
 
 def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
              variant: np.ndarray | None = None, strict: bool = False,
-             min_inliers: int | None = None) -> np.ndarray:
+             min_inliers: int | None = None, min_coverage: float = 0.0) -> np.ndarray:
     """Mask of content pairs that local features confirm (`variant`: the flip or turn from a
     to b that the hash found). Pairs where either picture has too few features to judge
     (flat or tiny pictures) are judged by their colour thumbnails; a pair without any local
     signature is kept as it is. With `strict` (candidates nothing else vouches for) only
-    pairs that local features confirm are kept."""
+    pairs that local features confirm are kept; `min_coverage`: and whose inliers cover that
+    share of both pictures' content (verify.Verification.coverage)."""
     from .partial import verify_content_pairs
 
     variant = np.zeros(ids_a.size, np.int64) if variant is None else np.asarray(variant)
@@ -243,7 +249,7 @@ def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
         if r is None:
             continue
         if r.judgeable:
-            keep[k] = r.verification.confirmed
+            keep[k] = r.verification.confirmed and r.verification.coverage >= min_coverage
         elif r.thumbnails_agree is not None and not strict:
             keep[k] = r.thumbnails_agree
     return keep

@@ -44,6 +44,7 @@ class Verification:
     a_in_b: float = 0.0  # share of a's frame that lies inside b once mapped
     b_in_a: float = 0.0  # share of b's frame that lies inside a
     recoloured: bool = False  # the geometry fits but the colours differ: not confirmed
+    coverage: float = 1.0  # share of the shared part's feature-rich cells holding an inlier
 
     @property
     def relation(self) -> str:
@@ -157,12 +158,64 @@ def verify_features(a: Features, b: Features, min_inliers: int = MIN_INLIERS,
     box_in_b, a_in_b = _mapped(matrix, a, b)
     box_in_a, b_in_a = _mapped(inverse, b, a)
     spread = _spread(pa[inlier], pb[inlier], box_in_a, box_in_b)
+    covered = _coverage(a, b, pa, pb, inlier, box_in_a, box_in_b,
+                        max(threshold, 1.0)) if n >= min_inliers else 0.0
     ok = (n >= min_inliers and SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]
           and spread >= MIN_SPREAD and box_in_b is not None and box_in_a is not None)
     if mirrored:  # report boxes in the frames of the pictures as they are
         box_in_a = _mirror_box(box_in_a, a.width)
     return Verification(ok, n, len(ia), scale, rotation, mirrored, box_in_b, box_in_a, spread,
-                        tuple(float(v) for v in matrix.ravel()), a_in_b, b_in_a)
+                        tuple(float(v) for v in matrix.ravel()), a_in_b, b_in_a,
+                        coverage=covered)
+
+
+COVER_GRID = 4  # the shared part of each picture cut into 4 x 4 cells
+COVER_KEYPOINTS = 3  # a cell with this many keypoints has content that a copy must match
+COVER_HOMOGRAPHY = 0.6  # under this, a homography's inliers may cover more (it costs 1 ms)
+
+
+def _coverage(a: Features, b: Features, pa: np.ndarray, pb: np.ndarray, inlier: np.ndarray,
+              box_in_a, box_in_b, threshold: float) -> float:
+    """The smaller, over both pictures, of the share of their shared part's feature-rich
+    cells that hold an inlier. Two pictures drawn in one frame or template (menu icons,
+    signs, dialogs) fit on the frame alone and leave the cells of their own content empty;
+    a copy matches all over. Where that share is low, a homography's inliers count if it
+    fits more points than the similarity (a perspective copy fits a similarity in part)."""
+    import cv2
+
+    def share(mask: np.ndarray) -> float:
+        return min(_covered(f.xy, points[mask], box)
+                   for f, points, box in ((a, pa, box_in_a), (b, pb, box_in_b)))
+
+    covered = share(inlier)
+    if covered < COVER_HOMOGRAPHY and len(pa) >= 8:
+        _, mask = cv2.findHomography(pa, pb, cv2.RANSAC, threshold)
+        if mask is not None and int(mask.sum()) > int(inlier.sum()):
+            covered = max(covered, share(mask.ravel().astype(bool)))
+    return covered
+
+
+def _covered(keypoints: np.ndarray, inliers: np.ndarray, box) -> float:
+    if box is None:
+        return 1.0
+    x0, y0, x1, y1 = box
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        return 1.0
+
+    def cells(points: np.ndarray) -> np.ndarray:
+        inside = ((points[:, 0] >= x0) & (points[:, 0] < x1)
+                  & (points[:, 1] >= y0) & (points[:, 1] < y1))
+        points = points[inside]
+        col = np.clip(((points[:, 0] - x0) / (x1 - x0) * COVER_GRID).astype(int), 0,
+                      COVER_GRID - 1)
+        row = np.clip(((points[:, 1] - y0) / (y1 - y0) * COVER_GRID).astype(int), 0,
+                      COVER_GRID - 1)
+        return np.bincount(row * COVER_GRID + col, minlength=COVER_GRID ** 2)
+
+    rich = cells(keypoints) >= COVER_KEYPOINTS
+    if not rich.any():
+        return 1.0
+    return float((rich & (cells(inliers) > 0)).sum() / rich.sum())
 
 
 def _rough_scale(pa: np.ndarray, pb: np.ndarray) -> float:
