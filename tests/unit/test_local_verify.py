@@ -286,6 +286,50 @@ def test_same_picture_in_other_colours_is_not_a_copy(name):
         assert v.confirmed and not v.recoloured, v
 
 
+def stickered(image: Image.Image, share: float = 0.18, seed: int = 3) -> Image.Image:
+    """Saturated discs and squares over about `share` of the picture (the benchmark's emoji)."""
+    rng = np.random.default_rng(seed)
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    side = math.sqrt(share * image.width * image.height / 3)
+    for k, colour in enumerate(((255, 220, 0), (230, 30, 60), (40, 200, 90))):
+        x = float(rng.uniform(0, image.width - side))
+        y = float(rng.uniform(0, image.height - side))
+        shape = draw.ellipse if k % 2 == 0 else draw.rectangle
+        shape((x, y, x + side, y + side), fill=colour, outline=(0, 0, 0), width=3)
+    return out
+
+
+@pytest.mark.parametrize("name", ("rocket.jpg", "coffee.png", "chelsea.png"))
+def test_coloured_stickers_are_not_a_recolour(name):
+    """The recolour test reads the median shared cell: stickers change the colours of a part
+    of the cells, a recolour changes all of them. (The rocket's stickers over 30% moved the
+    mean colour difference to 13.3, over the limit of 12: it was taken for a recolour.)"""
+    original = rgb(name)
+    copy = stickered(original, 0.3)
+    v = verify.verify(features(jpeg(copy)), features(original))
+    assert v.confirmed and not v.recoloured, v
+    assert verify.recoloured(features(jpeg(hue_turned(copy))), features(original),
+                             verify.verify_features(features(jpeg(hue_turned(copy))).plain,
+                                                    features(original).plain))
+
+
+@pytest.mark.parametrize("name", ("coffee.png", "chelsea.png", "astronaut.png"))
+def test_one_product_in_another_colour_on_white_is_a_recolour(name):
+    """A product shot on white in two colours: the white cells agree in both, so only the
+    cells that show colour are judged (the mean over all cells took these for copies)."""
+    item = rgb(name).resize((330, 330))
+    shots = []
+    for product in (item, hue_turned(item)):
+        page = Image.new("RGB", (600, 600), "white")
+        page.paste(product, (150, 120))
+        shots.append(page)
+    v = verify.verify(features(jpeg(shots[1])), features(shots[0]))
+    assert not v.confirmed and v.recoloured, v
+    same = verify.verify(features(jpeg(shots[0])), features(shots[0]))
+    assert same.confirmed and not same.recoloured
+
+
 def _page_with(tile: Image.Image, at=(600, 300)) -> Image.Image:
     height, width = 900, 1200
     y = np.linspace(0, 1, height)[:, None, None]

@@ -106,7 +106,7 @@ def verify(a: LocalSignature, b: LocalSignature, min_inliers: int = MIN_INLIERS)
 
 
 RECOLOUR_OVERLAP = 0.5  # both frames at least this much inside each other: colours compared
-RECOLOUR_CHROMA = 12.0  # mean |a, b difference| over the shared cells above which it differs
+RECOLOUR_CHROMA = 12.0  # |a, b difference| of the median shared cell above which it differs
 
 
 def recoloured(a: LocalSignature, b: LocalSignature, v: Verification) -> bool:
@@ -130,7 +130,12 @@ def recoloured(a: LocalSignature, b: LocalSignature, v: Verification) -> bool:
     cb = b.thumbnail[1:, cells[inside, 1], cells[inside, 0]].astype(np.float32)
     if min(np.abs(ca - 128).mean(), np.abs(cb - 128).mean()) < GREY_CHROMA:
         return False
-    return float(np.abs(ca - cb).mean()) > RECOLOUR_CHROMA
+    # the median of the cells that show colour on either side: stickers over a part of the
+    # picture are not a recolour, one product in another colour on white still is
+    differs = np.abs(ca - cb).mean(axis=0)
+    coloured = np.maximum(np.abs(ca - 128).mean(axis=0), np.abs(cb - 128).mean(axis=0))
+    judged = differs[coloured >= GREY_CHROMA]
+    return float(np.median(judged if judged.size >= 4 else differs)) > RECOLOUR_CHROMA
 
 
 def verify_features(a: Features, b: Features, min_inliers: int = MIN_INLIERS,
