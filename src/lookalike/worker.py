@@ -33,6 +33,11 @@ def _method(name: str):
     return _methods[name]
 
 
+def shared_method(name: str):
+    """The method `name` as this process computes it (one model session per process)."""
+    return _method(name)
+
+
 def _reader(index_path: str) -> Index:
     readers: dict[str, Index] = _readers.__dict__.setdefault("by_path", {})
     if index_path not in readers:

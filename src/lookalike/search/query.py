@@ -14,9 +14,9 @@ from ..decode import decode
 from ..errors import DecodeError
 from ..index.store import Codes, Index
 from ..methods import dihedral
-from ..methods.registry import MethodSpec, get_spec
+from ..methods.registry import MethodSpec, Picture, get_spec
 from ..types import Failure, FileRef, Match, Signature
-from ..worker import compute_signatures, read_file
+from ..worker import compute_signatures, read_file, shared_method
 from . import binary
 from . import embed
 from .dupes import EMBED, Rule, evidence_rank, confirmed, make_rule, orientation_rule, usable_rows
@@ -32,16 +32,19 @@ class QueryResult:
 def query(index: Index, paths: Sequence[str], method: str = "auto",
           max_distance: int | None = None, limit: int = 20,
           nearest: int | None = None, calibrated: bool = True,
-          similarity: float | None = None, model: str | None = None) -> list[QueryResult]:
+          similarity: float | None = None, model: str | None = None,
+          variants: bool = True) -> list[QueryResult]:
     """The indexed files each of `paths` duplicates, closest first.
 
     With `nearest`, the `nearest` closest pictures by the method's hash (or embedding) are
     listed whatever their distance (no radius, no confirming hash): "how close is the
     closest?". `calibrated`: without `max_distance`, use the radius stored by `lookalike
     calibrate`. "auto" also asks the embeddings where the index holds them; `similarity`
-    and `model` as in dupes.find_pairs.
+    and `model` as in dupes.find_pairs. `variants`: embed the query in its 8 flips and turns
+    (the hashes always look at all 8).
     """
-    prepared = PreparedQuery(index, method, max_distance, calibrated, similarity, model)
+    prepared = PreparedQuery(index, method, max_distance, calibrated, similarity, model,
+                             variants)
     return prepared.run(index, paths, limit, nearest)
 
 
@@ -58,7 +61,7 @@ class PreparedQuery:
 
     def __init__(self, index: Index, method: str = "auto", max_distance: int | None = None,
                  calibrated: bool = True, similarity: float | None = None,
-                 model: str | None = None) -> None:
+                 model: str | None = None, variants: bool = True) -> None:
         self.method = method
         use_embed = method == EMBED or (method == "auto" and embed.has_embeddings(index))
         self.rule = None if method == EMBED else make_rule(index, method, max_distance,
@@ -68,7 +71,7 @@ class PreparedQuery:
         if use_embed:
             spec, name = embed.index_method(index, model)
             threshold = embed.min_similarity(index, spec, similarity, calibrated)
-            self.vector = _VectorQuery(spec, name, threshold)
+            self.vector = _VectorQuery(spec, name, threshold, variants)
             self.names.append(self.vector.name)
         self.files = index.live_files()
         self._codes: dict[str, Codes] = {}
@@ -128,27 +131,46 @@ def code_cache(index: Index) -> Callable[[MethodSpec], Codes]:
 
 
 class _VectorQuery:
-    """The embedding half of a query: the stored vectors' search, built on first use."""
+    """The embedding half of a query: the stored vectors' search, built on first use.
 
-    def __init__(self, spec: MethodSpec, name: str, threshold: float) -> None:
+    The query is embedded in all 8 flips and quarter turns (`variants`) and each indexed
+    picture keeps its best one: the model is not invariant to them (a flipped copy sits at
+    0.74-0.93 of its original, a re-encoded one at 0.99; docs/models.md)."""
+
+    def __init__(self, spec: MethodSpec, name: str, threshold: float,
+                 variants: bool = True) -> None:
         self.spec, self.name, self.threshold = spec, name, threshold
+        self.variants = variants
         self._search: embed.EmbedSearch | None = None
         self._lock = threading.Lock()
 
     def matches(self, index: Index, path: str, signature: Signature, files,
-                nearest: int | None) -> list[Match]:
+                nearest: int | None, rgb: np.ndarray | None = None) -> list[Match]:
         with self._lock:
             if self._search is None:
                 self._search = embed.EmbedSearch(index, self.spec)
-        vector = embed.vectors_of([signature.value], self.spec)
+        vectors = embed.vectors_of([signature.value], self.spec)
+        if self.variants and rgb is not None:
+            turned = shared_method(self.name).embed([turn(rgb, k) for k in range(1, 8)])
+            # as stored (float16), so that the identity and the turns compare alike
+            vectors = np.vstack([vectors, turned.astype(np.float16).astype(np.float32)])
         if nearest:
-            _, ids, sims = self._search.nearest(vector, nearest)
+            rows, ids, sims = self._search.nearest(vectors, nearest)
         else:
-            _, ids, sims = self._search.matches(vector, self.threshold)
-        distances = embed.distance_of(sims)
-        return [Match(path, f.path, EMBED, int(d), float(s))
-                for cid, d, s in zip(ids.tolist(), distances.tolist(), sims.tolist())
-                for f in files.get(cid, [])]
+            rows, ids, sims = self._search.matches(vectors, self.threshold)
+        best: dict[int, tuple[float, int]] = {}
+        for row, cid, sim in zip(rows.tolist(), ids.tolist(), sims.tolist()):
+            if cid not in best or sim > best[cid][0]:
+                best[cid] = (sim, row)
+        ranked = sorted(best.items(), key=lambda item: -item[1][0])[:nearest or None]
+        return [Match(path, f.path, EMBED, int(embed.distance_of(sim)), float(sim),
+                      dihedral.describe(row))
+                for cid, (sim, row) in ranked for f in files.get(cid, [])]
+
+
+def turn(rgb: np.ndarray, k: int) -> np.ndarray:
+    """Dihedral variant k (methods/dihedral.py's order) of an (H, W, 3) picture."""
+    return np.ascontiguousarray(dihedral.variant(np.moveaxis(rgb, -1, 0), k).transpose(1, 2, 0))
 
 
 def _one(index: Index, path: str, rule, names, files, method: str, codes_of, near,
@@ -171,7 +193,8 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of, nea
     if rule is not None:
         matches += _near(path, near(), signatures, files, nearest)
     if vector is not None:
-        matches += vector.matches(index, path, signatures[EMBED], files, nearest)
+        rgb = Picture(decoded).rgb if vector.variants else None
+        matches += vector.matches(index, path, signatures[EMBED], files, nearest, rgb)
     best: dict[str, Match] = {}
     for m in matches:
         if m.b not in best or (evidence_rank(m.method), m.distance) < (evidence_rank(best[m.b].method),
