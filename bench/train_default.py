@@ -30,6 +30,21 @@ NAME = "lookalike-copy-v1"
 # precision 0.94 at 0.975, rising above): the model ranks copies well but its similarities
 # are not comparable across pictures, so calibrate on your own collection (docs/models.md).
 DEFAULT_SIMILARITY = 0.98
+
+
+def _augment_presets():
+    from dataclasses import replace
+
+    from lookalike.train.augment import DEFAULT
+
+    # v2: stronger colour changes (hue turned up to half the circle, channel swaps) and more
+    # flips, turns and rotations, for the transforms v1 is weakest on (docs/models.md)
+    return {"v1": DEFAULT,
+            "v2": replace(DEFAULT, hue=0.5, p_channels=0.15, p_vflip=0.25, p_rot90=0.3,
+                          p_rotate=0.4, max_degrees=25.0)}
+
+
+AUGMENT = _augment_presets()
 DESCRIPTION = ("lookalike's copy-detection embedding: narrow ResNet, GeM, 256-d, trained "
                "self-supervised (SSCD-style InfoNCE + KoLeo) on flightgear-data-base pictures")
 
@@ -50,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, action="append", required=True,
                         help="folder with images/ and manifest.tsv (repeatable)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--checkpoints", type=Path, default=Path("/work/train_ckpt") / NAME)
+    parser.add_argument("--name", default=NAME, help="the model's name (its files' stem)")
+    parser.add_argument("--checkpoints", type=Path,
+                        help="default: /work/train_ckpt/NAME")
+    parser.add_argument("--init", type=Path, help="fine-tune from these weights (a .pt)")
+    parser.add_argument("--augment", choices=sorted(AUGMENT), default="v1",
+                        help="augmentation preset (v1: the shipped model's)")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=64, help="instances (pairs) per step")
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -68,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-only", action="store_true",
                         help="only the self-check of the model already in --out")
     args = parser.parse_args(argv)
+    args.checkpoints = args.checkpoints or Path("/work/train_ckpt") / args.name
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.check_only:
-        print(json.dumps(self_check(args.out / f"{NAME}.onnx", args.data[0],
+        print(json.dumps(self_check(args.out / f"{args.name}.onnx", args.data[0],
                                     args.check_package, args.check), indent=2))
         return 0
 
@@ -92,16 +113,18 @@ def main(argv: list[str] | None = None) -> int:
 
     result = train(files, objective="contrastive", steps=args.steps, batch_size=args.batch,
                    lr=args.lr, device=args.device, out_dir=args.checkpoints,
-                   resume=not args.fresh, net_config=config, seed=args.seed,
+                   resume=not args.fresh, net_config=None if args.init else config,
+                   seed=args.seed, init=args.init, augment_config=AUGMENT[args.augment],
                    workers=args.workers, checkpoint_every=100,
                    objective_options={"temperature": args.temperature,
                                       "koleo_weight": args.koleo}, progress=progress,
-                   progress_every=20, model_name=NAME)
+                   progress_every=20, model_name=args.name)
     net = net_from_checkpoint(result.checkpoint)
     losses = np.array([loss for _, loss in result.history])
     curve = {f"steps {lo + 1}-{hi}": round(float(losses[lo:hi].mean()), 4)
              for lo, hi in _windows(len(losses), 10)}
     recipe = {"objective": "contrastive", "temperature": args.temperature,
+              "augment": args.augment, "init": str(args.init) if args.init else None,
               "koleo_weight": args.koleo,
               "steps": result.steps, "batch_pairs": args.batch, "lr": args.lr,
               "optimiser": "AdamW wd 0.05, 5% warm-up, cosine", "seed": args.seed,
@@ -111,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
               "training_packages": sorted(TRAIN_PACKAGES), "train_seconds": round(result.total_seconds),
               "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
               "final_loss": round(result.final_loss, 4), "loss_curve": curve}
-    exported = export_embedding(net, args.out / f"{NAME}.onnx", name=NAME,
+    exported = export_embedding(net, args.out / f"{args.name}.onnx", name=args.name,
                                 description=DESCRIPTION, licence="Apache-2.0",
                                 similarity=DEFAULT_SIMILARITY, extra={"training": recipe})
-    weights = save_weights(net, args.out / f"{NAME}.pt")
+    weights = save_weights(net, args.out / f"{args.name}.pt")
     print(json.dumps(recipe, indent=2))
     print(f"wrote {exported.onnx_path} ({exported.onnx_path.stat().st_size / 1e6:.1f} MB), "
           f"{exported.sidecar_path} and {weights} (weights for fine-tuning); "

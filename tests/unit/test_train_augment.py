@@ -30,13 +30,14 @@ OPS = {
     "text_overlay": A.text_overlay,
     "emoji_overlay": lambda im, rng: A.emoji_overlay(im, rng, picture(8)),
     "colour_jitter": A.colour_jitter,
+    "channel_swap": A.channel_swap,
     "greyscale": lambda im, rng: A.greyscale(im),
     "blur": A.blur,
     "jpeg": A.jpeg,
     "crop": lambda im, rng: A.random_resized_crop(im, rng, 48),
 }
 SAME_SHAPE = {"hflip", "vflip", "rotate", "perspective", "text_overlay", "emoji_overlay",
-              "colour_jitter", "greyscale", "blur", "jpeg"}
+              "colour_jitter", "channel_swap", "greyscale", "blur", "jpeg"}
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
@@ -101,3 +102,24 @@ def test_augment_of_a_tiny_or_thin_picture():
         image = np.full(shape, 100, np.uint8)
         for seed in range(5):
             assert A.augment(image, np.random.default_rng(seed), 32).shape == (32, 32, 3)
+
+
+def test_channel_swap_reorders_the_channels_never_as_they_were():
+    image = picture()
+    seen = set()
+    for seed in range(40):
+        out = A.channel_swap(image, np.random.default_rng(seed))
+        order = tuple(int(np.flatnonzero([(out[..., c] == image[..., k]).all()
+                                          for k in range(3)])[0]) for c in range(3))
+        assert order != (0, 1, 2)
+        seen.add(order)
+    assert len(seen) == 5
+
+
+def test_the_default_recipe_draws_no_channel_swap():
+    """p_channels 0 draws nothing from the generator: the shipped model's recipe repeats."""
+    image = picture()
+    plain = A.augment(image, np.random.default_rng(3), 64)
+    again = A.augment(image, np.random.default_rng(3), 64,
+                      A.AugmentConfig(p_channels=0.0))
+    np.testing.assert_array_equal(plain, again)

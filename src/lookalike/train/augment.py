@@ -45,6 +45,7 @@ class AugmentConfig:
     contrast: float = 0.4
     saturation: float = 0.4
     hue: float = 0.1
+    p_channels: float = 0.0  # the RGB channels in another order
     p_grey: float = 0.2
     p_blur: float = 0.3
     blur_sigma: tuple[float, float] = (0.1, 2.0)
@@ -208,6 +209,14 @@ def colour_jitter(image: Array, rng: np.random.Generator, brightness: float = 0.
     return out.astype(np.uint8)
 
 
+PERMUTATIONS = ((0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
+
+
+def channel_swap(image: Array, rng: np.random.Generator) -> Array:
+    """The channels in one of the 5 other orders (a strong recolouring that keeps edges)."""
+    return np.ascontiguousarray(image[..., list(PERMUTATIONS[int(rng.integers(5))])])
+
+
 def greyscale(image: Array) -> Array:
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     return np.repeat(grey[..., None], 3, axis=2)
@@ -258,6 +267,8 @@ def augment(image: Array, rng: np.random.Generator, out_size: int,
         out = emoji_overlay(out, rng, patch)
     if rng.random() < c.p_colour:
         out = colour_jitter(out, rng, c.brightness, c.contrast, c.saturation, c.hue)
+    if c.p_channels and rng.random() < c.p_channels:
+        out = channel_swap(out, rng)
     if rng.random() < c.p_grey:
         out = greyscale(out)
     if rng.random() < c.p_blur:
