@@ -12,7 +12,9 @@ least similarities, with and without the local verification step.
 of each other in the packages (one texture under two names, a screenshot in two languages):
 source pictures joined by `dupes --partial` with at least --source-inliers inliers (40, far
 above the cascade's 8). The cascade's own verifier cleans the truth here, so P-C is an upper
-estimate and P-L a lower one; both are printed. `--keep DIR` keeps the pictures and the
+estimate and P-L a lower one; both are printed. "P-R" leaves out the wrong pairs whose
+sources bench/data/heldout_pairs.tsv calls the same picture (read by eye; see
+bench/README.md, "Reviewed pairs"). `--keep DIR` keeps the pictures and the
 index, `--wrong FILE` writes the default cascade's wrong pairs (at `--wrong-at`, 0.98) with
 their sources' package paths, one JSON line each, for reading. Measures; asserts nothing.
 """
@@ -47,6 +49,9 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="build the pictures and the index here")
     parser.add_argument("--wrong", type=Path, help="write the default cascade's wrong pairs "
                                                     "(with their sources' package paths) here")
+    parser.add_argument("--reviewed", type=Path,
+                        default=Path(__file__).parent / "data" / "heldout_pairs.tsv",
+                        help="pairs of package pictures read by eye (P-R leaves out 'same')")
     parser.add_argument("--wrong-at", type=float, default=0.98,
                         help="the least similarity whose wrong pairs --wrong writes")
     args = parser.parse_args()
@@ -66,7 +71,8 @@ def main() -> int:
             dupes.EMBED_PROPOSE_INLIERS = args.propose_inliers
             dupes.EMBED_PROPOSE_COVERAGE = args.propose_coverage
             names = sorted(truth.count)
-            print(f"{'rule':32} {'pairs':>6} {'P':>6} {'P-L':>6} {'P-C':>6} {'R':>6}  "
+            same = reviewed_same(args.reviewed)
+            print(f"{'rule':32} {'pairs':>6} {'P':>6} {'P-L':>6} {'P-C':>6} {'P-R':>6} {'R':>6}  "
                   + " ".join(f"{n[:8]:>8}" for n in names))
             for s in [float(x) for x in args.similarities.split(",")]:
                 for label, propose in (("embed >= s", False), ("embed >= s, 5-NN verified", True)):
@@ -75,8 +81,9 @@ def main() -> int:
                     found = dupes.find_pairs(index, "auto", similarity=s)
                     r = score_cascade(found, truth)
                     cleaned = precision_cleaned(found, truth, component)
+                    checked = precision_reviewed(found, truth, built["origin"], same)
                     print(f"{label + f' (s={s:g})':32} {r['pairs']:6} {r['precision']:6.3f} "
-                          f"{r['precision_without_lookalikes']:6.3f} {cleaned:6.3f} "
+                          f"{r['precision_without_lookalikes']:6.3f} {cleaned:6.3f} {checked:6.3f} "
                           f"{r['recall']:6.3f}  "
                           + " ".join(f"{r['per_transform'][n]:8.2f}" for n in names)
                           + f"  {time.perf_counter() - t0:.1f} s")
@@ -117,6 +124,25 @@ def source_components(index, truth: Truth, records: list[dict], min_inliers: int
         if v.confirmed and v.inliers >= min_inliers and a and b and not {a, b} & copies:
             parent[find(a)] = find(b)
     return {path: find(origin.get(path, path)) for path in truth.cid_of}
+
+
+def reviewed_same(path: Path) -> set[frozenset[str]]:
+    """The pairs of package paths that bench/data/heldout_pairs.tsv calls the same picture."""
+    if not path.exists():
+        return set()
+    rows = [line.split("\t") for line in path.read_text().splitlines()
+            if line and not line.startswith(("#", "path_a"))]
+    return {frozenset(row[:2]) for row in rows if row[2] == "same"}
+
+
+def precision_reviewed(found, truth: Truth, origin: dict, same: set) -> float:
+    """Precision without the wrong pairs whose two sources were read by eye as the same
+    picture (one derived from the other); unreviewed pairs stay wrong."""
+    pairs = {frozenset((m.a, m.b)) for m in found}
+    right = sum(1 for p in pairs if p in truth.pair_of_paths)
+    kept = [p for p in pairs if p in truth.pair_of_paths
+            or frozenset(origin[x] for x in p) not in same]
+    return right / len(kept) if kept else float("nan")
 
 
 def precision_cleaned(found, truth: Truth, component: dict) -> float:
