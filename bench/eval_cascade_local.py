@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from eval_embed import Truth, build, score_cascade  # noqa: E402
 
 from lookalike import open_index  # noqa: E402
+from lookalike.methods.embedding import method_name  # noqa: E402
 from lookalike.scan import scan  # noqa: E402
 from lookalike.search import dupes, partial  # noqa: E402
 
@@ -42,6 +43,7 @@ def main() -> int:
     parser.add_argument("--sources", type=int, default=400)
     parser.add_argument("--planted", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", help="an ONNX model with its sidecar (default: shipped)")
     parser.add_argument("--similarities", default="0.995,0.98")
     parser.add_argument("--source-inliers", type=int, default=40)
     parser.add_argument("--propose-inliers", type=int, default=dupes.EMBED_PROPOSE_INLIERS)
@@ -62,7 +64,8 @@ def main() -> int:
         built = build(args.images, dest, args.sources, args.planted, args.seed)
         index_path = work / "index.db"
         started = time.perf_counter()
-        scan([dest], index_path=index_path, methods=["phash", "dhash", "embed", "local"])
+        scan([dest], index_path=index_path,
+             methods=["phash", "dhash", method_name(args.model), "local"])
         print(f"{built['sources']} sources, {built['planted']} planted; scan "
               f"{time.perf_counter() - started:.0f} s")
         with open_index(index_path) as index:

@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from lookalike import open_index  # noqa: E402
+from lookalike.methods.embedding import method_name  # noqa: E402
 from lookalike.scan import scan  # noqa: E402
 from lookalike.search import embed  # noqa: E402
 from lookalike.search.query import PreparedQuery  # noqa: E402
@@ -52,6 +53,7 @@ def main() -> int:
     parser.add_argument("--sources", type=int, default=1000)
     parser.add_argument("--planted", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", help="an ONNX model with its sidecar (default: shipped)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -65,7 +67,8 @@ def main() -> int:
             elif COPY.match(name):
                 copies.append(folder / name)
         started = time.perf_counter()
-        scan([indexed], index_path=tmp / "index.db", methods=["embed"], workers=2)
+        scan([indexed], index_path=tmp / "index.db", methods=[method_name(args.model)],
+             workers=2)
         print(f"{len(os.listdir(indexed)) - 1} sources indexed in "
               f"{time.perf_counter() - started:.1f} s; {len(copies)} copies as queries")
         with open_index(tmp / "index.db") as index:
