@@ -824,8 +824,8 @@ def main() -> None:
     print_report(result, args.examples)
     print(f"\nmodel {spec.params}; total {result['wall_s']:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({**result, "truth": data["truth"], "origin": data["origin"], "lookalikes": data["lookalikes"]}, indent=1,
-                                        default=str))
+        keep = {key: data[key] for key in ("truth", "origin", "lookalikes")}
+        args.json.write_text(json.dumps({**result, **keep}, indent=1, default=str))
 
 
 if __name__ == "__main__":

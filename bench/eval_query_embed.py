@@ -69,7 +69,7 @@ def main() -> int:
         started = time.perf_counter()
         scan([indexed], index_path=tmp / "index.db", methods=[method_name(args.model)],
              workers=2)
-        print(f"{len(os.listdir(indexed)) - 1} sources indexed in "
+        print(f"{len(os.listdir(indexed))} sources indexed in "
               f"{time.perf_counter() - started:.1f} s; {len(copies)} copies as queries")
         with open_index(tmp / "index.db") as index:
             threshold = embed.min_similarity(index, embed.index_spec(index), None, True)

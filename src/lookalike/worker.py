@@ -21,6 +21,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".tif", ".ti
                   ".heic", ".heif", ".avif", ".ico", ".psd", ".ppm", ".pgm", ".pbm", ".jfif"}
 
 _methods: dict[str, object] = {}
+_methods_lock = threading.Lock()  # HTTP threads may ask for a method at once
 # One read-only connection per index and thread: a worker process has one thread, but an
 # in-process scan (workers=1) may run in any thread of a server, and a SQLite connection
 # must stay in the thread that opened it.
@@ -28,9 +29,10 @@ _readers = threading.local()
 
 
 def _method(name: str):
-    if name not in _methods:
-        _methods[name] = create_method(name)
-    return _methods[name]
+    with _methods_lock:
+        if name not in _methods:
+            _methods[name] = create_method(name)
+        return _methods[name]
 
 
 def shared_method(name: str):

@@ -309,9 +309,10 @@ def test_coloured_stickers_are_not_a_recolour(name):
     copy = stickered(original, 0.3)
     v = verify.verify(features(jpeg(copy)), features(original))
     assert v.confirmed and not v.recoloured, v
-    assert verify.recoloured(features(jpeg(hue_turned(copy))), features(original),
-                             verify.verify_features(features(jpeg(hue_turned(copy))).plain,
-                                                    features(original).plain))
+    turned = features(jpeg(hue_turned(copy)))
+    reference = features(original)
+    assert verify.recoloured(turned, reference,
+                             verify.verify_features(turned.plain, reference.plain))
 
 
 @pytest.mark.parametrize("name", ("coffee.png", "chelsea.png", "astronaut.png"))
@@ -401,15 +402,33 @@ def test_inliers_on_a_shared_sidebar_cover_little_of_the_content():
     assert copy.confirmed and copy.coverage >= 0.8
 
 
-def test_a_perspective_copy_is_covered_through_a_homography():
-    """A similarity fits a perspective warp in part only; the homography's inliers cover it."""
+@pytest.mark.parametrize("name", ("coffee.png", "chelsea.png", "astronaut.png"))
+def test_a_perspective_copy_is_covered_through_a_homography(name, monkeypatch):
+    """A similarity fits a strong perspective warp in part only (coverage under 0.6); the
+    homography's inliers cover it."""
     import cv2
 
-    photo = np.asarray(rgb("coffee.png"))
+    photo = np.asarray(rgb(name))
     h, w = photo.shape[:2]
     corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    moved = corners + np.float32([[0.08 * w, 0.02 * h], [-0.03 * w, 0.09 * h],
-                                  [-0.1 * w, -0.02 * h], [0.04 * w, -0.08 * h]])
+    moved = corners + 2 * np.float32([[0.08 * w, 0.02 * h], [-0.03 * w, 0.09 * h],
+                                      [-0.1 * w, -0.02 * h], [0.04 * w, -0.08 * h]])
     warped = cv2.warpPerspective(photo, cv2.getPerspectiveTransform(corners, moved), (w, h))
-    v = verify.verify(features(jpeg(Image.fromarray(warped))), features(Image.fromarray(photo)))
+    copy, original = features(jpeg(Image.fromarray(warped))), features(Image.fromarray(photo))
+    v = verify.verify(copy, original)
     assert v.confirmed and v.coverage >= 0.6
+    monkeypatch.setattr(verify, "COVER_HOMOGRAPHY", 0.0)  # the similarity's inliers alone
+    assert verify.verify(copy, original).coverage < 0.6
+
+
+@pytest.mark.parametrize("degrees", (20, 30))
+def test_a_rotated_crop_is_covered_where_the_pictures_overlap(degrees):
+    """The shared part of the original is the turned crop's footprint, not its bounding box:
+    cells of the box outside it hold keypoints that can never match."""
+    photo = rgb("coffee.png")
+    w, h = photo.size
+    inner = photo.rotate(degrees).crop((int(w * .2), int(h * .2), int(w * .8), int(h * .8)))
+    v = verify.verify(features(jpeg(inner)), features(photo))
+    assert v.confirmed and v.coverage >= 0.6
+
+

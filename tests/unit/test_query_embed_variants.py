@@ -52,14 +52,12 @@ def test_a_turned_copy_is_found_with_its_turn(indexed, tmp_path, name, edit, tra
     edit(rgb(name)).save(copy, quality=90)
     with open_index(indexed) as index:
         turned = query(index, [str(copy)], method="embed", nearest=1)[0].matches[0]
-        plain = query(index, [str(copy)], method="embed", nearest=1, variants=False)
         plain_score = {m.b: m.score for m in query(index, [str(copy)], method="embed",
                                                     nearest=5, variants=False)[0].matches}
     source = name.split(".")[0] + ".jpg"
     assert turned.b.endswith(source) and turned.transform == transform
     assert turned.score >= 0.97  # a re-encoding's similarity
     assert plain_score.get(turned.b, -1.0) < turned.score - 0.05
-    assert plain[0].matches[0].transform == "identity"
 
 
 def test_an_upright_copy_stays_identity(indexed, tmp_path):

@@ -116,10 +116,19 @@ def test_channel_swap_reorders_the_channels_never_as_they_were():
     assert len(seen) == 5
 
 
-def test_the_default_recipe_draws_no_channel_swap():
-    """p_channels 0 draws nothing from the generator: the shipped model's recipe repeats."""
-    image = picture()
-    plain = A.augment(image, np.random.default_rng(3), 64)
-    again = A.augment(image, np.random.default_rng(3), 64,
-                      A.AugmentConfig(p_channels=0.0))
-    np.testing.assert_array_equal(plain, again)
+def test_augment_swaps_channels_when_asked():
+    """With only the channel swap on, augment returns the picture with its channels in
+    another order (and the v1 recipe, p_channels 0, never does)."""
+    from dataclasses import fields
+
+    off = {f.name: 0.0 for f in fields(A.AugmentConfig) if f.name.startswith("p_")}
+    image = picture(h=64, w=64)
+    swapped = A.augment(image, np.random.default_rng(2), 64,
+                        A.AugmentConfig(**{**off, "p_channels": 1.0}, crop_area=(1.0, 1.0),
+                                        crop_ratio=(1.0, 1.0)))
+    plain = A.augment(image, np.random.default_rng(2), 64,
+                      A.AugmentConfig(**off, crop_area=(1.0, 1.0), crop_ratio=(1.0, 1.0)))
+    assert not np.array_equal(swapped, plain)
+    sums = [sorted(x.reshape(-1, 3).sum(0).tolist()) for x in (swapped, plain)]
+    assert sums[0] == sums[1]  # the same channels, in another order
+    assert A.DEFAULT.p_channels == 0.0

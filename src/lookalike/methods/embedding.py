@@ -10,6 +10,7 @@ sidecar), which worker processes resolve on their own.
 from __future__ import annotations
 
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -78,6 +79,9 @@ def active_model(index) -> str | None:
     return models[0].ref if models and models[0].active else None
 
 
+_SESSION_LOCK = threading.Lock()
+
+
 class EmbeddingMethod:
     """Embeds pictures with an onnxruntime session built on first use, in the process that
     uses it (workers are processes: one thread each unless the scan runs in-process)."""
@@ -88,13 +92,14 @@ class EmbeddingMethod:
         self._embedder = None
 
     def _session(self):
-        if self._embedder is None:
-            from ..models.onnx import Embedder
+        with _SESSION_LOCK:  # one session however many threads ask first
+            if self._embedder is None:
+                from ..models.onnx import Embedder
 
-            model_spec, path = _resolved(self.model or DEFAULT_MODEL)
-            threads = int(os.environ.get("LOOKALIKE_EMBED_THREADS", "0")) or None
-            self._embedder = Embedder(model_spec, path, threads=threads)
-        return self._embedder
+                model_spec, path = _resolved(self.model or DEFAULT_MODEL)
+                threads = int(os.environ.get("LOOKALIKE_EMBED_THREADS", "0")) or None
+                self._embedder = Embedder(model_spec, path, threads=threads)
+            return self._embedder
 
     def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """(N, dim) float32 unit vectors of RGB uint8 images."""

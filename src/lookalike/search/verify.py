@@ -44,7 +44,8 @@ class Verification:
     a_in_b: float = 0.0  # share of a's frame that lies inside b once mapped
     b_in_a: float = 0.0  # share of b's frame that lies inside a
     recoloured: bool = False  # the geometry fits but the colours differ: not confirmed
-    coverage: float = 1.0  # share of the shared part's feature-rich cells holding an inlier
+    coverage: float = 0.0  # share of the shared part's feature-rich cells holding an inlier
+    # (computed for confirmed fits only)
 
     @property
     def relation(self) -> str:
@@ -163,10 +164,10 @@ def verify_features(a: Features, b: Features, min_inliers: int = MIN_INLIERS,
     box_in_b, a_in_b = _mapped(matrix, a, b)
     box_in_a, b_in_a = _mapped(inverse, b, a)
     spread = _spread(pa[inlier], pb[inlier], box_in_a, box_in_b)
-    covered = _coverage(a, b, pa, pb, inlier, box_in_a, box_in_b,
-                        max(threshold, 1.0)) if n >= min_inliers else 0.0
     ok = (n >= min_inliers and SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]
           and spread >= MIN_SPREAD and box_in_b is not None and box_in_a is not None)
+    covered = _coverage(a, b, pa, pb, inlier, matrix, inverse,
+                        max(threshold, 1.0)) if ok else 0.0
     if mirrored:  # report boxes in the frames of the pictures as they are
         box_in_a = _mirror_box(box_in_a, a.width)
     return Verification(ok, n, len(ia), scale, rotation, mirrored, box_in_b, box_in_a, spread,
@@ -180,7 +181,7 @@ COVER_HOMOGRAPHY = 0.6  # under this, a homography's inliers may cover more (it 
 
 
 def _coverage(a: Features, b: Features, pa: np.ndarray, pb: np.ndarray, inlier: np.ndarray,
-              box_in_a, box_in_b, threshold: float) -> float:
+              matrix: np.ndarray, inverse: np.ndarray, threshold: float) -> float:
     """The smaller, over both pictures, of the share of their shared part's feature-rich
     cells that hold an inlier. Two pictures drawn in one frame or template (menu icons,
     signs, dialogs) fit on the frame alone and leave the cells of their own content empty;
@@ -188,9 +189,11 @@ def _coverage(a: Features, b: Features, pa: np.ndarray, pb: np.ndarray, inlier: 
     fits more points than the similarity (a perspective copy fits a similarity in part)."""
     import cv2
 
+    shared_a = _inside(a.xy, matrix, b)  # a's keypoints that land inside b, and back
+    shared_b = _inside(b.xy, inverse, a)
+
     def share(mask: np.ndarray) -> float:
-        return min(_covered(f.xy, points[mask], box)
-                   for f, points, box in ((a, pa, box_in_a), (b, pb, box_in_b)))
+        return min(_covered(a.xy[shared_a], pa[mask]), _covered(b.xy[shared_b], pb[mask]))
 
     covered = share(inlier)
     if covered < COVER_HOMOGRAPHY and len(pa) >= 8:
@@ -200,10 +203,20 @@ def _coverage(a: Features, b: Features, pa: np.ndarray, pb: np.ndarray, inlier: 
     return covered
 
 
-def _covered(keypoints: np.ndarray, inliers: np.ndarray, box) -> float:
-    if box is None:
+def _inside(points: np.ndarray, matrix: np.ndarray, other: Features) -> np.ndarray:
+    """Mask of `points` that `matrix` maps inside `other`'s frame."""
+    mapped = points @ matrix[:, :2].T + matrix[:, 2]
+    return ((mapped[:, 0] >= 0) & (mapped[:, 0] < other.width)
+            & (mapped[:, 1] >= 0) & (mapped[:, 1] < other.height))
+
+
+def _covered(keypoints: np.ndarray, inliers: np.ndarray) -> float:
+    """Share of the cells of the keypoints' bounding box (the shared part: keypoints that
+    land inside the other picture) with COVER_KEYPOINTS keypoints that hold an inlier."""
+    if len(keypoints) < COVER_KEYPOINTS:
         return 1.0
-    x0, y0, x1, y1 = box
+    x0, y0 = keypoints.min(axis=0)
+    x1, y1 = keypoints.max(axis=0) + 1e-3
     if x1 - x0 < 1 or y1 - y0 < 1:
         return 1.0
 
