@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_e2e import Truth  # noqa: E402
-from bench_partial import iou, make_queries  # noqa: E402
+from bench_partial import _group, iou, make_queries  # noqa: E402
 
 from lookalike.index.store import open_index  # noqa: E402
 from lookalike.search.partial import containment_pairs  # noqa: E402
@@ -107,11 +107,6 @@ def score(pages, pairs, truth: Truth) -> None:
               f"{s['found'] / max(s['found'] + s['wrong'], 1):.3f} ({s['wrong']} wrong: {wrong})  "
               f"mean IoU {np.mean(ious[kind]) if ious[kind] else 0:.3f}; "
               f"{s['pages sharing the caption']} pairs of pages sharing the caption")
-
-
-def _group(truth: Truth, name: str) -> set[str]:
-    original = truth.group_of.get(name, name)
-    return {f for f, g in truth.group_of.items() if g == original} | {name}
 
 
 def _same_device(a: Path, b: Path) -> bool:

@@ -83,8 +83,12 @@ def main() -> int:
                     t0 = time.perf_counter()
                     found = dupes.find_pairs(index, "auto", similarity=s)
                     r = score_cascade(found, truth)
-                    cleaned = precision_cleaned(found, truth, component)
-                    checked = precision_reviewed(found, truth, built["origin"], same)
+                    pairs = {frozenset((m.a, m.b)) for m in found}
+                    # P-C: both sources in one component; P-R: sources read as the same
+                    cleaned = precision_without(
+                        pairs, truth, lambda p: len({component[x] for x in p}) == 1)
+                    checked = precision_without(
+                        pairs, truth, lambda p: frozenset(built["origin"][x] for x in p) in same)
                     print(f"{label + f' (s={s:g})':32} {r['pairs']:6} {r['precision']:6.3f} "
                           f"{r['precision_without_lookalikes']:6.3f} {cleaned:6.3f} {checked:6.3f} "
                           f"{r['recall']:6.3f}  "
@@ -138,22 +142,12 @@ def reviewed_same(path: Path) -> set[frozenset[str]]:
     return {frozenset(row[:2]) for row in rows if row[2] == "same"}
 
 
-def precision_reviewed(found, truth: Truth, origin: dict, same: set) -> float:
-    """Precision without the wrong pairs whose two sources were read by eye as the same
-    picture (one derived from the other); unreviewed pairs stay wrong."""
-    pairs = {frozenset((m.a, m.b)) for m in found}
+def precision_without(pairs: set, truth: Truth, left_out) -> float:
+    """Precision over `pairs` (frozensets of paths) without the wrong ones `left_out`
+    says the truth cannot judge."""
     right = sum(1 for p in pairs if p in truth.pair_of_paths)
-    kept = [p for p in pairs if p in truth.pair_of_paths
-            or frozenset(origin[x] for x in p) not in same]
-    return right / len(kept) if kept else float("nan")
-
-
-def precision_cleaned(found, truth: Truth, component: dict) -> float:
-    pairs = {frozenset((m.a, m.b)) for m in found}
-    right = sum(1 for p in pairs if p in truth.pair_of_paths)
-    kept = [p for p in pairs if p in truth.pair_of_paths
-            or len({component[x] for x in p}) == 2]
-    return right / len(kept) if kept else float("nan")
+    kept = sum(1 for p in pairs if p in truth.pair_of_paths or not left_out(p))
+    return right / kept if kept else float("nan")
 
 
 if __name__ == "__main__":

@@ -395,6 +395,14 @@ def build(folder: Path, dest: Path, n_sources: int, n_planted: int, seed: int) -
             "refused": refused, "truth": truth, "origin": origin, "lookalikes": lookalikes}
 
 
+def build_in_child(folder: Path, dest: Path, n_sources: int, n_planted: int, seed: int) -> dict:
+    """build() in a spawned process: OpenCV (the perspective warp) leaves a thread pool
+    behind, and scan's forked workers then hang in cv2 (seen: cv2 in the parent, the
+    embedding's cv2.resize in a worker waiting on a condition variable forever)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(build, folder, dest, n_sources, n_planted, seed).result()
+
+
 # ---------------------------------------------------------------------------------------------
 # scoring
 
@@ -761,12 +769,7 @@ def main() -> None:
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        # Built in a spawned process: OpenCV (the perspective warp) leaves a thread pool
-        # behind, and scan's forked workers then hang in cv2 (seen: cv2 in the parent, the
-        # embedding's cv2.resize in a worker waiting on a condition variable forever).
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            data = pool.submit(build, args.images, folder, args.sources, args.planted,
-                               args.seed).result()
+        data = build_in_child(args.images, folder, args.sources, args.planted, args.seed)
         n_images = data["sources"] + data["planted"]
         print(f"{data['sources']} sources ({data['held_out_files']} held-out files; refused "
               f"{data['refused']}), {data['planted']} planted copies, {n_images} pictures, "

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import multiprocessing
 import os
 import re
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -37,12 +35,11 @@ COPY = re.compile(r"c(\d+)_(\w+)\.jpg$")
 def pictures(args, tmp: Path) -> Path:
     if args.pictures:
         return args.pictures
-    from eval_embed import build
+    from eval_embed import build_in_child
 
     folder = tmp / "pictures"
     folder.mkdir()
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pool.submit(build, args.images, folder, args.sources, args.planted, args.seed).result()
+    build_in_child(args.images, folder, args.sources, args.planted, args.seed)
     return folder
 
 

@@ -28,16 +28,12 @@ _methods_lock = threading.Lock()  # HTTP threads may ask for a method at once
 _readers = threading.local()
 
 
-def _method(name: str):
+def shared_method(name: str):
+    """The method `name` as this process computes it (one model session per process)."""
     with _methods_lock:
         if name not in _methods:
             _methods[name] = create_method(name)
         return _methods[name]
-
-
-def shared_method(name: str):
-    """The method `name` as this process computes it (one model session per process)."""
-    return _method(name)
 
 
 def _reader(index_path: str) -> Index:
@@ -140,7 +136,7 @@ def _sign(items: list[tuple[Decoded, list[str]]]):
     names = sorted({n for _, todo in items for n in todo})
     for name in names:
         members = [i for i, (_, todo) in enumerate(items) if name in todo]
-        method = _method(name)
+        method = shared_method(name)
         try:
             for i, sig in zip(members, method.compute([pictures[i] for i in members])):
                 out[i].append(sig)

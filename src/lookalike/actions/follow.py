@@ -26,9 +26,10 @@ def after_apply(report: ApplyReport, index_path: str | os.PathLike) -> str | Non
 
 def after_undo(report: UndoReport, run_dir: str | os.PathLike) -> str | None:
     """Mark the files the undo put back as live again; a warning or None."""
-    header, _ = read_steps(Path(run_dir) / JOURNAL_NAME)
-    index_path = header.get("index")
-    if not report.restored or not index_path:
+    if not report.restored:
+        return None
+    index_path = read_steps(Path(run_dir) / JOURNAL_NAME)[0].get("index")
+    if not index_path:
         return None
     return _update(index_path, lambda index: index.files_restored(report.restored))
 

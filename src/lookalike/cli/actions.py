@@ -114,8 +114,7 @@ def apply_command(
                             quarantine_dir=quarantine)
     except LookalikeError as exc:
         raise _translate(exc)
-    if report.executed:
-        _warn(after_apply(report, plan.index))
+    _warn(after_apply(report, plan.index))  # a dry run moved nothing: no warning
     if fmt is Fmt.json:
         _emit(report_json(report))
     else:

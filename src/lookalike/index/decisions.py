@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from ..errors import IndexError_
+from .locked import WriterLocked
 from .paths import from_db_path, to_db_path
 
 MARKS = ("keep", "quarantine")
@@ -35,16 +36,11 @@ class PairDecision:
     created: float
 
 
-class Decisions:
+class Decisions(WriterLocked):
     """Index methods for decisions; every write needs the writer lock (Index.acquire())."""
 
     conn: sqlite3.Connection
     path: object
-    _lock_fd: int | None
-
-    def _need_lock(self, what: str) -> None:
-        if self._lock_fd is None:
-            raise IndexError_(f"{what} needs the writer lock (Index.acquire())")
 
     def record_decision(self, content_a: int, content_b: int, decision: str) -> None:
         """Remember a person's decision on two contents (replacing an earlier one)."""
@@ -146,8 +142,8 @@ class Decisions:
         'moved', so groups, plans and the web UI no longer show them. Returns how many."""
         self._need_lock("recording moved files")
         with self.transaction() as conn:
-            return sum(conn.execute("UPDATE files SET status='moved' WHERE path=? AND "
-                                    "status='ok'", (to_db_path(p),)).rowcount for p in paths)
+            return conn.executemany("UPDATE files SET status='moved' WHERE path=? AND "
+                                    "status='ok'", [(to_db_path(p),) for p in paths]).rowcount
 
     def files_restored(self, paths: Iterable[str]) -> int:
         """Files an undo put back are live again, if they are the bytes the index holds

@@ -8,16 +8,15 @@ import json
 import sqlite3
 from typing import Sequence
 
-from ..errors import IndexError_
 from ..types import IngestRow
+from .locked import WriterLocked
 from .paths import from_db_path, to_db_path
 
 
-class Ingested:
+class Ingested(WriterLocked):
     """Index methods for ingest rows; writes need the writer lock (Index.acquire())."""
 
     conn: sqlite3.Connection
-    _lock_fd: int | None
 
     def ingest_rows(self, source: str) -> dict[int, IngestRow]:
         """row number -> what the last ingest of `source` recorded for it."""
@@ -33,8 +32,7 @@ class Ingested:
                      last_row: int | None = None) -> None:
         """Record (or replace) these rows of `source`; with `last_row`, forget the rows past
         it (the source got shorter). Needs the writer lock."""
-        if self._lock_fd is None:
-            raise IndexError_("recording ingest rows needs the writer lock (Index.acquire())")
+        self._need_lock("recording ingest rows")
         with self.transaction() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO ingest (source, row, id, url, path, status, reason, "
@@ -52,8 +50,7 @@ class Ingested:
         paths (the latest ingest of a path wins); returns how many files rows changed (rows
         already holding that metadata are not rewritten). Called by ingest and at the end
         of every scan, so metadata lands whichever runs last. Needs the writer lock."""
-        if self._lock_fd is None:
-            raise IndexError_("copying ingest metadata needs the writer lock (Index.acquire())")
+        self._need_lock("copying ingest metadata")
         latest = ("(SELECT i.meta FROM ingest i WHERE i.path = files.path AND i.status = 'ok' "
                   "ORDER BY i.finished DESC LIMIT 1)")
         with self.transaction() as conn:

@@ -353,8 +353,7 @@ class Index(Decisions, Ingested):
 
     def set_threshold(self, threshold: StoredThreshold) -> None:
         """Store (or replace) a method's calibrated threshold; needs the writer lock."""
-        if self._lock_fd is None:
-            raise IndexError_("storing a threshold needs the writer lock (Index.acquire())")
+        self._need_lock("storing a threshold")
         t = threshold
         with self.transaction() as conn:
             conn.execute(
@@ -367,8 +366,7 @@ class Index(Decisions, Ingested):
     def register_model(self, params: str, name: str, ref: str, sha256: str | None,
                        active: bool = True) -> None:
         """Record an embedding model (by its signatures' params); needs the writer lock."""
-        if self._lock_fd is None:
-            raise IndexError_("registering a model needs the writer lock (Index.acquire())")
+        self._need_lock("registering a model")
         with self.transaction() as conn:
             if active:
                 conn.execute("UPDATE models SET active=0")

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from ..types import Decoded, Signature
 from . import local
-from .registry import Picture, create_method, get_spec
+from .registry import Picture, get_spec
 
 METHODS = ("phash", "dhash")  # search/dupes.py's AUTO_PRIMARY and AUTO_CONFIRM
 _COUNT = struct.Struct("<H")
@@ -59,11 +58,6 @@ def params() -> str:
     return "+".join(f"{m}.{get_spec(m).version}" for m in METHODS)
 
 
-@lru_cache(maxsize=None)
-def _hasher(name: str):
-    return create_method(name)
-
-
 def compute(decoded: Decoded, boxes: list[tuple[int, int, int, int]]) -> Tiles:
     """Tiles of `decoded` at `boxes` (pixels of its possibly reduced image)."""
     if not boxes:
@@ -76,11 +70,13 @@ def compute(decoded: Decoded, boxes: list[tuple[int, int, int, int]]) -> Tiles:
         pictures.append(Picture(Decoded(tile, max(1, round(tile.width * fx)),
                                         max(1, round(tile.height * fy)), decoded.format,
                                         decoded.mode)))
-        thumbs.append(local.thumbnail(np.asarray(tile)))
+        thumbs.append(local.thumbnail(pictures[-1].rgb))  # the pixels the hashes read too
+    from ..worker import shared_method  # worker imports the methods
+
     codes, quality = {}, {}
     for name in METHODS:
         spec = get_spec(name)
-        signed = _hasher(name).compute(pictures)
+        signed = shared_method(name).compute(pictures)
         codes[name] = np.frombuffer(b"".join(s.value for s in signed), np.uint8).reshape(
             len(boxes), spec.variants, spec.nbytes)
         quality[name] = np.asarray([s.quality for s in signed], np.float32)

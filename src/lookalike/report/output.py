@@ -114,7 +114,7 @@ def partial_csv(pairs) -> str:
         box = _box_list(p.box)
         writer.writerow([display_path(p.inner), display_path(p.outer), p.relation,
                          "" if box is None else " ".join(map(str, box)), p.method,
-                         "" if p.distance is None else p.distance, v["inliers"],
+                         p.distance, v["inliers"],
                          v["scale"], v["rotation"], v["mirror"]])
     return out.getvalue()
 
@@ -143,6 +143,6 @@ def find_in_csv(results) -> str:
             box = _box_list(m.verification.box_in_b)
             writer.writerow([display_path(r.path), display_path(m.path),
                              " ".join(map(str, box or [])), m.method,
-                             "" if m.distance is None else m.distance, v["inliers"],
+                             m.distance, v["inliers"],
                              v["scale"], v["rotation"], v["mirror"], ""])
     return out.getvalue()

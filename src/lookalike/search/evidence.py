@@ -50,7 +50,8 @@ def evidence_of(groups: Sequence[Group], files: dict, ids: np.ndarray,
     group_of = {row_of[f.path]: number_ for number_, g in enumerate(groups)
                 for f in g.files if f.path in row_of}
     best: dict[int, tuple[int, int, str, int, int]] = {}  # row -> (rank, d, method, other, v)
-    links: dict[tuple[int, int], tuple[int, int, int]] = {}  # (a, b), a < b -> (rank, d, v)
+    # group number -> its links: (a, b), a < b -> (rank, d, v)
+    links: dict[int, dict[tuple[int, int], tuple[int, int, int]]] = {}
     members = np.fromiter(group_of, dtype=np.int64, count=len(group_of))
     for part in parts:
         inside = np.isin(part.a, members) & np.isin(part.b, members)
@@ -59,16 +60,18 @@ def evidence_of(groups: Sequence[Group], files: dict, ids: np.ndarray,
             if group_of[a] != group_of[b]:
                 continue
             key, turn = ((a, b), v) if a < b else ((b, a), dihedral.INVERSE[v])
-            if key not in links or (evidence_rank(part.method), d) < links[key][:2]:
-                links[key] = (evidence_rank(part.method), int(d), int(turn))
+            own = links.setdefault(group_of[a], {})
+            if key not in own or (evidence_rank(part.method), d) < own[key][:2]:
+                own[key] = (evidence_rank(part.method), int(d), int(turn))
             # v turns a into b: b's card shows v, a's card the inverse.
             for here, other, turn in ((b, a, v), (a, b, dihedral.INVERSE[v])):
                 link = (evidence_rank(part.method), int(d), part.method, other, int(turn))
                 if here not in best or link < best[here]:
                     best[here] = link
     out: dict[str, Evidence] = {}
-    for g in groups:
-        turned = from_first([row_of[f.path] for f in g.files if f.path in row_of], links)
+    for number, g in enumerate(groups):
+        turned = from_first([row_of[f.path] for f in g.files if f.path in row_of],
+                            links.get(number, {}))
         for f in g.files:
             row = row_of.get(f.path)
             twins = [] if row is None else \

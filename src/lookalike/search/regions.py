@@ -42,11 +42,12 @@ def propose(rgb: np.ndarray, max_regions: int = MAX_REGIONS) -> list[Box]:
     loses its own white border in the tight one)."""
     import cv2
 
-    gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    scale = min(1.0, WORK_SIDE / max(gray.shape))
+    full = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    scale = min(1.0, WORK_SIDE / max(full.shape))
+    gray = full
     if scale < 1.0:
-        size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        size = (max(1, round(full.shape[1] * scale)), max(1, round(full.shape[0] * scale)))
+        gray = cv2.resize(full, size, interpolation=cv2.INTER_AREA)
     mask = content_mask(gray)
     height, width = mask.shape
     found: list[tuple[Box, bool]] = []
@@ -54,9 +55,8 @@ def propose(rgb: np.ndarray, max_regions: int = MAX_REGIONS) -> list[Box]:
         if box != (0, 0, width, height) and not any(_same(box, b) for b, _ in found):
             found.append((box, tight))
     found.sort(key=lambda f: -(f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))
-    full = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY) if scale < 1.0 else None
-    return [_refined(full, box, scale) if tight and full is not None else _scaled(box, scale,
-                                                                                 rgb.shape)
+    return [_refined(full, box, scale) if tight and scale < 1.0 else _scaled(box, scale,
+                                                                            rgb.shape)
             for box, tight in found[:max_regions]]
 
 

@@ -28,11 +28,10 @@ TILE_LIGHTNESS, TILE_BRIGHTNESS = 10.0, 10.0
 
 @dataclass(frozen=True)
 class TileHit:
-    """Tile `tile` of picture `owner` (positions in the batch looked up) is indexed content
+    """A tile of picture `owner` (its position in the batch looked up) is indexed content
     `content_id`, by `method` at `distance`; `verification` says where and how."""
 
     owner: int
-    tile: int
     content_id: int
     method: str
     distance: int
@@ -75,7 +74,7 @@ class TileLookup:
                 continue
             size = self.files[cid][0] if self.files.get(cid) else None
             box = tuple(float(x) for x in tile.boxes[k])
-            best[key] = TileHit(owner, k, cid, method, d, tile_verification(
+            best[key] = TileHit(owner, cid, method, d, tile_verification(
                 box, dihedral.INVERSE[v], (size.width, size.height) if size else None))
         return sorted(best.values(), key=lambda h: (h.owner, h.distance, h.content_id))
 

@@ -110,6 +110,18 @@ RECOLOUR_OVERLAP = 0.5  # both frames at least this much inside each other: colo
 RECOLOUR_CHROMA = 12.0  # |a, b difference| of the median shared cell above which it differs
 
 
+def _thumbnail_cells(a: LocalSignature, v: Verification
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """a's colour thumbnail as the fit sees it (mirrored with it), the fit's 2x3 matrix, and
+    the thumbnail cells' centres mapped into b's pixels."""
+    thumb = a.thumbnail[:, :, ::-1] if v.mirror else a.thumbnail
+    side = thumb.shape[1]
+    centres = (np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2)
+               + 0.5) / side * np.asarray([a.plain.width, a.plain.height])
+    matrix = np.asarray(v.matrix).reshape(2, 3)
+    return thumb, matrix, centres @ matrix[:, :2].T + matrix[:, 2]
+
+
 def recoloured(a: LocalSignature, b: LocalSignature, v: Verification) -> bool:
     """Whether the shared part has other colours in b than in a (thumbnails sampled through
     the fitted transform); a grey picture is compatible with any colour."""
@@ -117,12 +129,8 @@ def recoloured(a: LocalSignature, b: LocalSignature, v: Verification) -> bool:
         return False
     if min(v.a_in_b, v.b_in_a) < RECOLOUR_OVERLAP:
         return False  # a small part: 8x8 thumbnails are too coarse to compare it
-    thumb_a = a.thumbnail[:, :, ::-1] if v.mirror else a.thumbnail
+    thumb_a, matrix, mapped = _thumbnail_cells(a, v)
     side = thumb_a.shape[1]
-    centres = (np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2)
-               + 0.5) / side * np.asarray([a.plain.width, a.plain.height])
-    matrix = np.asarray(v.matrix).reshape(2, 3)
-    mapped = centres @ matrix[:, :2].T + matrix[:, 2]
     cells = np.floor(mapped / np.asarray([b.plain.width, b.plain.height]) * side).astype(int)
     inside = ((cells >= 0) & (cells < side)).all(axis=1)
     if inside.sum() < side:
@@ -334,12 +342,8 @@ def region_agrees(rgb: np.ndarray, width: int, height: int, v: Verification,
 
     if v.matrix is None or a.thumbnail is None:
         return True
-    thumb = a.thumbnail[:, :, ::-1] if v.mirror else a.thumbnail
+    thumb, matrix, mapped = _thumbnail_cells(a, v)  # mapped: in b's full-size pixels
     side = thumb.shape[1]
-    centres = (np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2)
-               + 0.5) / side * np.asarray([a.plain.width, a.plain.height])
-    matrix = np.asarray(v.matrix).reshape(2, 3)
-    mapped = centres @ matrix[:, :2].T + matrix[:, 2]  # in b's full-size pixels
     extent = np.abs(matrix[:, :2]) @ np.asarray([a.plain.width, a.plain.height]) / side
     # b area-averaged so that one of a's cells still spans 16 of its pixels or more
     per_pixel = rgb.shape[1] / width  # rgb pixels per full-size pixel

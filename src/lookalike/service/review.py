@@ -82,7 +82,7 @@ def review_routes(index_path: Path, cache: GroupCache, *others: StateCache) -> A
     @router.get("/runs", response_model=models.RunsOut, tags=["actions"])
     def runs_route() -> models.RunsOut:
         """The apply runs of the index's quarantine folder, newest first."""
-        runs = [run_summary(r) for r in reversed(find_runs(quarantine_for(index_path.resolve())))]
+        runs = [run_summary(r) for r in reversed(find_runs(_quarantine(index_path)))]
         return models.RunsOut(runs=[models.RunOut(**{k: r[k] for k in models.RunOut.model_fields})
                                     for r in runs])
 
@@ -247,11 +247,11 @@ def _stored_plan(index_path: Path, plan_id: str) -> Plan:
 
 def _apply(index_path: Path, body: models.ApplyIn) -> models.ApplyOut:
     plan = _stored_plan(index_path, body.plan_id)
-    report = apply_plan(plan, execute=body.execute, quarantine_dir=quarantine_for(index_path.resolve()))
+    # the plan is this index's (_stored_plan): its default quarantine is the index's
+    report = apply_plan(plan, execute=body.execute)
     with opened(index_path) as index:
         ids = index.live_file_ids(o.path for o in report.outcomes)
-    if report.executed:
-        after_apply(report, index_path)  # a scan holding the index: its next scan updates it
+    after_apply(report, index_path)  # a scan holding the index: its next scan updates it
     counts = Counter(o.status for o in report.outcomes)
     return models.ApplyOut(
         plan_id=body.plan_id, executed=report.executed, run=report.run_id,
@@ -261,8 +261,12 @@ def _apply(index_path: Path, body: models.ApplyIn) -> models.ApplyOut:
                   for o in report.outcomes])
 
 
+def _quarantine(index_path: Path) -> Path:
+    return quarantine_for(index_path.resolve())
+
+
 def _undo(index_path: Path, run: str) -> models.UndoOut:
-    runs = {p.name: p for p in find_runs(quarantine_for(index_path.resolve()))}
+    runs = {p.name: p for p in find_runs(_quarantine(index_path))}
     if run not in runs:
         raise Refused(404, f"no run {run!r}; GET /runs lists them")
     report = undo_run(runs[run])
