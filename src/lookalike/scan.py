@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 # The default signature set: cheap and, together, the best measured precision/recall
 # (README, "Choosing a method"). "pixels" (exact) is always added.
 DEFAULT_METHODS = ("phash", "dhash")
+# The two modes a user chooses in one word (README, "Fast or thorough"): the default, and a
+# copy-detection descriptor with local features, judged by one rule (search/decide.py).
+THOROUGH_MODEL = "sscd-distilled"
+MODES = {"fast": DEFAULT_METHODS,
+         "thorough": ("phash", "dhash", "local", f"embed@{THOROUGH_MODEL}")}
 BATCH = 1024  # paths looked up in the index at once
 CHUNK = 48  # files sent to a worker at once
 CHUNK_BYTES = 64 << 20  # ... and at most this many bytes of them (one big file may exceed it)
@@ -65,6 +70,15 @@ def resolve_methods(names: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(["pixels", *chosen]))
 
 
+def with_mode(methods: Iterable[str] | None, mode: str | None) -> list[str] | None:
+    """`methods` with those of `mode` (MODES) in front; None stays None without a mode."""
+    if mode is None:
+        return None if methods is None else list(methods)
+    if mode not in MODES:
+        raise SourceError(f"unknown mode {mode!r}: choose {' or '.join(MODES)}")
+    return list(dict.fromkeys([*MODES[mode], *(methods or ())]))
+
+
 def _with_active_model(index: Index, names: tuple[str, ...]) -> tuple[str, ...]:
     """A plain "embed" becomes the index's active model (one `lookalike train` registered,
     or the last one scanned with); with none, the shipped default."""
@@ -81,10 +95,12 @@ def _with_active_model(index: Index, names: tuple[str, ...]) -> tuple[str, ...]:
 def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
          index_path: str | os.PathLike | None = None, methods: Iterable[str] | None = None,
          options: WalkOptions = WalkOptions(), workers: int | None = None,
-         progress: Progress | None = None, count_first: bool = False) -> ScanSummary:
-    """Index the images under `roots` (folders or files) and in `paths`."""
+         progress: Progress | None = None, count_first: bool = False,
+         mode: str | None = None) -> ScanSummary:
+    """Index the images under `roots` (folders or files) and in `paths`. `mode`: "fast"
+    (the default methods) or "thorough" (MODES), added to any `methods`."""
     roots = [os.path.abspath(r) for r in roots]
-    names = resolve_methods(methods)
+    names = resolve_methods(with_mode(methods, mode))
     if index_path is None:
         if not roots:
             raise SourceError("give an index path when scanning only a list of paths")

@@ -76,6 +76,7 @@ class Match:
     distance: int
     score: float  # 1.0 identical, lower is less alike
     transform: str = "identity"
+    evidence: str = ""  # what decided the pair, where the thorough mode judged it
 
 
 @dataclass(frozen=True)

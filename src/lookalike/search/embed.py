@@ -54,6 +54,19 @@ def index_spec(index: Index, model: str | None = None) -> MethodSpec:
     return index_method(index, model)[0]
 
 
+def is_descriptor(index: Index, model: str | None = None) -> bool:
+    """Whether the embeddings `dupes` would use are a copy-detection descriptor whose scores
+    are normalised and judged by the thorough mode's rule (ModelSpec.normalised)."""
+    from ..methods.embedding import DEFAULT_MODEL, split_name
+    from ..models.registry import lookup_model
+
+    try:
+        name = index_method(index, model)[1]
+    except LookalikeError:
+        return False
+    return lookup_model(split_name(name)[1] or DEFAULT_MODEL)[0].normalised
+
+
 def threshold_key(spec: MethodSpec) -> str:
     """Where `lookalike calibrate` stores a model's least similarity: per model, so that
     another model's embeddings never use it."""

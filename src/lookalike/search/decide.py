@@ -1,0 +1,177 @@
+"""One decision rule for every candidate pair of the thorough mode: a copy-detection
+descriptor's score, normalised by each picture's background, judges hash pairs, descriptor
+neighbours and local-feature fits alike.
+
+Normalisation (as the DISC21 winners did): a picture's *background* is its similarity to its
+k-th nearest other picture of the collection. A picture in a frame, template or style that
+many pictures share has close neighbours that are not copies, so a high background; a pair's
+normalised score is its cosine similarity less the mean of the two backgrounds. Pairs whose
+agreement sits on a shared frame thus score near 0 (their neighbours look alike too), copies
+far above. The background is the collection at search time, so a pair's score can change as
+the collection grows; a query is normalised against the same collection (search/query.py).
+
+A pair is a copy when (bench/README.md, "Copy detection (AugLy) benchmark", tune split),
+unless local features fit it on a part of the pictures only (a frame or template they share):
+- its normalised score is at least `high` ("descriptor"), or
+- it is at least `low` and a perceptual hash pair ("descriptor + hash") or confirmed by local
+  features covering both pictures' content ("descriptor + local features"), or
+- a hash pair under a flip or quarter turn (the descriptor is not turn-invariant) that local
+  features confirm with the same coverage ("hash + local features").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..index.store import Index
+from . import vectors
+from .partial import verify_content_pairs
+
+DESCRIPTOR = "descriptor"
+WITH_HASH = "descriptor + hash"
+WITH_LOCAL = "descriptor + local features"
+TURNED = "hash + local features"
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """Thresholds of the thorough mode, on normalised scores."""
+
+    high: float = 0.30  # alone
+    low: float = 0.08  # with a hash pair or a local-feature fit
+    neighbours: int = 10  # descriptor neighbours of each picture that are candidates
+    background_k: int = 10  # the background is the similarity to the k-th nearest other
+    # A collection with fewer than background_k + 1 pictures has no k-th neighbour: its
+    # background is this prior (the median background on the benchmark's tune split).
+    prior_background: float = 0.25
+    # Local fits must reach into this share of both pictures' content. A pair that local
+    # features fit on less is two pictures in one frame or template, whatever the
+    # descriptor says (a fit on a pad, crop or overlay copy covers 0.8-1.0 of the shared
+    # part; one on a shared frame 0.25-0.5).
+    coverage: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not (-1.0 <= self.low <= self.high <= 2.0):
+            raise ValueError(f"need -1 <= low <= high <= 2, got {self.low}, {self.high}")
+        if not (1 <= self.neighbours <= 1000 and 1 <= self.background_k <= 1000):
+            raise ValueError("neighbours and background_k must be 1-1000")
+
+
+@dataclass(frozen=True)
+class Decided:
+    """Pairs of content ids judged copies, with their normalised score and evidence."""
+
+    a: np.ndarray
+    b: np.ndarray
+    score: np.ndarray  # normalised descriptor score
+    variant: np.ndarray  # the hash's flip or turn from a to b (0 for descriptor pairs)
+    evidence: np.ndarray  # object array of the strings above
+
+
+def backgrounds(found: vectors.Neighbours, rule: DecisionRule) -> np.ndarray:
+    """Each row's similarity to its background_k-th nearest other row, from a knn of the
+    collection against itself with at least background_k + 1 columns (its own row first)."""
+    sims, ids = found.similarity, found.ids
+    rows = np.arange(len(ids))[:, None]
+    others = np.where(ids != rows, sims, -np.inf)  # drop the row itself wherever it lands
+    others = -np.sort(-others, axis=1)
+    k = rule.background_k
+    if others.shape[1] < k or len(ids) <= k:
+        return np.full(len(ids), rule.prior_background, np.float32)
+    return np.where(np.isfinite(others[:, k - 1]), others[:, k - 1],
+                    rule.prior_background).astype(np.float32)
+
+
+def normalised(similarity: np.ndarray, background_a: np.ndarray,
+               background_b: np.ndarray) -> np.ndarray:
+    return (np.asarray(similarity, np.float32)
+            - (np.asarray(background_a, np.float32) + np.asarray(background_b, np.float32)) / 2)
+
+
+def decide_pairs(index: Index, content_ids: np.ndarray, units: np.ndarray,
+                 hash_a: np.ndarray, hash_b: np.ndarray, hash_variant: np.ndarray,
+                 rule: DecisionRule, has_local: bool) -> Decided:
+    """Judge the candidates: `content_ids` with their (N, d) descriptor rows `units`, and
+    the hash pairs (content ids, variant from a to b). Local features, where the index
+    holds them, are asked only about pairs the descriptor alone does not settle."""
+    n = len(content_ids)
+    if n == 0:
+        return _decided([], [], [], [], [])
+    k = min(max(rule.neighbours, rule.background_k) + 1, n)
+    found = vectors.build(units).knn(units, k)
+    background = backgrounds(found, rule)
+    row_of = {int(c): r for r, c in enumerate(content_ids.tolist())}
+
+    # candidates: descriptor neighbours (each unordered pair once) and hash pairs
+    rows = np.repeat(np.arange(n), k)
+    cols, sims = found.ids.ravel(), found.similarity.ravel()
+    near = (cols >= 0) & (cols != rows)
+    cand = {(min(r, c), max(r, c)): 0 for r, c in zip(rows[near].tolist(), cols[near].tolist())
+            if r != c}
+    hashed: dict[tuple[int, int], int] = {}
+    for a, b, v in zip(hash_a.tolist(), hash_b.tolist(), np.asarray(hash_variant).tolist()):
+        ra, rb = row_of.get(a), row_of.get(b)
+        if ra is None or rb is None or ra == rb:
+            continue
+        hashed[(ra, rb) if ra < rb else (rb, ra)] = int(v) if ra < rb else _inverse(int(v))
+    pairs = np.asarray(sorted(set(cand) | set(hashed)), np.int64).reshape(-1, 2)
+    if not len(pairs):
+        return _decided([], [], [], [], [])
+    ra, rb = pairs[:, 0], pairs[:, 1]
+    sim = np.einsum("ij,ij->i", units[ra], units[rb])
+    score = normalised(sim, background[ra], background[rb])
+    is_hash = np.fromiter(((a, b) in hashed for a, b in pairs.tolist()), bool, len(pairs))
+    variant = np.fromiter((hashed.get((a, b), 0) for a, b in pairs.tolist()), np.int64,
+                          len(pairs))
+
+    evidence = np.full(len(pairs), "", dtype=object)
+    evidence[score >= rule.high] = DESCRIPTOR
+    evidence[(evidence == "") & is_hash & (score >= rule.low)] = WITH_HASH
+    if has_local:
+        ask = (score >= rule.low) | (is_hash & (variant != 0))
+        fits, covered = _local_fits(index, content_ids[ra[ask]], content_ids[rb[ask]],
+                                    variant[ask])
+        asked = np.flatnonzero(ask)
+        confirms = fits & (covered >= rule.coverage)
+        undecided = evidence[asked] == ""
+        evidence[asked[confirms & undecided & (score[asked] >= rule.low)
+                       & (variant[ask] == 0)]] = WITH_LOCAL
+        evidence[asked[confirms & undecided & (variant[ask] != 0)]] = TURNED
+        # a fit that holds on a part of the pictures only: a shared frame or template
+        evidence[asked[fits & ~confirms]] = ""
+    keep = evidence != ""
+    return _decided(content_ids[ra[keep]], content_ids[rb[keep]], score[keep],
+                    variant[keep], evidence[keep])
+
+
+def _inverse(variant: int) -> int:
+    from ..methods.dihedral import INVERSE
+
+    return int(INVERSE[variant])
+
+
+def _local_fits(index: Index, a: np.ndarray, b: np.ndarray, variant: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of pairs that local features confirm, with colours that agree, the coverage
+    of their inliers, verify.Verification.coverage). Pairs either picture of which has too
+    few features, or no local signature, have no fit."""
+    from .partial import stored_min_inliers
+
+    keys = list(zip(a.tolist(), b.tolist()))
+    transforms = dict(zip(keys, variant.tolist()))
+    results = {(r.a, r.b): r for r in verify_content_pairs(
+        index, keys, stored_min_inliers(index), transforms=transforms)}
+    fits, covered = np.zeros(len(keys), bool), np.zeros(len(keys), np.float32)
+    for i, key in enumerate(keys):
+        r = results.get(key)
+        if r is not None and r.judgeable and r.verification.confirmed:
+            fits[i], covered[i] = True, r.verification.coverage
+    return fits, covered
+
+
+def _decided(a, b, score, variant, evidence) -> Decided:
+    return Decided(np.asarray(a, np.int64), np.asarray(b, np.int64),
+                   np.asarray(score, np.float32), np.asarray(variant, np.int8),
+                   np.asarray(evidence, dtype=object))
