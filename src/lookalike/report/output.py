@@ -71,7 +71,8 @@ def query_json(results: Sequence[QueryResult]) -> str:
     return json.dumps({"queries": [{
         "path": display_path(r.path),
         "matches": [{"path": display_path(m.b), "method": m.method, "distance": m.distance,
-                     "score": round(m.score, 4), "transform": m.transform} for m in r.matches],
+                     "score": round(m.score, 4), "transform": m.transform,
+                     "evidence": m.evidence or m.method} for m in r.matches],
         "error": r.failure.reason if r.failure else None,
     } for r in results]}, indent=2)
 

@@ -29,6 +29,7 @@ from ..index.store import Index
 from . import vectors
 from .partial import verify_content_pairs
 
+TURN_MARGIN = 0.03  # how much better a query's flip or turn must score to be named
 DESCRIPTOR = "descriptor"
 WITH_HASH = "descriptor + hash"
 WITH_LOCAL = "descriptor + local features"
@@ -70,15 +71,18 @@ class Decided:
     evidence: np.ndarray  # object array of the strings above
 
 
-def backgrounds(found: vectors.Neighbours, rule: DecisionRule) -> np.ndarray:
-    """Each row's similarity to its background_k-th nearest other row, from a knn of the
-    collection against itself with at least background_k + 1 columns (its own row first)."""
+def backgrounds(found: vectors.Neighbours, rule: DecisionRule,
+                self_rows: np.ndarray | None = None) -> np.ndarray:
+    """Each query's similarity to its background_k-th nearest other row, from a knn against
+    the collection with at least background_k + 1 columns. `self_rows`: each query's own
+    row in the collection (default: query i is row i), left out; -1 for a query that is not
+    in it (a new picture)."""
     sims, ids = found.similarity, found.ids
-    rows = np.arange(len(ids))[:, None]
-    others = np.where(ids != rows, sims, -np.inf)  # drop the row itself wherever it lands
+    rows = np.arange(len(ids)) if self_rows is None else np.asarray(self_rows)
+    others = np.where(ids != rows[:, None], sims, -np.inf)  # not the row itself
     others = -np.sort(-others, axis=1)
     k = rule.background_k
-    if others.shape[1] < k or len(ids) <= k:
+    if others.shape[1] < k or np.isfinite(others[:, k - 1]).sum() == 0:
         return np.full(len(ids), rule.prior_background, np.float32)
     return np.where(np.isfinite(others[:, k - 1]), others[:, k - 1],
                     rule.prior_background).astype(np.float32)
@@ -144,6 +148,66 @@ def decide_pairs(index: Index, content_ids: np.ndarray, units: np.ndarray,
     keep = evidence != ""
     return _decided(content_ids[ra[keep]], content_ids[rb[keep]], score[keep],
                     variant[keep], evidence[keep])
+
+
+@dataclass(frozen=True)
+class QueryScores:
+    """A new picture against the collection: candidate rows, their normalised score, and
+    which of the query's vectors (its flips and turns, row 0 as it is) scored best."""
+
+    rows: np.ndarray
+    score: np.ndarray
+    variant: np.ndarray
+
+
+def query_scores(units: np.ndarray, search: vectors.VectorIndex, queries: np.ndarray,
+                 rule: DecisionRule, extra_rows: np.ndarray | None = None) -> QueryScores:
+    """Normalised scores of the query (`queries`: its unit vectors, row 0 as it is, then its
+    flips and turns) against its nearest stored rows and `extra_rows` (hash matches). The
+    query's background is its own k-th nearest stored picture, each candidate's as at
+    search time: scans and queries of one collection give one score to one pair."""
+    n = len(units)
+    if n == 0:
+        empty = np.empty(0, np.int64)
+        return QueryScores(empty, np.empty(0, np.float32), empty)
+    k = min(max(rule.neighbours, rule.background_k), n)
+    found = search.knn(queries, k)
+    own = backgrounds(vectors.Neighbours(found.ids[:1], found.similarity[:1]), rule,
+                      np.asarray([-1]))[0]
+    rows = np.unique(np.concatenate([found.ids[found.ids >= 0],
+                                     np.asarray(extra_rows if extra_rows is not None else [],
+                                                np.int64)]))
+    sims = queries @ units[rows].T  # (variants, candidates)
+    variant = sims.argmax(axis=0)
+    # a flip or turn only where it scores clearly better than the picture as it is
+    variant[sims[0] >= sims.max(axis=0) - TURN_MARGIN] = 0
+    near = search.knn(units[rows], min(rule.background_k + 1, n))
+    theirs = backgrounds(near, rule, rows)
+    score = normalised(sims[variant, np.arange(len(rows))], own, theirs)
+    return QueryScores(rows, score, variant)
+
+
+def shared_part_only(index: Index, content_ids: np.ndarray, query_local: bytes,
+                     rule: DecisionRule) -> np.ndarray:
+    """Mask of indexed pictures that a query's local signature (packed, as scanned) fits
+    on a part of the pictures only: the same frame or template around other content."""
+    from ..methods import local
+    from ..methods.registry import get_spec
+    from .partial import judgeable, stored_min_inliers
+    from .verify import verify
+
+    query = local.unpack(query_local)
+    values = index.values_for(get_spec("local"), set(content_ids.tolist()))
+    least = stored_min_inliers(index)
+    out = np.zeros(len(content_ids), bool)
+    for i, cid in enumerate(content_ids.tolist()):
+        if cid not in values:
+            continue
+        indexed = local.unpack(values[cid])
+        if judgeable(indexed, query):
+            fit = verify(indexed, query, least)
+            out[i] = fit.confirmed and fit.coverage < rule.coverage
+    return out
 
 
 def _inverse(variant: int) -> int:

@@ -19,6 +19,7 @@ from ..types import Failure, FileRef, Match, Signature
 from ..worker import compute_signatures, read_file, shared_method
 from . import binary
 from . import embed
+from .decide import DESCRIPTOR, WITH_HASH, DecisionRule, query_scores, shared_part_only
 from .dupes import EMBED, Rule, evidence_rank, confirmed, make_rule, orientation_rule, usable_rows
 
 
@@ -71,8 +72,11 @@ class PreparedQuery:
         if use_embed:
             spec, name = embed.index_method(index, model)
             threshold = embed.min_similarity(index, spec, similarity, calibrated)
-            self.vector = _VectorQuery(spec, name, threshold, variants)
+            self.vector = _VectorQuery(spec, name, threshold, variants,
+                                       embed.is_descriptor(index, model))
             self.names.append(self.vector.name)
+            if self.vector.normalised and index.has_signatures(get_spec("local")):
+                self.names.append("local")  # the shared-frame check (decide.coverage)
         self.files = index.live_files()
         self._codes: dict[str, Codes] = {}
         self._search: NearSearch | None = None
@@ -138,14 +142,15 @@ class _VectorQuery:
     0.74-0.93 of its original, a re-encoded one at 0.99; docs/models.md)."""
 
     def __init__(self, spec: MethodSpec, name: str, threshold: float,
-                 variants: bool = True) -> None:
+                 variants: bool = True, normalised: bool = False) -> None:
         self.spec, self.name, self.threshold = spec, name, threshold
         self.variants = variants
+        self.normalised = normalised  # a descriptor judged by search/decide.py's rule
         self._search: embed.EmbedSearch | None = None
         self._lock = threading.Lock()
 
-    def matches(self, index: Index, path: str, signature: Signature, files,
-                nearest: int | None, rgb: np.ndarray | None = None) -> list[Match]:
+    def _vectors(self, index: Index, signature: Signature, rgb: np.ndarray | None
+                 ) -> np.ndarray:
         with self._lock:
             if self._search is None:
                 self._search = embed.EmbedSearch(index, self.spec)
@@ -154,6 +159,41 @@ class _VectorQuery:
             turned = shared_method(self.name).embed([turn(rgb, k) for k in range(1, 8)])
             # as stored (float16), so that the identity and the turns compare alike
             vectors = np.vstack([vectors, turned.astype(np.float16).astype(np.float32)])
+        return vectors
+
+    def judged(self, index: Index, path: str, signatures: dict[str, Signature], files,
+               nearest: int | None, rgb: np.ndarray | None, hashed: list[Match]
+               ) -> list[Match]:
+        """The thorough mode's matches: descriptor neighbours and the hash matches
+        `hashed`, judged on normalised scores by search/decide.py's rule (with the query's
+        local features, where the index has them, against shared frames)."""
+        signature = signatures[EMBED]
+        vectors = self._vectors(index, signature, rgb)
+        stored = self._search.stored
+        local_value = signatures.get("local")
+        by_path = {f.path: cid for cid, fs in files.items() for f in fs}
+        hash_ids = {by_path[m.b] for m in hashed if m.b in by_path}
+        extra = np.flatnonzero(np.isin(stored.content_ids, list(hash_ids)))
+        rule = DecisionRule()
+        found = query_scores(stored.vectors, self._search.vectors, vectors, rule, extra)
+        cids = stored.content_ids[found.rows]
+        why = np.where(found.score >= rule.high, DESCRIPTOR, "").astype(object)
+        why[(why == "") & np.isin(cids, list(hash_ids)) & (found.score >= rule.low)] = WITH_HASH
+        if local_value is not None and (why != "").any():
+            on_frame = shared_part_only(index, cids[why != ""], local_value.value, rule)
+            why[np.flatnonzero(why != "")[on_frame]] = ""
+        out = []
+        for cid, score, variant, why in zip(cids.tolist(), found.score.tolist(),
+                                            found.variant.tolist(), why.tolist()):
+            if why or nearest:
+                out += [Match(path, f.path, EMBED, int(embed.distance_of(score)), float(score),
+                              dihedral.describe(variant), why) for f in files.get(cid, [])]
+        out.sort(key=lambda m: -m.score)
+        return out[:nearest] if nearest else out
+
+    def matches(self, index: Index, path: str, signature: Signature, files,
+                nearest: int | None, rgb: np.ndarray | None = None) -> list[Match]:
+        vectors = self._vectors(index, signature, rgb)
         if nearest:
             rows, ids, sims = self._search.nearest(vectors, nearest)
         else:
@@ -190,11 +230,15 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of, nea
         same = np.flatnonzero((pixels.codes[:, 0] == value).all(axis=1))
         for cid in pixels.content_ids[same].tolist():
             matches += [Match(path, f.path, "pixels", 0, 1.0) for f in files.get(cid, [])]
-    if rule is not None:
-        matches += _near(path, near(), signatures, files, nearest)
-    if vector is not None:
+    hashed = _near(path, near(), signatures, files, nearest) if rule is not None else []
+    if vector is not None and vector.normalised:  # thorough: hash matches are candidates
         rgb = Picture(decoded).rgb if vector.variants else None
-        matches += vector.matches(index, path, signatures[EMBED], files, nearest, rgb)
+        matches += vector.judged(index, path, signatures, files, nearest, rgb, hashed)
+    elif vector is not None:
+        rgb = Picture(decoded).rgb if vector.variants else None
+        matches += hashed + vector.matches(index, path, signatures[EMBED], files, nearest, rgb)
+    else:
+        matches += hashed
     best: dict[str, Match] = {}
     for m in matches:
         if m.b not in best or (evidence_rank(m.method), m.distance) < (evidence_rank(best[m.b].method),
