@@ -135,16 +135,17 @@ def decide_pairs(index: Index, content_ids: np.ndarray, units: np.ndarray,
     evidence[(evidence == "") & is_hash & (score >= rule.low)] = WITH_HASH
     if has_local:
         ask = (score >= rule.low) | (is_hash & (variant != 0))
-        fits, covered = _local_fits(index, content_ids[ra[ask]], content_ids[rb[ask]],
-                                    variant[ask])
+        fits, covered, recoloured = _local_fits(index, content_ids[ra[ask]],
+                                                content_ids[rb[ask]], variant[ask])
         asked = np.flatnonzero(ask)
         confirms = fits & (covered >= rule.coverage)
         undecided = evidence[asked] == ""
         evidence[asked[confirms & undecided & (score[asked] >= rule.low)
                        & (variant[ask] == 0)]] = WITH_LOCAL
         evidence[asked[confirms & undecided & (variant[ask] != 0)]] = TURNED
-        # a fit that holds on a part of the pictures only: a shared frame or template
-        evidence[asked[fits & ~confirms]] = ""
+        # a fit that holds on a part of the pictures only (a shared frame or template), or
+        # one whose colours differ (the same product in another colour)
+        evidence[asked[(fits & ~confirms) | recoloured]] = ""
     keep = evidence != ""
     return _decided(content_ids[ra[keep]], content_ids[rb[keep]], score[keep],
                     variant[keep], evidence[keep])
@@ -187,10 +188,11 @@ def query_scores(units: np.ndarray, search: vectors.VectorIndex, queries: np.nda
     return QueryScores(rows, score, variant)
 
 
-def shared_part_only(index: Index, content_ids: np.ndarray, query_local: bytes,
+def local_veto(index: Index, content_ids: np.ndarray, query_local: bytes,
                      rule: DecisionRule) -> np.ndarray:
     """Mask of indexed pictures that a query's local signature (packed, as scanned) fits
-    on a part of the pictures only: the same frame or template around other content."""
+    on a part of the pictures only (the same frame or template around other content), or
+    fits in other colours (verify.recoloured): not copies, whatever the descriptor says."""
     from ..methods import local
     from ..methods.registry import get_spec
     from .partial import judgeable, stored_min_inliers
@@ -206,7 +208,7 @@ def shared_part_only(index: Index, content_ids: np.ndarray, query_local: bytes,
         indexed = local.unpack(values[cid])
         if judgeable(indexed, query):
             fit = verify(indexed, query, least)
-            out[i] = fit.confirmed and fit.coverage < rule.coverage
+            out[i] = (fit.confirmed and fit.coverage < rule.coverage) or fit.recoloured
     return out
 
 
@@ -217,10 +219,11 @@ def _inverse(variant: int) -> int:
 
 
 def _local_fits(index: Index, a: np.ndarray, b: np.ndarray, variant: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(mask of pairs that local features confirm, with colours that agree, the coverage
-    of their inliers, verify.Verification.coverage). Pairs either picture of which has too
-    few features, or no local signature, have no fit."""
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mask of pairs that local features confirm, with colours that agree; the coverage
+    of their inliers, verify.Verification.coverage; mask of pairs whose geometry fits but
+    whose colours differ, verify.recoloured). Pairs either picture of which has too few
+    features, or no local signature, have no fit."""
     from .partial import stored_min_inliers
 
     keys = list(zip(a.tolist(), b.tolist()))
@@ -228,11 +231,14 @@ def _local_fits(index: Index, a: np.ndarray, b: np.ndarray, variant: np.ndarray
     results = {(r.a, r.b): r for r in verify_content_pairs(
         index, keys, stored_min_inliers(index), transforms=transforms)}
     fits, covered = np.zeros(len(keys), bool), np.zeros(len(keys), np.float32)
+    recoloured = np.zeros(len(keys), bool)
     for i, key in enumerate(keys):
         r = results.get(key)
-        if r is not None and r.judgeable and r.verification.confirmed:
-            fits[i], covered[i] = True, r.verification.coverage
-    return fits, covered
+        if r is not None and r.judgeable:
+            recoloured[i] = r.verification.recoloured
+            if r.verification.confirmed:
+                fits[i], covered[i] = True, r.verification.coverage
+    return fits, covered, recoloured
 
 
 def _decided(a, b, score, variant, evidence) -> Decided:

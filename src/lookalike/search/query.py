@@ -19,7 +19,7 @@ from ..types import Failure, FileRef, Match, Signature
 from ..worker import compute_signatures, read_file, shared_method
 from . import binary
 from . import embed
-from .decide import DESCRIPTOR, WITH_HASH, DecisionRule, query_scores, shared_part_only
+from .decide import DESCRIPTOR, WITH_HASH, DecisionRule, query_scores, local_veto
 from .dupes import EMBED, Rule, evidence_rank, confirmed, make_rule, orientation_rule, usable_rows
 
 
@@ -180,7 +180,7 @@ class _VectorQuery:
         why = np.where(found.score >= rule.high, DESCRIPTOR, "").astype(object)
         why[(why == "") & np.isin(cids, list(hash_ids)) & (found.score >= rule.low)] = WITH_HASH
         if local_value is not None and (why != "").any():
-            on_frame = shared_part_only(index, cids[why != ""], local_value.value, rule)
+            on_frame = local_veto(index, cids[why != ""], local_value.value, rule)
             why[np.flatnonzero(why != "")[on_frame]] = ""
         out = []
         for cid, score, variant, why in zip(cids.tolist(), found.score.tolist(),
