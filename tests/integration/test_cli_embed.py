@@ -109,8 +109,9 @@ def test_train_registers_a_model_that_later_scans_use(cli, pics, tmp_path):
     photos.mkdir()
     for seed in range(10):
         (photos / f"m{seed}.jpg").write_bytes(pics.jpeg(pics.picture(7300 + seed)))
+    # 4 steps make a collapsed model: the check refuses it, --force registers it anyway
     trained = cli("train", photos, "--steps", "4", "--batch", "4", "--name", "mine",
-                  "--format", "json", timeout=300)
+                  "--format", "json", "--force", timeout=300)
     assert trained.code == 0, str(trained)
     summary = trained.json()
     assert summary["steps"] == 4
@@ -126,7 +127,7 @@ def test_train_registers_a_model_that_later_scans_use(cli, pics, tmp_path):
     assert len(params) == 1 and "model=mine," in params.pop()
     assert active == [("mine", onnx)]
     again = cli("train", photos, "--steps", "4", "--batch", "4", "--name", "mine",
-                "--format", "json", timeout=300)
+                "--format", "json", "--force", timeout=300)
     assert again.code == 0 and again.json()["steps"] == 4  # resumed: nothing left to do
 
 

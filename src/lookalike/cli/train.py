@@ -17,7 +17,7 @@ from ..index.store import default_index_path, display_path, find_index, open_ind
 from ..sources.folders import WalkOptions, walk
 from ..types import FileRef
 from ..worker import IMAGE_SUFFIXES
-from .main import OK, USAGE, _emit, _fail, _translate, app, err, out
+from .main import OK, PARTIAL, USAGE, _emit, _fail, _translate, app, err, out
 
 SHIPPED_WEIGHTS = "default"  # --init value: the shipped model's weights (fine-tuning)
 
@@ -50,6 +50,9 @@ def train_command(
                                          "in (default: FIRST_FOLDER/.lookalike/index.db)."),
     register: bool = typer.Option(True, "--register/--no-register",
                                   help="Make it the index's embedding model."),
+    force: bool = typer.Option(False, "--force", help="Register the model even when its "
+                               "check (copies of your pictures found, embeddings not "
+                               "collapsed) fails."),
     fmt: str = typer.Option("table", "--format", help="table or json summary."),
 ) -> None:
     """Train (or fine-tune) an embedding model on your own pictures (needs PyTorch: the
@@ -60,29 +63,80 @@ def train_command(
                     "at least 2", USAGE)
     index_path = index or _default_index(roots)
     out_dir = out_dir or index_path.parent / "models" / name
+    training, held_out = _split(files)
     try:
-        result = _run(files, objective.value, steps, batch, lr, name, out_dir, init, resume,
-                      device)
-        registered = _register(index_path, result.onnx) if register and result.onnx else None
+        result = _run(training, held_out, objective.value, steps, batch, lr, name, out_dir,
+                      init, resume, device)
+        check = result.check
+        refused = check is not None and not check.passed and not force
+        registered = (_register(index_path, result.onnx)
+                      if register and result.onnx and not refused else None)
     except LookalikeError as exc:
         raise _translate(exc)
     except KeyboardInterrupt:
         raise _fail("interrupted; run the same command again to resume from the last "
                     "checkpoint", 130)
-    summary = {"pictures": len(files), "steps": result.steps, "final_loss": result.final_loss,
+    summary = {"pictures": len(training), "held_out": len(held_out), "steps": result.steps,
+               "final_loss": result.final_loss,
                "seconds": round(result.seconds, 1), "checkpoint": str(result.checkpoint),
                "onnx": str(result.onnx) if result.onnx else None,
-               "index": str(index_path) if registered else None}
+               "index": str(index_path) if registered else None,
+               "check": check.to_dict() if check else None, "registered": bool(registered)}
     if fmt == "json":
         _emit(json.dumps(summary, indent=2))
     else:
-        out.print(f"trained {result.steps:,} steps on {len(files):,} pictures in "
+        out.print(f"trained {result.steps:,} steps on {len(training):,} pictures in "
                   f"{result.seconds / 60:.1f} min, final loss {result.final_loss:.4f}")
         out.print(f"model: {escape(display_path(str(result.onnx)))}")
+        if check:
+            _print_check(check)
         if registered:
             out.print(f"registered in {escape(display_path(str(index_path)))}: "
                       "'lookalike scan DIR --method embed' now embeds with it")
+    if check and not check.passed:
+        raise _refusal(check, result.onnx, roots, bool(registered), register)
     raise typer.Exit(OK)
+
+
+def _print_check(check) -> None:
+    """The check's numbers, as a person reads them."""
+    where = (f"{check.pictures:,} pictures kept out of training" if check.held_out else
+             f"{check.pictures:,} training pictures (none kept out; the copies are new)")
+    out.print(f"check on {check.copies:,} edited copies of {where}:")
+    if check.groups < 2:
+        out.print("  FAILED")
+        return
+    out.print(f"  a copy's nearest picture is its own for {check.top1:.0%} of copies "
+              f"(guessing: {check.chance:.1%})")
+    if check.similarity is None:
+        out.print(f"  no similarity threshold reaches {check.target_precision:.0%} precision")
+    else:
+        out.print(f"  similarity threshold {check.similarity:.3f} (precision "
+                  f"{check.precision:.1%}) finds {check.recall:.0%} of the copies")
+    out.print(f"  different pictures: median similarity {check.different_median:.3f}; "
+              f"embeddings vary along about {check.effective_rank:.1f} of {check.dim} "
+              "directions")
+    out.print(f"  {'passed' if check.passed else 'FAILED'}")
+
+
+def _refusal(check, onnx: Path, roots: list[Path], registered: bool,
+             register: bool) -> typer.Exit:
+    """The failed check in words, where the model is, and how to use it anyway."""
+    if registered:  # --force
+        err.print(f"[yellow]warning:[/] registered despite a failed check: "
+                  f"{escape(check.reason)}")
+        return typer.Exit(OK)
+    model = escape(display_path(str(onnx)))
+    folders = " ".join(escape(str(r)) for r in roots)
+    scan = f"'lookalike scan {folders} --method embed --model {model}'"
+    if register:
+        err.print(f"[bold red]not registered:[/] {escape(check.reason)}.")
+        err.print(f"The model is kept at {model}. To use it anyway, run the same command "
+                  f"with --force (the finished run is not trained again), or {scan}.")
+    else:
+        err.print(f"[bold red]the model failed its check:[/] {escape(check.reason)}.")
+        err.print(f"It is kept at {model}; {scan} uses it anyway.")
+    return typer.Exit(PARTIAL)
 
 
 def _training_files(roots: list[Path]) -> list[str]:
@@ -102,7 +156,18 @@ def _default_index(roots: list[Path]) -> Path:
         return default_index_path(first)
 
 
-def _run(files, objective, steps, batch, lr, name, out_dir, init, resume, device):
+def _split(files: list[str]) -> tuple[list[str], list[str]]:
+    """(training pictures, pictures kept out for the check): large collections keep some."""
+    try:
+        from ..train.check import split_holdout
+    except ImportError as exc:
+        raise _fail(f"training needs its optional extra ({exc.name} is missing): "
+                    "pip install 'lookalike[train]'", USAGE) from None
+    return split_holdout(files)
+
+
+def _run(training, held_out, objective, steps, batch, lr, name, out_dir, init, resume,
+         device):
     try:
         from ..train.loop import train
     except ImportError as exc:
@@ -111,9 +176,10 @@ def _run(files, objective, steps, batch, lr, name, out_dir, init, resume, device
     init_path, net_config = _init(init)
     epochs = None if steps else 3.0
     with _progress() as report:
-        return train(files, objective=objective, steps=steps, epochs=epochs, batch_size=batch,
-                     lr=lr, device=device, out_dir=out_dir, resume=resume, init=init_path,
-                     net_config=net_config, progress=report, model_name=name)
+        return train(training, objective=objective, steps=steps, epochs=epochs,
+                     batch_size=batch, lr=lr, device=device, out_dir=out_dir, resume=resume,
+                     init=init_path, net_config=net_config, progress=report, model_name=name,
+                     check_files=held_out or None)
 
 
 def _init(init: Optional[str]):

@@ -7,6 +7,7 @@ PyTorch), exported to ONNX for `lookalike.models`.
     objectives.py  contrastive (InfoNCE + KoLeo, SSCD-style) and vae
     loop.py        train(): AdamW, warm-up + cosine, checkpoints, resume, export
     export.py      the network to ONNX with its sidecar; weights for fine-tuning
+    check.py       the exported model measured on copies of the pictures before it is used
 
 Nothing here is imported with the package: `from lookalike.train import train` loads torch.
 """

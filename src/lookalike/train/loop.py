@@ -4,7 +4,8 @@ run resumes from, and an ONNX export of the embedding network at the end.
 A checkpoint (`out_dir/checkpoint.pt`, written atomically) holds the network configuration,
 the objective's weights, the optimiser, the scheduler, torch's RNG state, the step and the
 loss history. Because batch k is a pure function of (seed, k) (see data.py), a resumed run
-trains on exactly the batches the killed run would have.
+trains on exactly the batches the killed run would have. The exported model is then checked
+on copies of the pictures (check.py) and the result returned with the run's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Callable, Sequence
 
 from ..errors import LookalikeError
 from .augment import DEFAULT, AugmentConfig
+from .check import CheckOptions, ModelCheck, check_model, record_in_sidecar
 from .net import NetConfig
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class TrainResult:
     stopped: bool = False
     seconds: float = 0.0  # training time in this call
     total_seconds: float = 0.0  # training time of all the calls of this run (resumed ones too)
+    check: ModelCheck | None = None  # the exported model measured (check.py); None: not run
 
 
 ProgressCallback = Callable[[Progress], "bool | None"]
@@ -101,7 +104,8 @@ def train(files: Sequence[Path | str], *, objective: str = "contrastive",
           seed: int = 0, workers: int = 1, max_side: int = 512, tile: int = 192,
           checkpoint_every: int = 200, progress: ProgressCallback | None = None,
           progress_every: int = 10, export: bool = True, model_name: str = "model",
-          loss_window: int = 50) -> TrainResult:
+          loss_window: int = 50, check: CheckOptions | None = CheckOptions(),
+          check_files: Sequence[Path | str] | None = None) -> TrainResult:
     """Train an embedding network on pairs of augmented views of `files`.
 
     `steps` (or `epochs` over the instances) sets the length; `batch_size` counts instances,
@@ -109,7 +113,10 @@ def train(files: Sequence[Path | str], *, objective: str = "contrastive",
     `init` starts from another checkpoint's network weights (fine-tuning; optimiser and step
     start afresh). `progress` is called every `progress_every` steps; when it returns False
     the run stops at once, as if killed (the last periodic checkpoint stays). At the end the
-    network is exported to `out_dir/<model_name>.onnx` with its sidecar JSON.
+    network is exported to `out_dir/<model_name>.onnx` with its sidecar JSON, then checked
+    (check.py; `check=None` skips it) on `check_files`, pictures kept out of training, or
+    when None on fresh copies of the training pictures; the check and its similarity
+    threshold are written into the sidecar.
     """
     import numpy as np
     import torch
@@ -204,8 +211,20 @@ def train(files: Sequence[Path | str], *, objective: str = "contrastive",
     tail = [loss for _, loss in history[-loss_window:]]
     final = float(np.mean(tail)) if tail else float("nan")
     seconds = time.perf_counter() - started
+    measured = None  # after the clock: the check is not training time
+    if onnx_path is not None and check is not None:
+        measured = _check(onnx_path, files, check_files, check)
     return TrainResult(checkpoint_path, onnx_path, step, steps, final, history, stopped,
-                       seconds, earlier_s + seconds)
+                       seconds, earlier_s + seconds, measured)
+
+
+def _check(onnx_path: Path, files, check_files, options: CheckOptions) -> ModelCheck:
+    held_out = bool(check_files)
+    measured = check_model(onnx_path, check_files if held_out else files, options,
+                           held_out=held_out)
+    record_in_sidecar(measured)
+    log.info("model check: %s", measured.reason)
+    return measured
 
 
 def _load_net(model, init_state: dict, init) -> None:
