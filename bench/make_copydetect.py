@@ -65,6 +65,7 @@ from copydetect_truth import (NATURAL_BITS, NegativeRow, SourceRow, TruthRow,  #
 PACKAGES = ("supertuxkart-data", "marble-data")
 MIN_SIDE, MAX_SIDE, MIN_STD = 128, 1024, 4.0
 MIN_SATURATION = 60.0  # mean HSV saturation (0-255) of a source that gets a hue variant
+DISTINCT_BITS = 8  # sources this close under a flip or turn are one picture (distinct_sources)
 STYLE_BITS = (5, 16)  # pHash distance of same_style pairs (4 and under: natural duplicates)
 FAMILIES = ("overlay_text", "overlay_emoji", "screenshot", "meme", "border", "perspective",
             "crop", "rotate", "colour", "blur", "jpeg", "scale", "hflip", "vflip_rot90",
@@ -385,6 +386,40 @@ def style_pairs(names: list[str], dist: np.ndarray, split: dict, paths: dict, re
     return chosen
 
 
+def distinct_sources(images: Path, names: list[str], dist: np.ndarray,
+                     similarity: float) -> list[str]:
+    """One source per cluster of pictures that are the same picture in the packages (a
+    texture saved twice, at two sizes, recoloured, mirrored): linked by dihedral pHash within
+    DISTINCT_BITS or by SSCD (the full model, not the student the thorough mode runs) at or
+    above `similarity`. Without this, copies of one source pair with its look-alikes and
+    every precision is a lower bound of unknown size."""
+    from lookalike.models.onnx import Embedder
+    from lookalike.models.registry import resolve_model
+    from lookalike.search import vectors
+
+    spec, path = resolve_model("sscd")
+    embedder = Embedder(spec, path, threads=os.cpu_count() or 2)
+    units = np.vstack([embedder.embed([np.asarray(normalise(images / n)) for n in
+                                       names[i:i + 64]]) for i in range(0, len(names), 64)])
+    pairs = vectors.self_join(units, similarity)
+    parent = list(range(len(names)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    links = list(zip(pairs.a.tolist(), pairs.b.tolist()))
+    links += list(zip(*np.nonzero(np.triu(dist <= DISTINCT_BITS, k=1))))
+    for i, j in links:
+        parent[root(int(i))] = root(int(j))
+    first: dict[int, str] = {}
+    for i, name in enumerate(names):
+        first.setdefault(root(i), name)
+    return sorted(first.values())
+
+
 def plan_families(originals: list[str], rng: random.Random) -> dict[str, list[str]]:
     """2 or 3 distinct families per original, dealt from shuffled decks (balanced counts)."""
     deck: list[str] = []
@@ -447,6 +482,9 @@ def main() -> int:
     parser.add_argument("--variants", type=int, default=60, help="hue-rotated pictures")
     parser.add_argument("--style-pairs", type=int, default=80)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--distinct-similarity", type=float, default=0.7,
+                        help="drop sources SSCD puts at or above this cosine to another "
+                        "(1 keeps all)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--reviewed", type=Path,
                         default=Path(__file__).parent / "data" / "heldout_pairs.tsv")
@@ -479,6 +517,13 @@ def main() -> int:
 
     reviewed = reviewed_same(args.reviewed)
     dist = phash_distances(np.array([info[n]["phash8"] for n in eligible], dtype=np.uint64))
+    if args.distinct_similarity < 1.0:
+        keep = distinct_sources(args.images, eligible, dist, args.distinct_similarity)
+        print(f"{len(eligible) - len(keep):,} sources dropped as the same picture as another "
+              f"(pHash <= {DISTINCT_BITS} or SSCD cosine >= {args.distinct_similarity}): "
+              f"{len(keep):,} distinct", file=sys.stderr)
+        rows = [eligible.index(n) for n in keep]
+        eligible, dist = keep, dist[np.ix_(rows, rows)]
     split_of_source = assign_splits(eligible, dist, paths, reviewed)
     pairs = style_pairs(eligible, dist, split_of_source, paths, reviewed, rng, args.style_pairs)
     forced = sorted({n for pair in pairs for n in pair})

@@ -55,7 +55,8 @@ def test_query_finds_reencoded_turned_copy_with_its_transform(transform, turned_
     best = query["matches"][0]
     assert os.path.basename(best["path"]) == "photo_05.jpg", query
     assert best["transform"] == transform, query
-    assert set(best) == {"path", "method", "distance", "score", "transform"}
+    assert set(best) == {"path", "method", "distance", "score", "transform", "evidence"}
+    assert best["evidence"] == best["method"]  # the fast mode: the method decided it
     assert 0 < best["score"] <= 1.0
     assert len(query["matches"]) == 1, query
 

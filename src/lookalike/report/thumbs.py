@@ -104,7 +104,8 @@ class ThumbCache:
             data = stream.read(MAX_SOURCE_BYTES + 1)
         if len(data) > MAX_SOURCE_BYTES:
             raise ValueError(f"file over {MAX_SOURCE_BYTES >> 20} MB")
-        picture = decode(data, draft_size=self.size).image  # upright RGB, draft-reduced JPEG
+        # upright RGB, draft-reduced JPEG (a thumbnail needs no fine-texture re-decode)
+        picture = decode(data, draft_size=self.size, texture_draft=None).image
         picture.thumbnail((self.size, self.size))
         buffer = io.BytesIO()
         picture.save(buffer, self.format, quality=THUMB_QUALITY)
