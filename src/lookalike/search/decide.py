@@ -165,11 +165,14 @@ class QueryScores:
 
 
 def query_scores(units: np.ndarray, search: vectors.VectorIndex, queries: np.ndarray,
-                 rule: DecisionRule, extra_rows: np.ndarray | None = None) -> QueryScores:
+                 rule: DecisionRule, extra_rows: np.ndarray | None = None,
+                 known: dict[int, float] | None = None) -> QueryScores:
     """Normalised scores of the query (`queries`: its unit vectors, row 0 as it is, then its
-    flips and turns) against its nearest stored rows and `extra_rows` (hash matches). The
-    query's background is its own k-th nearest stored picture, each candidate's as at
-    search time: scans and queries of one collection give one score to one pair."""
+    flips and turns) against its `rule.neighbours` nearest stored rows and `extra_rows` (hash
+    matches). The query's background is its own k-th nearest stored picture, each
+    candidate's as at search time: scans and queries of one collection give one score to
+    one pair. `known`: stored rows' backgrounds from earlier queries (filled here), so a
+    long-lived caller does not search for them again."""
     n = len(units)
     if n == 0:
         empty = np.empty(0, np.int64)
@@ -178,15 +181,21 @@ def query_scores(units: np.ndarray, search: vectors.VectorIndex, queries: np.nda
     found = search.knn(queries, k)
     own = backgrounds(vectors.Neighbours(found.ids[:1], found.similarity[:1]), rule,
                       np.asarray([-1]))[0]
-    rows = np.unique(np.concatenate([found.ids[found.ids >= 0],
-                                     np.asarray(extra_rows if extra_rows is not None else [],
-                                                np.int64)]))
-    sims = queries @ units[rows].T  # (variants, candidates)
+    near = np.unique(found.ids[found.ids >= 0])
+    sims = queries @ units[near].T  # (variants, candidates)
+    nearest = near[np.argsort(-sims.max(axis=0), kind="stable")[:rule.neighbours]]
+    rows = np.unique(np.concatenate([nearest, np.asarray(
+        extra_rows if extra_rows is not None else [], np.int64)]))
+    sims = queries @ units[rows].T
     variant = sims.argmax(axis=0)
     # a flip or turn only where it scores clearly better than the picture as it is
     variant[sims[0] >= sims.max(axis=0) - TURN_MARGIN] = 0
-    near = search.knn(units[rows], min(rule.background_k + 1, n))
-    theirs = backgrounds(near, rule, rows)
+    known = {} if known is None else known
+    todo = np.asarray([r for r in rows.tolist() if r not in known], np.int64)
+    if len(todo):
+        found_todo = search.knn(units[todo], min(rule.background_k + 1, n))
+        known.update(zip(todo.tolist(), backgrounds(found_todo, rule, todo).tolist()))
+    theirs = np.asarray([known[r] for r in rows.tolist()], np.float32)
     score = normalised(sims[variant, np.arange(len(rows))], own, theirs)
     return QueryScores(rows, score, variant)
 

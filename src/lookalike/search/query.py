@@ -146,6 +146,7 @@ class _VectorQuery:
         self.spec, self.name, self.threshold = spec, name, threshold
         self.variants = variants
         self.normalised = normalised  # a descriptor judged by search/decide.py's rule
+        self._backgrounds: dict[int, float] = {}  # stored rows' backgrounds, as found
         self._search: embed.EmbedSearch | None = None
         self._lock = threading.Lock()
 
@@ -175,7 +176,9 @@ class _VectorQuery:
         hash_ids = {by_path[m.b] for m in hashed if m.b in by_path}
         extra = np.flatnonzero(np.isin(stored.content_ids, list(hash_ids)))
         rule = DecisionRule()
-        found = query_scores(stored.vectors, self._search.vectors, vectors, rule, extra)
+        with self._lock:  # the backgrounds found so far are shared by every query
+            found = query_scores(stored.vectors, self._search.vectors, vectors, rule, extra,
+                                 self._backgrounds)
         cids = stored.content_ids[found.rows]
         why = np.where(found.score >= rule.high, DESCRIPTOR, "").astype(object)
         why[(why == "") & np.isin(cids, list(hash_ids)) & (found.score >= rule.low)] = WITH_HASH
