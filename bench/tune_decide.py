@@ -60,7 +60,7 @@ def candidate_features(index_path: Path):
                                   background[ra], background[rb])
         variant = np.asarray([pairs[(a, b)] for a, b in keys.tolist()])
         fits, covered, recoloured = decide._local_fits(idx, ids[ra], ids[rb],
-                                                       np.maximum(variant, 0))
+                                                       np.maximum(variant, 0), r.coverage)
         path_of = {cid: sorted(f.path for f in fs) for cid, fs in files.items()}
         has_local = idx.has_signatures(get_spec("local"))
     return dict(a=ids[ra], b=ids[rb], score=score, is_hash=variant >= 0,

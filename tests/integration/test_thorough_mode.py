@@ -151,3 +151,17 @@ def test_a_thorough_query_finds_new_copies_and_not_a_framed_stranger(cli, collec
     assert found["turned.jpg"][:1] == ["o_astronaut.png"]
     assert found["bordered.jpg"][:1] == ["o_astronaut.png"]
     assert found["framed_stranger.png"] == []
+
+
+def test_thorough_keeps_plain_re_encodes_that_fit_on_few_cells(cli, tmp_path, sscd_ready):
+    """`make run MODE=thorough`'s sample: the JPEG q70 copy of a plain synthetic picture fits
+    on 42 inliers covering 0.43 of it, under the shared-frame limit; its thumbnails are the
+    same cell by cell (verify.same_thumbnail), so it stays a copy."""
+    sample = tmp_path / "sample"
+    assert cli("sample", sample).code == 0
+    index = tmp_path / "sample.db"
+    assert cli("scan", sample, "--mode", "thorough", "--index", index).code == 0
+    found = cli("dupes", "--index", index, "--pairs", "--format", "json")
+    pairs = _pairs(found)
+    assert frozenset(("picture_003.jpg", "picture_003_jpeg70.jpg")) in pairs
+    assert len(pairs) >= 12, pairs  # of 13 planted copies (the brighter one may be missed)

@@ -139,7 +139,8 @@ def decide_pairs(index: Index, content_ids: np.ndarray, units: np.ndarray,
     if has_local:
         ask = (score >= rule.low) | (is_hash & (variant != 0))
         fits, covered, recoloured = _local_fits(index, content_ids[ra[ask]],
-                                                content_ids[rb[ask]], variant[ask])
+                                                content_ids[rb[ask]], variant[ask],
+                                                rule.coverage)
         asked = np.flatnonzero(ask)
         confirms = fits & (covered >= rule.coverage)
         undecided = evidence[asked] == ""
@@ -230,10 +231,12 @@ def _inverse(variant: int) -> int:
     return int(INVERSE[variant])
 
 
-def _local_fits(index: Index, a: np.ndarray, b: np.ndarray, variant: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _local_fits(index: Index, a: np.ndarray, b: np.ndarray, variant: np.ndarray,
+                coverage: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mask of pairs that local features confirm, with colours that agree; the coverage
-    of their inliers, verify.Verification.coverage; mask of pairs whose geometry fits but
+    of their inliers, verify.Verification.coverage, or 1 where it is under `coverage` but
+    the thumbnails are the same cell by cell (a re-encode of a plain picture, whose
+    features fit on a few cells only); mask of pairs whose geometry fits but
     whose colours differ: verify.recoloured, or for pictures too plain for features, colour
     thumbnails that disagree). Pairs either picture of which has too few features, or no
     local signature, have no fit."""
@@ -245,15 +248,34 @@ def _local_fits(index: Index, a: np.ndarray, b: np.ndarray, variant: np.ndarray
         index, keys, stored_min_inliers(index), transforms=transforms)}
     fits, covered = np.zeros(len(keys), bool), np.zeros(len(keys), np.float32)
     recoloured = np.zeros(len(keys), bool)
+    partial = [key for key in keys if (r := results.get(key)) is not None and r.judgeable
+               and r.verification.confirmed and r.verification.coverage < coverage]
+    same = _same_thumbnails(index, partial, transforms)
     for i, key in enumerate(keys):
         r = results.get(key)
         if r is not None and r.judgeable:
             recoloured[i] = r.verification.recoloured
             if r.verification.confirmed:
-                fits[i], covered[i] = True, r.verification.coverage
+                fits[i], covered[i] = True, 1.0 if same.get(key) else r.verification.coverage
         elif r is not None:  # too few features: the colour thumbnails tell a recolour
             recoloured[i] = r.thumbnails_agree is False
     return fits, covered, recoloured
+
+
+def _same_thumbnails(index: Index, keys: list[tuple[int, int]],
+                     transforms: dict[tuple[int, int], int]) -> dict[tuple[int, int], bool]:
+    """verify.same_thumbnail of each pair's stored colour thumbnails."""
+    if not keys:
+        return {}
+    from ..methods import local
+    from ..methods.registry import get_spec
+    from .verify import same_thumbnail
+
+    values = index.values_for(get_spec("local"), {c for key in keys for c in key})
+    thumbs = {cid: local.unpack(value).thumbnail for cid, value in values.items()}
+    return {(a, b): thumbs.get(a) is not None and thumbs.get(b) is not None
+            and same_thumbnail(thumbs[a], thumbs[b], transforms.get((a, b), 0))
+            for a, b in keys}
 
 
 def _decided(a, b, score, variant, evidence) -> Decided:

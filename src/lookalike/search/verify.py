@@ -325,6 +325,26 @@ def thumbnails_agree(a: np.ndarray, b: np.ndarray, transform: int = 0,
                 and chroma <= THUMB_CHROMA)
 
 
+# same_thumbnail: every cell's lightness (each thumbnail's mean removed) within this. Re-
+# encodes, resizes and blur of the sample pictures stay within 1.0; different pictures in one
+# shared frame differ by 31 or more in some cell (tests/integration/test_thorough_mode.py).
+SAME_CELL_LIGHTNESS = 6.0
+
+
+def same_thumbnail(a: np.ndarray, b: np.ndarray, transform: int = 0) -> bool:
+    """Whether two (3, T, T) CIELAB thumbnails are the same picture cell by cell, after
+    turning a by `transform` onto b: stricter than thumbnails_agree, which averages over the
+    cells (a shared frame keeps the average low while the content inside it differs)."""
+    from ..methods.dihedral import variant
+
+    a = variant(a.astype(np.float32), int(transform))
+    b = b.astype(np.float32)
+    cells = np.abs((a[0] - a[0].mean()) - (b[0] - b[0].mean()))
+    grey = min(np.abs(a[1:] - 128).mean(), np.abs(b[1:] - 128).mean()) < GREY_CHROMA
+    chroma = 0.0 if grey else float(np.abs(a[1:] - b[1:]).mean())
+    return bool(cells.max() <= SAME_CELL_LIGHTNESS and chroma <= THUMB_CHROMA)
+
+
 REGION_LIGHTNESS = 10.0  # region_agrees: lightness pattern limit (a box, not a whole picture)
 REGION_BRIGHTNESS = 30.0  # and of the mean lightness: a somewhat brighter copy still agrees
 REGION_CELLS = 16  # of a's 8x8 thumbnail cells that must land inside b to judge
