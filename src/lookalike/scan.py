@@ -25,12 +25,12 @@ log = logging.getLogger(__name__)
 
 # The default signature set: cheap and, together, the best measured precision/recall
 # (README, "Choosing a method"). "pixels" (exact) is always added.
-DEFAULT_METHODS = ("phash", "dhash")
+DEFAULT_METHODS = ("phash", "dhash", "colour")
 # The two modes a user chooses in one word (README, "Fast or thorough"): the default, and a
 # copy-detection descriptor with local features, judged by one rule (search/decide.py).
 THOROUGH_MODEL = "sscd-distilled"
 MODES = {"fast": DEFAULT_METHODS,
-         "thorough": ("phash", "dhash", "local", f"embed@{THOROUGH_MODEL}")}
+         "thorough": ("phash", "dhash", "colour", "local", f"embed@{THOROUGH_MODEL}")}
 BATCH = 1024  # paths looked up in the index at once
 CHUNK = 48  # files sent to a worker at once
 CHUNK_BYTES = 64 << 20  # ... and at most this many bytes of them (one big file may exceed it)

@@ -141,7 +141,7 @@ def register_method(spec: MethodSpec) -> Callable[[Callable[[], Method]], Callab
 
 
 def _load_builtins() -> None:
-    from . import exact, local, pdq, perceptual  # noqa: F401  (registration side effect)
+    from . import colour, exact, local, pdq, perceptual  # noqa: F401  (registration side effect)
 
 
 def list_methods(pattern: str = "*") -> list[MethodSpec]:

@@ -149,6 +149,26 @@ def confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
     return ~(has_a & has_b) | (distance <= rule.confirm_radius)
 
 
+def same_colours(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
+                 variant: np.ndarray) -> np.ndarray:
+    """Mask of hash pairs whose colour thumbnails agree in the hash's orientation (a to b),
+    where the index holds them (the fast mode's "colour" method; verify.same_colours):
+    grey hashes pair a picture with the same picture in another colour."""
+    spec = get_spec("colour")
+    if ids_a.size == 0 or spec.name not in index.methods_present():
+        return np.ones(ids_a.size, dtype=bool)
+    from .verify import same_colours as agree
+
+    codes = index.load_codes(spec)
+    pos_a, has_a = _aligned(codes, ids_a)
+    pos_b, has_b = _aligned(codes, ids_b)
+    thumbs = codes.codes[:, 0].reshape(len(codes.codes), 3, 8, 8)
+    keep = ~(has_a & has_b)  # a picture without a thumbnail keeps its pairs
+    for k in np.flatnonzero(has_a & has_b).tolist():
+        keep[k] = agree(thumbs[pos_a[k]], thumbs[pos_b[k]], int(variant[k]))
+    return keep
+
+
 def content_pairs(index: Index, method: str = "auto", max_distance: int | None = None,
                   confirm_distance: int | None = None, files: dict | None = None,
                   calibrated: bool = True, verify: bool = False,
@@ -184,6 +204,8 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
         hits = hits.take(np.isin(a_ids, ids) & np.isin(b_ids, ids))  # `files` may be a subset
         a_ids, b_ids = content_ids[hits.query], content_ids[hits.item]
         hits = hits.take(confirmed(rule, index, a_ids, b_ids, hits.variant))
+        hits = hits.take(same_colours(index, content_ids[hits.query], content_ids[hits.item],
+                                      hits.variant))
         if verify:
             hits = hits.take(verified(index, content_ids[hits.query], content_ids[hits.item],
                                       hits.variant))
