@@ -56,3 +56,24 @@ def test_fast_mode_keeps_copies_and_drops_recoloured_variants(cli, tmp_path):
     loose = cli("dupes", "--index", index, "--pairs", "--format", "json")
     assert any("coffee_variant.png" in {Path(p["a"]).name, Path(p["b"]).name}
                for p in loose.json()["pairs"])
+
+
+def test_fast_query_drops_a_recoloured_variant_and_finds_a_turned_copy(cli, tmp_path):
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    photo = _photo("coffee.png")
+    photo.save(folder / "coffee.png")
+    _photo("astronaut.png").save(folder / "astronaut.png")
+    index = tmp_path / "index.db"
+    assert cli("scan", folder, "--index", index).code == 0
+    asks = tmp_path / "asks"
+    asks.mkdir()
+    _hue_rotated(photo, 150).save(asks / "variant.png")
+    photo.transpose(Image.Transpose.ROTATE_90).save(asks / "turned.jpg", quality=85)
+    asked = cli("query", asks / "variant.png", asks / "turned.jpg", "--index", index,
+                "--format", "json")
+    assert asked.code == 0, str(asked)
+    found = {Path(q["path"]).name: q["matches"] for q in asked.json()["queries"]}
+    assert found["variant.png"] == []
+    assert [Path(m["path"]).name for m in found["turned.jpg"]] == ["coffee.png"]
+    assert found["turned.jpg"][0]["transform"] == "rot90"

@@ -68,6 +68,8 @@ class PreparedQuery:
         self.rule = None if method == EMBED else make_rule(index, method, max_distance,
                                                            calibrated=calibrated)
         self.names = signature_names(self.rule)
+        if self.rule is not None and "colour" in index.methods_present():
+            self.names.append("colour")  # hash matches in other colours are dropped
         self.vector = None
         if use_embed:
             spec, name = embed.index_method(index, model)
@@ -234,6 +236,9 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of, nea
         for cid in pixels.content_ids[same].tolist():
             matches += [Match(path, f.path, "pixels", 0, 1.0) for f in files.get(cid, [])]
     hashed = _near(path, near(), signatures, files, nearest) if rule is not None else []
+    if hashed and "colour" in signatures and not nearest:
+        hashed = _same_colours(hashed, signatures["colour"], codes_of(get_spec("colour")),
+                               files)
     if vector is not None and vector.normalised:  # thorough: hash matches are candidates
         rgb = Picture(decoded).rgb if vector.variants else None
         matches += vector.judged(index, path, signatures, files, nearest, rgb, hashed)
@@ -248,6 +253,25 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of, nea
                                                               best[m.b].distance):
             best[m.b] = m
     return QueryResult(path, tuple(sorted(best.values(), key=lambda m: (-m.score, m.b))))
+
+
+def _same_colours(matches: list[Match], colour: Signature, codes: Codes, files
+                  ) -> list[Match]:
+    """The hash matches whose colour thumbnails agree with the query's (verify.same_colours,
+    as dupes.same_colours does for pairs in the index)."""
+    from .verify import same_colours
+
+    query = np.frombuffer(colour.value, np.uint8).reshape(3, 8, 8)
+    row_of = {int(c): r for r, c in enumerate(codes.content_ids.tolist())}
+    cid_of = {f.path: cid for cid, fs in files.items() for f in fs}
+    thumbs = codes.codes[:, 0].reshape(len(codes.codes), 3, 8, 8)
+    kept = []
+    for m in matches:
+        row = row_of.get(cid_of.get(m.b, -1))
+        # the match's transform turns the indexed picture into the query
+        if row is None or same_colours(thumbs[row], query, dihedral.NAMES.index(m.transform)):
+            kept.append(m)
+    return kept
 
 
 def _near(path: str, search: "NearSearch", signatures: dict[str, Signature], files,
