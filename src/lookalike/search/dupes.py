@@ -41,6 +41,9 @@ EMBED_PROPOSE_INLIERS = 25
 # (verify.Verification.coverage): two menu icons, signs or dialogs drawn in one frame match
 # on the frame alone (bench/README.md, "Frames and templates").
 EMBED_PROPOSE_COVERAGE = 0.5
+# thumbnails_hold: a picture with this many hash neighbours or more is a hub (a shared frame
+# or template); copy families of the copy-detection benchmark have at most 4 members.
+HUB_DEGREE = 5
 # Chosen by measurement on bench/make_collection.py's collection (README, "Grouping").
 DEFAULT_LINKAGE = "complete"
 
@@ -149,23 +152,31 @@ def confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
     return ~(has_a & has_b) | (distance <= rule.confirm_radius)
 
 
-def same_colours(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
-                 variant: np.ndarray) -> np.ndarray:
-    """Mask of hash pairs whose colour thumbnails agree in the hash's orientation (a to b),
-    where the index holds them (the fast mode's "colour" method; verify.same_colours):
-    grey hashes pair a picture with the same picture in another colour."""
+def thumbnails_hold(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
+                    variant: np.ndarray) -> np.ndarray:
+    """Mask of hash pairs that the colour thumbnails (the fast mode's "colour" method) do
+    not contradict, in the hash's orientation (a to b); all kept where the index has none.
+    - Colours must agree (verify.same_colours): grey hashes pair a picture with the same
+      picture in another colour.
+    - A pair with a hub, a picture with HUB_DEGREE or more hash neighbours, must also have
+      the same light pattern nearly everywhere (verify.same_layout): many pictures shown in
+      one web or phone frame hash alike, and each has many such neighbours."""
     spec = get_spec("colour")
     if ids_a.size == 0 or spec.name not in index.methods_present():
         return np.ones(ids_a.size, dtype=bool)
-    from .verify import same_colours as agree
+    from .verify import same_colours, same_layout
 
     codes = index.load_codes(spec)
     pos_a, has_a = _aligned(codes, ids_a)
     pos_b, has_b = _aligned(codes, ids_b)
     thumbs = codes.codes[:, 0].reshape(len(codes.codes), 3, 8, 8)
+    ids, degree = np.unique(np.concatenate([ids_a, ids_b]), return_counts=True)
+    hub = np.maximum(degree[np.searchsorted(ids, ids_a)],
+                     degree[np.searchsorted(ids, ids_b)]) >= HUB_DEGREE
     keep = ~(has_a & has_b)  # a picture without a thumbnail keeps its pairs
     for k in np.flatnonzero(has_a & has_b).tolist():
-        keep[k] = agree(thumbs[pos_a[k]], thumbs[pos_b[k]], int(variant[k]))
+        a, b, v = thumbs[pos_a[k]], thumbs[pos_b[k]], int(variant[k])
+        keep[k] = same_colours(a, b, v) and (not hub[k] or same_layout(a, b, v))
     return keep
 
 
@@ -204,8 +215,8 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
         hits = hits.take(np.isin(a_ids, ids) & np.isin(b_ids, ids))  # `files` may be a subset
         a_ids, b_ids = content_ids[hits.query], content_ids[hits.item]
         hits = hits.take(confirmed(rule, index, a_ids, b_ids, hits.variant))
-        hits = hits.take(same_colours(index, content_ids[hits.query], content_ids[hits.item],
-                                      hits.variant))
+        hits = hits.take(thumbnails_hold(index, content_ids[hits.query],
+                                         content_ids[hits.item], hits.variant))
         if verify:
             hits = hits.take(verified(index, content_ids[hits.query], content_ids[hits.item],
                                       hits.variant))

@@ -365,6 +365,25 @@ def same_colours(a: np.ndarray, b: np.ndarray, transform: int = 0,
     return bool(np.abs(a[1:] - b[1:]).mean() <= max_chroma)
 
 
+# same_layout: at most this share of cells may differ by more than LAYOUT_CELL in lightness
+# (each thumbnail's mean removed). Two pictures shown small in one web or phone frame differ
+# in the cells of the picture; copies that hashes find differ in 3 cells of 64 at most
+# (bench/README.md, "The fast mode's hub check").
+LAYOUT_CELL = 20.0
+LAYOUT_SHARE = 0.05
+
+
+def same_layout(a: np.ndarray, b: np.ndarray, transform: int = 0) -> bool:
+    """Whether two (3, T, T) CIELAB thumbnails show the same light pattern nearly everywhere,
+    after turning a by `transform` onto b."""
+    from ..methods.dihedral import variant
+
+    a = variant(a.astype(np.float32), int(transform))
+    b = b.astype(np.float32)
+    cells = np.abs((a[0] - a[0].mean()) - (b[0] - b[0].mean()))
+    return bool((cells > LAYOUT_CELL).mean() <= LAYOUT_SHARE)
+
+
 REGION_LIGHTNESS = 10.0  # region_agrees: lightness pattern limit (a box, not a whole picture)
 REGION_BRIGHTNESS = 30.0  # and of the mean lightness: a somewhat brighter copy still agrees
 REGION_CELLS = 16  # of a's 8x8 thumbnail cells that must land inside b to judge
