@@ -59,14 +59,18 @@ def test_find_in_finds_collage_tiles_by_their_hashes(cli, hashed, tmp_path):
 
 
 def test_a_recoloured_tile_is_not_the_indexed_picture(cli, hashed, tmp_path):
-    """The recoloured coffee's hashes match coffee.jpg (query says so); its tile in a
-    collage is still not reported, because its colours are not coffee.jpg's."""
+    """The recoloured coffee's hashes match coffee.jpg (query --nearest says so); neither
+    query (the fast mode's colour check) nor its tile in a collage reports it, because its
+    colours are not coffee.jpg's."""
     root, index = hashed
     alone = tmp_path / "coffee_hue.jpg"
     alone.write_bytes(jpeg(hue_shifted(photo("coffee.png"))))
-    by_hash = cli("query", alone, "--index", index, "--format", "json")
-    matches = by_hash.json()["queries"][0]["matches"]
-    assert "coffee.jpg" in {os.path.basename(m["path"]) for m in matches}, str(by_hash)
+    nearest = cli("query", alone, "--index", index, "--nearest", "1", "--format", "json")
+    matches = nearest.json()["queries"][0]["matches"]
+    assert "coffee.jpg" in {os.path.basename(m["path"]) for m in matches}, str(nearest)
+    assert matches[0]["method"] == "phash" and matches[0]["distance"] <= 8
+    checked = cli("query", alone, "--index", index, "--format", "json")
+    assert checked.json()["queries"][0]["matches"] == [], str(checked)
     page = Image.new("RGB", (1000, 800), (255, 255, 255))
     page.paste(ImageOps.contain(hue_shifted(photo("coffee.png")), (500, 500)), (40, 40))
     query = tmp_path / "page.jpg"
