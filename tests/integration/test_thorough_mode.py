@@ -121,12 +121,12 @@ def test_without_the_coverage_check_the_shared_frames_would_pair(collection, tmp
 
     from lookalike import scan
     from lookalike.index.store import open_index
-    from lookalike.search import decide
+    from lookalike.search import decide, dupes
     from lookalike.search.dupes import find_pairs
 
     index = tmp_path / "loose.db"
     scan([collection], index_path=index, mode="thorough", workers=1)
-    monkeypatch.setattr(decide, "DecisionRule",
+    monkeypatch.setattr(dupes, "DecisionRule",
                         functools.partial(decide.DecisionRule, coverage=0.0))
     with open_index(index) as idx:
         pairs = {frozenset((Path(m.a).name, Path(m.b).name)) for m in find_pairs(idx)}

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ..types import Signature
+from .local import lab_of
 from .registry import MethodSpec, Picture, _area, register_method
 
 SIDE = 8
@@ -22,8 +23,6 @@ SPEC = MethodSpec(name="colour", version=1, kind="exact", bits=3 * SIDE * SIDE *
 
 def lab_thumbnail(rgb: np.ndarray, side: int = SIDE) -> np.ndarray:
     """(3, side, side) uint8 CIELAB (a and b offset by 128), area-averaged."""
-    from .local import lab_of
-
     return lab_of(np.ascontiguousarray(_area(np.ascontiguousarray(rgb), side, side)))
 
 

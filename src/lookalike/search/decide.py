@@ -29,8 +29,12 @@ import numpy as np
 
 from ..errors import LookalikeError
 from ..index.store import Index
+from ..methods import local
+from ..methods.dihedral import INVERSE
+from ..methods.registry import get_spec
 from . import vectors
-from .partial import verify_content_pairs
+from .partial import judgeable, stored_min_inliers, verify_content_pairs
+from .verify import same_thumbnail, verify
 
 TURN_MARGIN = 0.03  # how much better a query's flip or turn must score to be named
 DESCRIPTOR = "descriptor"
@@ -210,11 +214,6 @@ def local_veto(index: Index, content_ids: np.ndarray, query_local: bytes,
     """Mask of indexed pictures that a query's local signature (packed, as scanned) fits
     on a part of the pictures only (the same frame or template around other content), or
     fits in other colours (verify.recoloured): not copies, whatever the descriptor says."""
-    from ..methods import local
-    from ..methods.registry import get_spec
-    from .partial import judgeable, stored_min_inliers
-    from .verify import verify
-
     query = local.unpack(query_local)
     values = index.values_for(get_spec("local"), set(content_ids.tolist()))
     least = stored_min_inliers(index)
@@ -230,8 +229,6 @@ def local_veto(index: Index, content_ids: np.ndarray, query_local: bytes,
 
 
 def _inverse(variant: int) -> int:
-    from ..methods.dihedral import INVERSE
-
     return int(INVERSE[variant])
 
 
@@ -244,8 +241,6 @@ def _local_fits(index: Index, a: np.ndarray, b: np.ndarray, variant: np.ndarray,
     whose colours differ: verify.recoloured, or for pictures too plain for features, colour
     thumbnails that disagree). Pairs either picture of which has too few features, or no
     local signature, have no fit."""
-    from .partial import stored_min_inliers
-
     keys = list(zip(a.tolist(), b.tolist()))
     transforms = dict(zip(keys, variant.tolist()))
     results = {(r.a, r.b): r for r in verify_content_pairs(
@@ -271,10 +266,6 @@ def _same_thumbnails(index: Index, keys: list[tuple[int, int]],
     """verify.same_thumbnail of each pair's stored colour thumbnails."""
     if not keys:
         return {}
-    from ..methods import local
-    from ..methods.registry import get_spec
-    from .verify import same_thumbnail
-
     values = index.values_for(get_spec("local"), {c for key in keys for c in key})
     thumbs = {cid: local.unpack(value).thumbnail for cid, value in values.items()}
     return {(a, b): thumbs.get(a) is not None and thumbs.get(b) is not None

@@ -14,7 +14,9 @@ from ..methods import dihedral
 from ..methods.registry import MethodSpec, get_spec
 from ..types import Group, Match
 from . import binary, embed
+from .decide import DecisionRule, decide_pairs
 from .group import link_groups
+from .verify import same_colours, same_layout
 
 # "auto": exact copies, plus pHash neighbours (radius 8) confirmed by dHash (radius 10),
 # under any flip or rotation. Requiring two independent hashes to agree removes look-alike
@@ -164,8 +166,6 @@ def thumbnails_hold(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
     spec = get_spec("colour")
     if ids_a.size == 0 or spec.name not in index.methods_present():
         return np.ones(ids_a.size, dtype=bool)
-    from .verify import same_colours, same_layout
-
     codes = index.load_codes(spec)
     pos_a, has_a = _aligned(codes, ids_a)
     pos_b, has_b = _aligned(codes, ids_b)
@@ -232,8 +232,6 @@ def _thorough_pairs(index: Index, ids: np.ndarray, model: str | None,
     """The thorough mode: hash pairs and descriptor neighbours judged by one rule on
     normalised descriptor scores (search/decide.py). Hash pairs with a picture that has no
     descriptor (too plain to embed) stay hash pairs."""
-    from .decide import DecisionRule, decide_pairs
-
     stored = embed.load(index, embed.index_spec(index, model))
     live = np.isin(stored.content_ids, ids)
     content_ids, units = stored.content_ids[live], stored.vectors[live]

@@ -21,6 +21,7 @@ from . import binary
 from . import embed
 from .decide import DESCRIPTOR, WITH_HASH, DecisionRule, query_scores, local_veto
 from .dupes import EMBED, Rule, evidence_rank, confirmed, make_rule, orientation_rule, usable_rows
+from .verify import same_colours
 
 
 @dataclass(frozen=True)
@@ -259,8 +260,6 @@ def _same_colours(matches: list[Match], colour: Signature, codes: Codes, files
                   ) -> list[Match]:
     """The hash matches whose colour thumbnails agree with the query's (verify.same_colours,
     as dupes.same_colours does for pairs in the index)."""
-    from .verify import same_colours
-
     query = np.frombuffer(colour.value, np.uint8).reshape(3, 8, 8)
     row_of = {int(c): r for r, c in enumerate(codes.content_ids.tolist())}
     cid_of = {f.path: cid for cid, fs in files.items() for f in fs}
