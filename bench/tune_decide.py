@@ -27,6 +27,7 @@ def candidate_features(index_path: Path):
     """Per candidate pair: content ids, normalised score, hash pair, hash variant, local fit,
     coverage, recoloured (search/decide.py's inputs, for every candidate)."""
     from lookalike.index.store import open_index
+    from lookalike.methods.dihedral import INVERSE
     from lookalike.methods.registry import get_spec
     from lookalike.search import decide, dupes, embed, vectors
 
@@ -53,7 +54,7 @@ def candidate_features(index_path: Path):
                            hits.variant.tolist()):
             ra, rb = row_of.get(a), row_of.get(b)
             if ra is not None and rb is not None and ra != rb:
-                pairs[(min(ra, rb), max(ra, rb))] = int(v) if ra < rb else decide._inverse(v)
+                pairs[(min(ra, rb), max(ra, rb))] = int(v) if ra < rb else int(INVERSE[v])
         keys = np.asarray(sorted(pairs), np.int64).reshape(-1, 2)
         ra, rb = keys[:, 0], keys[:, 1]
         score = decide.normalised(np.einsum("ij,ij->i", units[ra], units[rb]),

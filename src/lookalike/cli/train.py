@@ -158,11 +158,8 @@ def _default_index(roots: list[Path]) -> Path:
 
 def _split(files: list[str]) -> tuple[list[str], list[str]]:
     """(training pictures, pictures kept out for the check): large collections keep some."""
-    try:
-        from ..train.check import split_holdout
-    except ImportError as exc:
-        raise _fail(f"training needs its optional extra ({exc.name} is missing): "
-                    "pip install 'lookalike[train]'", USAGE) from None
+    from ..train.check import split_holdout  # NumPy and Pillow only: no optional extra
+
     return split_holdout(files)
 
 
@@ -179,7 +176,7 @@ def _run(training, held_out, objective, steps, batch, lr, name, out_dir, init, r
         return train(training, objective=objective, steps=steps, epochs=epochs,
                      batch_size=batch, lr=lr, device=device, out_dir=out_dir, resume=resume,
                      init=init_path, net_config=net_config, progress=report, model_name=name,
-                     check_files=held_out or None)
+                     check_files=held_out)
 
 
 def _init(init: Optional[str]):

@@ -93,10 +93,10 @@ def backgrounds(found: vectors.Neighbours, rule: DecisionRule,
     others = np.where(ids != rows[:, None], sims, -np.inf)  # not the row itself
     others = -np.sort(-others, axis=1)
     k = rule.background_k
-    if others.shape[1] < k or np.isfinite(others[:, k - 1]).sum() == 0:
+    if others.shape[1] < k:
         return np.full(len(ids), rule.prior_background, np.float32)
-    return np.where(np.isfinite(others[:, k - 1]), others[:, k - 1],
-                    rule.prior_background).astype(np.float32)
+    kth = others[:, k - 1]
+    return np.where(np.isfinite(kth), kth, rule.prior_background).astype(np.float32)
 
 
 def normalised(similarity: np.ndarray, background_a: np.ndarray,
@@ -108,7 +108,7 @@ def normalised(similarity: np.ndarray, background_a: np.ndarray,
 def decide_pairs(index: Index, content_ids: np.ndarray, units: np.ndarray,
                  hash_a: np.ndarray, hash_b: np.ndarray, hash_variant: np.ndarray,
                  rule: DecisionRule, has_local: bool) -> Decided:
-    """Judge the candidates: `content_ids` with their (N, d) descriptor rows `units`, and
+    """Judge the candidates: `content_ids` (sorted) with their (N, d) descriptor rows `units`, and
     the hash pairs (content ids, variant from a to b). Local features, where the index
     holds them, are asked only about pairs the descriptor alone does not settle."""
     n = len(content_ids)
@@ -117,31 +117,27 @@ def decide_pairs(index: Index, content_ids: np.ndarray, units: np.ndarray,
     k = min(max(rule.neighbours, rule.background_k) + 1, n)
     found = vectors.build(units).knn(units, k)
     background = backgrounds(found, rule)
-    row_of = {int(c): r for r, c in enumerate(content_ids.tolist())}
-
-    # candidates: descriptor neighbours (each unordered pair once) and hash pairs
-    rows = np.repeat(np.arange(n), k)
-    cols, sims = found.ids.ravel(), found.similarity.ravel()
+    # candidates: descriptor neighbours and hash pairs, as unordered row pairs (a < b)
+    rows, cols = np.repeat(np.arange(n), k), found.ids.ravel()
     near = (cols >= 0) & (cols != rows)
-    cand = {(min(r, c), max(r, c)): 0 for r, c in zip(rows[near].tolist(), cols[near].tolist())
-            if r != c}
-    hashed: dict[tuple[int, int], int] = {}
-    for a, b, v in zip(hash_a.tolist(), hash_b.tolist(), np.asarray(hash_variant).tolist()):
-        ra, rb = row_of.get(a), row_of.get(b)
-        if ra is None or rb is None or ra == rb:
-            continue
-        hashed[(ra, rb) if ra < rb else (rb, ra)] = int(v) if ra < rb else _inverse(int(v))
-    pairs = np.asarray(sorted(set(cand) | set(hashed)), np.int64).reshape(-1, 2)
-    if not len(pairs):
+    near_keys = np.minimum(rows, cols)[near] * n + np.maximum(rows, cols)[near]
+    ha, hb = np.searchsorted(content_ids, hash_a), np.searchsorted(content_ids, hash_b)
+    ha, hb = np.minimum(ha, n - 1), np.minimum(hb, n - 1)
+    usable = (content_ids[ha] == hash_a) & (content_ids[hb] == hash_b) & (ha != hb)
+    ha, hb, hv = ha[usable], hb[usable], np.asarray(hash_variant, np.int64)[usable]
+    hv = np.where(ha < hb, hv, np.asarray(INVERSE)[hv])  # the variant from the lower row
+    hash_keys = np.minimum(ha, hb) * n + np.maximum(ha, hb)
+    keys = np.unique(np.concatenate([near_keys, hash_keys]))
+    if not len(keys):
         return _decided([], [], [], [], [])
-    ra, rb = pairs[:, 0], pairs[:, 1]
+    ra, rb = keys // n, keys % n
     sim = np.einsum("ij,ij->i", units[ra], units[rb])
     score = normalised(sim, background[ra], background[rb])
-    is_hash = np.fromiter(((a, b) in hashed for a, b in pairs.tolist()), bool, len(pairs))
-    variant = np.fromiter((hashed.get((a, b), 0) for a, b in pairs.tolist()), np.int64,
-                          len(pairs))
+    is_hash = np.isin(keys, hash_keys)
+    variant = np.zeros(len(keys), np.int64)
+    variant[np.searchsorted(keys, hash_keys)] = hv
 
-    evidence = np.full(len(pairs), "", dtype=object)
+    evidence = np.full(len(keys), "", dtype=object)
     evidence[score >= rule.high] = DESCRIPTOR
     evidence[(evidence == "") & is_hash & (score >= rule.low)] = WITH_HASH
     if has_local:
@@ -226,10 +222,6 @@ def local_veto(index: Index, content_ids: np.ndarray, query_local: bytes,
             fit = verify(indexed, query, least)
             out[i] = (fit.confirmed and fit.coverage < rule.coverage) or fit.recoloured
     return out
-
-
-def _inverse(variant: int) -> int:
-    return int(INVERSE[variant])
 
 
 def _local_fits(index: Index, a: np.ndarray, b: np.ndarray, variant: np.ndarray,

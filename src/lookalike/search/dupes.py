@@ -113,7 +113,7 @@ def usable_rows(codes: Codes, spec: MethodSpec) -> np.ndarray:
     return np.flatnonzero(codes.quality >= spec.min_quality)
 
 
-def _aligned(codes: Codes, content_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def aligned_rows(codes: Codes, content_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of `codes` for `content_ids`, and a mask of which ids have a row."""
     pos = np.searchsorted(codes.content_ids, content_ids)
     pos = np.clip(pos, 0, max(len(codes.content_ids) - 1, 0))
@@ -134,10 +134,10 @@ def confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
     if rule.confirm is None or ids_a.size == 0:
         return np.ones(ids_a.size, dtype=bool)
     codes = codes if codes is not None else index.load_codes(rule.confirm)
-    pos_b, has_b = _aligned(codes, ids_b)
+    pos_b, has_b = aligned_rows(codes, ids_b)
     right = codes.codes[pos_b, 0]
     if query_codes is None:
-        pos_a, has_a = _aligned(codes, ids_a)
+        pos_a, has_a = aligned_rows(codes, ids_a)
         left = codes.codes[pos_a]  # (M, 8, nbytes)
         has_a &= codes.quality[pos_a] >= rule.confirm.min_quality
     else:
@@ -167,8 +167,8 @@ def thumbnails_hold(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
     if ids_a.size == 0 or spec.name not in index.methods_present():
         return np.ones(ids_a.size, dtype=bool)
     codes = index.load_codes(spec)
-    pos_a, has_a = _aligned(codes, ids_a)
-    pos_b, has_b = _aligned(codes, ids_b)
+    pos_a, has_a = aligned_rows(codes, ids_a)
+    pos_b, has_b = aligned_rows(codes, ids_b)
     thumbs = codes.codes[:, 0].reshape(len(codes.codes), 3, 8, 8)
     ids, degree = np.unique(np.concatenate([ids_a, ids_b]), return_counts=True)
     hub = np.maximum(degree[np.searchsorted(ids, ids_a)],
@@ -209,12 +209,7 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
             return ids, out
     rule = make_rule(index, method, max_distance, confirm_distance, calibrated)
     if rule is not None:
-        hits, content_ids, identity = _near_pairs(index, rule)
-        hits = orientation_rule(rule, hits, identity[hits.query], identity[hits.item])
-        a_ids, b_ids = content_ids[hits.query], content_ids[hits.item]
-        hits = hits.take(np.isin(a_ids, ids) & np.isin(b_ids, ids))  # `files` may be a subset
-        a_ids, b_ids = content_ids[hits.query], content_ids[hits.item]
-        hits = hits.take(confirmed(rule, index, a_ids, b_ids, hits.variant))
+        hits, content_ids = _hash_hits(index, rule, ids)
         hits = hits.take(thumbnails_hold(index, content_ids[hits.query],
                                          content_ids[hits.item], hits.variant))
         if verify:
@@ -224,6 +219,17 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
                                 np.searchsorted(ids, content_ids[hits.item]),
                                 hits.distance, hits.variant, rule.primary.name))
     return ids, out
+
+
+def _hash_hits(index: Index, rule: Rule, ids: np.ndarray) -> tuple[binary.Hits, np.ndarray]:
+    """The rule's hash pairs among the content ids `ids` (`files` may be a subset), under the
+    orientation rule and confirmed by the second hash; and the content id of each row."""
+    hits, content_ids, identity = _near_pairs(index, rule)
+    hits = orientation_rule(rule, hits, identity[hits.query], identity[hits.item])
+    a_ids, b_ids = content_ids[hits.query], content_ids[hits.item]
+    hits = hits.take(np.isin(a_ids, ids) & np.isin(b_ids, ids))
+    a_ids, b_ids = content_ids[hits.query], content_ids[hits.item]
+    return hits.take(confirmed(rule, index, a_ids, b_ids, hits.variant)), content_ids
 
 
 def _thorough_pairs(index: Index, ids: np.ndarray, model: str | None,
@@ -239,12 +245,7 @@ def _thorough_pairs(index: Index, ids: np.ndarray, model: str | None,
     hash_a = hash_b = variant = np.empty(0, np.int64)
     out: list[ContentPairs] = []
     if rule is not None:
-        hits, hit_ids, identity = _near_pairs(index, rule)
-        hits = orientation_rule(rule, hits, identity[hits.query], identity[hits.item])
-        a_ids, b_ids = hit_ids[hits.query], hit_ids[hits.item]
-        hits = hits.take(np.isin(a_ids, ids) & np.isin(b_ids, ids))
-        a_ids, b_ids = hit_ids[hits.query], hit_ids[hits.item]
-        hits = hits.take(confirmed(rule, index, a_ids, b_ids, hits.variant))
+        hits, hit_ids = _hash_hits(index, rule, ids)
         a_ids, b_ids = hit_ids[hits.query], hit_ids[hits.item]
         judged = np.isin(a_ids, content_ids) & np.isin(b_ids, content_ids)
         hash_a, hash_b, variant = a_ids[judged], b_ids[judged], hits.variant[judged]

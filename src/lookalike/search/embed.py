@@ -13,8 +13,9 @@ import numpy as np
 
 from ..errors import LookalikeError
 from ..index.store import Index
-from ..methods.embedding import NAME, method_name
+from ..methods.embedding import DEFAULT_MODEL, NAME, method_name, split_name
 from ..methods.registry import MethodSpec, get_spec
+from ..models.registry import lookup_model
 from . import vectors
 
 SCALE = 1000  # distance units per unit of cosine distance
@@ -57,9 +58,6 @@ def index_spec(index: Index, model: str | None = None) -> MethodSpec:
 def is_descriptor(index: Index, model: str | None = None) -> bool:
     """Whether the embeddings `dupes` would use are a copy-detection descriptor whose scores
     are normalised and judged by the thorough mode's rule (ModelSpec.normalised)."""
-    from ..methods.embedding import DEFAULT_MODEL, split_name
-    from ..models.registry import lookup_model
-
     try:
         name = index_method(index, model)[1]
     except LookalikeError:

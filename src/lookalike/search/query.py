@@ -20,7 +20,8 @@ from ..worker import compute_signatures, read_file, shared_method
 from . import binary
 from . import embed
 from .decide import DESCRIPTOR, WITH_HASH, DecisionRule, query_scores, local_veto
-from .dupes import EMBED, Rule, evidence_rank, confirmed, make_rule, orientation_rule, usable_rows
+from .dupes import (EMBED, Rule, aligned_rows, confirmed, evidence_rank, make_rule,
+                    orientation_rule, usable_rows)
 from .verify import same_colours
 
 
@@ -81,6 +82,7 @@ class PreparedQuery:
             if self.vector.normalised and index.has_signatures(get_spec("local")):
                 self.names.append("local")  # the shared-frame check (decide.coverage)
         self.files = index.live_files()
+        self.content_of = {f.path: cid for cid, fs in self.files.items() for f in fs}
         self._codes: dict[str, Codes] = {}
         self._search: NearSearch | None = None
         self._lock = threading.RLock()
@@ -111,7 +113,7 @@ class PreparedQuery:
             try:
                 result = _one(index, os.path.abspath(path), self.rule, self.names, self.files,
                               self.method, codes_of, lambda: self.near(index), nearest,
-                              self.vector)
+                              self.vector, self.content_of)
             except (OSError, DecodeError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 result = QueryResult(path, (), Failure(path, "decode", reason))
@@ -166,8 +168,8 @@ class _VectorQuery:
         return vectors
 
     def judged(self, index: Index, path: str, signatures: dict[str, Signature], files,
-               nearest: int | None, rgb: np.ndarray | None, hashed: list[Match]
-               ) -> list[Match]:
+               nearest: int | None, rgb: np.ndarray | None, hashed: list[Match],
+               content_of: dict[str, int]) -> list[Match]:
         """The thorough mode's matches: descriptor neighbours and the hash matches
         `hashed`, judged on normalised scores by search/decide.py's rule (with the query's
         local features, where the index has them, against shared frames)."""
@@ -175,8 +177,7 @@ class _VectorQuery:
         vectors = self._vectors(index, signature, rgb)
         stored = self._search.stored
         local_value = signatures.get("local")
-        by_path = {f.path: cid for cid, fs in files.items() for f in fs}
-        hash_ids = {by_path[m.b] for m in hashed if m.b in by_path}
+        hash_ids = {content_of[m.b] for m in hashed if m.b in content_of}
         extra = np.flatnonzero(np.isin(stored.content_ids, list(hash_ids)))
         rule = DecisionRule()
         with self._lock:  # the backgrounds found so far are shared by every query
@@ -220,7 +221,8 @@ def turn(rgb: np.ndarray, k: int) -> np.ndarray:
 
 
 def _one(index: Index, path: str, rule, names, files, method: str, codes_of, near,
-         nearest: int | None = None, vector: _VectorQuery | None = None) -> QueryResult:
+         nearest: int | None = None, vector: _VectorQuery | None = None,
+         content_of: dict[str, int] | None = None) -> QueryResult:
     stat = os.stat(path)
     data = read_file(FileRef(path, stat.st_size, stat.st_mtime_ns))
     matches: list[Match] = []
@@ -237,12 +239,15 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of, nea
         for cid in pixels.content_ids[same].tolist():
             matches += [Match(path, f.path, "pixels", 0, 1.0) for f in files.get(cid, [])]
     hashed = _near(path, near(), signatures, files, nearest) if rule is not None else []
+    if content_of is None:  # the path -> content map, made once by a PreparedQuery
+        content_of = {f.path: cid for cid, fs in files.items() for f in fs}
     if hashed and "colour" in signatures and not nearest:
         hashed = _same_colours(hashed, signatures["colour"], codes_of(get_spec("colour")),
-                               files)
+                               content_of)
     if vector is not None and vector.normalised:  # thorough: hash matches are candidates
         rgb = Picture(decoded).rgb if vector.variants else None
-        matches += vector.judged(index, path, signatures, files, nearest, rgb, hashed)
+        matches += vector.judged(index, path, signatures, files, nearest, rgb, hashed,
+                                 content_of)
     elif vector is not None:
         rgb = Picture(decoded).rgb if vector.variants else None
         matches += hashed + vector.matches(index, path, signatures[EMBED], files, nearest, rgb)
@@ -256,21 +261,17 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of, nea
     return QueryResult(path, tuple(sorted(best.values(), key=lambda m: (-m.score, m.b))))
 
 
-def _same_colours(matches: list[Match], colour: Signature, codes: Codes, files
-                  ) -> list[Match]:
+def _same_colours(matches: list[Match], colour: Signature, codes: Codes,
+                  content_of: dict[str, int]) -> list[Match]:
     """The hash matches whose colour thumbnails agree with the query's (verify.same_colours,
-    as dupes.same_colours does for pairs in the index)."""
+    as dupes.thumbnails_hold does for pairs in the index)."""
     query = np.frombuffer(colour.value, np.uint8).reshape(3, 8, 8)
-    row_of = {int(c): r for r, c in enumerate(codes.content_ids.tolist())}
-    cid_of = {f.path: cid for cid, fs in files.items() for f in fs}
+    ids = np.asarray([content_of.get(m.b, -1) for m in matches], np.int64)
+    rows, found = aligned_rows(codes, ids)
     thumbs = codes.codes[:, 0].reshape(len(codes.codes), 3, 8, 8)
-    kept = []
-    for m in matches:
-        row = row_of.get(cid_of.get(m.b, -1))
-        # the match's transform turns the indexed picture into the query
-        if row is None or same_colours(thumbs[row], query, dihedral.NAMES.index(m.transform)):
-            kept.append(m)
-    return kept
+    # the match's transform turns the indexed picture into the query
+    return [m for m, row, has in zip(matches, rows.tolist(), found.tolist())
+            if not has or same_colours(thumbs[row], query, dihedral.NAMES.index(m.transform))]
 
 
 def _near(path: str, search: "NearSearch", signatures: dict[str, Signature], files,

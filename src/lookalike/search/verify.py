@@ -313,16 +313,30 @@ def thumbnails_agree(a: np.ndarray, b: np.ndarray, transform: int = 0,
     the dihedral `transform` (methods/dihedral.py) onto b. Brightness shifts (up to
     `max_brightness` in mean lightness) and conversion to grey are allowed (they are
     planted duplicates), recolouring is not."""
+    a, b = _turned(a, b, transform)
+    lightness = _cell_lightness(a, b).mean()
+    brightness = abs(float(a[0].mean() - b[0].mean()))
+    return bool(lightness <= max_lightness and brightness <= max_brightness
+                and _chroma(a, b) <= THUMB_CHROMA)
+
+
+def _turned(a: np.ndarray, b: np.ndarray, transform: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two thumbnails as float32, a turned by the dihedral `transform` onto b."""
     from ..methods.dihedral import variant
 
-    a = variant(a.astype(np.float32), int(transform))
-    b = b.astype(np.float32)
-    lightness = np.abs((a[0] - a[0].mean()) - (b[0] - b[0].mean())).mean()
-    brightness = abs(float(a[0].mean() - b[0].mean()))
-    grey = min(np.abs(a[1:] - 128).mean(), np.abs(b[1:] - 128).mean()) < GREY_CHROMA
-    chroma = 0.0 if grey else float(np.abs(a[1:] - b[1:]).mean())
-    return bool(lightness <= max_lightness and brightness <= max_brightness
-                and chroma <= THUMB_CHROMA)
+    return variant(a.astype(np.float32), int(transform)), b.astype(np.float32)
+
+
+def _cell_lightness(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|difference| of lightness per cell, each thumbnail's mean removed."""
+    return np.abs((a[0] - a[0].mean()) - (b[0] - b[0].mean()))
+
+
+def _chroma(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean |difference| of a and b; 0 when either picture is grey (a grey copy)."""
+    if min(np.abs(a[1:] - 128).mean(), np.abs(b[1:] - 128).mean()) < GREY_CHROMA:
+        return 0.0
+    return float(np.abs(a[1:] - b[1:]).mean())
 
 
 # same_thumbnail: every cell's lightness (each thumbnail's mean removed) within this. Re-
@@ -335,14 +349,9 @@ def same_thumbnail(a: np.ndarray, b: np.ndarray, transform: int = 0) -> bool:
     """Whether two (3, T, T) CIELAB thumbnails are the same picture cell by cell, after
     turning a by `transform` onto b: stricter than thumbnails_agree, which averages over the
     cells (a shared frame keeps the average low while the content inside it differs)."""
-    from ..methods.dihedral import variant
-
-    a = variant(a.astype(np.float32), int(transform))
-    b = b.astype(np.float32)
-    cells = np.abs((a[0] - a[0].mean()) - (b[0] - b[0].mean()))
-    grey = min(np.abs(a[1:] - 128).mean(), np.abs(b[1:] - 128).mean()) < GREY_CHROMA
-    chroma = 0.0 if grey else float(np.abs(a[1:] - b[1:]).mean())
-    return bool(cells.max() <= SAME_CELL_LIGHTNESS and chroma <= THUMB_CHROMA)
+    a, b = _turned(a, b, transform)
+    return bool(_cell_lightness(a, b).max() <= SAME_CELL_LIGHTNESS
+                and _chroma(a, b) <= THUMB_CHROMA)
 
 
 # same_colours: the mean |difference| of a and b over the cells (unless either picture is
@@ -356,13 +365,7 @@ def same_colours(a: np.ndarray, b: np.ndarray, transform: int = 0,
                  max_chroma: float = SAME_CHROMA) -> bool:
     """Whether two (3, T, T) CIELAB thumbnails have the same colours, cell by cell, after
     turning a by `transform` onto b; a grey picture agrees with any (a grey copy)."""
-    from ..methods.dihedral import variant
-
-    a = variant(a.astype(np.float32), int(transform))
-    b = b.astype(np.float32)
-    if min(np.abs(a[1:] - 128).mean(), np.abs(b[1:] - 128).mean()) < GREY_CHROMA:
-        return True
-    return bool(np.abs(a[1:] - b[1:]).mean() <= max_chroma)
+    return _chroma(*_turned(a, b, transform)) <= max_chroma
 
 
 # same_layout: at most this share of cells may differ by more than LAYOUT_CELL in lightness
@@ -376,12 +379,8 @@ LAYOUT_SHARE = 0.05
 def same_layout(a: np.ndarray, b: np.ndarray, transform: int = 0) -> bool:
     """Whether two (3, T, T) CIELAB thumbnails show the same light pattern nearly everywhere,
     after turning a by `transform` onto b."""
-    from ..methods.dihedral import variant
-
-    a = variant(a.astype(np.float32), int(transform))
-    b = b.astype(np.float32)
-    cells = np.abs((a[0] - a[0].mean()) - (b[0] - b[0].mean()))
-    return bool((cells > LAYOUT_CELL).mean() <= LAYOUT_SHARE)
+    return bool((_cell_lightness(*_turned(a, b, transform)) > LAYOUT_CELL).mean()
+                <= LAYOUT_SHARE)
 
 
 REGION_LIGHTNESS = 10.0  # region_agrees: lightness pattern limit (a box, not a whole picture)

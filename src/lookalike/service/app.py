@@ -284,7 +284,7 @@ def _store_uploads(folder: Path, uploads: list[tuple[str, bytes]], formats: list
     is stored, rather than kept in uploads/ and recorded as a failed file of the index."""
     for name, data in uploads:
         try:
-            decode(data, max_pixels=max_pixels)
+            decode(data, max_pixels=max_pixels, texture_draft=None)  # readable is enough
         except DecodeError as exc:
             raise Refused(422, f"cannot read the picture {name}: {exc}") from None
     return [(name, _store_upload(folder, data, fmt))

@@ -199,17 +199,12 @@ def phash_groups(pictures: Sequence[np.ndarray]) -> np.ndarray:
     pHash's duplicate radius: the copies a collection already holds."""
     spec = get_spec("phash")
     found = create_method("phash").compute(_scan_pictures(pictures))
+    from scipy.sparse.csgraph import connected_components
+
     # the first 8 bytes are the upright variant's 64 bits (the others are flips and turns)
-    bits = np.stack([np.unpackbits(np.frombuffer(s.value[:8], np.uint8)) for s in found])
-    bits = bits.astype(np.int32)
-    distance = bits @ (1 - bits).T + (1 - bits) @ bits.T
-    near = distance <= spec.default_radius
-    labels = np.arange(len(pictures))
-    while True:  # each picture takes the smallest label among its near pictures, to the end
-        smaller = np.where(near, labels[None, :], len(pictures)).min(axis=1)
-        if np.array_equal(smaller, labels):
-            return labels.astype(np.int64)
-        labels = smaller
+    codes = np.stack([np.frombuffer(s.value[:8], np.uint64)[0] for s in found])
+    near = np.bitwise_count(codes[:, None] ^ codes[None, :]) <= spec.default_radius
+    return connected_components(near, directed=False)[1].astype(np.int64)
 
 
 def measure(originals: np.ndarray, copies: np.ndarray, sources: np.ndarray,
