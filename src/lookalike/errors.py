@@ -35,3 +35,8 @@ class EvaluationError(LookalikeError):
 
 class ModelError(LookalikeError):
     """An embedding model cannot be found, fetched, verified or run."""
+
+
+class BoundError(LookalikeError, ValueError):
+    """A numeric input is outside the range that makes sense (a radius above the code's length,
+    a negative count, ...); raised before any work starts."""

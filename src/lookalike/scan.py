@@ -13,12 +13,13 @@ from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+from .arguments import MAX_WORKERS, as_paths, in_range
 from .errors import SourceError
 from .index.store import Index, KnownFile, default_index_path, open_index
 from .methods.registry import get_spec
 from .sources.folders import WalkOptions, walk
 from .sources.files import refs_from_paths
-from .types import Failure, FileRef, Scanned
+from .types import Failure, FileRef, Scanned, Skipped
 from .worker import process_chunk
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ MODES = {"fast": DEFAULT_METHODS,
          "thorough": ("phash", "dhash", "colour", "local", f"embed@{THOROUGH_MODEL}")}
 BATCH = 1024  # paths looked up in the index at once
 CHUNK = 48  # files sent to a worker at once
+MAX_SKIPPED_LISTED = 1000  # skipped names kept for the summary (all are counted)
 CHUNK_BYTES = 64 << 20  # ... and at most this many bytes of them (one big file may exceed it)
 
 Progress = Callable[[int, int | None], None]
@@ -49,6 +51,8 @@ class ScanSummary:
     other: int = 0  # not images
     vanished: int = 0
     failures: list[Failure] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # at most MAX_SKIPPED_LISTED ...
+    skipped_count: int = 0  # ... of this many
 
     @property
     def failed(self) -> int:
@@ -57,7 +61,11 @@ class ScanSummary:
     def as_dict(self) -> dict:
         return {"scanned": self.scanned, "unchanged": self.unchanged, "moved": self.moved,
                 "failed": self.failed, "not_images": self.other, "vanished": self.vanished,
-                "seen": self.seen}
+                "skipped": self.skipped_count, "seen": self.seen}
+
+    def note_skipped(self, items: list[Skipped]) -> None:
+        self.skipped_count += len(items)
+        self.skipped.extend(items[:max(0, MAX_SKIPPED_LISTED - len(self.skipped))])
 
 
 def resolve_methods(names: Iterable[str] | None) -> tuple[str, ...]:
@@ -99,7 +107,9 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
          mode: str | None = None) -> ScanSummary:
     """Index the images under `roots` (folders or files) and in `paths`. `mode`: "fast"
     (the default methods) or "thorough" (MODES), added to any `methods`."""
-    roots = [os.path.abspath(r) for r in roots]
+    roots = [os.path.abspath(r) for r in as_paths(roots, "roots")]
+    paths = as_paths(paths, "paths")
+    in_range(workers, 1, MAX_WORKERS, "workers")
     names = resolve_methods(with_mode(methods, mode))
     if index_path is None:
         if not roots:
@@ -107,7 +117,6 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
         first = roots[0] if os.path.isdir(roots[0]) else os.path.dirname(roots[0])
         index_path = default_index_path(first)
     index = open_index(index_path, create=True)
-    paths = list(paths)
     try:
         index.acquire()
         names = _with_active_model(index, names)
@@ -139,7 +148,7 @@ def _register_models(index: Index, names: Sequence[str]) -> None:
             register_model(index, model)
 
 
-def _sources(roots, paths, options) -> Iterator[FileRef | Failure]:
+def _sources(roots, paths, options) -> Iterator[FileRef | Failure | Skipped]:
     yield from walk(roots, options)
     yield from refs_from_paths(paths)
 
@@ -209,6 +218,7 @@ def _run(index: Index, run_id: int, names, sources, pool: Executor, workers: int
     while batch := list(islice(sources, BATCH)):
         refs = [item for item in batch if isinstance(item, FileRef)]
         walk_failures = [item for item in batch if isinstance(item, Failure)]
+        summary.note_skipped([item for item in batch if isinstance(item, Skipped)])
         if walk_failures:
             _write(index, run_id, [Scanned(FileRef(f.path, 0, 0), b"", "image", failure=f)
                                    for f in walk_failures], summary)

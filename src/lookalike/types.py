@@ -32,6 +32,15 @@ class Decoded:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A name the walk passed over on purpose (a link not followed, a FIFO): not an error,
+    but counted and listed so that nothing is left out without a word."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Failure:
     """Why one file could not be processed; stored in the index and reported, never raised."""
 
@@ -64,6 +73,7 @@ class Scanned:
     mode: str = ""
     signatures: tuple[Signature, ...] = ()
     failure: Failure | None = None
+    frames: int = 1  # frames of an animation or pages of a TIFF (the first is the one signed)
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,8 @@ def _finish(refs, pending, results) -> None:
             results[index] = _failed(ref, content, "signature", failure)
         else:
             results[index] = Scanned(ref, content, "image", decoded.width, decoded.height,
-                                     decoded.format, decoded.mode, tuple(signatures))
+                                     decoded.format, decoded.mode, tuple(signatures),
+                                     frames=decoded.frames)
 
 
 def compute_signatures(decoded: Decoded, names: Sequence[str]) -> list[Signature]:

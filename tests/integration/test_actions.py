@@ -276,6 +276,17 @@ def test_killed_apply_leaves_a_journal_that_undoes_it(tmp_path, action):
     events = [json.loads(line) for line in journals[0].read_text().splitlines()]
     assert not any(e["event"] == "finished" for e in events)  # killed in the middle
     assert snapshot(root) != before
+    done = {e["step"] for e in events if e["event"] == "done"}
+    moved = {e["path"] for e in events if e["event"] == "intent" and e["op"] == "move"
+             and e["step"] in done}
+    assert (len(moved) >= 6) == (action == "quarantine")
+    # The next command that reads groups first brings the index up to date with the run.
+    dupes = run_cli("dupes", "--index", index, "--format", "json")
+    assert dupes.code in (0, 1), dupes
+    grouped = {f["path"] for g in dupes.json()["groups"] for f in g["files"]}
+    assert not grouped & moved
+    with open_index(index) as idx:
+        assert not set(idx.live_file_ids(moved))
     listed = run_cli("undo", "--list", "--index", index, "--format", "json")
     assert listed.code == 0, listed
     [run] = listed.json()["runs"]
@@ -287,6 +298,8 @@ def test_killed_apply_leaves_a_journal_that_undoes_it(tmp_path, action):
     again = undo_run(resolve_run(root / ".lookalike" / "quarantine", None))
     assert again.restored == [] and again.problems == []
     assert snapshot(root) == after
+    with open_index(index) as idx:
+        assert len(idx.live_file_ids(moved)) == len(moved)  # live again after the undo
 
 
 def test_not_duplicate_decision_is_respected_by_dupes(tmp_path):

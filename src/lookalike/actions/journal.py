@@ -20,6 +20,7 @@ from ..errors import LookalikeError
 
 JOURNAL_NAME = "journal.jsonl"
 FILES_DIR = "files"  # quarantined files, under their absolute path
+INDEXED = "indexed"  # appended once the index reflects every step above it (follow.py)
 
 
 def new_run_id() -> str:
@@ -114,6 +115,8 @@ def read_steps(path: Path) -> tuple[dict, list[Step]]:
             except json.JSONDecodeError:
                 continue
             kind, number = event.get("event"), event.get("step")
+            # True only while nothing happened since the index last followed this run.
+            header["indexed"] = kind == INDEXED
             if kind == "run":
                 header = event
             elif kind == "finished":

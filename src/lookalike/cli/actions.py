@@ -17,12 +17,13 @@ import typer
 from rich.markup import escape
 
 from ..actions.apply import apply_plan, quarantine_for, report_json
-from ..actions.follow import after_apply, after_undo
+from ..actions.follow import after_apply, after_undo, catch_up
 from ..actions.plan import ACTIONS, DEFAULT_RULES, make_plan, read_plan, write_plan
 from ..actions.undo import find_runs, resolve_run, run_summary, undo_run
 from ..errors import LookalikeError
 from ..index.store import display_path, open_index
 from ..search.dupes import DEFAULT_LINKAGE, find_groups
+from . import options
 from .main import OK, PARTIAL, USAGE, _emit, _fail, _index_path, _translate, app, err, out
 
 
@@ -52,7 +53,7 @@ def plan_command(
     action: str = typer.Option("quarantine", "--action", help=f"What to do with the other "
                                f"files: {', '.join(ACTIONS)}."),
     method: str = typer.Option("auto", "--method", "-m", help="As in dupes."),
-    max_distance: Optional[int] = typer.Option(None, "--max-distance", "-d"),
+    max_distance: Optional[int] = options.MAX_DISTANCE,
     linkage: str = typer.Option(DEFAULT_LINKAGE, "--linkage"),
     index: Optional[Path] = typer.Option(None, "--index", help="Index file (default: found "
                                          "from the current folder)."),
@@ -61,7 +62,9 @@ def plan_command(
     """Write a reviewable plan: which file of each duplicate group is kept, and what happens
     to the others. Nothing is touched; 'lookalike apply PLAN' runs it."""
     try:
-        with open_index(_index_path(index)) as idx:
+        index = _index_path(index)
+        _warn(catch_up(index))  # a killed apply or undo: the index first learns what it did
+        with open_index(index) as idx:
             groups = find_groups(idx, method, max_distance, linkage=linkage)
             plan = make_plan(idx, groups, keep.split(","), [str(p) for p in prefer_path],
                              [str(p) for p in reference], action)

@@ -18,6 +18,7 @@ from ..errors import LookalikeError
 from ..index.store import default_index_path, display_path, open_index
 from ..scan import DEFAULT_METHODS
 from ..search.dupes import DEFAULT_LINKAGE, EXACT
+from . import options
 from ..search.leakage import Leakage, cross_pairs, normalise_sets, outer_roots
 from ..search.split import Split, materialise, plan_split, split_names
 from ..sources.folders import WalkOptions
@@ -68,7 +69,7 @@ def cross(
                                          "TRAIN/.lookalike/index.db)."),
     method: str = typer.Option("auto", "--method", "-m",
                                help="auto, bytes, pixels, embed, or a hash (phash, pdq, ...)."),
-    max_distance: Optional[int] = typer.Option(None, "--max-distance", "-d"),
+    max_distance: Optional[int] = options.MAX_DISTANCE,
     names: Optional[str] = typer.Option(None, "--names", help="Names of the sets, comma-"
                                         "separated (default: train,test,val)."),
     fmt: Format = typer.Option(Format.table, "--format"),

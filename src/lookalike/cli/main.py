@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -19,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ..actions.follow import catch_up
 from ..errors import IndexBusyError, IndexError_, IndexNotFoundError, LookalikeError
 from ..index.store import display_path, find_index, open_index
 from ..methods.embedding import method_name as embed_method_name
@@ -31,6 +33,7 @@ from ..search.partial import containment_pairs
 from ..search.query import query as run_query
 from ..sources.files import read_path_list
 from ..sources.folders import WalkOptions
+from . import options
 
 OK, DUPES_FOUND, USAGE, PARTIAL, CANNOT_RUN = 0, 1, 2, 3, 4
 
@@ -112,7 +115,7 @@ def scan(
     from_file: Optional[str] = typer.Option(None, "--from-file",
                                             help="Read paths from FILE, one per line ('-': stdin)."),
     null: bool = typer.Option(False, "--null", "-0", help="Paths in --from-file end with NUL."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Processes (default: cores)."),
+    workers: Optional[int] = options.WORKERS,
     fmt: Format = typer.Option(Format.table, "--format", help="Summary as table or json."),
     model: Optional[str] = typer.Option(None, "--model", help="Embedding model for --method "
                                         "embed: a registered name or an .onnx file with its "
@@ -151,7 +154,9 @@ def scan(
         data = summary.as_dict() | {
             "index": str(summary.index_path.resolve()),
             "failures": [{"path": display_path(f.path), "stage": f.stage, "reason": f.reason}
-                         for f in summary.failures]}
+                         for f in summary.failures],
+            "skipped_files": [{"path": display_path(f.path), "reason": f.reason}
+                              for f in summary.skipped]}
         _emit(json.dumps(data, indent=2))
     else:
         _print_summary(summary)
@@ -182,10 +187,13 @@ def _scan_with_progress(roots, paths, index, methods, options, workers):
 def _print_summary(summary) -> None:
     s = summary
     out.print(f"scanned {s.scanned:,}  unchanged {s.unchanged:,}  moved {s.moved:,}  "
-              f"failed {s.failed:,}  not images {s.other:,}  vanished {s.vanished:,}")
+              f"failed {s.failed:,}  not images {s.other:,}  vanished {s.vanished:,}"
+              + (f"  skipped {s.skipped_count:,}" if s.skipped_count else ""))
     out.print(f"index: {display_path(str(s.index_path))}", markup=False)
     for f in s.failures[:20]:
         err.print(f"  failed: {escape(display_path(f.path))}: {escape(f.reason)}")
+    for reason, n in Counter(f.reason for f in s.skipped).most_common():
+        err.print(f"  skipped {n:,}: {escape(reason)}")
     if len(s.failures) > 20:
         err.print(f"  ... and {len(s.failures) - 20:,} more (lookalike dupes --format json "
                   "lists them all)")
@@ -197,8 +205,7 @@ def dupes(
                                          "in this folder or a parent)."),
     method: str = typer.Option("auto", "--method", "-m",
                                help="auto, bytes, pixels, embed, or a hash (phash, pdq, ...)."),
-    max_distance: Optional[int] = typer.Option(None, "--max-distance", "-d",
-                                               help="Largest Hamming distance (bits)."),
+    max_distance: Optional[int] = options.MAX_DISTANCE,
     fmt: Format = typer.Option(Format.table, "--format"),
     pairs: bool = typer.Option(False, "--pairs", help="List pairs instead of groups."),
     linkage: str = typer.Option(DEFAULT_LINKAGE, "--linkage", "-l",
@@ -232,7 +239,10 @@ def dupes(
     if partial and (conditions or across):
         raise _fail("--where and --across do not apply to --partial", USAGE)
     try:
-        with open_index(_index_path(index)) as idx:
+        index = _index_path(index)
+        if warning := catch_up(index):  # a killed apply or undo: learn what it did first
+            err.print(f"[yellow]warning[/]: {escape(warning)}")
+        with open_index(index) as idx:
             failures = idx.failures()
             meta = idx.file_meta() if across else {}
             if partial:
@@ -345,7 +355,7 @@ def find_in(
     files: list[Path] = typer.Argument(..., help="Pictures to look inside (collages, pages, "
                                        "screenshots)."),
     index: Optional[Path] = typer.Option(None, "--index"),
-    limit: int = typer.Option(20, "--limit", help="Matches per picture at most."),
+    limit: int = options.limit("Matches per picture at most."),
     fmt: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """Which indexed pictures appear inside these pictures, where, and how transformed."""
@@ -369,10 +379,10 @@ def query(
     files: list[Path] = typer.Argument(..., help="Images to look up."),
     index: Optional[Path] = typer.Option(None, "--index"),
     method: str = typer.Option("auto", "--method", "-m"),
-    max_distance: Optional[int] = typer.Option(None, "--max-distance", "-d"),
-    limit: int = typer.Option(20, "--limit", help="Matches per image at most."),
+    max_distance: Optional[int] = options.MAX_DISTANCE,
+    limit: int = options.limit("Matches per picture at most."),
     nearest: Optional[int] = typer.Option(
-        None, "--nearest", min=1, help="List the K closest pictures by the hash whatever "
+        None, "--nearest", min=1, max=options.MAX_LIMIT, help="List the K closest pictures by the hash whatever "
         "their distance (no radius, no confirming hash)."),
     fmt: Format = typer.Option(Format.table, "--format"),
     no_calibration: bool = typer.Option(False, "--no-calibration",
@@ -421,7 +431,8 @@ def methods() -> None:
 
 @app.command()
 def sample(dest: Path = typer.Argument(..., help="Folder to create."),
-           count: int = typer.Option(40, "--count", help="Distinct source pictures.")) -> None:
+           count: int = typer.Option(40, "--count", min=2, max=2000,
+                                      help="Distinct source pictures (2 to 2,000).")) -> None:
     """Build a small sample collection with planted duplicates (for trying lookalike)."""
     from ..sample import build_sample
 

@@ -52,18 +52,58 @@ def default_index_path(first_root: str | os.PathLike) -> Path:
 
 
 def find_index(start: str | os.PathLike = ".") -> Path:
-    """The index of the folder `start` or of its nearest parent that has one."""
+    """The index of the folder `start` or of its nearest parent that has one.
+
+    Like git's discovery, the search stops at a ceiling: the user's home folder (searched, not
+    passed), a change of file system, any folder in LOOKALIKE_CEILING_DIRECTORIES (separated
+    by os.pathsep; searched, not passed), and it never reads an index at the root "/".
+    """
     env = os.environ.get("LOOKALIKE_INDEX")
     if env:
         return Path(env)
     here = Path(start).resolve()
-    for folder in (here, *here.parents):
+    for folder in search_folders(here):
         candidate = folder / INDEX_DIR / INDEX_NAME
         if candidate.exists():
             return candidate
     raise IndexNotFoundError(
         f"no index found in {here} or its parents; run 'lookalike scan FOLDER' first "
         "or give --index PATH")
+
+
+def search_folders(here: Path) -> list[Path]:
+    """`here` and the parents find_index may look in, nearest first."""
+    ceilings = {Path(c).resolve() for c in
+                os.environ.get("LOOKALIKE_CEILING_DIRECTORIES", "").split(os.pathsep) if c}
+    ceilings.add(Path.home().resolve())
+    try:
+        device = here.stat().st_dev
+    except OSError:
+        device = None
+    folders = []
+    for folder in (here, *here.parents):
+        if folder == Path(folder.anchor):
+            break  # never the root: a stray index there would answer for the whole machine
+        try:
+            if device is not None and folder.stat().st_dev != device:
+                break  # another file system (a mount point's parent)
+        except OSError:
+            break
+        folders.append(folder)
+        if folder in ceilings:
+            break
+    return folders
+
+
+def check_index_place(path: Path) -> None:
+    """Refuse to create an index in a file system's root folder (a scan given "/" by mistake
+    would otherwise leave an index that every later search finds)."""
+    folder = path.absolute().parent
+    if folder.name == INDEX_DIR:
+        folder = folder.parent
+    if folder == Path(folder.anchor):
+        raise IndexError_(f"refusing to create an index in the root folder {folder}: scan a "
+                          "folder below it, or give --index PATH elsewhere")
 
 
 @dataclass(frozen=True)
@@ -169,7 +209,12 @@ def open_index(path: str | os.PathLike, *, create: bool = False,
     if not path.exists():
         if not create:
             raise IndexNotFoundError(f"no index at {path}; run 'lookalike scan' first")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        check_index_place(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexError_(f"cannot create the index folder {path.parent}: "
+                              f"{exc.strerror or exc}") from None
     conn = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
@@ -327,10 +372,12 @@ class Index(Decisions, Ingested):
         images = [i for i in items if i.failure is None and i.kind == "image"]
         conn.executemany(
             "INSERT INTO contents (hash, bytes, width, height, format, mode, frames) "
-            "VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT(hash) DO UPDATE SET "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO UPDATE SET "
             "width=excluded.width, height=excluded.height, format=excluded.format, "
-            "mode=excluded.mode WHERE excluded.width > 0",
-            [(i.content, i.ref.size, i.width, i.height, i.format, i.mode) for i in images])
+            "mode=excluded.mode, frames=MAX(COALESCE(frames, 1), excluded.frames) "
+            "WHERE excluded.width > 0",
+            [(i.content, i.ref.size, i.width, i.height, i.format, i.mode, i.frames)
+             for i in images])
         ids = self.content_ids_by_hash(list({i.content for i in images}), conn)
         conn.executemany(
             "INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?, ?)",

@@ -143,7 +143,7 @@ def stats(index: Index | str | os.PathLike, by: str | None = None, duplicates: b
             "ORDER BY status").fetchall())
         formats = _counted(idx, "c.format")
         modes = _counted(idx, "c.mode")
-        categories = _counted(idx, _meta_sql(key)) if key else {}
+        categories = _counted(idx, META_SQL, (_json_path(key),)) if key else {}
         width, height, size = _columns(idx)
         failures = _failures(idx)
         downloads = _downloads(idx)
@@ -195,11 +195,10 @@ def distribution(values: np.ndarray, log_bins: bool = False,
 def _metadata_key(idx: Index, by: str | None) -> str | None:
     """`by`, or "category" when some live file has it; None when no file has the key."""
     key = by or DEFAULT_BY
-    if '"' in key or "\\" in key:
-        raise LookalikeError(f"metadata key {key!r}: quotes and backslashes are not allowed")
+    path = _json_path(key)
     present = idx.conn.execute(
         f"SELECT EXISTS (SELECT 1 FROM files f WHERE f.status='ok' AND "
-        f"{_meta_sql(key)} IS NOT NULL)").fetchone()[0]
+        f"{META_SQL} IS NOT NULL)", (path,)).fetchone()[0]
     if present:
         return key
     if by is not None:
@@ -208,19 +207,28 @@ def _metadata_key(idx: Index, by: str | None) -> str | None:
     return None
 
 
-def _meta_sql(key: str) -> str:
-    """The SQL of one metadata value of f (malformed JSON reads as no value)."""
-    return (f"(CASE WHEN json_valid(f.meta) THEN "
-            f"CAST(json_extract(f.meta, '$.\"{key}\"') AS TEXT) END)")
+# One metadata value of f, its JSON path bound as the one parameter (malformed JSON reads as
+# no value). The key never enters the SQL text.
+META_SQL = "(CASE WHEN json_valid(f.meta) THEN CAST(json_extract(f.meta, ?) AS TEXT) END)"
+MAX_KEY_CHARS = 200
 
 
-def _counted(idx: Index, expression: str) -> dict[str, int]:
-    """Readable files per value of `expression` (over files f joined with contents c), most
-    first; files without a value under NO_VALUE."""
+def _json_path(key: str) -> str:
+    """The JSON path of a top-level key; SQLite's paths cannot hold a double quote."""
+    if not key or len(key) > MAX_KEY_CHARS or '"' in key or any(ord(c) < 32 for c in key):
+        raise LookalikeError(f"metadata key {key[:MAX_KEY_CHARS]!r}: give 1 to "
+                             f"{MAX_KEY_CHARS} characters, without double quotes or control "
+                             "characters")
+    return f'$."{key}"'
+
+
+def _counted(idx: Index, expression: str, params: tuple = ()) -> dict[str, int]:
+    """Readable files per value of `expression` (over files f joined with contents c, with
+    `params` bound in it), most first; files without a value under NO_VALUE."""
     rows = idx.conn.execute(
         f"SELECT COALESCE({expression}, ?) AS value, COUNT(*) AS n FROM files f "
         f"JOIN contents c ON c.id = f.content_id WHERE f.status='ok' "
-        f"GROUP BY value ORDER BY n DESC, value", (NO_VALUE,)).fetchall()
+        f"GROUP BY value ORDER BY n DESC, value", (*params, NO_VALUE)).fetchall()
     return {str(value): int(n) for value, n in rows}
 
 
@@ -295,6 +303,7 @@ def _labels(idx: Index, key: str, paths: list[str]) -> dict[str, str]:
         chunk = [to_db_path(p) for p in paths[start:start + 500]]
         marks = ",".join("?" * len(chunk))
         out.update((from_db_path(p), str(v)) for p, v in idx.conn.execute(
-            f"SELECT f.path, {_meta_sql(key)} FROM files f WHERE f.path IN ({marks})", chunk)
+            f"SELECT f.path, {META_SQL} FROM files f WHERE f.path IN ({marks})",
+            (_json_path(key), *chunk))
             if v is not None)
     return out

@@ -8,7 +8,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import LookalikeError
+from ..errors import BoundError, LookalikeError
 from ..index.store import Codes, Index
 from ..methods import dihedral
 from ..methods.registry import MethodSpec, get_spec
@@ -30,6 +30,7 @@ AUTO_CONFIRM_RADIUS = 10
 # method": on the 20k benchmark this cut wrong pairs by 60% for 1.6% of recall).
 AUTO_TURNED_RADIUS = 4
 EXACT = ("bytes", "pixels")
+MAX_RADIUS = 256  # bits of the longest code (PDQ): no Hamming radius can mean more
 EMBED = "embed"
 # The cascade with local features: each picture's nearest embeddings down to this similarity
 # are candidates that local features verify (search/embed.py neighbour_pairs).
@@ -78,6 +79,8 @@ def make_rule(index: Index, method: str = "auto", max_distance: int | None = Non
     The radius is `max_distance` if given, else (with `calibrated`) the one `lookalike
     calibrate` stored for `method` (for "auto": its pHash radius), else the method's default.
     """
+    check_radius(max_distance, "max_distance")
+    check_radius(confirm_distance, "confirm_distance")
     if max_distance is None and calibrated:
         stored = index.thresholds().get(method)
         max_distance = None if stored is None else int(round(stored.value))
@@ -90,7 +93,8 @@ def make_rule(index: Index, method: str = "auto", max_distance: int | None = Non
             near = [get_spec(m) for m in sorted(present) if get_spec(m).kind == "hamming"]
             return Rule(near[0], _radius(near[0], max_distance)) if near else None
         confirm = get_spec(AUTO_CONFIRM) if AUTO_CONFIRM in present else None
-        radius = AUTO_PRIMARY_RADIUS if max_distance is None else max_distance
+        radius = AUTO_PRIMARY_RADIUS if max_distance is None else min(max_distance,
+                                                                      primary.bits)
         radius = radius if confirm else _radius(primary, max_distance)
         return Rule(primary, radius, confirm,
                     AUTO_CONFIRM_RADIUS if confirm_distance is None else confirm_distance,
@@ -106,7 +110,15 @@ def make_rule(index: Index, method: str = "auto", max_distance: int | None = Non
 
 
 def _radius(spec: MethodSpec, max_distance: int | None) -> int:
-    return spec.default_radius if max_distance is None else int(max_distance)
+    # A radius of the code's length already matches every code; more only costs time.
+    return spec.default_radius if max_distance is None else min(int(max_distance), spec.bits)
+
+
+def check_radius(value: int | None, name: str) -> None:
+    """Refuse a Hamming radius outside 0..MAX_RADIUS (the longest code has that many bits)."""
+    if value is not None and not 0 <= value <= MAX_RADIUS:
+        raise BoundError(f"{name} must be between 0 and {MAX_RADIUS} bits (the longest code), "
+                         f"not {value}")
 
 
 def usable_rows(codes: Codes, spec: MethodSpec) -> np.ndarray:

@@ -72,6 +72,7 @@ MIN_BRUTE_COST = 3e8
 @lru_cache(maxsize=256)
 def best_plan(n_items: int, bits: int, radius: int) -> tuple[Plan | None, float]:
     """The cheapest block plan and its cost per query; (None, inf) if none fits."""
+    radius = min(radius, bits)  # a wider ball holds nothing more
     best, best_cost = None, math.inf
     for m in range(1, bits + 1):
         plan = make_plan(bits, radius, m)

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 import xxhash
 
+from ..arguments import MAX_LIMIT, as_paths, in_range
 from ..decode import decode
 from ..errors import DecodeError
 from ..index.store import Codes, Index
@@ -46,6 +47,9 @@ def query(index: Index, paths: Sequence[str], method: str = "auto",
     and `model` as in dupes.find_pairs. `variants`: embed the query in its 8 flips and turns
     (the hashes always look at all 8).
     """
+    paths = as_paths(paths, "paths")
+    in_range(limit, 1, MAX_LIMIT, "limit")
+    in_range(nearest, 1, MAX_LIMIT, "nearest")
     prepared = PreparedQuery(index, method, max_distance, calibrated, similarity, model,
                              variants)
     return prepared.run(index, paths, limit, nearest)

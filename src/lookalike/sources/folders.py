@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from ..index.store import INDEX_DIR
-from ..types import Failure, FileRef
+from ..types import Failure, FileRef, Skipped
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,13 @@ def _relative(root: str, path: str) -> str:
     return os.path.relpath(path, root).replace(os.sep, "/")
 
 
-def walk(roots: Sequence[str], options: WalkOptions = WalkOptions()) -> Iterator[FileRef | Failure]:
-    """Regular files under `roots`, sorted per folder; problems come out as Failures."""
+Walked = FileRef | Failure | Skipped
+NOT_FOLLOWED = "symbolic link, not followed (give --follow-symlinks to follow links)"
+
+
+def walk(roots: Sequence[str], options: WalkOptions = WalkOptions()) -> Iterator[Walked]:
+    """Regular files under `roots`, sorted per folder; problems come out as Failures, names
+    passed over on purpose (links not followed, FIFOs, sockets, devices) as Skipped."""
     for root in roots:
         root = os.path.abspath(root)
         try:
@@ -48,7 +53,7 @@ def walk(roots: Sequence[str], options: WalkOptions = WalkOptions()) -> Iterator
 
 
 def _walk_dir(root: str, folder: str, options: WalkOptions,
-              ancestors: set[tuple[int, int]]) -> Iterator[FileRef | Failure]:
+              ancestors: set[tuple[int, int]]) -> Iterator[Walked]:
     try:
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
@@ -65,6 +70,7 @@ def _walk_dir(root: str, folder: str, options: WalkOptions,
         try:
             is_link = entry.is_symlink()
             if is_link and not options.follow_symlinks:
+                yield Skipped(entry.path, NOT_FOLLOWED)
                 continue
             info = entry.stat(follow_symlinks=True)
         except OSError as exc:
@@ -82,3 +88,13 @@ def _walk_dir(root: str, folder: str, options: WalkOptions,
             if options.include and not _matches(options.include, relative, name):
                 continue
             yield FileRef(entry.path, info.st_size, info.st_mtime_ns)
+        else:
+            yield Skipped(entry.path, f"{_kind(info.st_mode)}, not a regular file")
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "a special file"
