@@ -97,7 +97,7 @@ def _bench(args, rng: random.Random, server: _Remote) -> None:
             writer = csv.writer(handle)
             writer.writerow(["id", "image_url", "category"])
             writer.writerows(rows)
-        options = DownloadOptions(concurrency=args.concurrency, per_host=args.per_host,
+        options = DownloadOptions(allow_private=True, concurrency=args.concurrency, per_host=args.per_host,
                                   retries=args.retries, backoff=0.05, max_backoff=0.2,
                                   timeout=10.0)
         out = Path(scratch) / "out"

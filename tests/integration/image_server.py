@@ -9,6 +9,8 @@ Routes (the query string is ignored, so `?copy=2` gives another URL for the same
   /redirect/K/SEED.jpg           K redirects (302), then the picture
   /loop                          302 to itself
   /redirect-ftp                  302 to an ftp:// URL
+  /redirect-host/HOST/SEED.jpg   302 to http://HOST:PORT/img/SEED.jpg (this server's port)
+  /location/TEXT                 302 with Location: TEXT, percent-decoded (any target)
   /html                          an HTML error page sent as Content-Type: image/jpeg
   /truncated/SEED.jpg            Content-Length 1000 more than the body, then hang up
   /big/BYTES                     a JPEG padded to BYTES with a Content-Length
@@ -24,9 +26,11 @@ from __future__ import annotations
 
 import io
 import socket
+import ssl
 import struct
 import threading
 import time
+import urllib.parse
 from collections import Counter, defaultdict
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -125,6 +129,14 @@ class Handler(BaseHTTPRequestHandler):
     def route_redirect_ftp(self, server, path):
         self.answer(302, b"", "text/plain", headers={"Location": "ftp://127.0.0.1/x.jpg"})
 
+    def route_redirect_host(self, server, path, host, name):
+        target = f"http://{host}:{server.port}/img/{name}"
+        self.answer(302, b"", "text/plain", headers={"Location": target})
+
+    def route_location(self, server, path, *encoded):
+        target = urllib.parse.unquote("/".join(encoded))
+        self.answer(302, b"", "text/plain", headers={"Location": target})
+
     def route_html(self, server, path):
         self.answer(200, HTML, "image/jpeg")
 
@@ -186,12 +198,18 @@ class _Server(ThreadingHTTPServer):
 class ImageServer:
     """Start with `with ImageServer() as server:`; `server.url("/img/1.jpg")`."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[str, str] | None = None) -> None:
+        """`tls`: (certificate file, key file) to serve HTTPS instead of HTTP."""
         self.hits: Counter[str] = Counter()  # requests per path (no query)
         self.times: dict[str, list[float]] = defaultdict(list)  # when each request came
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.owner = self
+        self.scheme = "https" if tls else "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     def record(self, raw_path: str) -> None:
@@ -205,7 +223,7 @@ class ImageServer:
         return self._httpd.server_address[1]
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def __enter__(self) -> "ImageServer":
         self._thread.start()

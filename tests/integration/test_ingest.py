@@ -30,8 +30,10 @@ from lookalike.sources.urls import UrlRow, read_urls
 from .image_server import ImageServer, image_bytes, padded
 
 # Short timeouts and backoff keep the file fast; the defaults are for the real world.
+# The server is on 127.0.0.1, which ingest refuses unless allow_private.
 FAST = DownloadOptions(concurrency=8, per_host=4, timeout=0.5, total_timeout=3.0, retries=2,
-                       backoff=0.01, max_backoff=0.05, max_retry_after=2.0, max_bytes=100_000)
+                       backoff=0.01, max_backoff=0.05, max_retry_after=2.0, max_bytes=100_000,
+                       allow_private=True)
 SRC = str(Path(lookalike.__file__).resolve().parents[1])  # the code under test, for children
 
 
@@ -175,7 +177,7 @@ def test_rerun_skips_done_rows_and_retries_failed_ones(server, tmp_path):
     source = write_csv(tmp_path / "urls.csv", [
         ["a", server.url("/img/11.jpg"), "x"], ["b", server.url("/status/502"), "x"],
         ["c", server.url("/status/410"), "x"], ["d", server.url("/img/12.jpg?rerun"), "x"]])
-    options = DownloadOptions(retries=0, backoff=0.01, timeout=1.0)
+    options = DownloadOptions(allow_private=True, retries=0, backoff=0.01, timeout=1.0)
     first = ingest(source, "image_url", tmp_path / "out", id_column="id", options=options)
     assert [r.status for r in first.rows] == ["ok", "failed", "failed", "ok"]
     hits = dict(server.hits)
@@ -210,7 +212,7 @@ def test_rerun_skips_done_rows_and_retries_failed_ones(server, tmp_path):
 def test_a_file_larger_than_memory_spool_is_saved_whole(server, tmp_path):
     source = write_csv(tmp_path / "urls.csv", [["big", server.url("/big/1500000"), "x"]])
     summary = ingest(source, "image_url", tmp_path / "out", id_column="id",
-                     options=DownloadOptions(max_bytes=4_000_000, retries=0))
+                     options=DownloadOptions(allow_private=True, max_bytes=4_000_000, retries=0))
     assert [(r.status, r.bytes) for r in summary.rows] == [("ok", 1_500_000)]
     assert (tmp_path / "out" / "big.jpg").read_bytes() == padded(1_500_000)
     assert set(files_in(tmp_path / "out")) == {"big.jpg"}
@@ -218,7 +220,8 @@ def test_a_file_larger_than_memory_spool_is_saved_whole(server, tmp_path):
 
 def test_total_timeout_leaves_no_part_file(server, tmp_path):
     source = write_csv(tmp_path / "urls.csv", [["drip", server.url("/drip/1500000"), "x"]])
-    options = DownloadOptions(max_bytes=4_000_000, retries=0, timeout=1.0, total_timeout=1.0)
+    options = DownloadOptions(allow_private=True, max_bytes=4_000_000, retries=0, timeout=1.0,
+                              total_timeout=1.0)
     summary = ingest(source, "image_url", tmp_path / "out", id_column="id", options=options)
     assert [(r.status, r.permanent) for r in summary.rows] == [("failed", False)]
     assert "no complete answer in 1 s" in summary.rows[0].reason
@@ -245,7 +248,7 @@ def test_killed_ingest_resumes_to_the_same_result(server, tmp_path):
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "lookalike", "ingest", str(source), "--url-column",
             "image_url", "--id-column", "id", "--keep-columns", "category", "--out", str(out),
-            "--concurrency", "2", "--retries", "0"]
+            "--concurrency", "2", "--retries", "0", "--allow-private"]
     env = dict(os.environ, PYTHONPATH=SRC)
     env.pop("LOOKALIKE_INDEX", None)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
@@ -268,7 +271,8 @@ def test_killed_ingest_resumes_to_the_same_result(server, tmp_path):
     report = json.loads(resumed.stdout)
     assert report["already"] >= 1 and report["downloaded"] < count
     clean = ingest(source, "image_url", tmp_path / "clean", id_column="id",
-                   keep_columns=["category"], options=DownloadOptions(retries=0))
+                   keep_columns=["category"],
+                   options=DownloadOptions(allow_private=True, retries=0))
 
     def essence(results_path: Path) -> list[tuple]:
         return [(r["row"], r["id"], r["url"], r["status"], r["reason"],
@@ -393,7 +397,7 @@ def test_kept_columns_filter_and_group_duplicates(server, tmp_path):
     result = runner.invoke(app, ["ingest", str(source), "--url-column", "image_url",
                                  "--id-column", "id", "--keep-columns", "category",
                                  "--out", str(tmp_path / "out"), "--scan", "--workers", "1",
-                                 "--format", "json"])
+                                 "--format", "json", "--allow-private"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["statuses"] == {"ok": 5} and report["scan"]["scanned"] == 5
@@ -433,7 +437,8 @@ def test_cli_exit_code_3_when_rows_failed(server, tmp_path):
                                                ["b", server.url("/status/404"), "x"]])
     result = CliRunner().invoke(app, ["ingest", str(source), "--url-column", "image_url",
                                       "--id-column", "id", "--out", str(tmp_path / "out"),
-                                      "--retries", "0", "--max-bytes", "1MB"])
+                                      "--retries", "0", "--max-bytes", "1MB",
+                                      "--allow-private"])
     assert result.exit_code == 3, result.output
     assert "ok 1" in result.stdout and "failed 1" in result.stdout
     assert "row 2 failed" in result.stderr and "HTTP 404" in result.stderr

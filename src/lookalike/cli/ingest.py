@@ -12,15 +12,21 @@ import typer
 from rich.markup import escape
 
 from ..errors import LookalikeError
-from ..sources.download import DownloadOptions
+from ..sources.options import BOUNDS, DownloadOptions, check_bound
 from ..sources.ingest import IngestSummary, ingest
 from ..sources.folders import WalkOptions
 from .main import (OK, PARTIAL, USAGE, Format, _emit, _fail, _scan_with_progress,
                    _split_methods, _translate, app, err, out)
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 DEFAULTS = DownloadOptions()
+
+
+def _range(name: str) -> dict:
+    """min/max of a flag, from the library's table (the library checks them again)."""
+    low, high = BOUNDS[name]
+    return {"min": low, "max": high}
 
 
 def parse_size(text: str) -> int:
@@ -46,21 +52,37 @@ def ingest_command(
                                          "OUT/.lookalike/index.db)."),
     results: Optional[Path] = typer.Option(None, "--results", help="Per-row results, .csv or "
                                            ".parquet (default: next to the index)."),
-    concurrency: int = typer.Option(DEFAULTS.concurrency, "--concurrency", min=1,
+    concurrency: int = typer.Option(DEFAULTS.concurrency, "--concurrency",
+                                    **_range("concurrency"),
                                     help="Downloads in flight in all."),
-    per_host: int = typer.Option(DEFAULTS.per_host, "--per-host", min=1,
+    per_host: int = typer.Option(DEFAULTS.per_host, "--per-host", **_range("per_host"),
                                  help="Downloads in flight from one host."),
-    timeout: float = typer.Option(DEFAULTS.timeout, "--timeout", min=0.01,
+    timeout: float = typer.Option(DEFAULTS.timeout, "--timeout", **_range("timeout"),
                                   help="Seconds to connect, and without data while reading."),
-    total_timeout: float = typer.Option(DEFAULTS.total_timeout, "--total-timeout", min=0.01,
+    total_timeout: float = typer.Option(DEFAULTS.total_timeout, "--total-timeout",
+                                        **_range("total_timeout"),
                                         help="Seconds for one attempt in all."),
-    retries: int = typer.Option(DEFAULTS.retries, "--retries", min=0,
+    retries: int = typer.Option(DEFAULTS.retries, "--retries", **_range("retries"),
                                 help="Retries on 429, 5xx, timeouts and broken connections."),
-    backoff: float = typer.Option(DEFAULTS.backoff, "--backoff", min=0.0,
+    backoff: float = typer.Option(DEFAULTS.backoff, "--backoff", **_range("backoff"),
                                   help="Seconds before the first retry (doubled each time, "
                                   "with jitter; Retry-After is honoured)."),
-    max_bytes: str = typer.Option("50MB", "--max-bytes", help="Largest file (e.g. 50MB)."),
-    max_redirects: int = typer.Option(DEFAULTS.max_redirects, "--max-redirects", min=0),
+    max_retry_wait: float = typer.Option(DEFAULTS.max_retry_after, "--max-retry-wait",
+                                         **_range("max_retry_after"),
+                                         help="Longest Retry-After waited for, in seconds; "
+                                         "a row asked to wait longer fails, and a re-run "
+                                         "retries it."),
+    max_bytes: str = typer.Option("50MB", "--max-bytes", help="Largest file (e.g. 50MB; "
+                                  "at most 1TB)."),
+    max_redirects: int = typer.Option(DEFAULTS.max_redirects, "--max-redirects",
+                                      **_range("max_redirects")),
+    allow_private: bool = typer.Option(False, "--allow-private", help="Also fetch from "
+                                       "loopback, private, link-local and other non-public "
+                                       "addresses (refused by default: a list of URLs from "
+                                       "someone else must not reach internal services)."),
+    allow_network: list[str] = typer.Option([], "--allow-network", help="A network (CIDR, "
+                                            "e.g. 10.20.0.0/16) fetched even though not "
+                                            "public; repeatable."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry rows that "
                                       "failed for good last time (404, not an image, too "
                                       "large); other failures are always retried."),
@@ -70,7 +92,7 @@ def ingest_command(
                               "their metadata (as 'lookalike scan OUT')."),
     method: Optional[list[str]] = typer.Option(None, "--method", "-m",
                                                help="With --scan: signatures to compute."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j",
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, max=1024,
                                           help="With --scan: processes (default: cores)."),
     fmt: Format = typer.Option(Format.table, "--format", help="Summary as table or json."),
 ) -> None:
@@ -79,11 +101,15 @@ def ingest_command(
     file. Exit code 3 when some rows failed or were invalid."""
     try:
         limit = parse_size(max_bytes)
-    except ValueError as exc:
-        raise _fail(str(exc), USAGE)
-    options = DownloadOptions(concurrency=concurrency, per_host=per_host, timeout=timeout,
-                              total_timeout=total_timeout, retries=retries, backoff=backoff,
-                              max_bytes=limit, max_redirects=max_redirects)
+        check_bound("max_bytes", limit, integer=True)
+        options = DownloadOptions(concurrency=concurrency, per_host=per_host, timeout=timeout,
+                                  total_timeout=total_timeout, retries=retries,
+                                  backoff=backoff, max_retry_after=max_retry_wait,
+                                  max_bytes=limit, max_redirects=max_redirects,
+                                  allow_private=allow_private,
+                                  allow_networks=tuple(allow_network))
+    except ValueError as exc:  # BoundError is a ValueError too
+        raise _fail(f"--max-bytes: {exc}" if "max_bytes" in str(exc) else str(exc), USAGE)
     kept = _split_methods(keep_columns) or []  # the same comma splitting as --method
     arguments = dict(id_column=id_column, keep_columns=kept, index_path=index,
                      results_path=results, options=options, retry_failed=retry_failed,

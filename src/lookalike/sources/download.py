@@ -7,7 +7,10 @@ named as such); the body streamed to `DIR/.STEM.part`, refused as soon as it is 
 `max_bytes` or its first bytes are not an image (an HTML error page sent as image/jpeg is a
 failure, not a picture), then fsynced and renamed to `DIR/STEM.EXT` (EXT from the content),
 so a file under its final name is always whole. 429, 5xx, timeouts, resets and truncated
-bodies are retried with exponential backoff and jitter, honouring Retry-After.
+bodies are retried with exponential backoff and jitter, honouring Retry-After (one that asks
+for more than `max_retry_after` fails the row, for a later run to retry). Addresses that
+are not public (loopback, private, link-local, ...) are refused, at every hop, unless
+`allow_private` (guard.py).
 """
 
 from __future__ import annotations
@@ -18,13 +21,18 @@ import logging
 import os
 import random
 import re
+import socket
+import ssl
 import time
-from dataclasses import dataclass
+import urllib.request
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..decode import describe_content, sniff
-from .urls import url_problem
+from .guard import AddressRefused
+from .options import BOUNDS, DownloadOptions, check_bound  # noqa: F401  (re-exported)
+from .urlcheck import url_problem
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +45,6 @@ EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF":
               "PPM": "ppm", "QOI": "qoi"}
 _RECEIVED = re.compile(r"received (\d+) bytes, expected (\d+)")  # h11's truncation message
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}  # and every other 5xx
-
-
-@dataclass(frozen=True)
-class DownloadOptions:
-    concurrency: int = 32  # requests in flight in all
-    per_host: int = 8  # ... and to one host (the host of the URL, before redirects)
-    timeout: float = 30.0  # seconds to connect, and without a byte while reading
-    total_timeout: float = 300.0  # seconds for one attempt in all (a server that trickles)
-    retries: int = 3  # further attempts after a failure worth retrying
-    backoff: float = 0.5  # seconds before the first retry, doubled for each next one
-    max_backoff: float = 30.0
-    max_retry_after: float = 120.0  # a longer Retry-After is cut to this
-    max_bytes: int = 50 * 1024 * 1024
-    max_redirects: int = 5
-    user_agent: str = "lookalike-ingest/0.1"
 
 
 @dataclass(frozen=True)
@@ -86,6 +79,7 @@ class _Outcome:
     bytes: int = 0
     retry: bool = False
     retry_after: float | None = None
+    resumable: bool = False  # not retried by this run, but a later run may succeed
 
     @property
     def ok(self) -> bool:
@@ -109,24 +103,32 @@ async def download_async(jobs: Sequence[Job], out_dir: str | os.PathLike,
     """download() for a caller that runs its own event loop."""
     import httpx  # only ingest needs it
 
+    from .guarded import GuardedBackend, guarded_transport
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     limits = httpx.Limits(max_connections=options.concurrency,
                           max_keepalive_connections=options.concurrency)
+    guard = None if options.allow_private else GuardedBackend(options.policy())
     everyone = asyncio.Semaphore(options.concurrency)
     hosts: dict[str, asyncio.Semaphore] = {}
     results: dict[int, Fetched] = {}
     # A window of tasks, not one per job at once: a million-row source stays cheap. Wide,
     # so that jobs queued for one slow host leave room for jobs to other hosts.
     window = max(16 * options.concurrency, 1024)
+    transport = guarded_transport(limits, guard) if guard else None
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(options.timeout),
-                                 follow_redirects=False,
+                                 follow_redirects=False, transport=transport,
                                  headers={"User-Agent": options.user_agent}) as client:
+        # A proxy from the environment connects for us, past the guard's backend: then each
+        # hop's host is resolved and checked before it is asked for (not pinned: the proxy
+        # resolves it again, but it is the best a client behind a proxy can do).
+        session = _Session(client, guard if guard and _env_proxies() else None)
         pending: set[asyncio.Task] = set()
         for position, job in enumerate(jobs):
             host = hosts.setdefault(_host(job.url), asyncio.Semaphore(options.per_host))
             pending.add(asyncio.create_task(
-                _fetch(client, job, out, options, host, everyone), name=str(position)))
+                _fetch(session, job, out, options, host, everyone), name=str(position)))
             if len(pending) >= window:
                 pending = await _collect(pending, results, on_result)
         while pending:
@@ -145,6 +147,17 @@ async def _collect(pending: set[asyncio.Task], results: dict[int, Fetched],
     return pending
 
 
+@dataclass(frozen=True)
+class _Session:
+    client: Any  # httpx.AsyncClient
+    precheck: Any = None  # a GuardedBackend checking each hop before it is sent (a proxy)
+
+
+def _env_proxies() -> bool:
+    proxies = urllib.request.getproxies()  # what httpx reads too
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
+
+
 def _host(url: str) -> str:
     from urllib.parse import urlsplit
 
@@ -154,7 +167,7 @@ def _host(url: str) -> str:
         return ""
 
 
-async def _fetch(client, job: Job, out: Path, options: DownloadOptions,
+async def _fetch(session: _Session, job: Job, out: Path, options: DownloadOptions,
                  host: asyncio.Semaphore, everyone: asyncio.Semaphore) -> Fetched:
     """All attempts at one job. The host's slot is taken before the global one, so jobs
     waiting for a busy host do not hold slots other hosts could use; neither is held
@@ -169,11 +182,16 @@ async def _fetch(client, job: Job, out: Path, options: DownloadOptions,
         attempts += 1
         async with host, everyone:
             try:
-                outcome = await _attempt(client, job, out, options)
+                outcome = await _attempt(session, job, out, options)
             except Exception as exc:  # noqa: BLE001  (one row's surprise must not end the run)
-                log.exception("unexpected error downloading %s", job.url)
-                outcome = _Outcome(f"unexpected error: {type(exc).__name__}: {exc}")
+                outcome = _unexpected(job, exc)
         if outcome.ok or not outcome.retry or attempts > options.retries:
+            break
+        if outcome.retry_after is not None and outcome.retry_after > options.max_retry_after:
+            outcome = replace(outcome, retry=False, resumable=True, reason=(
+                f"{outcome.reason}: the server asked to wait {outcome.retry_after:,.0f} s, "
+                f"longer than the {options.max_retry_after:,g} s allowed (--max-retry-wait); "
+                "a re-run will try again"))
             break
         delay = _delay(options, attempts, outcome.retry_after)
         log.debug("retrying %s in %.2f s: %s", job.url, delay, outcome.reason)
@@ -182,8 +200,18 @@ async def _fetch(client, job: Job, out: Path, options: DownloadOptions,
         log.info("failed: %s: %s", job.url, outcome.reason)
     return Fetched(job.key, job.url, outcome.ok, outcome.reason, outcome.path,
                    outcome.http_status, outcome.bytes, attempts,
-                   permanent=not outcome.ok and not outcome.retry, started=started,
-                   finished=time.time())
+                   permanent=not (outcome.ok or outcome.retry or outcome.resumable),
+                   started=started, finished=time.time())
+
+
+def _unexpected(job: Job, exc: BaseException) -> _Outcome:
+    """A failure nothing above names: the row records it in one line (the innermost error
+    of an exception group), the traceback goes to the debug log only."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    log.warning("unexpected error downloading %s: %s: %s", job.url, type(exc).__name__, exc)
+    log.debug("traceback of the unexpected error", exc_info=exc)
+    return _Outcome(f"unexpected error: {type(exc).__name__}: {exc}")
 
 
 def _delay(options: DownloadOptions, attempt: int, retry_after: float | None) -> float:
@@ -191,8 +219,8 @@ def _delay(options: DownloadOptions, attempt: int, retry_after: float | None) ->
     the same moment), but never sooner than the server asked."""
     delay = min(options.max_backoff, options.backoff * 2 ** (attempt - 1))
     delay *= random.uniform(0.5, 1.5)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, options.max_retry_after))
+    if retry_after is not None:  # _fetch gave up on one over max_retry_after
+        delay = max(delay, retry_after)
     return delay
 
 
@@ -211,12 +239,15 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-async def _attempt(client, job: Job, out: Path, options: DownloadOptions) -> _Outcome:
+async def _attempt(session: _Session, job: Job, out: Path,
+                   options: DownloadOptions) -> _Outcome:
     import httpx
 
     try:
         async with asyncio.timeout(options.total_timeout):
-            return await _follow(client, job, out, options)
+            return await _follow(session, job, out, options)
+    except AddressRefused as exc:  # a re-run with --allow-private may fetch it
+        return _Outcome(exc.reason, resumable=True)
     except TimeoutError:
         return _Outcome(f"timed out: no complete answer in {options.total_timeout:g} s",
                         retry=True)
@@ -240,7 +271,8 @@ async def _attempt(client, job: Job, out: Path, options: DownloadOptions) -> _Ou
         why = _why(exc)
         return _Outcome("connection reset by the server" if "reset" in why.lower()
                         else f"connection error: {why}", retry=True)
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError) as exc:
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError,
+            UnicodeError) as exc:  # UnicodeError: a host name IDNA cannot encode
         return _Outcome(f"bad URL: {exc}")
     except httpx.DecodingError as exc:
         return _Outcome(f"cannot decode the body: {exc}")
@@ -255,19 +287,49 @@ def _why(exc: BaseException) -> str:
     (connection refused, reset by peer) in errors with empty or vague messages."""
     seen = exc
     while seen is not None:
+        if isinstance(seen, socket.gaierror):  # its errno is not one os.strerror knows
+            return f"cannot resolve the host name ({seen.strerror or seen})".lower()
+        if isinstance(seen, ssl.SSLCertVerificationError):  # errno 1 is not EPERM here
+            return f"certificate verify failed: {seen.verify_message or seen.reason}"
+        if isinstance(seen, ssl.SSLError):
+            return f"TLS error: {seen.reason or seen}"
         if isinstance(seen, OSError) and (seen.errno or seen.strerror):
             return (os.strerror(seen.errno) if seen.errno else seen.strerror).lower()
         seen = seen.__cause__ or seen.__context__
     return str(exc) or type(exc).__name__
 
 
-async def _follow(client, job: Job, out: Path, options: DownloadOptions) -> _Outcome:
-    url, seen = job.url, {job.url}
-    for _ in range(options.max_redirects + 1):
-        response = await client.send(client.build_request("GET", url), stream=True)
+async def _follow(session: _Session, job: Job, out: Path, options: DownloadOptions
+                  ) -> _Outcome:
+    import httpx
+
+    client, url, seen = session.client, job.url, {job.url}
+    for hop in range(options.max_redirects + 1):
+        request = client.build_request("GET", url)
+        try:
+            if session.precheck is not None:
+                await session.precheck.allowed_addresses(
+                    request.url.raw_host.decode("ascii"), request.url.port
+                    or (443 if request.url.scheme == "https" else 80), options.timeout)
+            response = await client.send(request, stream=True)
+        except AddressRefused as exc:
+            if hop:  # say which hop: the URL in the row is not the one refused
+                raise AddressRefused(f"redirect to {url}: {exc.reason}") from None
+            raise
+        except (httpx.InvalidURL, UnicodeError, httpx.RemoteProtocolError) as exc:
+            # The request was built, so this is httpx parsing the answer's Location (it
+            # does, even when not following redirects) and failing on it.
+            if isinstance(exc, httpx.RemoteProtocolError) and "location" not in str(exc):
+                raise
+            return _Outcome(f"redirect to a malformed URL ({exc})")
         try:
             if response.is_redirect:
-                target = str(response.url.join(response.headers["location"]))
+                location = response.headers["location"]
+                try:
+                    target = str(response.url.join(location))
+                except Exception:  # noqa: BLE001  (httpx raises several kinds for a bad one)
+                    return _Outcome(f"redirect to a malformed URL ({location[:200]!r})",
+                                    http_status=response.status_code)
                 problem = url_problem(target)
                 if problem:
                     return _Outcome(f"redirect to a URL not fetched ({problem})",
