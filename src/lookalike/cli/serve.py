@@ -8,10 +8,14 @@ from typing import Optional
 
 import typer
 
+from ..actions.follow import catch_up
 from ..errors import LookalikeError
 from .main import USAGE, _fail, _index_path, app, err
 
 TOKEN_ENV = "LOOKALIKE_TOKEN"
+# Seconds a stop (SIGTERM, Ctrl-C) waits for requests in progress before cutting them off:
+# without a limit, one client sending its body slowly kept the server up for ever.
+SHUTDOWN_GRACE_S = 3
 
 
 @app.command("serve")
@@ -34,7 +38,8 @@ def serve_command(
     warm: bool = typer.Option(True, "--warm/--no-warm", help="Compute the duplicate groups "
                               "as the server starts, so the web UI's first page is quick."),
 ) -> None:
-    """Serve the index over HTTP: the web UI at /, the API's docs at /docs."""
+    """Serve the index over HTTP: the web UI at /, the API's schema (OpenAPI) at
+    /openapi.json. Requests that change something are refused from other sites' pages."""
     try:
         import uvicorn
 
@@ -46,13 +51,17 @@ def serve_command(
     try:
         check_bind(host, token)
         index_path = index if index is not None else _index_path(None)
+        if warning := catch_up(index_path):  # a killed apply or undo: learn what it did first
+            err.print(f"warning: {warning}", markup=False)
         service = create_app(index_path, token=token, allow_paths=allow_path,
                              max_upload_bytes=int(max_upload_mb * (1 << 20)),
                              max_pixels=max_pixels, warm=warm)
     except LookalikeError as exc:
         raise _fail(str(exc), USAGE) from None
-    err.print(f"serving {index_path} on http://{host}:{port} (web UI at /, API docs at /docs)")
-    uvicorn.run(service, host=host, port=port, log_level="warning")
+    err.print(f"serving {index_path} on http://{host}:{port} (web UI at /, API schema at "
+              "/openapi.json)")
+    uvicorn.run(service, host=host, port=port, log_level="warning",
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
 
 
 def _read_token(token_file: Optional[Path]) -> str | None:

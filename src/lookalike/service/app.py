@@ -4,12 +4,16 @@ and translate its errors into HTTP codes; nothing here searches or decodes by it
 
 Nothing takes a path that reaches the file system but the JSON form of /query and /index,
 and those only under the allow-list (limits.AllowList). Files are served by their integer id
-in the index, and only while the file is live and unchanged since it was indexed.
+in the index, and only while the file is live and unchanged since it was indexed. Requests
+that change something must come from the server's own pages or from non-browser clients
+(guard.SameOrigin), and every number a client sends has a range.
+
+The schema is at /openapi.json; the interactive docs (/docs, /redoc) are not served: they
+would load their scripts from a CDN into this origin.
 """
 
 from __future__ import annotations
 
-import hmac
 import os
 import tempfile
 from collections import Counter
@@ -18,15 +22,18 @@ from typing import Sequence
 
 import xxhash
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from ..actions.journal import QuarantineBusyError
 from ..decode import decode, exif_date
-from ..errors import (DecodeError, IndexBusyError, IndexError_, LookalikeError)
+from ..errors import BoundError, DecodeError, IndexBusyError, IndexError_, LookalikeError
 from ..index.store import ChangeCounter, Index, display_path
 from ..report.thumbs import ThumbCache
 from ..scan import scan
@@ -34,25 +41,26 @@ from ..search.evidence import Evidence
 from ..search.query import PreparedQuery
 from ..types import Group
 from . import models
-from .limits import (MAX_PIXELS, MAX_UPLOAD_BYTES, MULTIPART_SLACK, SUFFIXES, AllowList,
-                     BodyLimit, LoopbackHost, Refused, check_picture, is_loopback,
+from .guard import BearerAuth, SameOrigin
+from .limits import (MAX_DISTANCE, MAX_PIXELS, MAX_UPLOAD_BYTES, MULTIPART_SLACK, SUFFIXES,
+                     AllowList, BodyLimit, LoopbackHost, Refused, check_picture, is_loopback,
                      json_path)
 from .review import review_routes
-from .state import (ERRORS, GroupCache, StateCache, live, opened, parse_where, select_groups,
-                    unchanged)
+from .state import (ERRORS, GroupCache, StateCache, WriteLock, live, opened, parse_where,
+                    select_groups, unchanged)
 
 STATIC_DIR = Path(__file__).parent / "static"
 UPLOADS_DIR = "uploads"  # next to the index: pictures added through POST /index
 MAX_PAGE_SIZE = 500
+MAX_PAGE = 1_000_000  # pages of groups: far more than any index holds at page_size 1
 META_VALUES = 50  # values of each metadata key listed by GET /info
-# Paths a client may read without the token: the web UI's page and the API's own docs
-# (they describe the API, they hold no data).
-PUBLIC_PATHS = ("/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
-_UPLOAD_BODY = {"requestBody": {"content": {
+FileIdParam = PathParam(ge=1, le=models.MAX_ID, description="Id of an indexed file.")
+_UPLOAD_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary"}}}},
-    "application/json": {"schema": {"type": "object", "properties": {
-        "path": {"type": "string", "description": "a file under the server's allow-list"}}}},
+    "application/json": {"schema": {"type": "object", "required": ["path"], "properties": {
+        "path": {"type": "string", "minLength": 1,
+                 "description": "a file under the server's allow-list"}}}},
 }}}
 
 
@@ -81,10 +89,14 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
     allow = AllowList.of(allow_paths)
     counter = ChangeCounter(index_path)
     groups, queries = GroupCache(counter), _QueryCache(counter)
+    writes = WriteLock()
     app = FastAPI(title="lookalike", summary="Find duplicate images in an indexed collection, "
                   "review them and act on them safely. The web UI is at /.",
-                  dependencies=[Depends(HTTPBearer(auto_error=False))] if token else [])
+                  dependencies=[Depends(HTTPBearer(auto_error=False))] if token else [],
+                  docs_url=None, redoc_url=None)  # their scripts would come from a CDN
     app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_SLACK)
+    # With a token, the browser's Sec-Fetch-Site only: a proxy may rewrite Host or scheme.
+    app.add_middleware(SameOrigin, check_origin=not token)
     if token:
         app.add_middleware(BearerAuth, token=token)  # outermost: before any body is read
     else:
@@ -99,10 +111,22 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
     async def _library_error(request: Request, exc: LookalikeError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the methods of one route of the path
+            headers["Allow"] = _allowed_methods(app, request.url.path) or headers.get(
+                "Allow", "")
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=headers)
+
     @app.post("/query", response_model=models.QueryOut, responses=ERRORS,
               openapi_extra=_UPLOAD_BODY)
-    async def query_route(request: Request, method: str = "auto",
-                          max_distance: int | None = Query(None, ge=0),
+    async def query_route(request: Request,
+                          method: str = Query("auto", max_length=models.MAX_NAME),
+                          max_distance: int | None = Query(None, ge=0, le=MAX_DISTANCE),
                           limit: int = Query(20, ge=1, le=MAX_PAGE_SIZE)) -> models.QueryOut:
         """Is this picture already in the index? Send it as multipart field `file`, or as
         JSON `{"path": ...}` naming a file under the server's allow-list."""
@@ -121,28 +145,29 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
         "model": models.ErrorOut}}, openapi_extra=_UPLOAD_BODY)
     async def index_route(request: Request) -> models.IndexOut:
         """Add pictures: multipart fields `file` (one or more), stored in `uploads/` next to
-        the index, or JSON `{"path": ...}` under the allow-list. 409 while another writer
-        holds the index."""
+        the index, or JSON `{"path": ...}` under the allow-list. Uploads to this server
+        queue one behind the other; 409 while another process (a scan) holds the index,
+        and then nothing of the request is kept."""
         if _is_json(request):
             real = await run_in_threadpool(allow.resolve, json_path(await request.body()))
             data = await run_in_threadpool(_read_capped, real, max_upload_bytes)
             check_picture(data, max_upload_bytes, max_pixels)
-            targets = [(str(real), real)]
-        else:
-            uploads = await _uploads(request, max_upload_bytes, many=True)
-            folder = index_path.parent / UPLOADS_DIR
-            formats = [check_picture(data, max_upload_bytes, max_pixels) for _, data in uploads]
-            targets = await run_in_threadpool(_store_uploads, folder, uploads, formats,
-                                              max_pixels)
-        return await run_in_threadpool(_add, index_path, targets)
+            return await writes.run(_add, index_path, [(str(real), real)])
+        uploads = await _uploads(request, max_upload_bytes, many=True)
+        formats = [check_picture(data, max_upload_bytes, max_pixels) for _, data in uploads]
+        # decoded outside the queue: the slow part needs no lock
+        await run_in_threadpool(_check_readable, uploads, max_pixels)
+        return await writes.run(_store_and_add, index_path, uploads, formats)
 
     @app.get("/groups", response_model=models.GroupsPage, responses=ERRORS)
-    def groups_route(page: int = Query(1, ge=1),
+    def groups_route(page: int = Query(1, ge=1, le=MAX_PAGE),
                      page_size: int = Query(50, ge=1, le=MAX_PAGE_SIZE),
-                     min_size: int = Query(2, ge=2), max_size: int | None = Query(None, ge=2),
-                     method: str = "auto",
-                     where: list[str] = Query([], description="KEY:VALUE (or KEY=VALUE) of "
-                                              "the files' metadata; repeat: all must hold")
+                     min_size: int = Query(2, ge=2, le=models.MAX_GROUP_SIZE),
+                     max_size: int | None = Query(None, ge=2, le=models.MAX_GROUP_SIZE),
+                     method: str = Query("auto", max_length=models.MAX_NAME),
+                     where: list[models.Where] = Query(
+                         [], max_length=models.MAX_WHERE, description="KEY:VALUE (or "
+                         "KEY=VALUE) of the files' metadata; repeat: all must hold")
                      ) -> models.GroupsPage:
         """Duplicate groups, largest first, a page at a time, with how each file matched
         and the marks a person made. Pairs marked not-duplicate are left apart."""
@@ -161,7 +186,7 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
             pages=-(-len(chosen) // page_size))
 
     @app.get("/files/{file_id}", response_model=models.FileOut, responses=ERRORS)
-    def file_route(file_id: int) -> models.FileOut:
+    def file_route(file_id: int = FileIdParam) -> models.FileOut:
         """An indexed file's description, metadata, EXIF date and mark."""
         with opened(index_path) as index:
             record = live(index, file_id)
@@ -183,7 +208,7 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
 
     @app.get("/files/{file_id}/thumbnail", responses={**ERRORS, 200: {
         "content": {"image/webp": {}, "image/jpeg": {}}}})
-    def thumbnail_route(file_id: int) -> Response:
+    def thumbnail_route(file_id: int = FileIdParam) -> Response:
         """A small WebP of the file (cached next to the index, shared with the report)."""
         with opened(index_path) as index:
             record = unchanged(live(index, file_id))
@@ -194,14 +219,14 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
         return Response(data, media_type=cache.mime, headers=_cached(record.content_hash))
 
     @app.get("/files/{file_id}/content", responses={**ERRORS, 200: {"content": {"image/*": {}}}})
-    def content_route(file_id: int) -> Response:
+    def content_route(file_id: int = FileIdParam) -> Response:
         """The file's bytes, while it is unchanged since it was indexed."""
         with opened(index_path) as index:
             record = unchanged(live(index, file_id))
         return FileResponse(record.path, headers=_cached(record.content_hash),
                             media_type=_MIME.get(record.format, "application/octet-stream"))
 
-    app.include_router(review_routes(index_path, groups, queries))
+    app.include_router(review_routes(index_path, writes, groups, queries))
 
     @app.get("/", include_in_schema=False)
     def home() -> FileResponse:
@@ -209,33 +234,6 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
-
-
-class BearerAuth:
-    """ASGI middleware: API requests need `Authorization: Bearer TOKEN`, compared in constant
-    time; checked before the body is read, so a stranger cannot make the server spool one."""
-
-    def __init__(self, app, token: str) -> None:
-        self.app = app
-        self.expected = token.encode()
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or \
-                scope["path"].startswith("/static/"):
-            await self.app(scope, receive, send)
-            return
-        header = dict(scope.get("headers") or ()).get(b"authorization", b"")
-        scheme, _, given = header.partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.expected):
-            await self.app(scope, receive, send)
-            return
-        reason = b"wrong bearer token" if scheme.lower() == b"bearer" else \
-            b"this server needs Authorization: Bearer TOKEN"
-        body = b'{"detail": "' + reason + b'"}'
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", b"Bearer")]})
-        await send({"type": "http.response.body", "body": body})
 
 
 # --- the work of the routes (in the thread pool: SQLite and decoding block) -----------------
@@ -278,8 +276,7 @@ def _add(index_path: Path, targets: list[tuple[str, Path]]) -> models.IndexOut:
                            failed=summary.failed)
 
 
-def _store_uploads(folder: Path, uploads: list[tuple[str, bytes]], formats: list[str],
-                   max_pixels: int) -> list[tuple[str, Path]]:
+def _check_readable(uploads: list[tuple[str, bytes]], max_pixels: int) -> None:
     """Every upload decoded first: one that cannot be read is refused (422) before anything
     is stored, rather than kept in uploads/ and recorded as a failed file of the index."""
     for name, data in uploads:
@@ -287,13 +284,34 @@ def _store_uploads(folder: Path, uploads: list[tuple[str, bytes]], formats: list
             decode(data, max_pixels=max_pixels, texture_draft=None)  # readable is enough
         except DecodeError as exc:
             raise Refused(422, f"cannot read the picture {name}: {exc}") from None
-    return [(name, _store_upload(folder, data, fmt))
-            for (name, data), fmt in zip(uploads, formats)]
 
 
-def _store_upload(folder: Path, data: bytes, fmt: str) -> Path:
+def _store_and_add(index_path: Path, uploads: list[tuple[str, bytes]], formats: list[str]
+                   ) -> models.IndexOut:
+    """Store the uploads in uploads/ and scan them (under the server's write lock). What
+    this request stored and did not get indexed is deleted again: a refused request (the
+    index busy in another process) or a failed file leaves nothing behind."""
+    folder = index_path.parent / UPLOADS_DIR
+    created: list[Path] = []
+    try:
+        targets = [(name, _store_upload(folder, data, fmt, created))
+                   for (name, data), fmt in zip(uploads, formats)]
+        out = _add(index_path, targets)
+    except BaseException:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
+    failed = {str(p) for (_, p), f in zip(targets, out.files) if f.file_id is None}
+    for path in created:
+        if str(path) in failed:
+            path.unlink(missing_ok=True)
+    return out
+
+
+def _store_upload(folder: Path, data: bytes, fmt: str, created: list[Path]) -> Path:
     """`folder`/<xxh3 of the bytes><ext>, written to a temporary name and renamed, so the
-    folder never holds half a file and the same upload twice is one file."""
+    folder never holds half a file and the same upload twice is one file; a file this call
+    wrote is added to `created` (one that was there already is not this request's)."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{xxhash.xxh3_128_hexdigest(data)}{SUFFIXES.get(fmt, '')}"
     if not target.exists():
@@ -305,6 +323,7 @@ def _store_upload(folder: Path, data: bytes, fmt: str) -> Path:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        created.append(target)
     return target
 
 
@@ -328,11 +347,21 @@ _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "
 def _status_of(exc: LookalikeError) -> int:
     if isinstance(exc, Refused):
         return exc.status
+    if isinstance(exc, BoundError):
+        return 422  # a number out of its range: a bad parameter
     if isinstance(exc, (IndexBusyError, QuarantineBusyError)):
         return 409  # another writer: try again later
     if isinstance(exc, IndexError_):
         return 503  # no index yet, or one that cannot be read: the server's side
     return 400  # an unknown method, a bad filter: the request's side
+
+
+def _allowed_methods(app: FastAPI, path: str) -> str | None:
+    """The methods the schema documents at `path` ("GET, POST"), None for a path it lacks."""
+    for template, operations in app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            return ", ".join(sorted(method.upper() for method in operations))
+    return None
 
 
 def _is_json(request: Request) -> bool:

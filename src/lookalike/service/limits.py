@@ -25,6 +25,9 @@ MAX_UPLOAD_BYTES = 50 << 20
 MAX_PIXELS = 64_000_000  # a 8000 x 8000 picture; the library's own cap (decode.py) is larger
 # Multipart framing (boundaries, part headers) on top of the picture's own bytes.
 MULTIPART_SLACK = 64 << 10
+# Bits of the longest code (PDQ): a larger Hamming radius means nothing more, and an
+# unbounded one once kept the multi-index search looping.
+MAX_DISTANCE = 256
 
 
 class Refused(LookalikeError):

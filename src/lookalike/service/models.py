@@ -1,10 +1,11 @@
-"""Response bodies of the HTTP API, as pydantic models so that OpenAPI documents them."""
+"""Request and response bodies of the HTTP API, as pydantic models so that OpenAPI documents
+them, and the ranges of the values a client sends (every number has one)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from ..actions.plan import DEFAULT_RULES, KEEP_RULES
 from ..index.decisions import MARKS
@@ -12,8 +13,54 @@ from ..index.decisions import MARKS
 Mark = Literal[MARKS]
 
 
+def _json_integer(value: object) -> object:
+    """JSON Schema's integer is any number without a fraction: 3.0 is 3 (and "3" is not)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def integer(low: int, high: int) -> object:
+    """A JSON integer in low..high (the range inside the validator, so that the schema says
+    minimum and maximum)."""
+    return Annotated[int, Field(ge=low, le=high), BeforeValidator(_json_integer)]
+
+
+# Ids are SQLite integers, which end at 2**63 - 1 (SQLite cannot even be asked about a
+# larger one); the API stops at 2**53 - 1, the largest integer a JSON number keeps exactly
+# in a browser (and in any client that reads numbers as doubles). No index holds more rows.
+MAX_ID = 2**53 - 1
+FileId = integer(1, MAX_ID)
+MAX_GROUP_SIZE = 1_000_000  # no group of a collection this server can hold is larger
+GroupSize = integer(2, MAX_GROUP_SIZE)
+MAX_NAME = 64  # characters of a method name
+MAX_WHERE = 20  # metadata conditions in one filter
+MAX_WHERE_CHARS = 500  # characters of one condition
+# KEY:VALUE (or KEY=VALUE when there is no colon). The key becomes a JSON path in SQL
+# ($."key"), so it has no quote, backslash or control character. state.parse_where reads it.
+WHERE_PATTERN = r'^(?:[^:"\\\x00-\x1f]+:[\s\S]*|[^:="\\\x00-\x1f]+=[^:]*)$'
+Where = Annotated[str, StringConstraints(pattern=WHERE_PATTERN, max_length=MAX_WHERE_CHARS)]
+
+
+class Strict(BaseModel):
+    """A request body: values of the declared JSON types only ("1" is not a number, 0 is not
+    false: `"execute": "no"` must not read as true), and no unknown fields (a misspelt
+    "excute" would otherwise be a silent dry run)."""
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
 class ErrorOut(BaseModel):
     detail: str = Field(description="Why the request was refused, in words.")
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description="Where: body, query or path, then the name.")
+    msg: str
+    type: str
+
+
+class InvalidOut(BaseModel):
+    """A 422: in words (a picture that cannot be read, a bad filter), or FastAPI's list of
+    the parameters that do not fit their declared types and ranges."""
+    detail: str | list[ValidationIssue]
 
 
 class MatchOut(BaseModel):
@@ -124,15 +171,15 @@ class FoldersOut(BaseModel):
 
 # --- decisions -----------------------------------------------------------------------------
 
-class DecisionIn(BaseModel):
+class DecisionIn(Strict):
     decision: Literal[(*MARKS, "not-duplicate", "clear")] = Field(
         description="keep / quarantine: mark the files (a plan follows marks over the keep "
         "rules); not-duplicate: these files are not duplicates of `others` (or, without "
         "others, of each other), remembered per content so later groups and `dupes` leave "
         "them apart; clear: drop the marks of the files and their not-duplicate decisions "
         "with `others` (or each other).")
-    file_ids: list[int] = Field(min_length=1, max_length=1000)
-    others: list[int] = Field(default_factory=list, max_length=1000)
+    file_ids: list[FileId] = Field(min_length=1, max_length=1000)
+    others: list[FileId] = Field(default_factory=list, max_length=1000)
 
 
 class DecisionOut(BaseModel):
@@ -172,7 +219,7 @@ PLAN_ID = r"^[0-9A-Za-z_-]{1,80}$"
 KeepRule = Literal[tuple(KEEP_RULES)]  # type: ignore[valid-type]
 
 
-class PlanIn(BaseModel):
+class PlanIn(Strict):
     rules: list[KeepRule] = Field(default=list(DEFAULT_RULES), max_length=len(KEEP_RULES),
                                   description="Keep rules, in order.")
     prefer_path: list[str] = Field(default_factory=list, max_length=50, description="Folders "
@@ -180,10 +227,11 @@ class PlanIn(BaseModel):
     reference: list[str] = Field(default_factory=list, max_length=50, description="Folders "
                                  "(from GET /folders) whose files are always kept and never "
                                  "touched.")
-    method: str = "auto"
-    min_size: int = Field(2, ge=2)
-    max_size: int | None = Field(None, ge=2)
-    where: list[str] = Field(default_factory=list, description="KEY:VALUE, as in /groups.")
+    method: str = Field("auto", max_length=MAX_NAME)
+    min_size: GroupSize = 2
+    max_size: GroupSize | None = None
+    where: list[Where] = Field(default_factory=list, max_length=MAX_WHERE,
+                               description="KEY:VALUE, as in /groups.")
     use_marks: bool = Field(True, description="Follow the files' keep/quarantine marks "
                             "over the rules.")
 
@@ -215,7 +263,7 @@ class PlanOut(BaseModel):
     bytes: int
 
 
-class ApplyIn(BaseModel):
+class ApplyIn(Strict):
     plan_id: str = Field(pattern=PLAN_ID)
     execute: bool = Field(False, description="Act; without it, a dry run that changes "
                           "nothing.")
@@ -250,7 +298,7 @@ class RunsOut(BaseModel):
     runs: list[RunOut] = Field(description="Newest first.")
 
 
-class UndoIn(BaseModel):
+class UndoIn(Strict):
     run: str = Field(pattern=PLAN_ID, description="A run id from GET /runs.")
 
 

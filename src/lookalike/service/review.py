@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import threading
 from collections import Counter
 from itertools import combinations
 from pathlib import Path
@@ -29,27 +28,26 @@ from ..index.decisions import MARKS
 from ..index.store import Index, display_path
 from . import models
 from .limits import Refused
-from .state import (ERRORS, GroupCache, StateCache, live, opened, parse_where, select_groups,
-                    writing)
+from .state import (ERRORS, GroupCache, StateCache, WriteLock, live, opened, parse_where,
+                    select_groups, writing)
 
 PLANS_DIR = "plans"  # next to the index: the plans this server made, by id
 PLANS_KEPT = 20  # the newest plans kept there (undo needs none: a run's journal says it all)
 SHOWN_DECISIONS = 500  # GET /decisions lists this many of each kind by default
 
 
-def review_routes(index_path: Path, cache: GroupCache, *others: StateCache) -> APIRouter:
-    """The routes of this module over the index at `index_path` (absolute); `cache` holds
+def review_routes(index_path: Path, writes: WriteLock, cache: GroupCache,
+                  *others: StateCache) -> APIRouter:
+    """The routes of this module over the index at `index_path` (absolute); `writes` is the
+    server's one write lock (shared with POST /index: a second write waits instead of
+    meeting the writer lock, and 409 is left for a scan in another process); `cache` holds
     the groups, `others` more values computed from the index (kept over a mark)."""
     router = APIRouter(responses=ERRORS)
-    # One write at a time from this server: a second request waits instead of meeting the
-    # writer lock (409 is left for a scan in another process).
-    write_lock = threading.Lock()
 
     @router.post("/decisions", response_model=models.DecisionOut, tags=["review"])
-    def decide_route(body: models.DecisionIn) -> models.DecisionOut:
+    async def decide_route(body: models.DecisionIn) -> models.DecisionOut:
         """Record a decision on files (per file, or a whole group: give all its ids)."""
-        with write_lock:
-            return _decide(index_path, body, (cache, *others))
+        return await writes.run(_decide, index_path, body, (cache, *others))
 
     @router.get("/decisions", response_model=models.DecisionsOut, tags=["review"])
     def decisions_route(limit: int = Query(SHOWN_DECISIONS, ge=1, le=10_000)
@@ -73,11 +71,10 @@ def review_routes(index_path: Path, cache: GroupCache, *others: StateCache) -> A
         return _plan(index_path, cache, body)
 
     @router.post("/apply", response_model=models.ApplyOut, tags=["actions"])
-    def apply_route(body: models.ApplyIn) -> models.ApplyOut:
+    async def apply_route(body: models.ApplyIn) -> models.ApplyOut:
         """Run a plan: a dry run unless `execute` is true. Files are re-checked just before
         they are moved; moved files go to the index's quarantine folder, with a journal."""
-        with write_lock:
-            return _apply(index_path, body)
+        return await writes.run(_apply, index_path, body)
 
     @router.get("/runs", response_model=models.RunsOut, tags=["actions"])
     def runs_route() -> models.RunsOut:
@@ -87,10 +84,9 @@ def review_routes(index_path: Path, cache: GroupCache, *others: StateCache) -> A
                                     for r in runs])
 
     @router.post("/undo", response_model=models.UndoOut, tags=["actions"])
-    def undo_route(body: models.UndoIn) -> models.UndoOut:
+    async def undo_route(body: models.UndoIn) -> models.UndoOut:
         """Put back everything a run moved (safe to repeat)."""
-        with write_lock:
-            return _undo(index_path, body.run)
+        return await writes.run(_undo, index_path, body.run)
 
     return router
 

@@ -4,12 +4,17 @@ route makes on the ids and filters a client sends."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
+
+from fastapi.concurrency import run_in_threadpool
 
 from ..index.store import ChangeCounter, FileRecord, Index, open_index
 from ..search.evidence import Evidence, groups_with_evidence
@@ -61,14 +66,41 @@ def unchanged(record: FileRecord) -> FileRecord:
 
 
 def parse_where(values: list[str]) -> dict[str, str]:
-    """["category:tops", "shop=a"] -> {"category": "tops", "shop": "a"}."""
+    """["category:tops", "shop=a"] -> {"category": "tops", "shop": "a"}. Checked before any
+    index is opened: a malformed filter is the request's fault (422) even with no index."""
+    if len(values) > models.MAX_WHERE:
+        raise Refused(422, f"at most {models.MAX_WHERE} where conditions")
     out = {}
     for value in values:
-        key, sep, wanted = value.partition(":") if ":" in value else value.partition("=")
-        if not sep or not key:
-            raise Refused(422, f"where={value!r}: expected KEY:VALUE")
+        if len(value) > models.MAX_WHERE_CHARS:
+            raise Refused(422, f"where: a condition over {models.MAX_WHERE_CHARS} characters")
+        if not re.fullmatch(models.WHERE_PATTERN, value):
+            raise Refused(422, f"where={value[:80]!r}: expected KEY:VALUE (or KEY=VALUE), the "
+                          "key without quotes, backslashes or control characters")
+        key, _, wanted = value.partition(":") if ":" in value else value.partition("=")
         out[key] = wanted
     return out
+
+
+class WriteLock:
+    """One write to the index at a time from this server (uploads, marks, apply, undo): a
+    request queues behind the one in progress instead of meeting the index's own lock,
+    which then only another process can hold (a 409). Waiting requests wait on the event
+    loop, holding no worker thread; the work itself runs in the thread pool."""
+
+    def __init__(self) -> None:
+        self._thread_lock = threading.Lock()  # the real exclusion, whatever loop serves
+        self._queues: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        queue = self._queues.setdefault(loop, asyncio.Lock())
+        async with queue:
+            return await run_in_threadpool(self._locked, work, *args)
+
+    def _locked(self, work: Callable[..., T], *args: object) -> T:
+        with self._thread_lock:
+            return work(*args)
 
 
 class StateCache:
@@ -156,5 +188,6 @@ def select_groups(groups: list[Group], min_size: int, max_size: int | None) -> l
             if len(g.files) >= min_size and (max_size is None or len(g.files) <= max_size)]
 
 
-ERRORS = {code: {"model": models.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415,
-                                                         422, 503)}
+ERRORS = {**{code: {"model": models.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415,
+                                                            503)},
+          422: {"model": models.InvalidOut}}
