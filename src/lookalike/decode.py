@@ -1,15 +1,53 @@
-"""Bytes -> Decoded: recognise the format by content, decode robustly, fail with a reason."""
+"""Bytes -> Decoded: recognise the format by content, decode robustly, fail with a reason.
+
+Failures. Whatever Pillow, its plugins, pillow-heif or the libraries under them raise on a
+damaged file (OSError, SyntaxError, ValueError, UnicodeDecodeError, struct.error, zlib.error,
+EOFError, MemoryError, DecompressionBombError...) becomes, in `_reason` and nowhere else, a
+DecodeError whose message is a sentence for a person: "truncated file: ...", "the PNG data is
+damaged (bad chunk ...)", "unsupported BMP compression (3)", "not an image: ...", "too large to
+decode: ...". Python's own exception text (a codec's, a struct's) is never shown; Pillow's is
+where Pillow wrote it for people. The exception itself is logged at DEBUG.
+
+Memory. Two limits are checked from the header, before any pixel is decoded: `max_pixels`
+(MAX_PIXELS) and `max_decode_bytes` (MAX_DECODE_BYTES): the full-size raster's bytes, width x
+height x what Pillow keeps per pixel (1 for grey, palette and 1-bit, 2 for 16-bit grey, 4 for
+the rest: RGB is padded to 4). Only a JPEG can be decoded smaller than it is stored (libjpeg's
+DCT scaling, `draft_size`); any other picture is decoded once at full size, then, where its
+short side is at least 2 x REDUCE_SIDE, box-reduced by the largest whole factor that keeps it
+at least REDUCE_SIDE (and draft_size). Conversion to RGB (16-bit, palette, alpha...) of a big
+picture goes a band of rows at a time, so the peak is the raster plus a band: a 13000 x 13000
+16-bit PNG took 2,305 MB and 2.1-2.3 s to decode, now 405 MB and 1.0-1.4 s; an RGB one peaks at
+its 676 MB raster either way (bench/bench_big_pictures.py). A picture whose short side is under 2 x
+REDUCE_SIDE decodes to the same pixels as before, so its signatures do not change.
+"""
 
 from __future__ import annotations
 
+import ast
 import io
+import logging
+import os
+import re
+import struct
+import traceback
+import zlib
 
 from .errors import DecodeError
 from .types import Decoded
 
+log = logging.getLogger(__name__)
+
 # Pixels allowed in one decoded picture (after JPEG draft reduction). Larger is refused
 # before any pixel is decoded, so a 50-kB PNG claiming 100k x 100k cannot exhaust memory.
 MAX_PIXELS = 178_956_970
+# Bytes the full-size raster may take (see the module docstring). At MAX_PIXELS the largest
+# raster is 716 MB (4 bytes a pixel), so the default binds only where max_pixels is raised;
+# lower it where many workers share a small machine. max_decode_bytes may not go below
+# MIN_DECODE_BYTES: that would refuse ordinary photographs (a 2048 x 2048 RGB raster is 16 MiB).
+MAX_DECODE_BYTES = 1 << 30
+MIN_DECODE_BYTES = 16 << 20
+REDUCE_SIDE = 2048  # twice what any method looks at (local features, TEXTURE_DRAFT: 1024 px)
+BAND_PIXELS = 1 << 20  # pixels converted at once when a big picture is converted in bands
 DRAFT_SIZE = 256  # JPEGs are decoded at the smallest DCT scale still at least this big
 # A drafted JPEG whose contrast lies mostly in details finer than pHash's 32 x 32 grid (small
 # bricks, checks, weaves: fine periodic textures) is decoded again at TEXTURE_DRAFT. A reduced
@@ -77,33 +115,39 @@ def _register_heif() -> None:
 
 
 def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, draft_size: int = DRAFT_SIZE,
-           texture_draft: int | None = TEXTURE_DRAFT) -> Decoded:
+           texture_draft: int | None = TEXTURE_DRAFT,
+           max_decode_bytes: int = MAX_DECODE_BYTES) -> Decoded:
     """Decode the first frame of an image file held in memory.
 
     A JPEG is decoded at the smallest DCT scale still at least `draft_size` (0: in full); one
     that turns out to be a fine texture, at `texture_draft` (0: in full; None: never again).
-    Raises DecodeError with a short human reason on any failure.
+    A very big picture of another format is reduced after decoding (draft_size 0: never; see
+    the module docstring). Raises DecodeError with a short human reason on any failure, and
+    ValueError when `max_decode_bytes` is under MIN_DECODE_BYTES.
     """
-    from PIL import Image, UnidentifiedImageError
-
+    if max_decode_bytes < MIN_DECODE_BYTES:
+        raise ValueError(f"max_decode_bytes must be at least {MIN_DECODE_BYTES:,} "
+                         f"({MIN_DECODE_BYTES >> 20} MiB), not {max_decode_bytes:,}")
     fmt = sniff(data[:32])
     if fmt is None:
-        raise DecodeError("not an image (unrecognised content)")
-    if fmt in ("HEIF", "AVIF"):
-        _register_heif()
-    Image.MAX_IMAGE_PIXELS = None  # our own cap below also allows big JPEGs decoded in draft
+        raise DecodeError("empty file (0 bytes)" if not data else
+                          f"not an image: the content is {describe_content(data[:512])}")
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # our own caps below also allow big JPEGs drafted
+    limits = (max_pixels, max_decode_bytes)
     try:
-        decoded = _decode_opened(_open(data, fmt), fmt, max_pixels, draft_size)
+        if fmt in ("HEIF", "AVIF"):
+            _register_heif()
+        decoded = _decode_opened(_open(data, fmt), fmt, limits, draft_size)
         if texture_draft is not None and _redecode_texture(decoded, draft_size, texture_draft):
-            decoded = _decode_opened(_open(data, fmt), fmt, max_pixels, texture_draft)
+            decoded = _decode_opened(_open(data, fmt), fmt, limits, texture_draft)
         return decoded
     except DecodeError:
         raise
-    except UnidentifiedImageError:
-        raise DecodeError(f"cannot identify {fmt} image (corrupt header?)") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError,
-            TypeError, MemoryError, RuntimeError, ZeroDivisionError) as exc:
-        raise DecodeError(_reason(exc)) from None
+    except Exception as exc:  # noqa: BLE001  (hostile bytes can make a decoder raise anything)
+        log.debug("cannot decode %s data", fmt, exc_info=True)
+        raise DecodeError(_reason(exc, fmt, data)) from None
 
 
 def _open(data: bytes, fmt: str):
@@ -125,11 +169,105 @@ def _open(data: bytes, fmt: str):
     return image
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    if "truncated" in text.lower():
-        return f"truncated file ({text})"
-    return text
+# --- why a decode failed, in words ------------------------------------------------------
+
+_NAMES = {"WEBP": "WebP", "PPM": "PPM/PGM/PBM"}
+# Words (in the raw text, lower case) that say what kind of fault it is.
+_TRUNCATED = ("truncated", "not enough image data", "end of file", "reached eof",
+              "premature end")
+_UNSUPPORTED = ("unsupported", "not supported", "not implemented", "unknown")
+_UNDECODABLE = ("broken data stream", "unrecognized data stream", "decoder error",
+                "could not create decoder", "failed to read next frame", "failed to decode",
+                "cannot load this image", "buffer overrun", "codec configuration")
+
+
+def _reason(exc: BaseException, fmt: str, data: bytes) -> str:
+    """Why `data`, sniffed as `fmt`, did not decode: a sentence for a person, never Python's
+    own exception text. The raw text is matched to pick the kind of fault; it is shown only
+    where Pillow (or pillow-heif) raised it in words of its own (`_pillow_words`)."""
+    from PIL import Image, UnidentifiedImageError
+
+    name = _NAMES.get(fmt, fmt)
+    text = " ".join(str(exc).split())
+    lower = text.lower()
+    if isinstance(exc, Image.DecompressionBombError) or "security limit" in lower:
+        return f"too large to decode: the {name} picture is over its decoder's size limit"
+    if isinstance(exc, MemoryError):
+        return f"not enough memory to decode this {name} picture"
+    if isinstance(exc, ImportError):
+        return f"unsupported format: reading {name} needs the pillow-heif package"
+    if isinstance(exc, UnidentifiedImageError):
+        return f"the {name} header is damaged, or of a kind that cannot be read"
+    if any(word in lower for word in _TRUNCATED) or _declares_more(data, fmt):
+        if _ends_whole(data, fmt):  # a damaged length or count, not a cut file
+            return f"the {name} data is damaged (it holds less than its header declares)"
+        return f"truncated file: the {name} data ends before the picture does"
+    if isinstance(exc, (EOFError, struct.error)):
+        return f"the {name} data is damaged or truncated (a part it declares is missing)"
+    detail = _pillow_words(exc, text)
+    if any(word in lower for word in _UNSUPPORTED):
+        if detail.startswith("unsupported"):  # Pillow's own "Unsupported BMP compression (3)"
+            return detail
+        return f"unsupported {name} variant" + (f" ({detail})" if detail else "")
+    if fmt == "PNG" and (isinstance(exc, UnicodeDecodeError) or "chunk" in lower):
+        detail = _png_chunk_fault(exc, lower)
+    elif isinstance(exc, zlib.error) or "zlib" in lower:
+        detail = "its compressed data does not decompress"
+    elif any(word in lower for word in _UNDECODABLE):
+        detail = "its pixel data cannot be decoded"
+    return f"the {name} data is damaged" + (f" ({detail})" if detail else "")
+
+
+def _pillow_words(exc: BaseException, text: str) -> str:
+    """`text` when Pillow or pillow-heif raised `exc` with a `raise` of its own (a sentence
+    written for people) and it is plain, short text; else "" (Python's or a C library's)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames or not text:
+        return ""
+    parts = os.path.normpath(frames[-1].filename).split(os.sep)
+    own = ("PIL" in parts or "pillow_heif" in parts) and (frames[-1].line or "").startswith(
+        "raise")
+    plain = (text.isascii() and text.isprintable() and len(text) <= 120
+             and not any(mark in text for mark in ("b'", 'b"', "\\", " at 0x")))
+    if not (own and plain):
+        return ""
+    return text if text[:2].isupper() else text[0].lower() + text[1:]
+
+
+def _png_chunk_fault(exc: BaseException, lower: str) -> str:
+    """What is wrong with a PNG chunk, from Pillow's "broken PNG file (chunk b'...')"."""
+    if isinstance(exc, UnicodeDecodeError):  # Pillow reads a chunk's type as ASCII
+        return "bad chunk: its type is not text"
+    match = re.search(r"b'(?:[^'\\]|\\.)*'", str(exc))
+    try:
+        chunk = ast.literal_eval(match.group(0)) if match else b""
+    except (ValueError, SyntaxError):
+        chunk = b""
+    what = "bad checksum on chunk" if "checksum" in lower or "crc" in lower else "bad chunk"
+    if len(chunk) == 4 and chunk.isascii() and chunk.isalpha():
+        return f"{what} {chunk.decode()}"
+    return f"{what}: its type is not text" if chunk else what
+
+
+def _ends_whole(data: bytes, fmt: str) -> bool:
+    """Whether the file ends with its format's end marker, so it was not cut short."""
+    tail = data[-64:].rstrip(b"\x00")
+    if fmt == "PNG":
+        return b"IEND\xaeB`\x82" in tail
+    if fmt == "JPEG":  # 0xFF is stuffed in the entropy-coded data: FF D9 is the end marker
+        return tail.endswith(b"\xff\xd9")
+    if fmt == "GIF":
+        return tail.endswith(b";")
+    return False
+
+
+def _declares_more(data: bytes, fmt: str) -> bool:
+    """Whether the file's own header declares more bytes than it holds (a cut download)."""
+    if fmt == "WEBP" and len(data) >= 8:  # RIFF: the size of all that follows byte 8
+        return int.from_bytes(data[4:8], "little") + 8 > len(data)
+    if fmt == "BMP" and len(data) >= 6:  # the file's size, where the writer filled it in
+        return int.from_bytes(data[2:6], "little") > len(data)
+    return False
 
 
 def _draft_scale(width: int, height: int, draft_size: int) -> int:
@@ -141,8 +279,9 @@ def _draft_scale(width: int, height: int, draft_size: int) -> int:
 def _redecode_texture(decoded: Decoded, draft_size: int, texture_draft: int) -> bool:
     """Whether a JPEG was drafted coarser than `texture_draft` allows for a fine texture."""
     size = decoded.image.size
-    if decoded.format != "JPEG" or size[0] * size[1] == decoded.width * decoded.height:
-        return False  # not drafted (only RGB and grey JPEGs are)
+    if (decoded.format != "JPEG" or decoded.mode not in ("RGB", "L")
+            or size[0] * size[1] == decoded.width * decoded.height):
+        return False  # not drafted (only RGB and grey JPEGs are; others may be reduced)
     if (_draft_scale(decoded.width, decoded.height, texture_draft)
             >= _draft_scale(decoded.width, decoded.height, draft_size)):
         return False
@@ -172,7 +311,7 @@ def _roughness(gray) -> float:
     return (across + down) / 2
 
 
-def _decode_opened(image, fmt: str, max_pixels: int, draft_size: int) -> Decoded:
+def _decode_opened(image, fmt: str, limits: tuple[int, int], draft_size: int) -> Decoded:
     width, height = image.size
     if width <= 0 or height <= 0:
         raise DecodeError(f"empty image ({width}x{height})")
@@ -186,16 +325,69 @@ def _decode_opened(image, fmt: str, max_pixels: int, draft_size: int) -> Decoded
         # libjpeg does the colour conversion, and the DCT scaling where the picture is more
         # than twice draft_size: both much faster than decoding in full.
         image.draft(image.mode, (draft_size, draft_size))
-    if image.size[0] * image.size[1] > max_pixels:
-        raise DecodeError(
-            f"too many pixels: {width}x{height} is over the limit of {max_pixels:,}")
+    _check_limits(image, (width, height), limits)
+    declared = image.size
     image.load()  # first frame only; later frames are at most skipped over, never decoded
-    rgb = _to_rgb(image)
+    if image.size != declared:  # a damaged header (a HEIF clap box, an ICO entry): trust pixels
+        width, height = image.size
+        _check_limits(image, image.size, limits)
+    rgb = _to_rgb_bounded(image, _reduction(image.size, draft_size))
+    del image  # the full-size raster: the caller holds no other reference to it
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     if orientation != 1:
         rgb = _apply_orientation(rgb, orientation)
     return Decoded(image=rgb, width=width, height=height, format=fmt, mode=mode, frames=frames)
+
+
+def _check_limits(image, full_size: tuple[int, int], limits: tuple[int, int]) -> None:
+    """DecodeError where `image`, as it will be decoded, is over max_pixels or its raster
+    over max_decode_bytes; `full_size` is the picture's own size, for the reason."""
+    max_pixels, max_decode_bytes = limits
+    width, height = full_size
+    if image.size[0] * image.size[1] > max_pixels:
+        raise DecodeError(
+            f"too many pixels: {width}x{height} is over the limit of {max_pixels:,}")
+    raster = _raster_bytes(image.size, image.mode)
+    if raster > max_decode_bytes:
+        raise DecodeError(
+            f"too large to decode: {width}x{height} pixels in mode {image.mode} need "
+            f"{raster / 2**20:,.0f} MiB, over the limit of {max_decode_bytes / 2**20:,.0f} MiB")
+
+
+def _raster_bytes(size: tuple[int, int], mode: str) -> int:
+    """Bytes Pillow allocates for a picture of `size` in `mode`: 1 a pixel for grey, palette
+    and 1-bit, 2 for 16-bit grey, 4 for the rest (RGB is padded to 4, as are LA and PA)."""
+    per_pixel = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return size[0] * size[1] * per_pixel
+
+
+def _reduction(size: tuple[int, int], draft_size: int) -> int:
+    """The whole factor a decoded picture is box-reduced by: the largest that leaves its short
+    side at least REDUCE_SIDE (and draft_size); 1 with draft_size 0 (decode in full)."""
+    if draft_size <= 0:
+        return 1
+    return max(1, min(size) // max(REDUCE_SIDE, draft_size))
+
+
+def _to_rgb_bounded(image, factor: int):
+    """_to_rgb(image).reduce(factor), made a band of rows at a time where the picture is big:
+    neither a full-size RGB copy nor the float copies of a 16-bit picture ever exist. Each band
+    holds whole blocks of `factor` rows, so the result is the same as in one go."""
+    from PIL import Image
+
+    width, height = image.size
+    if image.mode == "RGB":  # nothing to convert: one reduce makes no full-size copy either
+        return image.reduce(factor) if factor > 1 else image
+    if factor == 1 and width * height <= BAND_PIXELS:
+        return _to_rgb(image)
+    top = image.getextrema()[1] if image.mode in ("I", "F") else None  # the whole picture's
+    rows = max(1, BAND_PIXELS // (width * factor)) * factor
+    out = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    for y in range(0, height, rows):
+        band = _to_rgb(image.crop((0, y, width, min(height, y + rows))), top)
+        out.paste(band.reduce(factor) if factor > 1 else band, (0, y // factor))
+    return out
 
 
 def _apply_orientation(image, orientation: int):
@@ -215,8 +407,9 @@ def _apply_orientation(image, orientation: int):
     return image
 
 
-def _to_rgb(image):
-    """Any mode -> RGB, compositing transparency on BACKGROUND and scaling high bit depths."""
+def _to_rgb(image, top: float | None = None):
+    """Any mode -> RGB, compositing transparency on BACKGROUND and scaling high bit depths.
+    `top`: the largest value of the whole picture this is a band of (modes I and F)."""
     from PIL import Image
 
     mode = image.mode
@@ -226,7 +419,7 @@ def _to_rgb(image):
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
         mode = image.mode
     elif mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        image = _high_depth_to_l(image)
+        image = _high_depth_to_l(image, top)
         mode = "L"
     elif mode == "1":
         image = image.convert("L")
@@ -249,20 +442,27 @@ def _to_rgb(image):
     return image.convert("RGB")
 
 
-def _high_depth_to_l(image):
-    """16-bit and float greyscale -> 8-bit, by the mode's nominal range (not per-image stretch)."""
+def _high_depth_to_l(image, top: float | None = None):
+    """16-bit and float greyscale -> 8-bit, by the mode's nominal range (not per-image stretch).
+    `top`: the picture's largest value, where `image` is a band of it (None: image's own)."""
     import numpy as np
     from PIL import Image
 
     array = np.asarray(image)
     if image.mode.startswith("I;16"):
-        array = array.astype(np.float32) / 257.0
-    elif image.mode == "I":
-        peak = 65535.0 if array.max(initial=0) > 255 else 255.0
+        # round(v / 257) in integers: the same bytes as in float32 for all 65,536 values, at a
+        # quarter of the time and memory (no float copies of a big picture).
+        wide = array.astype(np.uint32)
+        wide += 128
+        wide //= 257
+        return Image.fromarray(wide.astype(np.uint8), "L")
+    top = array.max(initial=0) if top is None else top
+    if image.mode == "I":
+        peak = 65535.0 if top > 255 else 255.0
         array = array.astype(np.float32) * (255.0 / peak)
     else:  # "F": assume 0..1 when it looks normalised
         array = array.astype(np.float32)
-        if array.max(initial=0) <= 1.0:
+        if top <= 1.0:
             array = array * 255.0
     return Image.fromarray(np.clip(array + 0.5, 0, 255).astype(np.uint8), "L")
 

@@ -333,3 +333,46 @@ def test_png_tolerance_does_not_let_truncated_pixels_through():
     with pytest.raises(DecodeError, match="truncated"):
         decode(data[:-60])
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # the global flag is restored
+
+
+# --- reasons a person can read ----------------------------------------------------------
+
+def _corrupt_png_chunk_type() -> bytes:
+    """A PNG whose IHDR chunk type has a byte that is not ASCII (0xC5): Pillow reads chunk
+    types with bytes.decode("ascii")."""
+    data = bytearray(_save(_two_colour(), "PNG"))
+    data[12] = 0xC5
+    return bytes(data)
+
+
+def test_corrupt_png_says_damaged_chunk_not_a_codec_error():
+    """Was "'ascii' codec can't decode byte 0xc5 in position 0: ordinal not in range(128)"."""
+    with pytest.raises(DecodeError) as info:
+        decode(_corrupt_png_chunk_type())
+    reason = str(info.value)
+    assert reason == "the PNG data is damaged (bad chunk: its type is not text)"
+
+
+@pytest.mark.parametrize("data,expected", [
+    (b"P6\n1v 16\n255\n" + b"\x00" * 768, "the PPM/PGM/PBM data is damaged"),
+    (b"GIF89a\x00\x00\x00", "the GIF header is damaged, or of a kind that cannot be read"),
+    (b"", "empty file (0 bytes)"),
+    (b"<!DOCTYPE html><html></html>", "not an image: the content is an HTML page"),
+])
+def test_reasons_are_sentences(data, expected):
+    """Were "invalid literal for int() with base 10: b'1v'", "cannot identify image file
+    <_io.BytesIO object at 0x7f...>" and "not an image (unrecognised content)"."""
+    with pytest.raises(DecodeError) as info:
+        decode(data)
+    assert str(info.value) == expected
+
+
+def test_truncated_png_says_truncated_file():
+    """Was "truncated file (Truncated File Read)" or "image file is truncated (N bytes not
+    processed)": Pillow's words after ours."""
+    rng = np.random.default_rng(1)
+    data = _save(Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)), "PNG")
+    for cut in (40, len(data) // 2, len(data) - 30):
+        with pytest.raises(DecodeError) as info:
+            decode(data[:cut])
+        assert str(info.value) == "truncated file: the PNG data ends before the picture does"
