@@ -39,7 +39,7 @@ def calibrate_command(
         None, "--method", "-m", help="Methods to calibrate, comma-separated (default: auto "
         "and every Hamming method in the index)."),
     sample: int = typer.Option(200, "--sample", min=1, help="Indexed pictures to edit."),
-    target_precision: float = typer.Option(0.99, "--target-precision", min=0.5, max=1.0,
+    target_precision: float = typer.Option(0.99, "--target-precision", min=0.0, max=1.0,
                                            help="Precision the chosen radius must reach."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sample and of the edits."),
     edits: Optional[list[str]] = typer.Option(
