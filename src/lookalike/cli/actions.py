@@ -24,7 +24,7 @@ from ..errors import LookalikeError
 from ..index.store import display_path, open_index
 from ..search.dupes import DEFAULT_LINKAGE, find_groups
 from . import options
-from .main import OK, PARTIAL, USAGE, _emit, _fail, _index_path, _translate, app, err, out
+from .common import OK, PARTIAL, USAGE, _emit, _fail, _index_path, _translate, app, err, out
 
 
 class Fmt(str, Enum):

@@ -20,7 +20,7 @@ from ..evaluation.score import RECALL_AT_PRECISION, Evaluation, evaluate, load_l
 from ..index.store import StoredThreshold, display_path, open_index
 from ..methods.registry import get_spec
 from ..search.dupes import make_rule
-from .main import OK, PARTIAL, _emit, _index_path, _split_methods, _translate, app, err, out
+from .common import OK, PARTIAL, _emit, _index_path, _split_methods, _translate, app, err, out
 
 SHOWN_CURVE_FLOOR = 0.1
 NOTHING = -1  # the threshold reported when none reaches the target  # the table stops at the first radius beyond the choice below this

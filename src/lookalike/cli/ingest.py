@@ -15,7 +15,7 @@ from ..errors import LookalikeError
 from ..sources.options import BOUNDS, DownloadOptions, check_bound
 from ..sources.ingest import IngestSummary, ingest
 from ..sources.folders import WalkOptions
-from .main import (OK, PARTIAL, USAGE, Format, _emit, _fail, _scan_with_progress,
+from .common import (OK, PARTIAL, USAGE, Format, _emit, _fail, _scan_with_progress,
                    _split_methods, _translate, app, err, out)
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)

@@ -22,7 +22,7 @@ from . import options
 from ..search.leakage import Leakage, cross_pairs, normalise_sets, outer_roots
 from ..search.split import Split, materialise, plan_split, split_names
 from ..sources.folders import WalkOptions
-from .main import (DUPES_FOUND, OK, USAGE, Format, _emit, _fail, _scan_with_progress,
+from .common import (DUPES_FOUND, OK, USAGE, Format, _emit, _fail, _scan_with_progress,
                    _translate, _where, app, err, out)
 
 # Names of the sets in the order given: TRAIN TEST [VAL...].

@@ -1,7 +1,6 @@
-"""`lookalike` commands. Library errors become messages and exit codes here, nowhere else.
-
-Exit codes: 0 ok, 1 duplicates found (with --fail-on-dupes), 2 usage error, 3 partial
-failure (some files could not be read), 4 could not run (index busy or unreadable).
+"""`lookalike` commands: the entry point, the scan/dupes/query family, and the registration
+of every other command module (which import only cli/common.py, never this file). Library
+errors become messages and exit codes in common.py, nowhere else; exit codes are listed there.
 """
 
 from __future__ import annotations
@@ -17,16 +16,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from ..actions.follow import catch_up
-from ..errors import IndexBusyError, IndexError_, IndexNotFoundError, LookalikeError
-from ..index.store import display_path, find_index, open_index
+from ..errors import LookalikeError
+from ..index.store import display_path, open_index
 from ..methods.embedding import method_name as embed_method_name
 from ..methods.registry import list_methods
 from ..report import output
-from ..scan import DEFAULT_METHODS, MODES, with_mode, scan as run_scan
+from ..scan import DEFAULT_METHODS, MODES, with_mode
 from ..search.dupes import (DEFAULT_LINKAGE, find_groups, find_pairs, groups_across,
                             pairs_across)
 from ..search.partial import containment_pairs
@@ -34,59 +32,11 @@ from ..search.query import query as run_query
 from ..sources.files import read_path_list
 from ..sources.folders import WalkOptions
 from . import options
-
-OK, DUPES_FOUND, USAGE, PARTIAL, CANNOT_RUN = 0, 1, 2, 3, 4
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Find duplicate and near-duplicate images.")
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, emoji=False)
-
-
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
+from .common import (DUPES_FOUND, OK, PARTIAL, USAGE, Format, _emit, _fail,
+                     _index_path, _peak_mb, _scan_with_progress, _split_methods, _translate,
+                     _where, app, err, out)
 
 Mode = Enum("Mode", {name: name for name in MODES}, type=str)
-
-
-def _emit(text: str) -> None:
-    """Machine-readable output goes to stdout untouched by Rich."""
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    sys.stdout.flush()
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(code)
-
-
-def _translate(exc: LookalikeError) -> typer.Exit:
-    if isinstance(exc, (IndexBusyError,)) or (isinstance(exc, IndexError_)
-                                              and not isinstance(exc, IndexNotFoundError)):
-        return _fail(str(exc), CANNOT_RUN)
-    return _fail(str(exc), USAGE)
-
-
-def _peak_mb() -> float:
-    """Peak resident memory of this process so far (signatures are read in blocks, so this
-    stays near the size of the codes and tables, not of the index file)."""
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
-
-
-def _index_path(index: Optional[Path]) -> Path:
-    return index if index is not None else find_index(".")
-
-
-def _split_methods(values: Optional[list[str]]) -> Optional[list[str]]:
-    if not values:
-        return None
-    return [m.strip() for v in values for m in v.split(",") if m.strip()]
 
 
 def _with_model(methods: Optional[list[str]], model: Optional[str]) -> Optional[list[str]]:
@@ -161,27 +111,6 @@ def scan(
     else:
         _print_summary(summary)
     raise typer.Exit(PARTIAL if summary.failures else OK)
-
-
-def _scan_with_progress(roots, paths, index, methods, options, workers):
-    if not err.is_terminal:
-        return run_scan(roots, paths=paths, index_path=index, methods=methods, options=options,
-                        workers=workers)
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
-                               TextColumn, TimeRemainingColumn)
-
-    with Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
-                  TaskProgressColumn(), TextColumn("{task.fields[rate]}"),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("scan", total=None, rate="")
-
-        def update(done: int, total: Optional[int]) -> None:
-            speed = bar.tasks[0].speed
-            bar.update(task, completed=done, total=total,
-                       rate=f"{speed:,.0f} img/s" if speed else "")
-
-        return run_scan(roots, paths=paths, index_path=index, methods=methods, options=options,
-                        workers=workers, progress=update, count_first=True)
 
 
 def _print_summary(summary) -> None:
@@ -266,17 +195,6 @@ def dupes(
         err.print(f"[dim]searched in {time.perf_counter() - start:.1f} s, "
                   f"peak memory {_peak_mb():,.0f} MB[/]")
     raise typer.Exit(DUPES_FOUND if (fail_on_dupes and found) else OK)
-
-
-def _where(values: list[str]) -> dict[str, str] | None:
-    """--where KEY=VALUE options as a dict (a repeated KEY: the last one)."""
-    conditions = {}
-    for value in values:
-        key, sep, wanted = value.partition("=")
-        if not sep or not key.strip():
-            raise _fail(f"--where wants KEY=VALUE, got {value!r}", USAGE)
-        conditions[key.strip()] = wanted.strip()
-    return conditions or None
 
 
 def _print_groups(groups, failures, fmt: Format) -> None:

@@ -17,7 +17,7 @@ from ..errors import LookalikeError, ModelError
 from ..models import cache
 from ..models.registry import (RESIZES, ModelSpec, get_model, list_models, load_sidecar,
                                lookup_model, resolve_model)
-from .main import CANNOT_RUN, USAGE, _emit, _fail, _translate, app, err, out
+from .common import CANNOT_RUN, USAGE, _emit, _fail, _translate, app, err, out
 
 models_app = typer.Typer(no_args_is_help=True, help="Embedding models: list, fetch, export, "
                          "describe.")

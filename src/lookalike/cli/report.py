@@ -13,7 +13,7 @@ from rich.markup import escape
 from ..errors import LookalikeError
 from ..index.store import display_path, open_index
 from .evaluate import Report as StatsFormat  # table or json, as calibrate and eval
-from .main import OK, _emit, _index_path, _translate, app, err, out
+from .common import OK, _emit, _index_path, _translate, app, err, out
 
 FAILURES_PRINTED = 20
 

@@ -10,7 +10,7 @@ import typer
 
 from ..actions.follow import catch_up
 from ..errors import LookalikeError
-from .main import USAGE, _fail, _index_path, app, err
+from .common import USAGE, _fail, _index_path, app, err
 
 TOKEN_ENV = "LOOKALIKE_TOKEN"
 # Seconds a stop (SIGTERM, Ctrl-C) waits for requests in progress before cutting them off:

@@ -17,7 +17,7 @@ from ..index.store import default_index_path, display_path, find_index, open_ind
 from ..sources.folders import WalkOptions, walk
 from ..types import FileRef
 from ..worker import IMAGE_SUFFIXES
-from .main import OK, PARTIAL, USAGE, _emit, _fail, _translate, app, err, out
+from .common import OK, PARTIAL, USAGE, _emit, _fail, _translate, app, err, out
 
 SHIPPED_WEIGHTS = "default"  # --init value: the shipped model's weights (fine-tuning)
 
