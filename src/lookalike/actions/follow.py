@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import LookalikeError
 from ..index.store import open_index
 from .apply import ApplyReport, quarantine_for
-from .journal import INDEXED, JOURNAL_NAME, Journal, read_steps
+from .journal import INDEXED, JOURNAL_NAME, Journal, last_event, read_steps
 from .undo import UndoReport, find_runs
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def catch_up(index_path: str | os.PathLike) -> str | None:
     followed yet: an apply or undo killed before its last step leaves files the index still
     shows as live (or as moved). Cheap when there is nothing to do; a warning or None."""
     runs = [run for run in find_runs(quarantine_for(index_path))
-            if not read_steps(run / JOURNAL_NAME)[0].get("indexed")]
+            if last_event(run / JOURNAL_NAME) != INDEXED]
     return follow_runs(index_path, runs) if runs else None
 
 

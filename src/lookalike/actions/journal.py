@@ -115,8 +115,6 @@ def read_steps(path: Path) -> tuple[dict, list[Step]]:
             except json.JSONDecodeError:
                 continue
             kind, number = event.get("event"), event.get("step")
-            # True only while nothing happened since the index last followed this run.
-            header["indexed"] = kind == INDEXED
             if kind == "run":
                 header = event
             elif kind == "finished":
@@ -129,3 +127,16 @@ def read_steps(path: Path) -> tuple[dict, list[Step]]:
             elif kind == "undone" and number in steps:
                 steps[number].undone = True
     return header, [steps[n] for n in sorted(steps)]
+
+
+def last_event(path: Path, tail_bytes: int = 4096) -> str | None:
+    """The kind of the journal's last whole event (read from its end only), or None."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, fh.seek(0, os.SEEK_END) - tail_bytes))
+        lines = fh.read().splitlines()
+    for line in reversed(lines):
+        try:
+            return json.loads(line).get("event")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            continue  # a line cut by a crash, or the first line cut by the seek
+    return None

@@ -299,11 +299,12 @@ def _duplicate_stats(idx: Index, groups: Sequence[Group], key: str | None,
 def _labels(idx: Index, key: str, paths: list[str]) -> dict[str, str]:
     """path -> its metadata value, for those of `paths` that have one."""
     out: dict[str, str] = {}
+    path = _json_path(key)
     for start in range(0, len(paths), 500):
         chunk = [to_db_path(p) for p in paths[start:start + 500]]
         marks = ",".join("?" * len(chunk))
         out.update((from_db_path(p), str(v)) for p, v in idx.conn.execute(
             f"SELECT f.path, {META_SQL} FROM files f WHERE f.path IN ({marks})",
-            (_json_path(key), *chunk))
+            (path, *chunk))
             if v is not None)
     return out

@@ -8,7 +8,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import BoundError, LookalikeError
+from ..arguments import in_range
+from ..errors import LookalikeError
 from ..index.store import Codes, Index
 from ..methods import dihedral
 from ..methods.registry import MethodSpec, get_spec
@@ -79,8 +80,8 @@ def make_rule(index: Index, method: str = "auto", max_distance: int | None = Non
     The radius is `max_distance` if given, else (with `calibrated`) the one `lookalike
     calibrate` stored for `method` (for "auto": its pHash radius), else the method's default.
     """
-    check_radius(max_distance, "max_distance")
-    check_radius(confirm_distance, "confirm_distance")
+    in_range(max_distance, 0, MAX_RADIUS, "max_distance")  # MAX_RADIUS: the longest code
+    in_range(confirm_distance, 0, MAX_RADIUS, "confirm_distance")
     if max_distance is None and calibrated:
         stored = index.thresholds().get(method)
         max_distance = None if stored is None else int(round(stored.value))
@@ -114,11 +115,6 @@ def _radius(spec: MethodSpec, max_distance: int | None) -> int:
     return spec.default_radius if max_distance is None else min(int(max_distance), spec.bits)
 
 
-def check_radius(value: int | None, name: str) -> None:
-    """Refuse a Hamming radius outside 0..MAX_RADIUS (the longest code has that many bits)."""
-    if value is not None and not 0 <= value <= MAX_RADIUS:
-        raise BoundError(f"{name} must be between 0 and {MAX_RADIUS} bits (the longest code), "
-                         f"not {value}")
 
 
 def usable_rows(codes: Codes, spec: MethodSpec) -> np.ndarray:
