@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import LookalikeError
+from ..errors import ApplyError
 from .fileops import file_hash, make_link, move_file, save_file
 from .journal import JOURNAL_NAME, Journal, new_run_id, quarantine_lock, quarantine_path
 from .plan import LINKS, Plan, PlannedAction, PlannedGroup, is_under
@@ -25,10 +25,6 @@ log = logging.getLogger(__name__)
 # Test-only: seconds to sleep after each action, so a test can kill a run in its middle.
 DELAY_ENV = "LOOKALIKE_TEST_APPLY_DELAY"
 QUARANTINE_DIR = "quarantine"
-
-
-class ApplyError(LookalikeError):
-    """A plan cannot be applied at all (its quarantine folder cannot be made, ...)."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import LookalikeError
+from ..errors import QuarantineBusyError
 
 JOURNAL_NAME = "journal.jsonl"
 FILES_DIR = "files"  # quarantined files, under their absolute path
@@ -42,10 +42,6 @@ def quarantine_path(run_dir: Path, path: str) -> Path:
     """Where `path` goes in the run's quarantine: its absolute path mirrored, so two files of
     the same name from different folders never meet and undo needs no lookup."""
     return run_dir / FILES_DIR / os.path.abspath(path).lstrip(os.sep)
-
-
-class QuarantineBusyError(LookalikeError):
-    """Another apply or undo is working on this quarantine folder."""
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from ..errors import LookalikeError
+from ..errors import PlanError
 from ..index.store import Index
 from ..types import Group
 
@@ -24,10 +24,6 @@ log = logging.getLogger(__name__)
 PLAN_VERSION = 1
 ACTIONS = ("quarantine", "hardlink", "symlink", "delete")
 LINKS = ("hardlink", "symlink")
-
-
-class PlanError(LookalikeError):
-    """A plan cannot be made, read or is not valid."""
 
 
 @dataclass(frozen=True)

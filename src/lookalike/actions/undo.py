@@ -10,15 +10,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import LookalikeError
+from ..errors import UndoError
 from .fileops import file_hash, is_our_link, move_file
 from .journal import JOURNAL_NAME, Journal, Step, quarantine_lock, read_steps
 
 log = logging.getLogger(__name__)
-
-
-class UndoError(LookalikeError):
-    """No run to undo, or its journal cannot be read."""
 
 
 @dataclass

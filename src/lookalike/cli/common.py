@@ -17,11 +17,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import IndexBusyError, IndexError_, IndexNotFoundError, LookalikeError
+from ..errors import CANNOT_RUN, USAGE, LookalikeError  # noqa: F401  (exit codes for commands)
 from ..index.store import find_index
 from ..scan import scan as run_scan
 
-OK, DUPES_FOUND, USAGE, PARTIAL, CANNOT_RUN = 0, 1, 2, 3, 4
+OK, DUPES_FOUND, PARTIAL = 0, 1, 3  # USAGE (2) and CANNOT_RUN (4) come with the errors
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find duplicate and near-duplicate images.")
@@ -47,10 +47,8 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _translate(exc: LookalikeError) -> typer.Exit:
-    if isinstance(exc, (IndexBusyError,)) or (isinstance(exc, IndexError_)
-                                              and not isinstance(exc, IndexNotFoundError)):
-        return _fail(str(exc), CANNOT_RUN)
-    return _fail(str(exc), USAGE)
+    """A library error as its message and the exit code its class carries (errors.py)."""
+    return _fail(str(exc), exc.exit_code)
 
 
 def _peak_mb() -> float:

@@ -31,9 +31,8 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from ..actions.journal import QuarantineBusyError
 from ..decode import decode, exif_date
-from ..errors import BoundError, DecodeError, IndexBusyError, IndexError_, LookalikeError
+from ..errors import DecodeError, LookalikeError, ServeConfigError
 from ..index.store import ChangeCounter, Index, display_path
 from ..report.thumbs import ThumbCache
 from ..scan import scan
@@ -62,10 +61,6 @@ _UPLOAD_BODY = {"requestBody": {"required": True, "content": {
         "path": {"type": "string", "minLength": 1,
                  "description": "a file under the server's allow-list"}}}},
 }}}
-
-
-class ServeConfigError(LookalikeError):
-    """The service cannot start as asked (a non-loopback address without a token, ...)."""
 
 
 def check_bind(host: str, token: str | None) -> None:
@@ -109,7 +104,7 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
 
     @app.exception_handler(LookalikeError)
     async def _library_error(request: Request, exc: LookalikeError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)  # errors.py sets it
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -342,18 +337,6 @@ _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "
          "TIFF": "image/tiff", "BMP": "image/bmp", "HEIF": "image/heif", "AVIF": "image/avif",
          "ICO": "image/x-icon", "PSD": "image/vnd.adobe.photoshop",
          "PPM": "image/x-portable-pixmap"}
-
-
-def _status_of(exc: LookalikeError) -> int:
-    if isinstance(exc, Refused):
-        return exc.status
-    if isinstance(exc, BoundError):
-        return 422  # a number out of its range: a bad parameter
-    if isinstance(exc, (IndexBusyError, QuarantineBusyError)):
-        return 409  # another writer: try again later
-    if isinstance(exc, IndexError_):
-        return 503  # no index yet, or one that cannot be read: the server's side
-    return 400  # an unknown method, a bad filter: the request's side
 
 
 def _allowed_methods(app: FastAPI, path: str) -> str | None:

@@ -19,7 +19,7 @@ from typing import Sequence
 from starlette.exceptions import HTTPException
 
 from ..decode import describe_content, sniff
-from ..errors import LookalikeError
+from ..errors import Refused
 
 MAX_UPLOAD_BYTES = 50 << 20
 MAX_PIXELS = 64_000_000  # a 8000 x 8000 picture; the library's own cap (decode.py) is larger
@@ -28,15 +28,6 @@ MULTIPART_SLACK = 64 << 10
 # Bits of the longest code (PDQ): a larger Hamming radius means nothing more, and an
 # unbounded one once kept the multi-index search looping.
 MAX_DISTANCE = 256
-
-
-class Refused(LookalikeError):
-    """A request the service will not serve; `status` is its HTTP code."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 def check_picture(data: bytes, max_bytes: int, max_pixels: int) -> str:

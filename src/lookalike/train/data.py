@@ -21,14 +21,10 @@ from typing import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import LookalikeError
+from ..errors import TrainingDataError
 from .augment import DEFAULT, AugmentConfig, augment
 
 log = logging.getLogger(__name__)
-
-
-class TrainingDataError(LookalikeError):
-    """No usable training pictures."""
 
 
 @dataclass(frozen=True)

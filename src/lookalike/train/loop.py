@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..errors import LookalikeError
+from ..errors import TrainingError
 from .augment import DEFAULT, AugmentConfig
 from .check import CheckOptions, ModelCheck, check_model, record_in_sidecar
 from .net import NetConfig
@@ -26,10 +26,6 @@ from .net import NetConfig
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
-
-
-class TrainingError(LookalikeError):
-    """Training cannot start or go on (bad settings, unusable checkpoint)."""
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import LookalikeError
+from ..errors import UnknownObjectiveError
 from .net import EmbeddingNet, NetConfig
-
-
-class UnknownObjectiveError(LookalikeError):
-    """An objective name that `build_objective` does not know."""
 
 
 @dataclass(frozen=True)
