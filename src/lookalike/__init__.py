@@ -1,6 +1,9 @@
 """lookalike: find duplicate and near-duplicate images."""
 
+from importlib import metadata as _metadata
+
 from .actions import apply_plan, make_plan, read_plan, undo_run, write_plan
+from .api import find_duplicates
 from .errors import LookalikeError
 from .index.store import open_index
 from .methods.registry import list_methods
@@ -13,7 +16,10 @@ from .search.query import query
 from .search.split import materialise, plan_split
 from .sources.ingest import ingest
 
-__version__ = "0.1.0"
-__all__ = ["LookalikeError", "apply_plan", "cross_pairs", "find_groups", "find_pairs", "ingest",
-           "list_methods", "make_plan", "materialise", "open_index", "plan_split", "query",
+try:  # pyproject.toml holds the version; the installed metadata carries it here
+    __version__ = _metadata.version("lookalike")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+__all__ = ["LookalikeError", "apply_plan", "cross_pairs", "find_duplicates", "find_groups",
+           "find_pairs", "ingest", "list_methods", "make_plan", "materialise", "open_index", "plan_split", "query",
            "read_plan", "scan", "stats", "undo_run", "write_plan", "write_report"]

@@ -142,3 +142,17 @@ def test_links_and_fifos_passed_over_are_listed(tmp_path):
     assert "FIFO" in reasons["pipe.png"]
     table = run_cli("scan", root, timeout=60)
     assert "skipped 2" in table.stdout and "FIFO" in table.stderr, table
+
+
+def test_find_duplicates_in_one_call_writes_nothing_into_the_folder(tmp_path):
+    (tmp_path / "a.png").write_bytes(png(picture(5)))
+    (tmp_path / "a.jpg").write_bytes(jpeg(picture(5), 85))
+    (tmp_path / "b.png").write_bytes(png(picture(6)))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    groups = lookalike.find_duplicates(str(tmp_path), workers=1)
+    assert [sorted(os.path.basename(f.path) for f in g.files) for g in groups] == \
+        [["a.jpg", "a.png"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no .lookalike folder
+    kept = tmp_path.parent / "kept.db"
+    again = lookalike.find_duplicates(tmp_path, index_path=kept, workers=1)
+    assert [len(g.files) for g in again] == [2] and kept.exists()

@@ -369,6 +369,21 @@ from . import serve  # noqa: E402,F401  (registers the serve command on app)
 from . import actions  # noqa: E402,F401  (registers plan, apply, undo, decide on app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        out.print(f"lookalike {__version__}", markup=False)
+        raise typer.Exit(OK)
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", is_eager=True,
+                                          callback=_print_version,
+                                          help="Print the version and exit.")) -> None:
+    """Find duplicate and near-duplicate images."""
+
+
 def main() -> None:
     logging.basicConfig(level=os.environ.get("LOOKALIKE_LOG", "WARNING"),
                         format="%(levelname)s %(name)s: %(message)s")
