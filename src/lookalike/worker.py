@@ -11,7 +11,7 @@ import xxhash
 from .decode import DRAFT_SIZE, decode, describe_content, sniff
 from .errors import DecodeError
 from .index.store import Index, open_index
-from .methods.registry import Picture, create_method, get_spec
+from .methods.registry import Picture, get_spec, shared_method
 from .types import Decoded, Failure, FileRef, Scanned, Signature
 
 MAX_FILE_BYTES = 1 << 30
@@ -20,20 +20,10 @@ MAX_PENDING_PIXELS = 24_000_000  # decoded pixels held before signing a part of 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp",
                   ".heic", ".heif", ".avif", ".ico", ".psd", ".ppm", ".pgm", ".pbm", ".jfif"}
 
-_methods: dict[str, object] = {}
-_methods_lock = threading.Lock()  # HTTP threads may ask for a method at once
 # One read-only connection per index and thread: a worker process has one thread, but an
 # in-process scan (workers=1) may run in any thread of a server, and a SQLite connection
 # must stay in the thread that opened it.
 _readers = threading.local()
-
-
-def shared_method(name: str):
-    """The method `name` as this process computes it (one model session per process)."""
-    with _methods_lock:
-        if name not in _methods:
-            _methods[name] = create_method(name)
-        return _methods[name]
 
 
 def _reader(index_path: str) -> Index:

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ..types import Signature
-from .local import lab_of
+from .lab import lab_of
 from .registry import MethodSpec, Picture, _area, register_method
 
 SIDE = 8

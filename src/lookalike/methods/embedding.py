@@ -17,8 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
+from ..models.registry import resolve_model
 from ..types import Signature
-from .registry import MethodSpec, Picture
+from .registry import MethodSpec, Picture, register_family
 
 NAME = "embed"
 DEFAULT_MODEL = "lookalike-copy-v1"
@@ -42,8 +43,6 @@ def method_name(model: str | None) -> str:
 
 @lru_cache(maxsize=16)
 def _resolved(model: str):
-    from ..models.registry import resolve_model
-
     return resolve_model(model)
 
 
@@ -51,7 +50,7 @@ def _resolved(model: str):
 def embedding_spec(model: str | None = None) -> MethodSpec:
     """The MethodSpec of `model`'s embeddings (the default model when None)."""
     model_spec, path = _resolved(model or DEFAULT_MODEL)
-    from ..models.cache import sha256_file
+    from ..models.cache import sha256_file  # hashes a model file: rare, and slow to import
 
     digest = model_spec.sha256 or sha256_file(path)
     default_similarity = getattr(model_spec, "similarity", None) or 0.0
@@ -94,6 +93,7 @@ class EmbeddingMethod:
     def _session(self):
         with _SESSION_LOCK:  # one session however many threads ask first
             if self._embedder is None:
+                # Only a process that embeds needs the ONNX code (and zipfile): not at import.
                 from ..models.onnx import Embedder
 
                 model_spec, path = _resolved(self.model or DEFAULT_MODEL)
@@ -116,3 +116,6 @@ class EmbeddingMethod:
                    for p, row in zip(pictures, found)]
         return [Signature(spec.name, spec.version, spec.params, row.tobytes(), q)
                 for row, q in zip(found, quality)]
+
+
+register_family(NAME, embedding_spec, EmbeddingMethod)

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ..types import Signature
+from . import regions, tiles, vocabulary
+from .lab import THUMBNAIL, lab_of, thumbnail  # noqa: F401  (callers read them from here)
 from .registry import MethodSpec, Picture, register_method
-
-if TYPE_CHECKING:
-    from .tiles import Tiles
+from .tiles import Tiles
 
 SIDE = 512  # long side of the grey image features are found on (index side)
 MAX_FEATURES = 384  # kept per picture and orientation (index side)
@@ -64,39 +63,7 @@ class LocalSignature:
     plain: Features
     mirrored: Features
     thumbnail: np.ndarray | None = None  # (3, T, T) uint8 CIELAB of the whole picture
-    tiles: "Tiles | None" = None  # its layout tiles (methods/tiles.py), when it has any
-
-
-THUMBNAIL = 8  # side of the colour thumbnail kept for pictures with too few features
-
-
-def thumbnail(rgb: np.ndarray, side: int = THUMBNAIL) -> np.ndarray:
-    """(3, side, side) uint8 CIELAB, area-averaged: L, then a and b offset by 128 (neutral)."""
-    from PIL import Image
-
-    small = Image.fromarray(np.ascontiguousarray(rgb)).resize((side, side), Image.Resampling.BOX)
-    return lab_of(np.asarray(small))
-
-
-@lru_cache(maxsize=1)
-def _to_lab():
-    """Pillow's own RGB -> LAB transform (what Image.convert("LAB") builds at every call,
-    for 7 ms; built once here, the same numbers)."""
-    from PIL import ImageCms
-
-    return ImageCms.buildTransform(ImageCms.createProfile("sRGB"),
-                                   ImageCms.createProfile("LAB"), "RGB", "LAB")
-
-
-def lab_of(rgb: np.ndarray) -> np.ndarray:
-    """(3, H, W) uint8 CIELAB of RGB pixels: L, then a and b offset by 128 (neutral)."""
-    from PIL import Image
-
-    image = Image.fromarray(np.ascontiguousarray(rgb[..., :3]).astype(np.uint8, copy=False))
-    lab = np.moveaxis(np.asarray(_to_lab().apply(image.convert("RGB"))), -1, 0).copy()
-    # Pillow stores a and b as signed bytes in an unsigned array (255 is -1).
-    lab[1:] = (lab[1:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
-    return lab
+    tiles: Tiles | None = None  # its layout tiles (methods/tiles.py), when it has any
 
 
 def grey_for_features(rgb: np.ndarray, side: int) -> np.ndarray:
@@ -162,16 +129,14 @@ def compute(rgb: np.ndarray, width: int, height: int, side: int = SIDE,
             words: bool = True, grid: int = GRID) -> LocalSignature:
     """Features of a picture (upright RGB pixels of a width x height picture, possibly
     reduced) and of its mirror image (empty without `mirror`), with their visual words."""
-    from .vocabulary import load
-
     gray = grey_for_features(rgb, side)
     plain = detect(gray, width, height, max_features, grid)
     mirrored = detect(np.ascontiguousarray(gray[:, ::-1]), width, height, max_features, grid) \
         if mirror else empty_features(width, height)
     if not words:
         return LocalSignature(plain, mirrored, thumbnail(rgb))
-    vocabulary = load()
-    return LocalSignature(*(with_words(f, vocabulary.assign(f.descriptors))
+    words_of = vocabulary.load()
+    return LocalSignature(*(with_words(f, words_of.assign(f.descriptors))
                             for f in (plain, mirrored)), thumbnail(rgb))
 
 
@@ -194,8 +159,6 @@ def pack(signature: LocalSignature) -> bytes:
     if signature.thumbnail is not None:
         parts.append(np.ascontiguousarray(signature.thumbnail, dtype=np.uint8).tobytes())
         if signature.tiles is not None:
-            from . import tiles
-
             parts.append(tiles.pack(signature.tiles, signature.plain.width,
                                     signature.plain.height))
     return b"".join(parts)
@@ -224,15 +187,11 @@ def unpack(value: bytes) -> LocalSignature:
         thumb = np.frombuffer(value, np.uint8, thumb_bytes, at).reshape(3, THUMBNAIL, THUMBNAIL)
         at += thumb_bytes
     if len(value) > at:
-        from . import tiles
-
         found_tiles = tiles.unpack(value, at, found[0].width, found[0].height)
     return LocalSignature(*found, thumb, found_tiles)
 
 
 def _params() -> str:
-    from . import tiles
-
     return (f"orb,fast={FAST_THRESHOLD},side={SIDE}/{BIG_SIDE},n={MAX_FEATURES}/{BIG_FEATURES},"
             f"grid={GRID}/{BIG_GRID},thumb={THUMBNAIL},tiles={tiles.params()}")
 
@@ -249,9 +208,6 @@ class LocalMethod:
     spec = SPEC
 
     def compute(self, pictures: Sequence[Picture]) -> list[Signature]:
-        from ..search import regions
-        from . import tiles
-
         out = []
         for picture in pictures:
             d = picture.decoded

@@ -1,15 +1,22 @@
-"""Methods are looked up by name; each entry carries what matching needs to know."""
+"""Methods are looked up by name; each entry carries what matching needs to know.
+
+Each method module registers its methods here when it is imported, and this module imports
+none of them (they import it). The package's __init__ imports them all, and Python runs that
+__init__ before this module whenever anything under lookalike.methods is imported, so the
+tables are full before any name is looked up.
+"""
 
 from __future__ import annotations
 
 import fnmatch
+import threading
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Callable, Protocol, Sequence
+from typing import Callable, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import UnknownMethodError
+from ..errors import LookalikeError, UnknownMethodError
 from ..types import Decoded, Signature
 
 # Perceptual hashes are computed from a grey image whose short side is area-averaged down to
@@ -132,6 +139,18 @@ class Method(Protocol):
 _REGISTRY: dict[str, tuple[MethodSpec, Callable[[], Method]]] = {}
 
 
+class _Family(NamedTuple):
+    spec: Callable[[str | None], MethodSpec]  # variant (None: the default) -> its spec
+    create: Callable[[str | None], Method]
+
+
+# Methods named "NAME" or "NAME@VARIANT" whose spec depends on the variant (the embedding
+# model): they register a family, so that this module never imports the method modules.
+_FAMILIES: dict[str, _Family] = {}
+_shared: dict[str, Method] = {}
+_shared_lock = threading.Lock()  # HTTP threads may ask for a method at once
+
+
 def register_method(spec: MethodSpec) -> Callable[[Callable[[], Method]], Callable[[], Method]]:
     def wrap(factory: Callable[[], Method]) -> Callable[[], Method]:
         _REGISTRY[spec.name] = (spec, factory)
@@ -140,44 +159,48 @@ def register_method(spec: MethodSpec) -> Callable[[Callable[[], Method]], Callab
     return wrap
 
 
-def _load_builtins() -> None:
-    from . import colour, exact, local, pdq, perceptual  # noqa: F401  (registration side effect)
+def register_family(name: str, spec: Callable[[str | None], MethodSpec],
+                    create: Callable[[str | None], Method]) -> None:
+    """Register the methods "name" and "name@VARIANT": `spec(variant or None)` gives a
+    variant's spec (a LookalikeError when it cannot be had), `create(variant)` the method."""
+    _FAMILIES[name] = _Family(spec, create)
 
 
 def list_methods(pattern: str = "*") -> list[MethodSpec]:
     """Registered methods matching `pattern`; "embed" only when its default model loads."""
-    _load_builtins()
     specs = [spec for name, (spec, _) in sorted(_REGISTRY.items())]
-    from ..errors import LookalikeError
-    from .embedding import embedding_spec
-
-    try:
-        specs.append(embedding_spec())
-    except LookalikeError:
-        pass
+    for family in _FAMILIES.values():
+        try:
+            specs.append(family.spec(None))
+        except LookalikeError:
+            pass
     return sorted((s for s in specs if fnmatch.fnmatch(s.name, pattern)), key=lambda s: s.name)
 
 
 def get_spec(name: str) -> MethodSpec:
     """The spec of a method name; "embed" or "embed@MODEL" resolve their model (ModelError
     when it cannot be found)."""
-    _load_builtins()
-    from .embedding import NAME, embedding_spec, split_name
-
-    base, model = split_name(name)
-    if base == NAME:
-        return embedding_spec(model)
+    base, _, variant = name.partition("@")
+    if base in _FAMILIES:
+        return _FAMILIES[base].spec(variant or None)
     try:
         return _REGISTRY[name][0]
     except KeyError:
-        known = ", ".join(sorted([*_REGISTRY, NAME]))
+        known = ", ".join(sorted([*_REGISTRY, *_FAMILIES]))
         raise UnknownMethodError(f"unknown method {name!r}; known methods: {known}") from None
 
 
 def create_method(name: str) -> Method:
-    spec = get_spec(name)
-    if spec.kind == "vector":
-        from .embedding import EmbeddingMethod, split_name
-
-        return EmbeddingMethod(split_name(name)[1])
+    get_spec(name)  # the same errors for an unknown name or a model that cannot be had
+    base, _, variant = name.partition("@")
+    if base in _FAMILIES:
+        return _FAMILIES[base].create(variant or None)
     return _REGISTRY[name][1]()
+
+
+def shared_method(name: str) -> Method:
+    """The method `name` as this process computes it (one model session per process)."""
+    with _shared_lock:
+        if name not in _shared:
+            _shared[name] = create_method(name)
+        return _shared[name]

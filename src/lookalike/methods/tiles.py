@@ -1,4 +1,4 @@
-"""The layout tiles of a picture (search/regions.py) with their perceptual hashes and colours.
+"""The layout tiles of a picture (methods/regions.py) with their perceptual hashes and colours.
 
 A page, collage or screenshot splits along its gutters into tiles; each tile is hashed with
 the cascade's two hashes (all 8 flips and turns, as whole pictures are) and kept with its box
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..types import Decoded, Signature
-from . import local
-from .registry import Picture, get_spec
+from . import lab, perceptual  # noqa: F401  (perceptual registers the hashes tiles carry)
+from .registry import Picture, get_spec, shared_method
 
 METHODS = ("phash", "dhash")  # search/dupes.py's AUTO_PRIMARY and AUTO_CONFIRM
 _COUNT = struct.Struct("<H")
@@ -29,7 +29,7 @@ class Tiles:
     boxes: np.ndarray  # (K, 4) float32: x0, y0, x1, y1 in the full-size picture's pixels
     codes: dict[str, np.ndarray]  # method -> (K, variants, nbytes) uint8
     quality: dict[str, np.ndarray]  # method -> (K,) float32
-    thumbnails: np.ndarray  # (K, 3, T, T) uint8 CIELAB (methods/local.thumbnail)
+    thumbnails: np.ndarray  # (K, 3, T, T) uint8 CIELAB (methods/lab.thumbnail)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -45,7 +45,7 @@ class Tiles:
 
 
 def empty() -> Tiles:
-    side = local.THUMBNAIL
+    side = lab.THUMBNAIL
     return Tiles(np.empty((0, 4), np.float32),
                  {m: np.empty((0, get_spec(m).variants, get_spec(m).nbytes), np.uint8)
                   for m in METHODS},
@@ -70,9 +70,7 @@ def compute(decoded: Decoded, boxes: list[tuple[int, int, int, int]]) -> Tiles:
         pictures.append(Picture(Decoded(tile, max(1, round(tile.width * fx)),
                                         max(1, round(tile.height * fy)), decoded.format,
                                         decoded.mode)))
-        thumbs.append(local.thumbnail(pictures[-1].rgb))  # the pixels the hashes read too
-    from ..worker import shared_method  # worker imports the methods
-
+        thumbs.append(lab.thumbnail(pictures[-1].rgb))  # the pixels the hashes read too
     codes, quality = {}, {}
     for name in METHODS:
         spec = get_spec(name)
@@ -112,6 +110,6 @@ def unpack(value: bytes, at: int, width: int, height: int) -> Tiles:
         at += n
         quality[name] = np.frombuffer(value, "<f2", k, at).astype(np.float32)
         at += 2 * k
-    side = local.THUMBNAIL
+    side = lab.THUMBNAIL
     thumbs = np.frombuffer(value, np.uint8, k * 3 * side * side, at).reshape(k, 3, side, side)
     return Tiles(boxes / 65535.0 * size, codes, quality, thumbs)
