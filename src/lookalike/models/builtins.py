@@ -8,11 +8,9 @@ first download is pinned in the cache's pins.json and later files must match it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from .spec import ModelSpec
 
-if TYPE_CHECKING:
-    from .registry import ModelSpec
-
+# The one definition of the default model's name (the model shipped in the package).
 DEFAULT_MODEL = "lookalike-copy-v1"
 # The square side SSCD models read here; measured in bench/README.md ("SSCD input size").
 SSCD_INPUT = 224
@@ -43,8 +41,6 @@ CLIP_COMMIT = "4c1807b705b1d015fb032789cc4d221b23025a6f"
 
 def builtin_models() -> list[ModelSpec]:
     """The public download entries (the shipped default is added by the registry)."""
-    from .registry import ModelSpec
-
     return [
         ModelSpec(
             name="sscd-distilled", file=SSCD_WHEEL, package=SSCD_PACKAGE,

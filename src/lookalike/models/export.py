@@ -22,7 +22,8 @@ import numpy as np
 from ..errors import ModelError
 from .builtins import IMAGENET_MEAN, IMAGENET_STD
 from .cache import locked, sha256_file
-from .registry import ModelSpec, commercial_licence, load_sidecar, sidecar_path, write_sidecar
+from .sidecar import load_sidecar, sidecar_path, write_sidecar
+from .spec import ModelSpec, commercial_licence
 
 log = logging.getLogger(__name__)
 

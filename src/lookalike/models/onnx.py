@@ -17,7 +17,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from ..errors import ModelError
-from .registry import ModelSpec
+from .spec import ModelSpec
 
 
 FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}

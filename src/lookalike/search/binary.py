@@ -18,6 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..methods.dihedral import INVERSE
 from . import mih
 
 QUERY_BLOCK = 32_768
@@ -245,8 +246,6 @@ def self_join_blocks(items: np.ndarray, blocks: Iterable[np.ndarray], radius: in
     example read from the index a block at a time), so that only `items` (N, nbytes), the
     tables and one block are in memory at once. `variants` is V when blocks is an iterator.
     """
-    from ..methods.dihedral import INVERSE
-
     blocks = iter(blocks)
     first = next(blocks, None)
     n = len(items)

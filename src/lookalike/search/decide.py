@@ -33,7 +33,7 @@ from ..methods import local
 from ..methods.dihedral import INVERSE
 from ..methods.registry import get_spec
 from . import vectors
-from .partial import judgeable, stored_min_inliers, verify_content_pairs
+from .local_pairs import judgeable, stored_min_inliers, verify_content_pairs
 from .verify import same_thumbnail, verify
 
 TURN_MARGIN = 0.03  # how much better a query's flip or turn must score to be named

@@ -1,4 +1,4 @@
-"""Duplicate pairs and groups over the index, and queries for new pictures."""
+"""Duplicate pairs and groups over the index."""
 
 from __future__ import annotations
 
@@ -8,31 +8,21 @@ from typing import Mapping
 
 import numpy as np
 
-from ..arguments import in_range
-from ..errors import LookalikeError
-from ..index.store import Codes, Index
+from ..index.store import Index
 from ..methods import dihedral
-from ..methods.registry import MethodSpec, get_spec
+from ..methods.registry import get_spec
 from ..types import Group, Match
 from . import binary, embed
 from .decide import DecisionRule, decide_pairs
 from .group import link_groups
+from .local_pairs import require_local, stored_min_inliers, verify_content_pairs
+# The rule and the cascade's constants live in rule.py; callers still import them from here.
+from .rule import (AUTO_CONFIRM, AUTO_CONFIRM_RADIUS, AUTO_PRIMARY,  # noqa: F401
+                   AUTO_PRIMARY_RADIUS, AUTO_TURNED_RADIUS, EMBED, EXACT, MAX_RADIUS, Rule,
+                   aligned_rows, confirmed, evidence_rank, make_rule, orientation_rule,
+                   usable_rows)
 from .verify import same_colours, same_layout
 
-# "auto": exact copies, plus pHash neighbours (radius 8) confirmed by dHash (radius 10),
-# under any flip or rotation. Requiring two independent hashes to agree removes look-alike
-# false pairs at little cost in recall (README, "Choosing a method").
-AUTO_PRIMARY = "phash"
-AUTO_CONFIRM = "dhash"
-AUTO_PRIMARY_RADIUS = 8  # wider than pHash alone (6): the dHash check pays for it
-AUTO_CONFIRM_RADIUS = 10
-# Under a flip or turn, pHash <= 4: eight orientations give a flat or one-gradient picture
-# eight chances to meet a stranger, while real turned copies sit at 0-2 (README, "Choosing a
-# method": on the 20k benchmark this cut wrong pairs by 60% for 1.6% of recall).
-AUTO_TURNED_RADIUS = 4
-EXACT = ("bytes", "pixels")
-MAX_RADIUS = 256  # bits of the longest code (PDQ): no Hamming radius can mean more
-EMBED = "embed"
 # The cascade with local features: each picture's nearest embeddings down to this similarity
 # are candidates that local features verify (search/embed.py neighbour_pairs).
 EMBED_NEIGHBOURS = 5
@@ -62,104 +52,6 @@ class ContentPairs:
     variant: np.ndarray
     method: str
     evidence: np.ndarray | None = None  # per pair, where the thorough mode decided it
-
-
-@dataclass(frozen=True)
-class Rule:
-    primary: MethodSpec
-    radius: int
-    confirm: MethodSpec | None = None
-    confirm_radius: int = 0
-    turned_radius: int | None = None  # a tighter radius for matches under a flip or turn
-
-
-def make_rule(index: Index, method: str = "auto", max_distance: int | None = None,
-              confirm_distance: int | None = None, calibrated: bool = True) -> Rule | None:
-    """The near-match rule for `method`; None for exact-only methods.
-
-    The radius is `max_distance` if given, else (with `calibrated`) the one `lookalike
-    calibrate` stored for `method` (for "auto": its pHash radius), else the method's default.
-    """
-    in_range(max_distance, 0, MAX_RADIUS, "max_distance")  # MAX_RADIUS: the longest code
-    in_range(confirm_distance, 0, MAX_RADIUS, "confirm_distance")
-    if max_distance is None and calibrated:
-        stored = index.thresholds().get(method)
-        max_distance = None if stored is None else int(round(stored.value))
-    present = set(index.methods_present())
-    if method in EXACT:
-        return None
-    if method == "auto":
-        primary = get_spec(AUTO_PRIMARY)
-        if primary.name not in present:
-            near = [get_spec(m) for m in sorted(present) if get_spec(m).kind == "hamming"]
-            return Rule(near[0], _radius(near[0], max_distance)) if near else None
-        confirm = get_spec(AUTO_CONFIRM) if AUTO_CONFIRM in present else None
-        radius = AUTO_PRIMARY_RADIUS if max_distance is None else min(max_distance,
-                                                                      primary.bits)
-        radius = radius if confirm else _radius(primary, max_distance)
-        return Rule(primary, radius, confirm,
-                    AUTO_CONFIRM_RADIUS if confirm_distance is None else confirm_distance,
-                    min(radius, AUTO_TURNED_RADIUS))
-    spec = get_spec(method)
-    if spec.name not in present:
-        raise LookalikeError(
-            f"the index has no {spec.name!r} signatures; run 'lookalike scan DIR --method "
-            f"{spec.name}' first (present: {', '.join(sorted(present)) or 'none'})")
-    if spec.kind != "hamming":
-        return None
-    return Rule(spec, _radius(spec, max_distance))
-
-
-def _radius(spec: MethodSpec, max_distance: int | None) -> int:
-    # A radius of the code's length already matches every code; more only costs time.
-    return spec.default_radius if max_distance is None else min(int(max_distance), spec.bits)
-
-
-
-
-def usable_rows(codes: Codes, spec: MethodSpec) -> np.ndarray:
-    return np.flatnonzero(codes.quality >= spec.min_quality)
-
-
-def aligned_rows(codes: Codes, content_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of `codes` for `content_ids`, and a mask of which ids have a row."""
-    pos = np.searchsorted(codes.content_ids, content_ids)
-    pos = np.clip(pos, 0, max(len(codes.content_ids) - 1, 0))
-    found = (codes.content_ids[pos] == content_ids) if len(codes.content_ids) else \
-        np.zeros(len(content_ids), dtype=bool)
-    return pos, found
-
-
-def confirmed(rule: Rule, index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
-              variant: np.ndarray | None = None, query_codes: np.ndarray | None = None,
-              codes: Codes | None = None) -> np.ndarray:
-    """Mask of pairs whose confirm-method codes are also within the confirm radius, in the
-    orientation the primary method found (`variant`: the transform from a to b, or the
-    query's variant when `query_codes` are given); with no variant, in any orientation.
-
-    Pairs where either side lacks (or has too weak) a confirm code are kept as they are.
-    """
-    if rule.confirm is None or ids_a.size == 0:
-        return np.ones(ids_a.size, dtype=bool)
-    codes = codes if codes is not None else index.load_codes(rule.confirm)
-    pos_b, has_b = aligned_rows(codes, ids_b)
-    right = codes.codes[pos_b, 0]
-    if query_codes is None:
-        pos_a, has_a = aligned_rows(codes, ids_a)
-        left = codes.codes[pos_a]  # (M, 8, nbytes)
-        has_a &= codes.quality[pos_a] >= rule.confirm.min_quality
-    else:
-        left, has_a = query_codes, np.ones(ids_a.size, dtype=bool)
-    if variant is None:
-        distance = binary.hamming(left, right[:, None, :]).min(axis=1)
-    else:
-        rows = np.arange(ids_a.size)
-        distance = binary.hamming(left[rows, variant], right)
-        if query_codes is None:  # the other direction too: b turned back onto a
-            back = np.asarray(dihedral.INVERSE)[variant]
-            distance = np.minimum(distance, binary.hamming(left[:, 0], codes.codes[pos_b, back]))
-    has_b &= codes.quality[pos_b] >= rule.confirm.min_quality
-    return ~(has_a & has_b) | (distance <= rule.confirm_radius)
 
 
 def thumbnails_hold(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
@@ -199,8 +91,6 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
     "auto" is the cascade: exact copies, the hash rule, and embedding neighbours (at least
     `similarity`, see search/embed.py) where the index holds embeddings."""
     if verify:
-        from .partial import require_local
-
         require_local(index)
     files = files if files is not None else index.live_files()
     ids = np.asarray(sorted(files), dtype=np.int64)
@@ -291,8 +181,6 @@ def _embed_pairs(index: Index, ids: np.ndarray, similarity: float | None, model:
     live = np.isin(a_ids, ids) & np.isin(b_ids, ids)
     a_ids, b_ids, sims, checked = a_ids[live], b_ids[live], sims[live], checked[live]
     keep = ~checked
-    from .partial import stored_min_inliers
-
     for proposed in (False, True):
         todo = checked & ((sims < threshold) == proposed)
         if todo.any():
@@ -314,8 +202,6 @@ def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
     signature is kept as it is. With `strict` (candidates nothing else vouches for) only
     pairs that local features confirm are kept; `min_coverage`: and whose inliers cover that
     share of both pictures' content (verify.Verification.coverage)."""
-    from .partial import verify_content_pairs
-
     variant = np.zeros(ids_a.size, np.int64) if variant is None else np.asarray(variant)
     swap = ids_a > ids_b
     inverse = np.asarray(dihedral.INVERSE)[variant]
@@ -333,21 +219,6 @@ def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
         elif r.thumbnails_agree is not None and not strict:
             keep[k] = r.thumbnails_agree
     return keep
-
-
-def orientation_rule(rule: Rule, hits: binary.Hits, left: np.ndarray,
-                     right: np.ndarray) -> binary.Hits:
-    """Hits whose best match is under a flip or turn must be within rule.turned_radius; one
-    beyond it stays only if the pictures as they are (identity codes `left`, `right`, one row
-    per hit) are within the radius, and then it is reported as that."""
-    if rule.turned_radius is None or hits.query.size == 0:
-        return hits
-    far = (hits.variant != 0) & (hits.distance > rule.turned_radius)
-    distance, variant = hits.distance.copy(), hits.variant.copy()
-    distance[far] = binary.hamming(left[far], right[far])
-    variant[far] = 0
-    keep = ~far | (distance <= rule.radius)
-    return binary.Hits(hits.query, hits.item, distance, variant).take(keep)
 
 
 def _near_pairs(index: Index, rule: Rule) -> tuple[binary.Hits, np.ndarray, np.ndarray]:
@@ -451,11 +322,6 @@ def without_decided(index: Index, ids: np.ndarray, parts: list[ContentPairs]
                                 part.variant[keep], part.method,
                                 None if part.evidence is None else part.evidence[keep]))
     return out
-
-
-def evidence_rank(method: str) -> int:
-    """The cascade's order of evidence: exact, then hashes, then embeddings."""
-    return {"bytes": 0, "pixels": 1, EMBED: 3}.get(method, 2)
 
 
 def find_groups(index: Index, method: str = "auto", max_distance: int | None = None,

@@ -13,9 +13,9 @@ import numpy as np
 
 from ..errors import LookalikeError
 from ..index.store import Index
-from ..methods.embedding import DEFAULT_MODEL, NAME, method_name, split_name
+from ..methods.embedding import NAME, method_name, split_name
 from ..methods.registry import MethodSpec, get_spec
-from ..models.registry import lookup_model
+from ..models.registry import DEFAULT_MODEL, lookup_model
 from . import vectors
 
 SCALE = 1000  # distance units per unit of cosine distance

@@ -10,21 +10,26 @@ indexed picture's features.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import LookalikeError
 from ..index.store import Index
-from ..methods import local
+from ..methods import local, vocabulary
 from ..methods.registry import get_spec
+# The pair check moved to local_pairs.py; its names are still importable from here.
+from .local_pairs import (MIN_FEATURES, ContentVerification, cpu_count,  # noqa: F401
+                          judgeable, require_local, stored_min_inliers, verify_content_pairs)
+from .tiles import TileHit, TileLookup, describe
+from .verify import MIN_INLIERS, Verification, verify
+
 if TYPE_CHECKING:
     from ..methods.tiles import Tiles
-    from .tiles import TileHit
-from .verify import MIN_INLIERS, Verification, thumbnails_agree, verify
+
+_cpu_count = cpu_count  # its name when it lived here (bench/bench_partial.py)
 
 QUERY_SIDE = 1024  # find-in looks at the query picture at this size ...
 QUERY_FEATURES = 2048  # ... with this many features, spread over a finer grid: a small
@@ -130,9 +135,7 @@ def votes(features: FeatureIndex, descriptors: np.ndarray, probes: np.ndarray,
 
 def query_votes(features: FeatureIndex, query: local.Features) -> np.ndarray:
     """(R,) votes of one query picture's features, each looked up in QUERY_PROBES words."""
-    from ..methods.vocabulary import load
-
-    probes = load().assign_multi(query.descriptors, QUERY_PROBES)
+    probes = vocabulary.load().assign_multi(query.descriptors, QUERY_PROBES)
     packed = np.ascontiguousarray(query.descriptors).view(np.uint64).reshape(len(query), -1)
     return votes(features, packed, probes, np.zeros(len(query), np.int64), 1)[0]
 
@@ -166,8 +169,6 @@ def query_features_of(rgb: np.ndarray, width: int, height: int) -> QueryFeatures
     """Features of upright RGB pixels of a width x height picture (possibly reduced)."""
     import cv2
 
-    from ..methods.vocabulary import load
-
     coarse = local.compute(rgb, width, height, QUERY_SIDE, QUERY_FEATURES, mirror=False,
                            grid=QUERY_GRID)
     gray = local.grey_for_features(rgb, FINE_SIDE)
@@ -176,7 +177,8 @@ def query_features_of(rgb: np.ndarray, width: int, height: int) -> QueryFeatures
         size = (round(gray.shape[1] * scale), round(gray.shape[0] * scale))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_CUBIC)
     plain = local.detect(gray, width, height, FINE_FEATURES, FINE_GRID)
-    fine = local.LocalSignature(local.with_words(plain, load().assign(plain.descriptors)),
+    words = vocabulary.load().assign(plain.descriptors)
+    fine = local.LocalSignature(local.with_words(plain, words),
                                 local.empty_features(width, height), coarse.thumbnail)
     return QueryFeatures(coarse, fine)
 
@@ -190,22 +192,6 @@ def verify_query(indexed: local.LocalSignature, query: QueryFeatures,
         return coarse
     fine = verify(indexed, query.fine, min_inliers)
     return max(coarse, fine, key=lambda v: (v.confirmed, v.inliers))
-
-
-MIN_FEATURES = 2 * MIN_INLIERS  # fewer on either side: verification cannot judge the pair
-
-
-@dataclass(frozen=True)
-class ContentVerification:
-    a: int  # content ids
-    b: int
-    verification: Verification
-    judgeable: bool = True  # both pictures have enough features to tell
-    thumbnails_agree: bool | None = None  # for pairs not judgeable: colour thumbnails agree
-
-
-def judgeable(a: local.LocalSignature, b: local.LocalSignature) -> bool:
-    return min(len(a.plain), len(b.plain)) >= MIN_FEATURES
 
 
 def partial_pairs(index: Index, min_inliers: int | None = None,
@@ -230,7 +216,7 @@ def partial_pairs(index: Index, min_inliers: int | None = None,
 
     tried: set[tuple[int, int]] = set()
     todo: list[tuple[int, int]] = []
-    with ThreadPoolExecutor(_cpu_count()) as pool:  # the vote loop releases the GIL
+    with ThreadPoolExecutor(cpu_count()) as pool:  # the vote loop releases the GIL
         for block, found in zip(blocks, pool.map(block_votes, blocks)):
             for row, row_votes in zip(block.tolist(), found):
                 cid = int(words.content_ids[row])
@@ -240,68 +226,6 @@ def partial_pairs(index: Index, min_inliers: int | None = None,
                         tried.add(key)
                         todo.append(key)
     return verify_content_pairs(index, todo, threshold)
-
-
-def verify_content_pairs(index: Index, pairs: Iterable[tuple[int, int]],
-                         min_inliers: int | None = None,
-                         transforms: dict[tuple[int, int], int] | None = None
-                         ) -> list[ContentVerification]:
-    """Verify pairs of contents from their stored `local` signatures, in blocks, on all
-    cores (threads: FAISS and OpenCV release the GIL); pairs where either side has no
-    signature are left out of the result. Pairs too plain to judge get their colour
-    thumbnails compared, under `transforms[(a, b)]` (a to b) when a hash found one."""
-    spec = get_spec("local")
-    threshold = min_inliers or stored_min_inliers(index)
-    pairs = sorted(set(pairs))
-    out: list[ContentVerification] = []
-    with ThreadPoolExecutor(_cpu_count()) as pool:
-        for start in range(0, len(pairs), 4096):
-            block = pairs[start:start + 4096]
-            values = index.values_for(spec, {c for pair in block for c in pair})
-            sigs = {cid: local.unpack(value) for cid, value in values.items()}
-            todo = [(a, b) for a, b in block if a in sigs and b in sigs]
-
-            def run(chunk: list[tuple[int, int]]) -> list[ContentVerification]:
-                return [_verified(a, b, sigs[a], sigs[b], threshold,
-                                  (transforms or {}).get((a, b), 0)) for a, b in chunk]
-
-            chunks = [todo[i:i + 256] for i in range(0, len(todo), 256)]
-            for part in pool.map(run, chunks):
-                out.extend(part)
-    return out
-
-
-def _verified(a: int, b: int, sa: local.LocalSignature, sb: local.LocalSignature,
-              threshold: int, transform: int) -> ContentVerification:
-    if judgeable(sa, sb):
-        return ContentVerification(a, b, verify(sa, sb, threshold), True)
-    agree = None
-    if sa.thumbnail is not None and sb.thumbnail is not None:
-        agree = thumbnails_agree(sa.thumbnail, sb.thumbnail, transform)
-    return ContentVerification(a, b, verify(sa, sb, threshold), False, agree)
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def stored_min_inliers(index: Index) -> int:
-    """The inlier count `lookalike calibrate` stored for `local`, else the default."""
-    stored = index.thresholds().get("local")
-    return MIN_INLIERS if stored is None else max(4, int(round(stored.value)))
-
-
-def require_local(index: Index) -> None:
-    """Raise unless the index holds `local` signatures of this version and parameters (an
-    index scanned by an older lookalike has other ones: they must be computed again)."""
-    if not index.has_signatures(get_spec("local")):
-        older = " (only of an older version)" if "local" in index.methods_present() else ""
-        raise LookalikeError(f"the index has no 'local' signatures{older}; run 'lookalike scan "
-                             "DIR --method local' (with the other methods you use) first")
-
 
 
 @dataclass(frozen=True)
@@ -318,8 +242,6 @@ class PartialPair:
     distance: int | None = None  # ... at this distance
 
     def describe(self) -> str:
-        from .tiles import describe
-
         return describe(self.verification, self.method, self.distance)
 
 
@@ -354,11 +276,9 @@ def containment_pairs(index: Index, min_inliers: int | None = None) -> list[Part
     return out
 
 
-def tile_pairs(index: Index, files, tiles: dict[int, "Tiles"]) -> list[tuple["TileHit", int]]:
+def tile_pairs(index: Index, files, tiles: dict[int, "Tiles"]) -> list[tuple[TileHit, int]]:
     """Indexed pictures found in the layout `tiles` of another (hit, the tiles' owner); none
     when the index has no pHash and dHash to look tiles up by."""
-    from .tiles import TileLookup
-
     owners, batch = list(tiles), list(tiles.values())
     try:
         lookup = TileLookup(index, files)

@@ -15,8 +15,8 @@ from ..methods import dihedral, local
 from ..methods import tiles as tile_signatures
 from ..methods.registry import get_spec
 from ..types import FileInfo
-from .dupes import make_rule
-from .query import NearSearch, code_cache
+from .near import NearSearch, code_cache
+from .rule import make_rule
 from .verify import Verification, thumbnails_agree
 
 # A tile matched by its hashes must also have the indexed picture's colours and light:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..methods.local import Features, LocalSignature
+from ..methods.dihedral import variant
+from ..methods.local import Features, LocalSignature, lab_of
+from .binary import faiss_threads
 
 RATIO = 0.8  # Lowe's ratio test on Hamming distances
 MAX_DESCRIPTOR_DISTANCE = 80  # of 256 bits: farther matches are noise
@@ -80,8 +82,6 @@ def match(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _knn(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """FAISS brute force: Hamming for bytes, Euclidean for floats (distances, not squared)."""
     import faiss
-
-    from .binary import faiss_threads
 
     with faiss_threads(0):  # a few hundred descriptors
         if base.dtype == np.uint8:
@@ -322,8 +322,6 @@ def thumbnails_agree(a: np.ndarray, b: np.ndarray, transform: int = 0,
 
 def _turned(a: np.ndarray, b: np.ndarray, transform: int) -> tuple[np.ndarray, np.ndarray]:
     """Two thumbnails as float32, a turned by the dihedral `transform` onto b."""
-    from ..methods.dihedral import variant
-
     return variant(a.astype(np.float32), int(transform)), b.astype(np.float32)
 
 
@@ -395,8 +393,6 @@ def region_agrees(rgb: np.ndarray, width: int, height: int, v: Verification,
     shared element only (a caption in the same font, a frame, a texture): those places of b
     then look otherwise. True when it cannot be judged (too few cells land inside b)."""
     import cv2
-
-    from ..methods.local import lab_of
 
     if v.matrix is None or a.thumbnail is None:
         return True
