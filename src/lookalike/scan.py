@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from .arguments import MAX_WORKERS, as_paths, in_range
 from .errors import SourceError
 from .index.store import Index, KnownFile, default_index_path, open_index
-from .methods.registry import get_spec
+from .methods.registry import CASCADE_HASHES, get_spec
 from .sources.folders import WalkOptions, walk
 from .sources.files import refs_from_paths
 from .types import Failure, FileRef, Scanned, Skipped
@@ -26,12 +26,12 @@ log = logging.getLogger(__name__)
 
 # The default signature set: cheap and, together, the best measured precision/recall
 # (README, "Choosing a method"). "pixels" (exact) is always added.
-DEFAULT_METHODS = ("phash", "dhash", "colour")
+DEFAULT_METHODS = (*CASCADE_HASHES, "colour")
 # The two modes a user chooses in one word (README, "Fast or thorough"): the default, and a
 # copy-detection descriptor with local features, judged by one rule (search/decide.py).
 THOROUGH_MODEL = "sscd-distilled"
 MODES = {"fast": DEFAULT_METHODS,
-         "thorough": ("phash", "dhash", "colour", "local", f"embed@{THOROUGH_MODEL}")}
+         "thorough": (*DEFAULT_METHODS, "local", f"embed@{THOROUGH_MODEL}")}
 BATCH = 1024  # paths looked up in the index at once
 CHUNK = 48  # files sent to a worker at once
 MAX_SKIPPED_LISTED = 1000  # skipped names kept for the summary (all are counted)

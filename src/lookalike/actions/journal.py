@@ -8,7 +8,6 @@ Undo appends "undone" lines, so running it twice does nothing the second time.
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import json
 import os
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import QuarantineBusyError
+from ..locks import try_lock
 
 JOURNAL_NAME = "journal.jsonl"
 FILES_DIR = "files"  # quarantined files, under their absolute path
@@ -49,13 +49,11 @@ def quarantine_lock(folder: str | os.PathLike) -> Iterator[None]:
     """One apply or undo at a time per quarantine folder: two at once could both judge the
     same file by a state the other is changing."""
     Path(folder).mkdir(parents=True, exist_ok=True)
-    fd = os.open(os.path.join(folder, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = try_lock(os.path.join(folder, ".lock"))
+    if fd is None:
+        raise QuarantineBusyError(f"another lookalike apply or undo is using {folder}; "
+                                  "wait for it to finish")
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise QuarantineBusyError(f"another lookalike apply or undo is using {folder}; "
-                                      "wait for it to finish") from None
         yield
     finally:
         os.close(fd)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
@@ -16,6 +15,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..errors import IndexBusyError, IndexError_, IndexNotFoundError
+from ..locks import read_note, try_lock, write_note
 from ..methods.registry import MethodSpec
 from ..types import FileInfo, Scanned
 from .decisions import Decisions
@@ -250,17 +250,13 @@ class Index(Decisions, Ingested):
     def acquire(self) -> None:
         """Take the writer lock, or raise IndexBusyError at once."""
         lock_path = f"{self.path}.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
+        fd = try_lock(lock_path)
+        if fd is None:
+            holder = read_note(lock_path) or "unknown"
             raise IndexBusyError(
                 f"index is busy: another lookalike process (pid {holder}) is writing to "
-                f"{self.path}; wait for it to finish") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+                f"{self.path}; wait for it to finish")
+        write_note(fd, str(os.getpid()))
         self._lock_fd = fd
 
     @property

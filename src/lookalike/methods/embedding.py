@@ -17,12 +17,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..models.registry import resolve_model
+from ..models.registry import DEFAULT_MODEL, resolve_model
 from ..types import Signature
 from .registry import MethodSpec, Picture, register_family
 
 NAME = "embed"
-DEFAULT_MODEL = "lookalike-copy-v1"
 VERSION = 1
 
 

@@ -32,6 +32,10 @@ BOX_GAP = 2
 SMALL = 64  # shared intermediate for every grid of at most SMALL / BOX_GAP
 
 
+# The default cascade's two hashes: pHash proposes near pairs, dHash confirms them
+# (search/rule.py); the fast mode computes both (scan.MODES) and tiles carry both.
+CASCADE_HASHES = ("phash", "dhash")
+
 @dataclass(frozen=True)
 class MethodSpec:
     name: str

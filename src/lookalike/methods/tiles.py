@@ -16,9 +16,9 @@ import numpy as np
 
 from ..types import Decoded, Signature
 from . import lab, perceptual  # noqa: F401  (perceptual registers the hashes tiles carry)
-from .registry import Picture, get_spec, shared_method
+from .registry import CASCADE_HASHES, Picture, get_spec, shared_method
 
-METHODS = ("phash", "dhash")  # search/dupes.py's AUTO_PRIMARY and AUTO_CONFIRM
+METHODS = CASCADE_HASHES
 _COUNT = struct.Struct("<H")
 
 

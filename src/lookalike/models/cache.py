@@ -27,11 +27,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 from ..errors import ModelError
+from ..locks import held
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -72,21 +72,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` (created if needed), held across processes."""
-    try:
-        import fcntl
-    except ImportError:  # not on POSIX: no lock, downloads still end in an atomic rename
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+locked = held  # an exclusive lock on a path, held across processes (lookalike/locks.py)
 
 
 # --- pins --------------------------------------------------------------------------------------

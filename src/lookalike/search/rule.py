@@ -13,14 +13,13 @@ from ..arguments import in_range
 from ..errors import LookalikeError
 from ..index.store import Codes, Index
 from ..methods import dihedral
-from ..methods.registry import MethodSpec, get_spec
+from ..methods.registry import CASCADE_HASHES, MethodSpec, get_spec
 from . import binary
 
 # "auto": exact copies, plus pHash neighbours (radius 8) confirmed by dHash (radius 10),
 # under any flip or rotation. Requiring two independent hashes to agree removes look-alike
 # false pairs at little cost in recall (README, "Choosing a method").
-AUTO_PRIMARY = "phash"
-AUTO_CONFIRM = "dhash"
+AUTO_PRIMARY, AUTO_CONFIRM = CASCADE_HASHES
 AUTO_PRIMARY_RADIUS = 8  # wider than pHash alone (6): the dHash check pays for it
 AUTO_CONFIRM_RADIUS = 10
 # Under a flip or turn, pHash <= 4: eight orientations give a flat or one-gradient picture
