@@ -33,9 +33,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from common import TreeMemory
 
 KINDS = ("png16-grey", "png16-rgb", "png-rgb", "tiff-rgb", "jpeg-rgb")
 FILE_NAMES = {"png16-grey": "grey16.png", "png16-rgb": "rgb16.png", "png-rgb": "rgb8.png",
@@ -109,43 +110,19 @@ def decode_one(path: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _tree_rss(pid: int, peak: list[int], stop: threading.Event) -> None:
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return
-    while not stop.is_set():
-        total = 0
-        try:
-            for proc in [root, *root.children(recursive=True)]:
-                try:
-                    total += proc.memory_info().rss
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    pass
-        except psutil.NoSuchProcess:
-            return
-        peak[0] = max(peak[0], total)
-        stop.wait(0.05)
-
-
 def scan_folder(folder: Path, index: Path, workers: int) -> dict:
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "lookalike", "scan", str(folder),
                               "--index", str(index), "-j", str(workers), "--format", "json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak, stop = [0], threading.Event()
-    sampler = threading.Thread(target=_tree_rss, args=(child.pid, peak, stop), daemon=True)
-    sampler.start()
+    sampler = TreeMemory(child.pid, every=0.05, pss=False).start()
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
-    stop.set()
-    sampler.join()
+    sampler.stop()
     stdout, stderr = child.stdout.read(), child.stderr.read()
     child.returncode = os.waitstatus_to_exitcode(status)
     return {"seconds": seconds, "max_rss_mb": usage.ru_maxrss / 1024,
-            "tree_mb": peak[0] / 2**20, "exit": child.returncode,
+            "tree_mb": sampler.peak_rss / 2**20, "exit": child.returncode,
             "summary": stdout.strip()[-600:], "stderr": stderr.strip()[-600:]}
 
 

@@ -50,14 +50,14 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from itertools import combinations
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_scan import _import_imagededup_phash, _machine_cpu, stage  # noqa: E402
+from bench_scan import stage
+from common import TreeMemory, import_imagededup, machine_cpu
+
+from lookalike.evaluation.collection import COPY_COPY, PlantedTruth, read_collection_truth
 
 CONTENDERS = {
     "lookalike": "lookalike scan + lookalike dupes --pairs --format json (method auto)",
@@ -65,7 +65,6 @@ CONTENDERS = {
     "imagehash-bf10": "imagehash.phash in a Pool(N) + NumPy all-pairs Hamming <= 10",
     "imagehash-bf6": "imagehash.phash in a Pool(N) + NumPy all-pairs Hamming <= 6",
 }
-SAMPLE_EVERY_S = 0.1
 WARM_UP_FILES = 16
 
 
@@ -85,7 +84,7 @@ def _phash_int(path: str) -> int | None:
 
 
 def child_imagededup(folder: Path) -> dict:
-    PHash = _import_imagededup_phash()
+    PHash = import_imagededup("imagededup.methods.hashing").PHash
     hasher = PHash(verbose=False)
     encodings = hasher.encode_images(image_dir=str(folder))
     duplicates = hasher.find_duplicates(encoding_map=encodings)
@@ -120,46 +119,6 @@ def child_imagehash(folder: Path, radius: int, workers: int) -> dict:
 # parent side: run and measure
 
 
-class TreeSampler:
-    """Peak summed RSS and PSS of a process and its descendants, sampled in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak_rss = 0
-        self.peak_pss = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        import psutil
-
-        try:
-            root = psutil.Process(self.pid)
-        except psutil.NoSuchProcess:
-            return
-        while not self._stop.is_set():
-            rss = pss = 0
-            try:
-                tree = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                return
-            for proc in tree:
-                try:
-                    info = proc.memory_full_info()
-                    rss += info.rss
-                    pss += getattr(info, "pss", info.rss)
-                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                    pass
-            self.peak_rss = max(self.peak_rss, rss)
-            self.peak_pss = max(self.peak_pss, pss)
-            self._stop.wait(SAMPLE_EVERY_S)
-
-
 def lookalike_command() -> list[str]:
     script = Path(sys.executable).parent / "lookalike"
     return [str(script)] if script.exists() else [sys.executable, "-m", "lookalike"]
@@ -183,17 +142,17 @@ def run_contender(name: str, folder: Path, workers: int) -> dict:
         work = Path(tmp)
         record: dict = {"contender": name, "images": sum(1 for _ in folder.iterdir())}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        machine_before = _machine_cpu()
+        machine_before = machine_cpu()
         peak_rss = peak_pss = 0
         started = time.perf_counter()
         for argv, out_path in commands(name, folder, work, workers):
             with open(out_path, "w") as out, open(work / "stderr.txt", "a") as err:
                 proc = subprocess.Popen(argv, stdout=out, stderr=err)
-                sampler = TreeSampler(proc.pid)
+                sampler = TreeMemory(proc.pid).start()
                 code = proc.wait()
                 sampler.stop()
             peak_rss = max(peak_rss, sampler.peak_rss)
-            peak_pss = max(peak_pss, sampler.peak_pss)
+            peak_pss = max(peak_pss, sampler.peak)
             ok_codes = (0, 3) if name == "lookalike" else (0,)  # 3: some files unreadable
             if code not in ok_codes:
                 lines = (work / "stderr.txt").read_text().strip().splitlines()
@@ -202,12 +161,12 @@ def run_contender(name: str, folder: Path, workers: int) -> dict:
             record.setdefault("exit_codes", []).append(code)
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        machine_after = _machine_cpu()
+        machine_after = machine_cpu()
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         record.update(wall_s=wall, cpu_s=cpu, rss_mb=peak_rss / 2**20, pss_mb=peak_pss / 2**20,
                       images_per_s=record["images"] / wall)
         if machine_before and machine_after:
-            record["others_cpu_s"] = max(0.0, machine_after[0] - machine_before[0] - cpu)
+            record["others_cpu_s"] = max(0.0, machine_after.busy - machine_before.busy - cpu)
         data = json.loads((work / "pairs.json").read_text())
         if name == "lookalike":
             record["pairs"] = sorted({tuple(sorted((Path(p["a"]).name, Path(p["b"]).name)))
@@ -222,54 +181,6 @@ def run_contender(name: str, folder: Path, workers: int) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # truth and scoring
-
-
-class Truth:
-    def __init__(self, data: dict, files: set[str]) -> None:
-        self.group_of: dict[str, str] = {}  # file -> its group's original
-        self.transform: dict[str, str] = {}  # copy -> transform
-        self.pairs: dict[frozenset, str] = {}  # truth pair -> transform or "copy-copy"
-        for group in data["groups"]:
-            members = [group["original"], *(c["file"] for c in group["copies"])]
-            if not set(members) <= files:
-                continue
-            for member in members:
-                self.group_of[member] = group["original"]
-            for copy in group["copies"]:
-                self.transform[copy["file"]] = copy["transform"]
-                self.pairs[frozenset((group["original"], copy["file"]))] = copy["transform"]
-            for a, b in combinations([c["file"] for c in group["copies"]], 2):
-                self.pairs[frozenset((a, b))] = "copy-copy"
-        for name in files:
-            self.group_of.setdefault(name, name)
-        self.originals = data["originals"]
-        self.negatives: dict[frozenset, str] = {}
-        for pair in data.get("hard_negatives", []):
-            kind = "sibling" if pair["kind"] == "sibling" else "lookalike"
-            self.negatives.setdefault(frozenset((pair["a"], pair["b"])), kind)
-
-    def wrong_kind(self, a: str, b: str) -> str:
-        original_a, original_b = self.group_of[a], self.group_of[b]
-        listed = self.negatives.get(frozenset((original_a, original_b)))
-        if listed:
-            return listed
-        source_a = self.originals.get(original_a, {}).get("source")
-        if source_a and source_a == self.originals.get(original_b, {}).get("source"):
-            return "same source"
-        return "other"
-
-    def score(self, found: list[tuple[str, str]]) -> dict:
-        found_set = {frozenset(p) for p in found if p[0] != p[1]}
-        right = found_set & self.pairs.keys()
-        by_kind = Counter(self.pairs[p] for p in right)
-        all_kinds = Counter(self.pairs.values())
-        wrong = found_set - self.pairs.keys()
-        return {"found": len(found_set), "right": len(right),
-                "precision": len(right) / len(found_set) if found_set else 1.0,
-                "recall": len(right) / len(self.pairs) if self.pairs else 1.0,
-                "recall_by_transform": {k: by_kind[k] / n for k, n in all_kinds.items()},
-                "wrong_by_kind": dict(Counter(self.wrong_kind(*sorted(p)) for p in wrong)),
-                "wrong": sorted(tuple(sorted(p)) for p in wrong)}
 
 
 def pick_subset(data: dict, images: Path, limit: int | None) -> list[Path]:
@@ -318,7 +229,7 @@ def print_table(rows: list[dict]) -> None:
           "\nothers: CPU s used by the rest of the machine meanwhile (near 0 on a quiet machine)")
 
 
-def print_recall(rows: list[dict], truth: Truth) -> None:
+def print_recall(rows: list[dict], truth: PlantedTruth) -> None:
     ok = [r for r in rows if "error" not in r]
     if not ok:
         return
@@ -326,7 +237,7 @@ def print_recall(rows: list[dict], truth: Truth) -> None:
     names = [r["contender"] for r in ok]
     print("\nrecall by transform (original-copy pairs; copy-copy: two copies of one original)")
     print(f"{'transform':12} {'pairs':>6} " + " ".join(f"{n:>16}" for n in names))
-    for kind in sorted(kinds, key=lambda k: (k == "copy-copy", k)):
+    for kind in sorted(kinds, key=lambda k: (k == COPY_COPY, k)):
         print(f"{kind:12} {kinds[kind]:6} " + " ".join(
             f"{r['score']['recall_by_transform'].get(kind, 0):16.3f}" for r in ok))
     print("\nwrong pairs by kind")
@@ -337,7 +248,7 @@ def print_recall(rows: list[dict], truth: Truth) -> None:
             f"{r['score']['wrong_by_kind'].get(kind, 0):16}" for r in ok))
 
 
-def print_examples(record: dict, truth: Truth, count: int, seed: int = 0) -> None:
+def print_examples(record: dict, truth: PlantedTruth, count: int, seed: int = 0) -> None:
     wrong = record["score"]["wrong"]
     if not wrong:
         return
@@ -380,10 +291,10 @@ def main() -> None:
     unknown = [n for n in names if n not in CONTENDERS]
     if unknown:
         parser.error(f"unknown contender(s) {', '.join(unknown)}; known: {', '.join(CONTENDERS)}")
-    data = json.loads((args.dest / "truth.json").read_text())
+    data = read_collection_truth(args.dest / "truth.json")
     images = args.dest / "images"
     files = pick_subset(data, images, args.limit)
-    truth = Truth(data, {p.name for p in files})
+    truth = PlantedTruth(data, {p.name for p in files})
     print(f"{len(files)} files of {images} ({len(truth.pairs)} duplicate pairs in "
           f"{sum(1 for g in data['groups'] if g['original'] in truth.group_of)} groups); "
           f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")

@@ -34,13 +34,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from common import TreeMemory, machine_cpu, usage
 
 
 SIZE = (860, 580)
@@ -53,7 +53,6 @@ CONTENDERS = ("embed", "phash+dhash", "phash+dhash+embed", "pillow-decode",
 def make_pictures(images: Path, dest: Path, n: int) -> int:
     from PIL import Image
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from eval_embed import _flatten, held_out
 
     made = 0
@@ -80,51 +79,6 @@ def make_pictures(images: Path, dest: Path, n: int) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # child side
-
-
-class Memory:
-    """Peaks, sampled with psutil every `every` s: RSS of this process, RSS of its largest
-    descendant, and the summed PSS of the tree. (getrusage's ru_maxrss is no use here: after
-    fork + exec a child starts with its parent's peak.)"""
-
-    def __init__(self, every: float = 0.1) -> None:
-        import psutil
-
-        self.me = psutil.Process()
-        self.every = every
-        self.main = self.worker = self.tree = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def sample(self) -> None:
-        import psutil
-
-        tree = 0
-        for proc in [self.me, *self.me.children(recursive=True)]:
-            try:
-                info = proc.memory_full_info()
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            tree += getattr(info, "pss", info.rss)
-            if proc.pid == self.me.pid:
-                self.main = max(self.main, info.rss)
-            else:
-                self.worker = max(self.worker, info.rss)
-        self.tree = max(self.tree, tree)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> "Memory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()
 
 
 def _decode_full(path: str) -> int:
@@ -172,7 +126,7 @@ def _inference(files: list[str], embed_name: str) -> float:
 def child(name: str, folder: Path, workers: int, embed_name: str, limit: int | None) -> None:
     files = sorted(str(p) for p in folder.iterdir() if p.is_file())[:limit]
     record: dict = {"contender": name, "images": len(files)}
-    with tempfile.TemporaryDirectory() as tmp, Memory() as memory:
+    with tempfile.TemporaryDirectory() as tmp, TreeMemory() as memory:
         started = time.perf_counter()
         if name in ("embed", "phash+dhash", "phash+dhash+embed"):
             import lookalike
@@ -197,11 +151,9 @@ def child(name: str, folder: Path, workers: int, embed_name: str, limit: int | N
             work = _inference(files, embed_name)
         else:
             raise SystemExit(f"unknown contender {name}")
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     record.update(work_s=work, main_mb=memory.main / 2 ** 20, worker_mb=memory.worker / 2 ** 20,
-                  cpu_s=own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
-                  tree_mb=memory.tree / 2 ** 20)
+                  cpu_s=usage()["cpu_s"],
+                  tree_mb=memory.peak / 2 ** 20)
     print(json.dumps(record), flush=True)
 
 
@@ -209,11 +161,10 @@ def child(name: str, folder: Path, workers: int, embed_name: str, limit: int | N
 # parent side
 
 
-def _machine_cpu() -> float:
-    import psutil
-
-    times = psutil.cpu_times()
-    return times.user + times.system + getattr(times, "nice", 0.0)
+def _machine_busy() -> float:
+    """The machine's user + nice + system CPU seconds (what psutil.cpu_times() gave here)."""
+    times = machine_cpu()
+    return times.user + times.nice + times.system
 
 
 def run_child(name: str, folder: Path, workers: int, embed_name: str,
@@ -222,12 +173,12 @@ def run_child(name: str, folder: Path, workers: int, embed_name: str,
                str(workers), "--embed-name", embed_name]
     if limit is not None:
         command += ["--limit", str(limit)]
-    machine_before = _machine_cpu()
+    machine_before = _machine_busy()
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    machine = _machine_cpu() - machine_before
+    machine = _machine_busy() - machine_before
     if done.returncode != 0:
         return {"contender": name, "error": done.stderr[-2000:]}
     record = json.loads(done.stdout.strip().splitlines()[-1])

@@ -53,6 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common import import_imagededup, rss_mb
+
 KINDS = ("random", "clustered", "correlated", "index")
 CLUSTER_SHARE = 0.05  # share of items that are cluster centres
 COPIES = (1, 20)  # near copies per centre
@@ -210,22 +212,12 @@ def compare_sets(ours: dict[int, set[int]], theirs: dict[int, set[int]]) -> str:
 # measuring
 
 
-def _rss_mb() -> float:
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
-    except ImportError:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 class Meter:
     """Wall and CPU time of a block, and the peak RSS of this process while it ran."""
 
     def __enter__(self) -> "Meter":
         gc.collect()
-        self.start_mb = self.peak_mb = _rss_mb()
+        self.start_mb = self.peak_mb = rss_mb()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -237,11 +229,11 @@ class Meter:
         self.cpu_s = time.process_time() - self._cpu
         self._stop.set()
         self._thread.join()
-        self.peak_mb = max(self.peak_mb, _rss_mb())
+        self.peak_mb = max(self.peak_mb, rss_mb())
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
-            self.peak_mb = max(self.peak_mb, _rss_mb())
+            self.peak_mb = max(self.peak_mb, rss_mb())
 
 
 @dataclass
@@ -342,13 +334,9 @@ class Imagededup(Peer):
 
     def missing(self) -> str | None:
         try:
-            import importlib
-
-            from bench_scan import _import_imagededup_phash  # registers its bare packages
-
-            phash = _import_imagededup_phash()
+            phash = import_imagededup("imagededup.methods.hashing").PHash
             self.search_class = getattr(
-                importlib.import_module(f"imagededup.handlers.search.{self.module}"), self.cls)
+                import_imagededup(f"imagededup.handlers.search.{self.module}"), self.cls)
         except Exception as exc:  # noqa: BLE001  (reported in the table)
             return f"imagededup not importable: {type(exc).__name__}: {exc}"[:160]
         self.distance = phash.hamming_distance if self.bits == 64 else _padded(self.bits)

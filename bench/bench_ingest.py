@@ -19,18 +19,18 @@ import csv
 import multiprocessing
 import random
 import resource
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-from image_server import ImageServer, image_bytes  # noqa: E402
+from common import import_test_helper
 
-from lookalike.sources.download import DownloadOptions  # noqa: E402
-from lookalike.sources.ingest import ingest  # noqa: E402
+from lookalike.sources.download import DownloadOptions
+from lookalike.sources.ingest import ingest
+
+image_server = import_test_helper("image_server")
+ImageServer, image_bytes = image_server.ImageServer, image_server.image_bytes
 
 FAILURES = ("/status/404", "/status/500", "/reset", "/html")
 

@@ -13,26 +13,22 @@ many it reports that are not planted (those may still be real look-alikes of the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sqlite3
-import sys
 import tempfile
-from itertools import combinations
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import common
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_report  # noqa: E402  (its timer)
-from lookalike.index.store import open_index  # noqa: E402
-from lookalike.search.leakage import cross_pairs  # noqa: E402
-from lookalike.search.split import plan_split  # noqa: E402
+from lookalike.evaluation.collection import group_pairs, read_collection_truth
+from lookalike.index.store import open_index
+from lookalike.search.leakage import cross_pairs
+from lookalike.search.split import plan_split
 
 
 def timed(label: str, fn):
-    return bench_report.timed(label, fn, width=36)
+    return common.timed(label, fn, width=36)
 
 
 def halves(copy: Path, scratch: Path) -> dict[str, str]:
@@ -50,13 +46,9 @@ def halves(copy: Path, scratch: Path) -> dict[str, str]:
 
 
 def truth_pairs(collection: Path, side: dict[str, str]) -> set[frozenset[str]]:
-    truth = json.loads((collection / "truth.json").read_text())
-    out = set()
-    for group in truth["groups"]:
-        members = [group["original"], *(c["file"] for c in group["copies"])]
-        out.update(frozenset(p) for p in combinations(members, 2)
-                   if side.get(p[0]) and side.get(p[1]) and side[p[0]] != side[p[1]])
-    return out
+    """The planted pairs whose two files ended up in different sets."""
+    return {pair for pair in group_pairs(read_collection_truth(collection / "truth.json"))
+            if all(side.get(name) for name in pair) and len({side[n] for n in pair}) == 2}
 
 
 def main() -> None:

@@ -32,13 +32,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_e2e import Truth  # noqa: E402
-
-from lookalike.index.store import open_index  # noqa: E402
-from lookalike.methods.registry import get_spec  # noqa: E402
-from lookalike.search import find_in, partial  # noqa: E402
-from lookalike.search.dupes import find_pairs  # noqa: E402
+from lookalike.evaluation.collection import PlantedTruth, read_collection_truth
+from lookalike.evaluation.metrics import box_iou
+from lookalike.index.store import open_index
+from lookalike.methods.registry import get_spec
+from lookalike.search import find_in, partial
+from lookalike.search.dupes import find_pairs
 
 
 def scan(images: Path, index: Path) -> None:
@@ -89,7 +88,7 @@ def local_pairs(index, files) -> tuple[list, float]:
     return out, seconds
 
 
-def at_precision(truth: Truth, scored: list, target: float) -> tuple[int, dict]:
+def at_precision(truth: PlantedTruth, scored: list, target: float) -> tuple[int, dict]:
     """The smallest inlier count whose pair precision is >= target, and its score."""
     best = None
     for threshold in range(4, 200):
@@ -141,13 +140,6 @@ def make_queries(truth_data: dict, images: Path, count: int, seed: int, out: Pat
     return queries
 
 
-def iou(a, b) -> float:
-    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def bench_find_in(index, truth, data, images: Path, count: int, seed: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         queries = make_queries(data, images, count, seed, Path(tmp))
@@ -179,9 +171,9 @@ def find_in_scores(index, truth, queries, results) -> None:
         for name, box in expected.items():
             if name in found:
                 stats[1] += 1
-                stats[4].append(iou(found[name], box))
+                stats[4].append(box_iou(found[name], box))
         # A match of a byte or planted copy of the pasted original is right too.
-        allowed = {m for name in expected for m in _group(truth, name)}
+        allowed = {m for name in expected for m in truth.group(name)}
         wrong = [name for name in found if name not in allowed]
         shared = _sharing(index, ids, wrong, expected)
         stats[2] += len(wrong)
@@ -210,11 +202,6 @@ def _sharing(index, ids: dict[str, int], wrong: list[str], expected: dict) -> li
                    if r.verification.confirmed and r.verification.inliers >= SHARED_INLIERS})
 
 
-def _group(truth: Truth, name: str) -> set[str]:
-    original = truth.group_of.get(name, name)
-    return {f for f, g in truth.group_of.items() if g == original} | {name}
-
-
 def bench_verify(index, seed: int, count: int = 20_000) -> None:
     """Verification alone: random pairs of indexed pictures, on all cores (threads)."""
     rng = np.random.default_rng(seed)
@@ -228,7 +215,7 @@ def bench_verify(index, seed: int, count: int = 20_000) -> None:
           "(signatures read from the index included)")
 
 
-def wrong_pairs(truth: Truth, scored: list, dump: Path | None) -> None:
+def wrong_pairs(truth: PlantedTruth, scored: list, dump: Path | None) -> None:
     """local's wrong pairs by kind, as file pairs and as pairs of originals (a shared texture
     between two originals is wrong for every pair of their copies)."""
     wrong = {}
@@ -266,10 +253,10 @@ def main() -> None:
     p.add_argument("--dump-wrong", type=Path, help="write local's wrong pairs (JSON) here")
     args = p.parse_args()
     images = args.dest / "images"
-    data = json.loads((args.dest / "truth.json").read_text())
+    data = read_collection_truth(args.dest / "truth.json")
     if not args.index.exists():
         scan(images, args.index)
-    truth = Truth(data, {p.name for p in images.iterdir()})
+    truth = PlantedTruth(data, {p.name for p in images.iterdir()})
     with open_index(args.index) as index:
         stored_bytes(index)
         files = index.live_files()

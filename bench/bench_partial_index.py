@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_e2e import Truth  # noqa: E402
-from bench_partial import _group, iou, make_queries  # noqa: E402
+from bench_partial import make_queries
 
-from lookalike.index.store import open_index  # noqa: E402
-from lookalike.search.partial import containment_pairs  # noqa: E402
+from lookalike.evaluation.collection import PlantedTruth, read_collection_truth
+from lookalike.evaluation.metrics import box_iou
+from lookalike.index.store import open_index
+from lookalike.search.partial import containment_pairs
 
 
 def main() -> None:
@@ -43,8 +43,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     images = args.dest / "images"
-    data = json.loads((args.dest / "truth.json").read_text())
-    truth = Truth(data, {f.name for f in images.iterdir()})
+    data = read_collection_truth(args.dest / "truth.json")
+    truth = PlantedTruth(data, {f.name for f in images.iterdir()})
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "collection"
         root.mkdir()
@@ -73,7 +73,7 @@ def main() -> None:
               f"{len(pairs):,} pairs")
 
 
-def score(pages, pairs, truth: Truth) -> None:
+def score(pages, pairs, truth: PlantedTruth) -> None:
     by_outer = defaultdict(list)
     for p in pairs:
         by_outer[os.path.basename(p.outer)].append(p)
@@ -85,14 +85,14 @@ def score(pages, pairs, truth: Truth) -> None:
         page = os.path.basename(str(path))
         found = {os.path.basename(p.inner): p for p in by_outer.get(page, [])
                  if os.path.basename(p.outer) == page}
-        allowed = {m for name in expected for m in _group(truth, name)}
+        allowed = {m for name in expected for m in truth.group(name)}
         for name, box in expected.items():
             s = stats[kind]
             s["expected"] += 1
             if name in found:
                 s["found"] += 1
                 s[f"by {found[name].method}"] += 1
-                ious[kind].append(iou(found[name].box, box))
+                ious[kind].append(box_iou(found[name].box, box))
         for name, pair in found.items():
             if name.startswith("query_"):  # pages share their caption: real shared content
                 stats[kind]["pages sharing the caption"] += 1

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,8 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from copydetect_truth import read_truth  # noqa: E402
+from copydetect_truth import read_truth
 
 
 def _percentiles(times: list[float]) -> str:

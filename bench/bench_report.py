@@ -14,31 +14,16 @@ once untimed first.
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import sqlite3
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from common import timed
 
-from lookalike.index.store import open_index  # noqa: E402
-from lookalike.report.analysis import stats  # noqa: E402
-from lookalike.report.html import write_report  # noqa: E402
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def timed(label: str, fn, width: int = 44):
-    start = time.perf_counter()
-    value = fn()
-    print(f"{label:<{width}} {time.perf_counter() - start:7.2f} s   peak {peak_mb():6.0f} MB",
-          flush=True)
-    return value
+from lookalike.index.store import open_index
+from lookalike.report.analysis import stats
+from lookalike.report.html import write_report
 
 
 def main() -> None:

@@ -36,16 +36,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
+
+from common import TreeMemory, import_imagededup, machine_cpu, usage
 
 # name -> what it runs (the help text and the table legend)
 CONTENDERS = {
@@ -58,65 +58,11 @@ CONTENDERS = {
     "imagehash-2proc": "the same in a multiprocessing.Pool(N)",
     "pillow-draft-decode": "Pillow decode only (JPEG draft to 256 px) in a Pool(N): the ceiling",
 }
-SAMPLE_EVERY_S = 0.1
 WARM_UP_FILES = 16  # each contender first runs once, untimed, on this many files
 
 
 # ---------------------------------------------------------------------------------------------
 # child side: runs one contender and prints JSON lines ("hashed", then "done")
-
-
-class TreeMemory:
-    """Peak of the summed PSS (or RSS where PSS is unknown) of this process and its children,
-    sampled every `every` seconds; 0 without psutil."""
-
-    def __init__(self, every: float = SAMPLE_EVERY_S) -> None:
-        self.every = every
-        self.before = self.current()
-        self.peak = self.before
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    @staticmethod
-    def current() -> int:
-        try:
-            import psutil
-        except ImportError:
-            return 0
-        me = psutil.Process()
-        total = 0
-        for proc in [me, *me.children(recursive=True)]:
-            try:
-                info = proc.memory_full_info()
-                total += getattr(info, "pss", info.rss)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                pass
-        return total
-
-    @property
-    def extra_mb(self) -> float:
-        return (self.peak - self.before) / 2 ** 20
-
-    def __enter__(self) -> "TreeMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.current())
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.current())
-            self._stop.wait(self.every)
-
-
-def _usage() -> dict:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"main_mb": own.ru_maxrss / 1024, "worker_mb": kids.ru_maxrss / 1024,
-            "cpu_s": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime}
 
 
 def _emit(record: dict) -> None:
@@ -164,21 +110,6 @@ def _reasons(errors: list[str]) -> dict:
     return dict(Counter(e for e in errors if e).most_common(8))
 
 
-def _import_imagededup_phash():
-    import importlib
-    import types
-
-    import imagededup
-
-    # Both package __init__ files import torch (the CNN method, its models): register the
-    # real folders as bare packages so that those two __init__ files are not run.
-    for package in ("methods", "utils"):
-        module = types.ModuleType(f"imagededup.{package}")
-        module.__path__ = [str(Path(imagededup.__file__).parent / package)]
-        sys.modules[module.__name__] = module
-    return importlib.import_module("imagededup.methods.hashing").PHash
-
-
 def child(name: str, folder: Path, workers: int) -> None:
     started = time.perf_counter()
     files = sorted(str(p) for p in folder.iterdir() if p.is_file())
@@ -219,7 +150,7 @@ def child(name: str, folder: Path, workers: int) -> None:
                 return {"groups": len(data.get("groups", [])),
                         "dupes_failures": len(data.get("failures", []))}
         elif name == "imagededup-phash":
-            PHash = _import_imagededup_phash()
+            PHash = import_imagededup("imagededup.methods.hashing").PHash
             imported = time.perf_counter()
             hasher = PHash(verbose=False)
             encodings = hasher.encode_images(image_dir=str(folder))
@@ -248,7 +179,7 @@ def child(name: str, folder: Path, workers: int) -> None:
             raise SystemExit(f"unknown contender {name!r}; known: {', '.join(CONTENDERS)}")
         hashed = time.perf_counter()
         record.update(phase="hashed", import_s=imported - started, work_s=hashed - imported,
-                      **_usage())
+                      **usage())
         record["tree_mb"] = memory.peak / 2**20
         _emit(record)  # the parent stops its clock here
         if group:
@@ -302,20 +233,8 @@ def describe(files: list[Path]) -> dict:
             "largest": "x".join(map(str, by_pixels[-1])) if dims else ""}
 
 
-def _machine_cpu() -> tuple[float, float] | None:
-    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat (Linux only)."""
-    try:
-        with open("/proc/stat") as handle:
-            fields = [int(x) for x in handle.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    tick = os.sysconf("SC_CLK_TCK")
-    return (user + nice + system + irq + softirq) / tick, steal / tick
-
-
 def run_contender(name: str, folder: Path, workers: int) -> dict:
-    machine_before = _machine_cpu()
+    machine_before = machine_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, __file__, str(folder), "--child", name,
                              "--workers", str(workers)],
@@ -327,13 +246,13 @@ def run_contender(name: str, folder: Path, workers: int) -> dict:
         data = json.loads(line)
         if data.get("phase") == "hashed":
             record = {**data, "wall_s": time.perf_counter() - started}
-            machine_after = _machine_cpu()
+            machine_after = machine_cpu()
             if machine_before and machine_after:
                 # CPU time the rest of the machine used meanwhile: a busy neighbour makes
                 # a pooled contender look slower than it is
                 record["others_cpu_s"] = max(
-                    0.0, machine_after[0] - machine_before[0] - data["cpu_s"])
-                record["steal_s"] = machine_after[1] - machine_before[1]
+                    0.0, machine_after.busy - machine_before.busy - data["cpu_s"])
+                record["steal_s"] = machine_after.steal - machine_before.steal
         elif data.get("phase") == "done":
             record.update({k: v for k, v in data.items() if k != "phase"})
     stderr = proc.stderr.read()

@@ -33,6 +33,8 @@ from typing import Sequence
 import httpx
 from PIL import Image
 
+from common import pid_peak_rss_mb
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -76,16 +78,6 @@ def start_server(index: Path, port: int, options: Sequence[str] = ()) -> subproc
             process.kill()
             raise SystemExit("the server did not start")
         time.sleep(0.2)
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def client(url: str, pictures: list[bytes], offset: int, deadline: float,
@@ -151,7 +143,7 @@ def main() -> None:
             for thread in threads:
                 thread.join()
             elapsed = time.monotonic() - start
-            rss = peak_rss_mb(server.pid)
+            rss = pid_peak_rss_mb(server.pid)
         finally:
             server.terminate()
             server.wait(20)

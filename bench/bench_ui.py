@@ -34,7 +34,8 @@ from pathlib import Path
 
 import httpx
 
-from bench_serve import free_port, peak_rss_mb, start_server
+from bench_serve import free_port, start_server
+from common import pid_peak_rss_mb
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -146,7 +147,7 @@ def ui_times(index: Path) -> tuple[dict[str, float], float | None]:
             out["  of which GET /groups (cached)"] = page.evaluate(
                 "performance.getEntriesByType('resource').filter((e) => "
                 "e.name.includes('/groups')).map((e) => e.duration)[0] || 0")
-            rss = peak_rss_mb(server.pid)
+            rss = pid_peak_rss_mb(server.pid)
         finally:
             server.terminate()
             server.wait(20)

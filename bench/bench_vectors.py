@@ -38,25 +38,13 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import sys
 import time
-import types
-from pathlib import Path
 
 import numpy as np
 
+from common import MB, TreeMemory, import_imagededup, rss_mb
+
 SAMPLE_EVERY_S = 0.02
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_scan import TreeMemory  # noqa: E402
-
-MB = 2 ** 20
-
-
-def rss_mb() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / MB
 
 
 def make_embeddings(n: int, dim: int, seed: int) -> np.ndarray:
@@ -103,7 +91,7 @@ def query_part(n: int, dim: int, n_queries: int, k: int, kinds: list[str], thres
     for kind in kinds:
         gc.collect()
         before = rss_mb()
-        with TreeMemory(SAMPLE_EVERY_S) as memory:
+        with TreeMemory(every=SAMPLE_EVERY_S) as memory:
             started = time.perf_counter()
             index = vectors.build(items, kind)
             build_s = time.perf_counter() - started
@@ -138,20 +126,10 @@ def query_part(n: int, dim: int, n_queries: int, k: int, kinds: list[str], thres
 
 
 def _import_imagededup_retrieval():
-    """imagededup's retrieval module without running the two package __init__ files that
-    import torch (as bench_scan.py does): the real folders registered as bare packages."""
-    import importlib
+    """imagededup's retrieval module, without torch (common.import_imagededup)."""
     import logging
 
-    import imagededup
-
-    for package in ("methods", "utils"):
-        name = f"imagededup.{package}"
-        if name not in sys.modules:
-            module = types.ModuleType(name)
-            module.__path__ = [str(Path(imagededup.__file__).parent / package)]
-            sys.modules[name] = module
-    retrieval = importlib.import_module("imagededup.handlers.search.retrieval")
+    retrieval = import_imagededup("imagededup.handlers.search.retrieval")
     logging.getLogger(retrieval.__name__).setLevel(logging.WARNING)  # its "in chunks" note
     return retrieval
 
@@ -193,7 +171,7 @@ def join_part(n: int, dim: int, threshold: float, seed: int, peer: bool,
     for name, projection in (("lookalike self_join", None),
                              ("lookalike self_join projection=0", 0)):
         gc.collect()
-        with TreeMemory(SAMPLE_EVERY_S) as memory:
+        with TreeMemory(every=SAMPLE_EVERY_S) as memory:
             started = time.perf_counter()
             pairs = vectors.self_join(items, threshold, projection=projection)
             seconds = time.perf_counter() - started
@@ -214,7 +192,7 @@ def join_part(n: int, dim: int, threshold: float, seed: int, peer: bool,
     encoding_map = {f"img{i:08d}.jpg": items[i] for i in range(n)}
     gc.collect()
     try:
-        with TreeMemory(SAMPLE_EVERY_S) as memory:
+        with TreeMemory(every=SAMPLE_EVERY_S) as memory:
             started = time.perf_counter()
             found = _imagededup_find_duplicates(encoding_map, threshold, peer_workers)
             seconds = time.perf_counter() - started

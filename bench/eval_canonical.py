@@ -13,12 +13,12 @@ files are matched by name. Without --truth only the two pair sets are compared.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 import numpy as np
 
+from lookalike.evaluation.collection import group_pairs, read_collection_truth
 from lookalike.index.store import open_index
 from lookalike.methods.registry import get_spec
 from lookalike.search import binary
@@ -33,23 +33,10 @@ def canonical(codes: np.ndarray) -> np.ndarray:
     return codes[np.arange(n), best][:, None, :]
 
 
-def truth_pairs(path: str) -> set[frozenset[str]]:
-    """Every pair of file names inside a planted group of make_collection.py's truth.json."""
-    with open(path) as f:
-        groups = json.load(f)["groups"]
-    out = set()
-    for g in groups:
-        names = [g["original"]] + [c["file"] for c in g["copies"]]
-        out |= {frozenset((a, b)) for i, a in enumerate(names) for b in names[i + 1:]}
-    return out
-
-
 def copy_pairs(path: str) -> dict[str, set[frozenset[str]]]:
     """(original, copy) name pairs of truth.json by the copy's transform."""
-    with open(path) as f:
-        groups = json.load(f)["groups"]
     out: dict[str, set[frozenset[str]]] = {}
-    for g in groups:
+    for g in read_collection_truth(path)["groups"]:
         for c in g["copies"]:
             out.setdefault(c["transform"], set()).add(frozenset((g["original"], c["file"])))
     return out
@@ -80,7 +67,7 @@ def main() -> None:
         pairs = {frozenset((p, q)) for a, b in zip(ids[hits.query], ids[hits.item])
                  for p in _names(files[int(a)]) for q in _names(files[int(b)])}
         results[name] = (pairs, seconds)
-    truth = truth_pairs(args.truth) if args.truth else set()
+    truth = group_pairs(read_collection_truth(args.truth)) if args.truth else set()
     print(f"{args.method} radius {args.radius}, {len(ids):,} pictures")
     print(f"{'search':12} {'seconds':>8} {'pairs':>8} {'precision':>10} {'recall':>8}")
     for name, (pairs, seconds) in results.items():

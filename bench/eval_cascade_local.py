@@ -23,18 +23,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from eval_embed import Truth, build, score_cascade  # noqa: E402
+from copydetect_truth import reviewed_same
+from eval_embed import Truth, build, score_cascade
 
-from lookalike import open_index  # noqa: E402
-from lookalike.methods.embedding import method_name  # noqa: E402
-from lookalike.scan import scan  # noqa: E402
-from lookalike.search import dupes, partial  # noqa: E402
+from lookalike import open_index
+from lookalike.methods.embedding import method_name
+from lookalike.scan import scan
+from lookalike.search import dupes, partial
 
 
 def main() -> int:
@@ -131,15 +130,6 @@ def source_components(index, truth: Truth, records: list[dict], min_inliers: int
         if v.confirmed and v.inliers >= min_inliers and a and b and not {a, b} & copies:
             parent[find(a)] = find(b)
     return {path: find(origin.get(path, path)) for path in truth.cid_of}
-
-
-def reviewed_same(path: Path) -> set[frozenset[str]]:
-    """The pairs of package paths that bench/data/heldout_pairs.tsv calls the same picture."""
-    if not path.exists():
-        return set()
-    rows = [line.split("\t") for line in path.read_text().splitlines()
-            if line and not line.startswith(("#", "path_a"))]
-    return {frozenset(row[:2]) for row in rows if row[2] == "same"}
 
 
 def precision_without(pairs: set, truth: Truth, left_out) -> float:

@@ -56,11 +56,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from copydetect_truth import (NATURAL_BITS, NEGATIVE_KINDS, SPLITS,  # noqa: E402
+from common import TreeMemory
+from copydetect_truth import (NATURAL_BITS, NEGATIVE_KINDS, SPLITS,
                               phash_distance, read_truth, reviewed_same)
 
-from lookalike.evaluation import metrics  # noqa: E402
+from lookalike.evaluation import metrics
 
 CONTENDERS = {  # name -> (scan options, dupes options)
     "fast": ([], []),
@@ -84,42 +84,12 @@ def _cli() -> list[str]:
     return [str(venv)] if venv.exists() else [sys.executable, "-m", "lookalike"]
 
 
-def _tree_memory(proc) -> float:
-    import psutil
-
-    total = 0
-    for p in [proc] + proc.children(recursive=True):
-        try:
-            total += p.memory_full_info().pss
-        except (psutil.Error, AttributeError):
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-    return total
-
-
 def measured(cmd: list[str]) -> dict:
     """Run `cmd`; its exit code, output, wall and CPU seconds and memory peaks."""
-    import psutil
-
     load = os.getloadavg()[0]
     start = time.perf_counter()
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak = [0.0]
-    done = threading.Event()
-
-    def sample() -> None:
-        try:
-            proc = psutil.Process(child.pid)
-            while not done.is_set():
-                peak[0] = max(peak[0], _tree_memory(proc))
-                done.wait(0.1)
-        except psutil.Error:
-            pass
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    sampler = TreeMemory(child.pid).start()
     out: dict[str, bytes] = {}
     readers = [threading.Thread(target=lambda k=k, s=s: out.__setitem__(k, s.read()))
                for k, s in (("stdout", child.stdout), ("stderr", child.stderr))]
@@ -130,10 +100,9 @@ def measured(cmd: list[str]) -> dict:
     child.returncode = os.waitstatus_to_exitcode(status)
     for r in readers:
         r.join()
-    done.set()
-    sampler.join()
+    sampler.stop()
     return {"rc": child.returncode, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "tree_mb": peak[0] / 2**20, "max_rss_mb": usage.ru_maxrss / 1024,
+            "tree_mb": sampler.peak / 2**20, "max_rss_mb": usage.ru_maxrss / 1024,
             "load": load, "stdout": out["stdout"].decode(errors="replace"),
             "stderr": out["stderr"].decode(errors="replace")}
 

@@ -20,15 +20,15 @@ Printed per split (tune, holdout: never tuned on), for each model and size:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from copydetect_truth import read_truth  # noqa: E402
+from copydetect_truth import read_truth
+
+from lookalike.evaluation import metrics
 
 
 def _pictures(paths: list[Path], side: int = 512) -> list[np.ndarray]:
@@ -58,14 +58,8 @@ def _knn(vectors: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.
 
 def _metrics(scores: np.ndarray, positive: np.ndarray, total_positive: int) -> tuple[float, float]:
     """(µAP, recall at precision 0.99) of pairs ranked by score."""
-    order = np.argsort(-scores, kind="stable")
-    hits = positive[order].astype(np.float64)
-    tp = np.cumsum(hits)
-    precision = tp / np.arange(1, len(hits) + 1)
-    uap = float((precision * hits).sum() / max(total_positive, 1))
-    ok = precision >= 0.99
-    recall = float(tp[ok].max() / max(total_positive, 1)) if ok.any() else 0.0
-    return uap, recall
+    return (metrics.micro_average_precision(scores, positive, max(total_positive, 1)),
+            metrics.recall_at_precision(scores, positive, max(total_positive, 1), 0.99))
 
 
 def main() -> None:

@@ -49,7 +49,6 @@ import math
 import multiprocessing
 import random
 import shutil
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -58,18 +57,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 
-sys.path.insert(0, str(Path(__file__).parent))
-from make_collection import similar_pairs  # noqa: E402
+from make_collection import similar_pairs
 
-import lookalike  # noqa: E402
-from lookalike.evaluation import metrics  # noqa: E402
-from lookalike.evaluation.transforms import (CAPTIONS, EDITS, caption, crop, encode,  # noqa: E402
+import lookalike
+from lookalike.evaluation import metrics
+from lookalike.evaluation.transforms import (CAPTIONS, EDITS, caption, crop, encode,
                                              pad, rotate_cropped)
-from lookalike.methods.embedding import method_name  # noqa: E402
-from lookalike.methods.registry import get_spec  # noqa: E402
-from lookalike.scan import scan  # noqa: E402
-from lookalike.search import binary, embed, vectors  # noqa: E402
-from lookalike.search.dupes import find_pairs  # noqa: E402
+from lookalike.methods.embedding import method_name
+from lookalike.methods.registry import get_spec
+from lookalike.scan import scan
+from lookalike.search import binary, embed, vectors
+from lookalike.search.dupes import find_pairs
 
 HELD_OUT = {"supertuxkart-data", "marble-data"}
 MAX_SIDE = 1024
@@ -467,21 +465,6 @@ def embed_neighbours(index, spec, k: int) -> tuple[np.ndarray, np.ndarray, np.nd
             found.similarity[rows, cols])
 
 
-def threshold_at_precision(scores: np.ndarray, positive: np.ndarray, precision: float
-                           ) -> float | None:
-    """The score threshold of metrics.recall_at_precision (largest recall at that precision,
-    ties kept or dropped together); None when none reaches it."""
-    order = np.argsort(-scores, kind="stable")
-    s, flags = scores[order], positive[order]
-    tp = np.cumsum(flags)
-    last_of_tie = np.ones(s.size, dtype=bool)
-    last_of_tie[:-1] = s[1:] != s[:-1]
-    ok = np.flatnonzero(last_of_tie & (tp >= precision * np.arange(1, s.size + 1)))
-    if ok.size == 0:
-        return None
-    return float(s[ok[np.argmax(tp[ok])]])
-
-
 def top1(query: np.ndarray, item: np.ndarray, score: np.ndarray, truth: "Truth",
          records: list[dict]) -> dict:
     """Retrieval with each planted copy as the query: the share of copies whose source is the
@@ -524,7 +507,7 @@ def top_negatives(pairs: Pairs, truth: Truth, origin: dict, count: int) -> list[
 
 def score_method(pairs: Pairs, truth: Truth) -> dict:
     n = truth.n_positives
-    threshold = threshold_at_precision(pairs.score, pairs.positive, PRECISION)
+    threshold = metrics.threshold_at_precision(pairs.score, pairs.positive, PRECISION)
     out = {"pairs": int(pairs.key.size), "positives_scored": int(pairs.positive.sum()),
            "uap": metrics.micro_average_precision(pairs.score, pairs.positive, n),
            "recall_at_precision": metrics.recall_at_precision(pairs.score, pairs.positive, n,
@@ -534,7 +517,7 @@ def score_method(pairs: Pairs, truth: Truth) -> dict:
            int((~pairs.positive & (pairs.score >= threshold)).sum()),
            "per_transform": {}}
     clean = ~pairs.lookalike  # the look-alike sources' pairs left out: neither right nor wrong
-    clean_threshold = threshold_at_precision(pairs.score[clean], pairs.positive[clean],
+    clean_threshold = metrics.threshold_at_precision(pairs.score[clean], pairs.positive[clean],
                                              PRECISION)
     wrong_above = ~pairs.positive & (pairs.score >= (np.inf if threshold is None else threshold))
     out.update(

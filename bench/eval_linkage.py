@@ -12,8 +12,8 @@ import argparse
 import os
 import time
 
-from eval_canonical import truth_pairs
-
+from lookalike.evaluation.collection import group_pairs as planted_pairs
+from lookalike.evaluation.collection import read_collection_truth
 from lookalike.index.store import open_index
 from lookalike.search.dupes import find_groups
 from lookalike.search.group import LINKAGES
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--method", default="auto")
     parser.add_argument("--radius", type=int, nargs="*", default=[None])
     args = parser.parse_args()
-    truth = truth_pairs(args.truth)
+    truth = planted_pairs(read_collection_truth(args.truth))
     print(f"{'method':8} {'radius':>6} {'linkage':10} {'groups':>7} {'largest':>7} {'pairs':>8} "
           f"{'precision':>9} {'recall':>7} {'F1':>6} {'seconds':>7}")
     with open_index(args.index) as idx:

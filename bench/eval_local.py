@@ -29,7 +29,6 @@ import argparse
 import io
 import math
 import random
-import sys
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -38,12 +37,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-sys.path.insert(0, str(Path(__file__).parent))
-from make_collection import allowed_sources  # noqa: E402
+from make_collection import allowed_sources
 
-from lookalike.evaluation.transforms import largest_upright  # noqa: E402
-from lookalike.methods import local  # noqa: E402
-from lookalike.search import partial, verify  # noqa: E402
+from lookalike.evaluation.metrics import box_iou
+from lookalike.evaluation.transforms import largest_upright
+from lookalike.methods import local
+from lookalike.search import partial, verify
 
 CROPS = (90, 70, 50, 30, 20, 10)
 PASTES = (60, 45, 30, 20)
@@ -148,16 +147,6 @@ def near_uniform(rng: random.Random) -> Image.Image:
     base = np.full((300, 400, 3), rng.randint(40, 220), np.float32)
     base += np.random.default_rng(rng.randrange(1 << 30)).normal(0, 2, base.shape)
     return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
-
-
-def iou(a, b) -> float:
-    if a is None or b is None:
-        return 0.0
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def build_cases(src: Path, n_sources: int, seed: int):
@@ -343,7 +332,7 @@ def run(detector: str, positives, negatives, target: float, n_index: int | None 
                 verify_s += time.perf_counter() - t
                 n_verified += 1
                 found = v.box_in_b if v.confirmed else None
-                rows.append((kind, name, mode, v.inliers if v.confirmed else 0, iou(found, box)))
+                rows.append((kind, name, mode, v.inliers if v.confirmed else 0, box_iou(found, box)))
     pos = np.asarray([r[3] for r in rows if r[0] == "pos"])
     neg = np.asarray([r[3] for r in rows if r[0] == "neg"])
     threshold = curve_threshold(pos, neg, target)

@@ -16,18 +16,15 @@ import argparse
 import collections
 import os
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from lookalike import open_index  # noqa: E402
-from lookalike.methods.embedding import method_name  # noqa: E402
-from lookalike.scan import scan  # noqa: E402
-from lookalike.search import embed  # noqa: E402
-from lookalike.search.query import PreparedQuery  # noqa: E402
+from lookalike import open_index
+from lookalike.methods.embedding import method_name
+from lookalike.scan import scan
+from lookalike.search import embed
+from lookalike.search.query import PreparedQuery
 
 COPY = re.compile(r"c(\d+)_(\w+)\.jpg$")
 

@@ -11,20 +11,15 @@ how many of each a lightness limit keeps (verify.thumbnails_agree, colour limit 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from pathlib import Path
 
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_e2e import Truth  # noqa: E402
-
-from lookalike.index.store import open_index  # noqa: E402
-from lookalike.methods import local  # noqa: E402
-from lookalike.methods.registry import get_spec  # noqa: E402
-from lookalike.search import partial, verify  # noqa: E402
-from lookalike.search.dupes import content_pairs  # noqa: E402
+from lookalike.evaluation.collection import PlantedTruth, read_collection_truth
+from lookalike.index.store import open_index
+from lookalike.methods import local
+from lookalike.methods.registry import get_spec
+from lookalike.search import partial, verify
+from lookalike.search.dupes import content_pairs
 
 
 def main() -> None:
@@ -33,8 +28,8 @@ def main() -> None:
     p.add_argument("dest", type=Path)
     p.add_argument("--limits", default="3,4,5,6")
     args = p.parse_args()
-    data = json.loads((args.dest / "truth.json").read_text())
-    truth = Truth(data, set(os.listdir(args.dest / "images")))
+    data = read_collection_truth(args.dest / "truth.json")
+    truth = PlantedTruth(data, set(os.listdir(args.dest / "images")))
     with open_index(args.index) as index:
         files = index.live_files()
         ids, parts = content_pairs(index, "auto", files=files)

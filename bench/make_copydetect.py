@@ -59,8 +59,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-sys.path.insert(0, str(Path(__file__).parent))
-from copydetect_truth import (NATURAL_BITS, NegativeRow, SourceRow, TruthRow,  # noqa: E402
+from copydetect_truth import (NATURAL_BITS, NegativeRow, SourceRow, TruthRow,
                               phash8, phash_distances, reviewed_same, split_of, write_truth)
 
 PACKAGES = ("supertuxkart-data", "marble-data")

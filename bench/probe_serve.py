@@ -22,7 +22,6 @@ import random
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -33,8 +32,7 @@ import httpx
 import psutil
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serve import free_port, start_server  # noqa: E402
+from bench_serve import free_port, start_server
 
 KINDS = ("groups", "file", "thumbnail", "query")
 

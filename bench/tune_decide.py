@@ -13,14 +13,12 @@ split's pictures (found or not), precision the candidate pairs the rule keeps.
 from __future__ import annotations
 
 import argparse
-import sys
 from itertools import product
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from copydetect_truth import read_truth  # noqa: E402
+from copydetect_truth import read_truth
 
 
 def candidate_features(index_path: Path):

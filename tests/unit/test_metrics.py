@@ -91,3 +91,34 @@ def test_micro_ap_agrees_with_scikit_learn():
         theirs = sklearn_metrics.average_precision_score(positive, scores)
         # scikit-learn's recall is over the scored positives only
         assert ours == pytest.approx(theirs * positive.sum() / (positive.sum() + missed))
+
+
+def test_threshold_at_precision_is_the_cut_behind_recall_at_precision():
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5]
+    positive = [True, True, False, True, True]
+    # precision 1/1 2/2 2/3 3/4 4/5: at 0.99 the cut is after 0.8, at 0.75 after 0.5
+    assert metrics.threshold_at_precision(scores, positive, 0.99) == 0.8
+    assert metrics.threshold_at_precision(scores, positive, 0.75) == 0.5
+    # the tie at 1.0 is kept or dropped whole: no cut reaches 0.99
+    assert metrics.threshold_at_precision([1.0, 1.0, 0.5], [True, False, True], 0.99) is None
+
+
+def test_threshold_and_recall_at_precision_agree_on_random_scores():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        scores = rng.integers(0, 8, 40) / 8  # many ties
+        positive = rng.random(40) < 0.5
+        n = int(positive.sum()) + 3
+        cut = metrics.threshold_at_precision(scores, positive, 0.8)
+        recall = metrics.recall_at_precision(scores, positive, n, 0.8)
+        kept = 0 if cut is None else int((positive & (scores >= cut)).sum())
+        assert recall == pytest.approx(kept / n)
+
+
+def test_box_iou_by_hand():
+    assert metrics.box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert metrics.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert metrics.box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0  # apart
+    assert metrics.box_iou((0, 0, 10, 10), (2, 2, 4, 4)) == pytest.approx(4 / 100)  # inside
+    assert metrics.box_iou(None, (0, 0, 1, 1)) == 0.0  # nothing found
+    assert metrics.box_iou((3, 3, 3, 3), (3, 3, 3, 3)) == 0.0  # empty boxes

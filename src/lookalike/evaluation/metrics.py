@@ -1,12 +1,15 @@
 """Retrieval metrics over scored pairs: precision/recall, micro average precision (µAP as in
 the DISC21 image similarity benchmark), recall at a fixed precision, threshold curves.
 
+Also the IoU of two boxes (where a partial copy was found against where it is).
+
 Pure NumPy on plain arrays; the caller decides what a "pair" and a "positive" are. Scores
 here are larger-is-more-alike; a Hamming distance d becomes the score 1 - d / bits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,23 +58,40 @@ def micro_average_precision(scores: np.ndarray, is_positive: np.ndarray,
     return float(precision_at[flags].sum() / n_positives)
 
 
-def recall_at_precision(scores: np.ndarray, is_positive: np.ndarray, n_positives: int,
-                        min_precision: float) -> float:
-    """The largest recall of a score threshold (everything scoring >= it is predicted) whose
-    precision is at least `min_precision`; 0.0 when none reaches it. Thresholds sit between
-    distinct scores: tied pairs are kept or dropped together."""
+def _precision_cuts(scores: np.ndarray, is_positive: np.ndarray, min_precision: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scores in rank order, true positives at each rank, the ranks that end a tie and
+    reach `min_precision`): the thresholds recall at precision chooses among."""
     scores = np.asarray(scores, dtype=np.float64)
     is_positive = np.asarray(is_positive, dtype=bool)
-    if n_positives <= 0:
-        return float("nan")
     order = np.argsort(-scores, kind="stable")
     s, flags = scores[order], is_positive[order]
     tp = np.cumsum(flags)
     predicted = np.arange(1, s.size + 1)
     last_of_tie = np.ones(s.size, dtype=bool)
     last_of_tie[:-1] = s[1:] != s[:-1]
-    ok = last_of_tie & (tp >= min_precision * predicted)
-    return float(tp[ok].max() / n_positives) if ok.any() else 0.0
+    return s, tp, np.flatnonzero(last_of_tie & (tp >= min_precision * predicted))
+
+
+def recall_at_precision(scores: np.ndarray, is_positive: np.ndarray, n_positives: int,
+                        min_precision: float) -> float:
+    """The largest recall of a score threshold (everything scoring >= it is predicted) whose
+    precision is at least `min_precision`; 0.0 when none reaches it. Thresholds sit between
+    distinct scores: tied pairs are kept or dropped together."""
+    if n_positives <= 0:
+        return float("nan")
+    _, tp, ok = _precision_cuts(scores, is_positive, min_precision)
+    return float(tp[ok].max() / n_positives) if ok.size else 0.0
+
+
+def threshold_at_precision(scores: np.ndarray, is_positive: np.ndarray,
+                           min_precision: float) -> float | None:
+    """The score threshold behind `recall_at_precision` (the largest recall whose precision
+    is at least `min_precision`, ties kept or dropped together); None when none reaches it."""
+    s, tp, ok = _precision_cuts(scores, is_positive, min_precision)
+    if ok.size == 0:
+        return None
+    return float(s[ok[np.argmax(tp[ok])]])
 
 
 def counts_at(scores: np.ndarray, thresholds: np.ndarray, higher_is_better: bool) -> np.ndarray:
@@ -103,3 +123,14 @@ def loosest_passing(thresholds: np.ndarray, precision: np.ndarray, target: float
         return None
     values = thresholds[passing]
     return int(passing[np.argmin(values) if higher_is_better else np.argmax(values)])
+
+
+def box_iou(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
+    """Intersection over union of two (left, top, right, bottom) boxes; 0.0 when either is
+    missing (a detector that found no box scores nothing) or both are empty."""
+    if a is None or b is None:
+        return 0.0
+    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

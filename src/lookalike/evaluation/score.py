@@ -17,11 +17,9 @@ path relative to a scanned folder, else by unique file name.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +28,7 @@ from ..index.store import Index
 from ..search.dupes import find_pairs, make_rule
 from ..types import Match
 from . import metrics
+from .collection import read_json
 
 RECALL_AT_PRECISION = 0.99  # the operating point reported as "recall at precision"
 
@@ -47,13 +46,7 @@ def _pair(a: str, b: str) -> tuple[str, str]:
 
 
 def load_labels(path: str | os.PathLike) -> Labels:
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise EvaluationError(f"cannot read labels {path}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EvaluationError(f"labels {path} are not JSON: {exc}") from None
-    return parse_labels(data)
+    return parse_labels(read_json(path, "labels"))
 
 
 def parse_labels(data: object) -> Labels:
