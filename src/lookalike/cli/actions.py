@@ -54,10 +54,10 @@ def plan_command(
                                f"files: {', '.join(ACTIONS)}."),
     method: str = typer.Option("auto", "--method", "-m", help="As in dupes."),
     max_distance: Optional[int] = options.MAX_DISTANCE,
-    linkage: str = typer.Option(DEFAULT_LINKAGE, "--linkage"),
+    linkage: str = typer.Option(DEFAULT_LINKAGE, "--linkage", help="As in dupes."),
     index: Optional[Path] = typer.Option(None, "--index", help="Index file (default: found "
                                          "from the current folder)."),
-    fmt: Fmt = typer.Option(Fmt.table, "--format"),
+    fmt: Fmt = typer.Option(Fmt.table, "--format", help="Summary as table or json."),
 ) -> None:
     """Write a reviewable plan: which file of each duplicate group is kept, and what happens
     to the others. Nothing is touched; 'lookalike apply PLAN' runs it."""
@@ -100,7 +100,7 @@ def apply_command(
                                 "(asks first unless --yes)."),
     quarantine: Optional[Path] = typer.Option(None, "--quarantine", help="Quarantine folder "
                                               "(default: next to the index, quarantine/)."),
-    fmt: Fmt = typer.Option(Fmt.table, "--format"),
+    fmt: Fmt = typer.Option(Fmt.table, "--format", help="Report as table or json."),
 ) -> None:
     """Run a plan. Every file is checked against the plan just before it is touched; files
     moved or linked go to a quarantine folder with a journal, so 'lookalike undo' can put
@@ -143,7 +143,7 @@ def undo_command(
                                               "(default: next to the index)."),
     index: Optional[Path] = typer.Option(None, "--index", help="Index whose quarantine to use."),
     list_runs: bool = typer.Option(False, "--list", help="List the runs, undo nothing."),
-    fmt: Fmt = typer.Option(Fmt.table, "--format"),
+    fmt: Fmt = typer.Option(Fmt.table, "--format", help="Report as table or json."),
 ) -> None:
     """Put back everything an apply run moved or linked (safe to run twice)."""
     try:
@@ -183,9 +183,10 @@ def _print_runs(runs: list[dict], fmt: Fmt) -> None:
 def decide_command(
     decision: Decision = typer.Argument(..., help="not-dup: these two are not duplicates "
                                         "(dupes leaves the pair out from now on); dup."),
-    a: Path = typer.Argument(...),
-    b: Path = typer.Argument(...),
-    index: Optional[Path] = typer.Option(None, "--index"),
+    a: Path = typer.Argument(..., help="One file of the two (indexed)."),
+    b: Path = typer.Argument(..., help="The other file (indexed)."),
+    index: Optional[Path] = typer.Option(None, "--index", help="Index file (default: found "
+                                         "in this folder or a parent)."),
 ) -> None:
     """Remember a decision on two files (by content, so it survives moves)."""
     try:

@@ -20,11 +20,12 @@ from rich.markup import escape
 from ..errors import CANNOT_RUN, USAGE, LookalikeError  # noqa: F401  (exit codes for commands)
 from ..index.store import find_index
 from ..scan import scan as run_scan
+from .metavars import ReadableGroup
 
 OK, DUPES_FOUND, PARTIAL = 0, 1, 3  # USAGE (2) and CANNOT_RUN (4) come with the errors
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Find duplicate and near-duplicate images.")
+app = typer.Typer(cls=ReadableGroup, add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_enable=False, help="Find duplicate and near-duplicate images.")
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, emoji=False)
 

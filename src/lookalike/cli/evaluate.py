@@ -47,7 +47,7 @@ def calibrate_command(
         "changes pixels: jpeg70, resize50, flips, turns, blur, grey, brighter, crop10, "
         "crop20, rot5, text, pad)."),
     show: bool = typer.Option(False, "--show", help="Only show the stored thresholds."),
-    fmt: Report = typer.Option(Report.table, "--format"),
+    fmt: Report = typer.Option(Report.table, "--format", help="Results as table or json."),
 ) -> None:
     """Measure each method's precision and recall on edited copies of your own pictures,
     and store the widest radius that keeps the target precision (used by dupes and query)."""
@@ -165,11 +165,13 @@ def _print_stored(thresholds: dict[str, StoredThreshold], fmt: Report) -> None:
 def eval_command(
     truth: Path = typer.Option(..., "--truth", help="Labels: {\"pairs\": [[a, b], ...]}, "
                                "{\"groups\": [[a, b, c], ...]} or bench truth.json."),
-    index: Optional[Path] = typer.Option(None, "--index"),
-    method: str = typer.Option("auto", "--method", "-m"),
+    index: Optional[Path] = typer.Option(None, "--index", help="Index file (default: found "
+                                         "in this folder or a parent)."),
+    method: str = typer.Option("auto", "--method", "-m",
+                               help="auto, bytes, pixels, embed, or a hash (phash, pdq, ...)."),
     no_calibration: bool = typer.Option(False, "--no-calibration",
                                         help="Ignore radii stored by 'lookalike calibrate'."),
-    fmt: Report = typer.Option(Report.table, "--format"),
+    fmt: Report = typer.Option(Report.table, "--format", help="Scores as table or json."),
 ) -> None:
     """Score the index against labelled duplicates: precision, recall, F1, µAP, recall at
     precision 0.99, and recall per transform."""

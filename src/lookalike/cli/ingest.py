@@ -75,7 +75,8 @@ def ingest_command(
     max_bytes: str = typer.Option("50MB", "--max-bytes", help="Largest file (e.g. 50MB; "
                                   "at most 1TB)."),
     max_redirects: int = typer.Option(DEFAULTS.max_redirects, "--max-redirects",
-                                      **_range("max_redirects")),
+                                      **_range("max_redirects"),
+                                      help="Redirects followed per URL at most."),
     allow_private: bool = typer.Option(False, "--allow-private", help="Also fetch from "
                                        "loopback, private, link-local and other non-public "
                                        "addresses (refused by default: a list of URLs from "

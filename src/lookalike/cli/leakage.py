@@ -72,7 +72,7 @@ def cross(
     max_distance: Optional[int] = options.MAX_DISTANCE,
     names: Optional[str] = typer.Option(None, "--names", help="Names of the sets, comma-"
                                         "separated (default: train,test,val)."),
-    fmt: Format = typer.Option(Format.table, "--format"),
+    fmt: Format = typer.Option(Format.table, "--format", help="Output as table, json or csv."),
     do_scan: bool = typer.Option(True, "--scan/--no-scan", help="Scan the folders first "
                                  "(incremental), or use the index as it is."),
     fail_on_leak: bool = typer.Option(False, "--fail-on-leak", help="Exit with 1 when a "
@@ -184,7 +184,8 @@ def split_command(
     linkage: str = typer.Option(DEFAULT_LINKAGE, "--linkage", "-l",
                                 help="How pairs make groups (as in dupes); connected keeps "
                                 "every chain of look-alikes together."),
-    do_scan: bool = typer.Option(True, "--scan/--no-scan"),
+    do_scan: bool = typer.Option(True, "--scan/--no-scan", help="Scan the folders first "
+                                 "(incremental), or use the index as it is."),
     where: list[str] = typer.Option([], "--where", help="Only files whose metadata has "
                                     "KEY=VALUE; repeatable."),
     stratify: Optional[str] = typer.Option(None, "--stratify", help="Metadata KEY (e.g. "

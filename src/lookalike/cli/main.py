@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from rich.markup import escape
 
 from ..actions.follow import catch_up
 from ..errors import LookalikeError
+from ..settings import setting
 from ..index.store import display_path, open_index
 from ..methods.embedding import method_name as embed_method_name
 from ..methods.registry import list_methods
@@ -135,7 +135,7 @@ def dupes(
     method: str = typer.Option("auto", "--method", "-m",
                                help="auto, bytes, pixels, embed, or a hash (phash, pdq, ...)."),
     max_distance: Optional[int] = options.MAX_DISTANCE,
-    fmt: Format = typer.Option(Format.table, "--format"),
+    fmt: Format = typer.Option(Format.table, "--format", help="Output as table, json or csv."),
     pairs: bool = typer.Option(False, "--pairs", help="List pairs instead of groups."),
     linkage: str = typer.Option(DEFAULT_LINKAGE, "--linkage", "-l",
                                 help="How pairs make groups: connected (any chain), complete "
@@ -272,9 +272,10 @@ def _print_lookups(results, fmt: Format, to_json, to_csv, lines) -> None:
 def find_in(
     files: list[Path] = typer.Argument(..., help="Pictures to look inside (collages, pages, "
                                        "screenshots)."),
-    index: Optional[Path] = typer.Option(None, "--index"),
+    index: Optional[Path] = typer.Option(None, "--index", help="Index file (default: found "
+                                         "in this folder or a parent)."),
     limit: int = options.limit("Matches per picture at most."),
-    fmt: Format = typer.Option(Format.table, "--format"),
+    fmt: Format = typer.Option(Format.table, "--format", help="Output as table, json or csv."),
 ) -> None:
     """Which indexed pictures appear inside these pictures, where, and how transformed."""
     from ..search.find_in import find_in as run_find_in
@@ -295,14 +296,16 @@ def find_in(
 @app.command()
 def query(
     files: list[Path] = typer.Argument(..., help="Images to look up."),
-    index: Optional[Path] = typer.Option(None, "--index"),
-    method: str = typer.Option("auto", "--method", "-m"),
+    index: Optional[Path] = typer.Option(None, "--index", help="Index file (default: found "
+                                         "in this folder or a parent)."),
+    method: str = typer.Option("auto", "--method", "-m",
+                               help="auto, bytes, pixels, embed, or a hash (phash, pdq, ...)."),
     max_distance: Optional[int] = options.MAX_DISTANCE,
     limit: int = options.limit("Matches per picture at most."),
     nearest: Optional[int] = typer.Option(
         None, "--nearest", min=1, max=options.MAX_LIMIT, help="List the K closest pictures by the hash whatever "
         "their distance (no radius, no confirming hash)."),
-    fmt: Format = typer.Option(Format.table, "--format"),
+    fmt: Format = typer.Option(Format.table, "--format", help="Output as table, json or csv."),
     no_calibration: bool = typer.Option(False, "--no-calibration",
                                         help="Ignore radii stored by 'lookalike calibrate'."),
     min_similarity: Optional[float] = typer.Option(
@@ -385,6 +388,6 @@ def _options(version: bool = typer.Option(False, "--version", is_eager=True,
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("LOOKALIKE_LOG", "WARNING"),
+    logging.basicConfig(level=setting("LOOKALIKE_LOG"),
                         format="%(levelname)s %(name)s: %(message)s")
     app()

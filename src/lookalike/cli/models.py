@@ -58,7 +58,8 @@ def _row(spec: ModelSpec, location: Path) -> dict:
 
 
 @models_app.command("list")
-def list_command(fmt: Report = typer.Option(Report.table, "--format")) -> None:
+def list_command(fmt: Report = typer.Option(Report.table, "--format",
+                                            help="Output as table or json.")) -> None:
     """Known models: licence, whether commercial use is allowed, whether the checksum is the
     published one, and whether the file is already here."""
     rows = []
@@ -150,13 +151,15 @@ def export_command(
     out_path: Path = typer.Option(..., "--out", help="The ONNX file to write (and its "
                                   "sidecar OUT.json)."),
     input_size: int = typer.Option(224, "--input-size", min=1, help="Square input side."),
-    mean: str = typer.Option("0.485,0.456,0.406", "--mean", help="Per channel, 0-1 scale."),
-    std: str = typer.Option("0.229,0.224,0.225", "--std"),
+    mean: str = typer.Option("0.485,0.456,0.406", "--mean", help="Per-channel mean, 0-1 scale."),
+    std: str = typer.Option("0.229,0.224,0.225", "--std", help="Per-channel standard "
+                            "deviation, 0-1 scale."),
     resize: Resize = typer.Option(Resize("squash"), "--resize",
                                   help="How a picture becomes a square."),
     colour: str = typer.Option("RGB", "--colour", help="Channel order the model reads."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name (default: file name)."),
-    licence: str = typer.Option("unknown", "--licence"),
+    licence: str = typer.Option("unknown", "--licence", help="Licence name, stored in the "
+                                "sidecar."),
     commercial: Optional[bool] = typer.Option(None, "--commercial/--non-commercial",
                                               help="Default: from the licence's name."),
 ) -> None:
@@ -178,7 +181,8 @@ def export_command(
 
 @models_app.command("info")
 def info_command(target: str = typer.Argument(..., help="A model name or an .onnx path."),
-                 fmt: Report = typer.Option(Report.table, "--format")) -> None:
+                 fmt: Report = typer.Option(Report.table, "--format",
+                                            help="Output as table or json.")) -> None:
     """Everything lookalike knows of one model: source, file, checksum, preprocessing."""
     try:
         spec, location = lookup_model(target)

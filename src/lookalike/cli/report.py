@@ -27,7 +27,8 @@ def stats_command(
                                      "it)."),
     duplicates: bool = typer.Option(True, "--duplicates/--no-duplicates",
                                     help="Also find duplicate groups (the default cascade)."),
-    fmt: StatsFormat = typer.Option(StatsFormat.table, "--format"),
+    fmt: StatsFormat = typer.Option(StatsFormat.table, "--format",
+                                    help="Output as table or json."),
 ) -> None:
     """What the collection holds: formats, colour modes, sizes, unreadable files, and how
     much of it is duplicated."""

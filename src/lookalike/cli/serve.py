@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +9,7 @@ import typer
 
 from ..actions.follow import catch_up
 from ..errors import LookalikeError
+from ..settings import setting
 from .common import USAGE, _fail, _index_path, app, err
 
 TOKEN_ENV = "LOOKALIKE_TOKEN"
@@ -24,7 +24,7 @@ def serve_command(
                                          "found from the current folder, or $LOOKALIKE_INDEX)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but "
                              "loopback needs a token."),
-    port: int = typer.Option(8765, "--port", min=0, max=65535),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port to listen on."),
     token_file: Optional[Path] = typer.Option(None, "--token-file", help="File holding the "
                                               "bearer token clients must send (else "
                                               f"${TOKEN_ENV})."),
@@ -66,7 +66,7 @@ def serve_command(
 
 def _read_token(token_file: Optional[Path]) -> str | None:
     if token_file is None:
-        return os.environ.get(TOKEN_ENV) or None
+        return setting(TOKEN_ENV) or None
     try:
         token = token_file.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
