@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from .arguments import MAX_WORKERS, as_paths, in_range
 from .errors import SourceError
 from .index.store import Index, KnownFile, default_index_path, open_index
+from .methods import embedding
 from .methods.registry import CASCADE_HASHES, get_spec
 from .sources.folders import WalkOptions, walk
 from .sources.files import refs_from_paths
@@ -179,7 +180,7 @@ def _executor(workers: int, lock_fd: int | None) -> Executor:
 def _worker_init(lock_fd: int | None) -> None:
     """Workers die with the scan, and never keep its writer lock alive after it. Each is one
     process of several: its embedding sessions use one thread."""
-    os.environ.setdefault("LOOKALIKE_EMBED_THREADS", "1")
+    embedding.use_threads(1)
     from threadpoolctl import threadpool_limits
 
     # A BLAS pool per worker made PDQ's matrix resizes ~7x slower (bench/README.md).

@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "lookalike"
 # Bottom first; the same table as docs/architecture.md.
 LAYERS = [
-    ("types", "errors", "arguments", "locks"),
+    ("types", "errors", "arguments", "locks", "settings"),
     ("decode", "decode_reasons"),
     ("methods", "models"),
     ("index",),

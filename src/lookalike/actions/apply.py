@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ApplyError
+from ..settings import setting
 from .fileops import file_hash, make_link, move_file, save_file
 from .journal import JOURNAL_NAME, Journal, new_run_id, quarantine_lock, quarantine_path
 from .plan import LINKS, Plan, PlannedAction, PlannedGroup, is_under
@@ -130,7 +131,7 @@ def _execute(plan: Plan, todo: list[tuple[PlannedGroup, PlannedAction]], allow_d
     run_dir = folder / run_id
     run_dir.mkdir(parents=True)
     report = ApplyReport(True, run_id, str(run_dir))
-    delay = float(os.environ.get(DELAY_ENV) or 0)
+    delay = float(setting(DELAY_ENV) or 0)
     with Journal(run_dir / JOURNAL_NAME) as journal:
         journal.write({"event": "run", "run": run_id, "index": plan.index,
                        "started": time.time(), "actions": len(todo)})

@@ -15,6 +15,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..errors import IndexBusyError, IndexError_, IndexNotFoundError
+from ..settings import setting
 from ..locks import read_note, try_lock, write_note
 from ..methods.registry import MethodSpec
 from ..types import FileInfo, Scanned
@@ -58,7 +59,7 @@ def find_index(start: str | os.PathLike = ".") -> Path:
     passed), a change of file system, any folder in LOOKALIKE_CEILING_DIRECTORIES (separated
     by os.pathsep; searched, not passed), and it never reads an index at the root "/".
     """
-    env = os.environ.get("LOOKALIKE_INDEX")
+    env = setting("LOOKALIKE_INDEX")
     if env:
         return Path(env)
     here = Path(start).resolve()
@@ -74,7 +75,7 @@ def find_index(start: str | os.PathLike = ".") -> Path:
 def search_folders(here: Path) -> list[Path]:
     """`here` and the parents find_index may look in, nearest first."""
     ceilings = {Path(c).resolve() for c in
-                os.environ.get("LOOKALIKE_CEILING_DIRECTORIES", "").split(os.pathsep) if c}
+                setting("LOOKALIKE_CEILING_DIRECTORIES").split(os.pathsep) if c}
     ceilings.add(Path.home().resolve())
     try:
         device = here.stat().st_dev

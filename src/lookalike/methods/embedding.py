@@ -23,6 +23,14 @@ from .registry import MethodSpec, Picture, register_family
 
 NAME = "embed"
 VERSION = 1
+_threads: int | None = None  # onnxruntime threads of each session; None: all cores
+
+
+def use_threads(count: int | None) -> None:
+    """Threads of the embedding sessions this process opens from now on (a scan worker, one
+    process of several: 1)."""
+    global _threads
+    _threads = count
 
 
 def split_name(name: str) -> tuple[str, str | None]:
@@ -96,8 +104,7 @@ class EmbeddingMethod:
                 from ..models.onnx import Embedder
 
                 model_spec, path = _resolved(self.model or DEFAULT_MODEL)
-                threads = int(os.environ.get("LOOKALIKE_EMBED_THREADS", "0")) or None
-                self._embedder = Embedder(model_spec, path, threads=threads)
+                self._embedder = Embedder(model_spec, path, threads=_threads)
             return self._embedder
 
     def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import ModelError
+from ..settings import is_true, setting
 from ..locks import held
 from .spec import ModelSpec
 
@@ -49,8 +50,8 @@ class _Retry(Exception):
 
 
 def cache_dir() -> Path:
-    if os.environ.get("LOOKALIKE_CACHE"):
-        return Path(os.environ["LOOKALIKE_CACHE"]).expanduser()
+    if setting("LOOKALIKE_CACHE"):
+        return Path(setting("LOOKALIKE_CACHE")).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "lookalike" / "models"
 
@@ -60,8 +61,7 @@ def cached_path(spec: ModelSpec) -> Path:
 
 
 def is_offline(flag: bool = False) -> bool:
-    return flag or os.environ.get("LOOKALIKE_OFFLINE", "").strip().lower() in (
-        "1", "true", "yes", "on")
+    return flag or is_true("LOOKALIKE_OFFLINE")
 
 
 def sha256_file(path: Path) -> str:
