@@ -45,6 +45,7 @@ else
 endif
 
 test: $(VENV)/.installed-test $(VENV)/.model-sscd
+	$(PY) -m ruff check src tests bench
 	$(PY) -m pytest -q
 
 # Newest releases that satisfy pyproject.toml, every extra included, pinned for Python 3.11.

@@ -1,7 +1,8 @@
 """Ingest throughput (issue 7): `lookalike.sources.ingest.ingest` on a CSV of --count URLs
 served by a local HTTP server (tests/integration/image_server.py, a threaded http.server on
-127.0.0.1, in its own process) with about --fail-rate of them failing (404, 500, connection reset, an HTML page
-sent as image/jpeg, mixed), then the same command again (a resume with nothing left to do).
+127.0.0.1, in its own process) with about --fail-rate of them failing (404, 500, connection
+reset, an HTML page sent as image/jpeg, mixed), then the same command again (a resume with
+nothing left to do).
 
     python bench/bench_ingest.py [--count 5000] [--fail-rate 0.05] [--concurrency 32]
                                  [--per-host 16] [--scan]
@@ -97,7 +98,8 @@ def _bench(args, rng: random.Random, server: _Remote) -> None:
             writer = csv.writer(handle)
             writer.writerow(["id", "image_url", "category"])
             writer.writerows(rows)
-        options = DownloadOptions(allow_private=True, concurrency=args.concurrency, per_host=args.per_host,
+        options = DownloadOptions(allow_private=True, concurrency=args.concurrency,
+                                  per_host=args.per_host,
                                   retries=args.retries, backoff=0.05, max_backoff=0.2,
                                   timeout=10.0)
         out = Path(scratch) / "out"

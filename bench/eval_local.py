@@ -332,7 +332,8 @@ def run(detector: str, positives, negatives, target: float, n_index: int | None 
                 verify_s += time.perf_counter() - t
                 n_verified += 1
                 found = v.box_in_b if v.confirmed else None
-                rows.append((kind, name, mode, v.inliers if v.confirmed else 0, box_iou(found, box)))
+                inliers = v.inliers if v.confirmed else 0
+                rows.append((kind, name, mode, inliers, box_iou(found, box)))
     pos = np.asarray([r[3] for r in rows if r[0] == "pos"])
     neg = np.asarray([r[3] for r in rows if r[0] == "neg"])
     threshold = curve_threshold(pos, neg, target)

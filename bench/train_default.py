@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
               "input_size": config.input_size, "widths": list(config.widths),
               "depths": list(config.depths), "dim": config.dim,
               "parameters": count_parameters(net), "training_files": len(files),
-              "training_packages": sorted(TRAIN_PACKAGES), "train_seconds": round(result.total_seconds),
+              "training_packages": sorted(TRAIN_PACKAGES),
+              "train_seconds": round(result.total_seconds),
               "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
               "final_loss": round(result.final_loss, 4), "loss_curve": curve}
     exported = export_embedding(net, args.out / f"{args.name}.onnx", name=args.name,

@@ -21,5 +21,6 @@ try:  # pyproject.toml holds the version; the installed metadata carries it here
 except _metadata.PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 __all__ = ["LookalikeError", "apply_plan", "cross_pairs", "find_duplicates", "find_groups",
-           "find_pairs", "ingest", "list_methods", "make_plan", "materialise", "open_index", "plan_split", "query",
+           "find_pairs", "ingest", "list_methods", "make_plan", "materialise", "open_index",
+           "plan_split", "query",
            "read_plan", "scan", "stats", "undo_run", "write_plan", "write_report"]

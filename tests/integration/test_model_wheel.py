@@ -26,7 +26,6 @@ DIM = 8
 
 def _tiny_model() -> bytes:
     """uint8 NHWC pictures of any size -> the mean of each channel times a fixed matrix."""
-    import onnx
     from onnx import TensorProto, helper
 
     weights = np.random.default_rng(3).normal(size=(3, DIM)).astype(np.float32)

@@ -187,7 +187,8 @@ def test_report_has_the_category_table(known, tmp_path):
     assert made.stats.duplicates.by_category["tops"].redundant == 1
     html = (tmp_path / "r.html").read_text("utf-8")
     section = re.search(r'<section id="categories">(.*?)</section>', html).group(1)
-    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", section)]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row)
+            for row in re.findall(r"<tr>(.*?)</tr>", section)]
     assert ["bottoms", "3", "1", "1", "33.3%"] in rows and ["tops", "3", "2", "1", "33.3%"] in rows
     failures = re.search(r'<section id="failures">(.*?)</section>', html).group(1)
     assert TRUNCATED in failures and TEXT in failures and "not an image" in failures

@@ -144,8 +144,8 @@ def test_grey_working_image_commutes_with_a_mirror(photo, photos):
         other = mirrored.gray_resized(*size).astype(np.int16)
         worst[size] = int(np.abs(grid[:, ::-1] - other).max())
     assert max(worst.values()) <= 2, (
-        f"{photo} {decoded.image.size}, grey working image {picture.gray.shape[::-1]}: largest grey "
-        f"level difference per hash grid size {worst}")
+        f"{photo} {decoded.image.size}, grey working image {picture.gray.shape[::-1]}: "
+        f"largest grey level difference per hash grid size {worst}")
 
 
 # --- near and far ------------------------------------------------------------------------

@@ -22,8 +22,8 @@ from ..methods.registry import get_spec
 from ..search.dupes import make_rule
 from .common import OK, PARTIAL, _emit, _index_path, _split_methods, _translate, app, err, out
 
-SHOWN_CURVE_FLOOR = 0.1
-NOTHING = -1  # the threshold reported when none reaches the target  # the table stops at the first radius beyond the choice below this
+SHOWN_CURVE_FLOOR = 0.1  # the table stops at the first radius beyond the choice below this
+NOTHING = -1  # the threshold reported when none reaches the target
 
 
 class Report(str, Enum):

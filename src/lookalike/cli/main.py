@@ -62,8 +62,8 @@ def scan(
     hidden: bool = typer.Option(False, "--hidden", help="Also scan names starting with '.'."),
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks",
                                          help="Follow symbolic links (loop-safe)."),
-    from_file: Optional[str] = typer.Option(None, "--from-file",
-                                            help="Read paths from FILE, one per line ('-': stdin)."),
+    from_file: Optional[str] = typer.Option(
+        None, "--from-file", help="Read paths from FILE, one per line ('-': stdin)."),
     null: bool = typer.Option(False, "--null", "-0", help="Paths in --from-file end with NUL."),
     workers: Optional[int] = options.WORKERS,
     fmt: Format = typer.Option(Format.table, "--format", help="Summary as table or json."),
@@ -303,8 +303,9 @@ def query(
     max_distance: Optional[int] = options.MAX_DISTANCE,
     limit: int = options.limit("Matches per picture at most."),
     nearest: Optional[int] = typer.Option(
-        None, "--nearest", min=1, max=options.MAX_LIMIT, help="List the K closest pictures by the hash whatever "
-        "their distance (no radius, no confirming hash)."),
+        None, "--nearest", min=1, max=options.MAX_LIMIT,
+        help="List the K closest pictures by the hash whatever their distance (no radius, no "
+        "confirming hash)."),
     fmt: Format = typer.Option(Format.table, "--format", help="Output as table, json or csv."),
     no_calibration: bool = typer.Option(False, "--no-calibration",
                                         help="Ignore radii stored by 'lookalike calibrate'."),
@@ -327,7 +328,8 @@ def query(
         if not r.matches:
             return ["no match"]
         return [f"{len(r.matches)} match(es)"] + [
-            f"  {escape(display_path(m.b))}  [dim]{m.evidence or m.method} {_closeness(m)} {m.transform}[/]"
+            f"  {escape(display_path(m.b))}  "
+            f"[dim]{m.evidence or m.method} {_closeness(m)} {m.transform}[/]"
             for m in r.matches]
 
     _print_lookups(results, fmt, output.query_json, output.query_csv, lines)

@@ -37,7 +37,8 @@ def train_command(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimiser steps "
                                         "(default: 3 epochs over the picture tiles)."),
     batch: int = typer.Option(64, "--batch", min=2, help="Pictures (pairs of views) a step."),
-    lr: float = typer.Option(2e-3, "--lr", min=1e-8, max=1.0, help="Peak learning rate (AdamW, cosine decay)."),
+    lr: float = typer.Option(2e-3, "--lr", min=1e-8, max=1.0,
+                             help="Peak learning rate (AdamW, cosine decay)."),
     name: str = typer.Option("custom", "--name", help="Model name, stored in the sidecar."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Checkpoints and the ONNX file "
                                            "(default: next to the index, models/NAME)."),

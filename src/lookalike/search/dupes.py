@@ -20,7 +20,7 @@ from .local_pairs import require_local, stored_min_inliers, verify_content_pairs
 from .rule import (AUTO_CONFIRM, AUTO_CONFIRM_RADIUS, AUTO_PRIMARY,  # noqa: F401
                    AUTO_PRIMARY_RADIUS, AUTO_TURNED_RADIUS, EMBED, EXACT, MAX_RADIUS, Rule,
                    aligned_rows, confirmed, evidence_rank, make_rule, orientation_rule,
-                   usable_rows)
+                   stronger, usable_rows)
 from .verify import same_colours, same_layout
 
 # The cascade with local features: each picture's nearest embeddings down to this similarity
@@ -299,8 +299,7 @@ def matches_of(files: dict, ids: np.ndarray, parts: list[ContentPairs]) -> list[
     best: dict[tuple[str, str], Match] = {}
     for m in matches:
         key = (m.a, m.b)
-        if key not in best or (evidence_rank(m.method), m.distance) < (evidence_rank(best[key].method),
-                                                              best[key].distance):
+        if stronger(m, best.get(key)):
             best[key] = m
     return sorted(best.values(), key=lambda m: (-m.score, m.a, m.b))
 

@@ -3,8 +3,9 @@
 The code is cut into m blocks of about log2(N) bits, each with a table from block value to
 items. If two codes are within r bits, some block j is within r_j bits, where the r_j add up
 to r - m + 1 (the pigeonhole principle), so probing every value within r_j of the query's
-block j finds every answer. With m > r + 1 blocks, r + 1 of them are enough. Candidates are checked on the whole code, and one found through
-several blocks is kept only from the first block that can reach it: no duplicates, no sets.
+block j finds every answer. With m > r + 1 blocks, r + 1 of them are enough. Candidates are
+checked on the whole code, and one found through several blocks is kept only from the first
+block that can reach it: no duplicates, no sets.
 
 The loops are compiled by numba and release the GIL, so queries run on threads.
 """

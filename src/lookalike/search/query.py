@@ -22,7 +22,7 @@ from . import embed
 from .decide import DESCRIPTOR, WITH_HASH, DecisionRule, query_scores, local_veto
 # NearSearch and its helpers moved to near.py; they are still importable from here.
 from .near import NearHits, NearSearch, code_cache  # noqa: F401
-from .rule import EMBED, Rule, aligned_rows, evidence_rank, make_rule
+from .rule import EMBED, Rule, aligned_rows, make_rule, stronger
 from .verify import same_colours
 
 
@@ -247,8 +247,7 @@ def _one(index: Index, path: str, rule, names, files, method: str, codes_of, nea
         matches += hashed
     best: dict[str, Match] = {}
     for m in matches:
-        if m.b not in best or (evidence_rank(m.method), m.distance) < (evidence_rank(best[m.b].method),
-                                                              best[m.b].distance):
+        if stronger(m, best.get(m.b)):
             best[m.b] = m
     return QueryResult(path, tuple(sorted(best.values(), key=lambda m: (-m.score, m.b))))
 

@@ -14,6 +14,7 @@ from ..errors import LookalikeError
 from ..index.store import Codes, Index
 from ..methods import dihedral
 from ..methods.registry import CASCADE_HASHES, MethodSpec, get_spec
+from ..types import Match
 from . import binary
 
 # "auto": exact copies, plus pHash neighbours (radius 8) confirmed by dHash (radius 10),
@@ -145,3 +146,10 @@ def orientation_rule(rule: Rule, hits: binary.Hits, left: np.ndarray,
 def evidence_rank(method: str) -> int:
     """The cascade's order of evidence: exact, then hashes, then embeddings."""
     return {"bytes": 0, "pixels": 1, EMBED: 3}.get(method, 2)
+
+
+def stronger(match: Match, than: Match | None) -> bool:
+    """Whether `match` is better evidence for its pair than `than`: a stronger kind of
+    evidence, then a smaller distance."""
+    return than is None or ((evidence_rank(match.method), match.distance)
+                            < (evidence_rank(than.method), than.distance))
