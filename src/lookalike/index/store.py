@@ -8,25 +8,24 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import IndexBusyError, IndexError_, IndexNotFoundError
-from ..settings import setting
 from ..locks import read_note, try_lock, write_note
 from ..methods.registry import MethodSpec
 from ..types import FileInfo, Scanned
 from .decisions import Decisions
+# Discovery and records live in their own modules; callers still import them from here.
+from .discovery import (INDEX_DIR, INDEX_NAME, check_index_place,  # noqa: F401
+                        default_index_path, find_index, search_folders)
 from .ingested import Ingested
 from .migrations import migrate
+from .records import (Codes, FileRecord, KnownFile, RegisteredModel,  # noqa: F401
+                      StoredThreshold)
 from .paths import display_path, from_db_path, to_db_path  # noqa: F401  (imported from here)
-
-INDEX_DIR = ".lookalike"
-INDEX_NAME = "index.db"
-
 
 CODE_BLOCK = 65_536  # signature rows read from SQLite at a time
 # The signatures of one method (method, version, params) for contents with a live file.
@@ -46,127 +45,6 @@ def _meta_condition(where: Mapping[str, str] | None) -> tuple[str, list[str]]:
                 "THEN 'false' ELSE CAST(json_extract(f.meta, ?) AS TEXT) END) = ?")
         params += [path, path, str(value)]
     return sql, params
-
-
-def default_index_path(first_root: str | os.PathLike) -> Path:
-    return Path(first_root) / INDEX_DIR / INDEX_NAME
-
-
-def find_index(start: str | os.PathLike = ".") -> Path:
-    """The index of the folder `start` or of its nearest parent that has one.
-
-    Like git's discovery, the search stops at a ceiling: the user's home folder (searched, not
-    passed), a change of file system, any folder in LOOKALIKE_CEILING_DIRECTORIES (separated
-    by os.pathsep; searched, not passed), and it never reads an index at the root "/".
-    """
-    env = setting("LOOKALIKE_INDEX")
-    if env:
-        return Path(env)
-    here = Path(start).resolve()
-    for folder in search_folders(here):
-        candidate = folder / INDEX_DIR / INDEX_NAME
-        if candidate.exists():
-            return candidate
-    raise IndexNotFoundError(
-        f"no index found in {here} or its parents; run 'lookalike scan FOLDER' first "
-        "or give --index PATH")
-
-
-def search_folders(here: Path) -> list[Path]:
-    """`here` and the parents find_index may look in, nearest first."""
-    ceilings = {Path(c).resolve() for c in
-                setting("LOOKALIKE_CEILING_DIRECTORIES").split(os.pathsep) if c}
-    ceilings.add(Path.home().resolve())
-    try:
-        device = here.stat().st_dev
-    except OSError:
-        device = None
-    folders = []
-    for folder in (here, *here.parents):
-        if folder == Path(folder.anchor):
-            break  # never the root: a stray index there would answer for the whole machine
-        try:
-            if device is not None and folder.stat().st_dev != device:
-                break  # another file system (a mount point's parent)
-        except OSError:
-            break
-        folders.append(folder)
-        if folder in ceilings:
-            break
-    return folders
-
-
-def check_index_place(path: Path) -> None:
-    """Refuse to create an index in a file system's root folder (a scan given "/" by mistake
-    would otherwise leave an index that every later search finds)."""
-    folder = path.absolute().parent
-    if folder.name == INDEX_DIR:
-        folder = folder.parent
-    if folder == Path(folder.anchor):
-        raise IndexError_(f"refusing to create an index in the root folder {folder}: scan a "
-                          "folder below it, or give --index PATH elsewhere")
-
-
-@dataclass(frozen=True)
-class KnownFile:
-    id: int
-    size: int
-    mtime_ns: int
-    status: str
-    content_id: int | None
-    stage: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """One row of the files table with its content's description (for the HTTP service)."""
-
-    id: int
-    path: str
-    size: int
-    mtime_ns: int
-    status: str
-    content_hash: bytes | None
-    width: int
-    height: int
-    format: str
-    mode: str
-    meta: dict
-
-
-@dataclass(frozen=True)
-class Codes:
-    """One method's codes for the contents that have a live file."""
-
-    content_ids: np.ndarray  # (N,) int64
-    codes: np.ndarray  # (N, variants, nbytes) uint8
-    quality: np.ndarray  # (N,) float32
-
-
-@dataclass(frozen=True)
-class StoredThreshold:
-    """A match threshold chosen by calibration (see evaluation/calibrate.py)."""
-
-    method: str
-    value: float
-    target_precision: float | None = None
-    precision: float | None = None
-    recall: float | None = None
-    sample: int | None = None
-    created: float | None = None
-    curve: object = None  # the measured curve, as stored (JSON)
-
-
-@dataclass(frozen=True)
-class RegisteredModel:
-    """An embedding model whose signatures the index holds (see register_model)."""
-
-    params: str  # the params of its "embed" signatures
-    name: str
-    ref: str  # registry name, or absolute path of the .onnx file
-    sha256: str | None
-    active: bool
 
 
 class ChangeCounter:
