@@ -56,6 +56,13 @@ class ModelError(LookalikeError):
     """An embedding model cannot be found, fetched, verified or run."""
 
 
+class ConfigError(LookalikeError):
+    """The configuration file (lookalike.toml) cannot be found, read, or holds a key or value
+    lookalike does not take."""
+
+    http_status = 500  # a server's own settings, not the request, are wrong
+
+
 class BoundError(LookalikeError, ValueError):
     """A numeric input is outside the range that makes sense (a radius above the code's length,
     a negative count, ...); raised before any work starts."""

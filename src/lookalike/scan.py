@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import sys
 from collections import deque
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -16,8 +14,12 @@ from typing import Callable, Iterable, Iterator, Sequence
 from .arguments import MAX_WORKERS, as_paths, in_range
 from .errors import SourceError
 from .index.store import Index, KnownFile, default_index_path, open_index
-from .methods import embedding
 from .methods.registry import CASCADE_HASHES, get_spec
+from .runners import check_runner
+from .runners.local import make_pool as _executor
+from .runners.ray import run_shards
+from .runners.shards import SHARD_FILES, plan_shards
+from .settings import setting
 from .sources.folders import WalkOptions, walk
 from .sources.files import refs_from_paths
 from .types import Failure, FileRef, Scanned, Skipped
@@ -64,6 +66,14 @@ class ScanSummary:
                 "failed": self.failed, "not_images": self.other, "vanished": self.vanished,
                 "skipped": self.skipped_count, "seen": self.seen}
 
+    def to_dict(self) -> dict:
+        """As `scan --format json` prints it: the counts (as_dict, which the index's run
+        record keeps) and the files that failed or were skipped."""
+        return self.as_dict() | {
+            "index": str(self.index_path.resolve()),
+            "failures": [f.to_dict() for f in self.failures],
+            "skipped_files": [f.to_dict() for f in self.skipped]}
+
     def note_skipped(self, items: list[Skipped]) -> None:
         self.skipped_count += len(items)
         self.skipped.extend(items[:max(0, MAX_SKIPPED_LISTED - len(self.skipped))])
@@ -105,12 +115,17 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
          index_path: str | os.PathLike | None = None, methods: Iterable[str] | None = None,
          options: WalkOptions = WalkOptions(), workers: int | None = None,
          progress: Progress | None = None, count_first: bool = False,
-         mode: str | None = None) -> ScanSummary:
+         mode: str | None = None, runner: str = "local", ray_address: str | None = None,
+         shard_files: int = SHARD_FILES) -> ScanSummary:
     """Index the images under `roots` (folders or files) and in `paths`. `mode`: "fast"
-    (the default methods) or "thorough" (MODES), added to any `methods`."""
+    (the default methods) or "thorough" (MODES), added to any `methods`. `runner`: "local"
+    (a process pool of `workers`) or "ray" (a Ray cluster at `ray_address`: None starts or
+    joins a local instance, "auto" joins RAY_ADDRESS), in shards of `shard_files` files."""
     roots = [os.path.abspath(r) for r in as_paths(roots, "roots")]
     paths = as_paths(paths, "paths")
     in_range(workers, 1, MAX_WORKERS, "workers")
+    in_range(shard_files, 1, 1 << 20, "shard_files")
+    check_runner(runner)
     names = resolve_methods(with_mode(methods, mode))
     if index_path is None:
         if not roots:
@@ -127,8 +142,12 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
         total = _count(roots, paths, options) if count_first else None
         sources = _sources(roots, paths, options)
         workers = workers or os.cpu_count() or 1
-        with _executor(workers, index.lock_fd) as pool:
-            _run(index, run_id, names, sources, pool, workers, summary, progress, total)
+        if runner == "ray":
+            _run_sharded(index, run_id, names, sources, summary, progress, total,
+                         ray_address, shard_files)
+        else:
+            with _executor(workers, index.lock_fd) as pool:
+                _run(index, run_id, names, sources, pool, workers, summary, progress, total)
         folder_roots = [r for r in roots if os.path.isdir(r)]
         summary.vanished = index.mark_vanished(run_id, folder_roots) if folder_roots else 0
         summary.moved = index.count_moved(run_id)
@@ -158,49 +177,6 @@ def _count(roots, paths, options) -> int:
     return sum(1 for item in _sources(roots, paths, options) if isinstance(item, FileRef))
 
 
-class _InProcess(Executor):
-    def submit(self, fn, /, *args, **kwargs):
-        future: Future = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
-
-
-def _executor(workers: int, lock_fd: int | None) -> Executor:
-    if workers <= 1:
-        return _InProcess()
-    if "cv2" in sys.modules:
-        # OpenCV's worker threads do not survive a fork: a child that inherits a running
-        # pool hangs in its first parallel call. One thread in the parent stops the pool.
-        sys.modules["cv2"].setNumThreads(1)
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                               initializer=_worker_init, initargs=(lock_fd,))
-
-
-def _worker_init(lock_fd: int | None) -> None:
-    """Workers die with the scan, and never keep its writer lock alive after it. Each is one
-    process of several: its embedding sessions use one thread."""
-    embedding.use_threads(1)
-    from threadpoolctl import threadpool_limits
-
-    # A BLAS pool per worker made PDQ's matrix resizes ~7x slower (bench/README.md).
-    threadpool_limits(1)
-    if lock_fd is not None:
-        try:
-            os.close(lock_fd)  # a forked copy; the lock stays with the parent's descriptor
-        except OSError:
-            pass
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        PR_SET_PDEATHSIG = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
-
-
 def _run(index: Index, run_id: int, names, sources, pool: Executor, workers: int,
          summary: ScanSummary, progress: Progress | None, total: int | None) -> None:
     specs = [get_spec(n) for n in names]
@@ -217,31 +193,63 @@ def _run(index: Index, run_id: int, names, sources, pool: Executor, workers: int
                 progress(done, total)
 
     while batch := list(islice(sources, BATCH)):
-        refs = [item for item in batch if isinstance(item, FileRef)]
-        walk_failures = [item for item in batch if isinstance(item, Failure)]
-        summary.note_skipped([item for item in batch if isinstance(item, Skipped)])
-        if walk_failures:
-            _write(index, run_id, [Scanned(FileRef(f.path, 0, 0), b"", "image", failure=f)
-                                   for f in walk_failures], summary)
-        summary.seen += len(refs)
-        todo, unchanged = _split(index, refs, specs)
-        if unchanged:
-            with index.transaction() as conn:
-                index.mark_seen(conn, run_id, [row.id for _, row in unchanged])
-            for path, row in unchanged:
-                if row.status == "failed":  # still failing: report it again
-                    summary.failures.append(Failure(path, row.stage or "", row.error or ""))
-                elif row.status == "other":
-                    summary.other += 1
-                else:
-                    summary.unchanged += 1
-            done += len(unchanged)
+        refs, todo = _admit(index, run_id, batch, specs, summary)
+        if len(todo) < len(refs):
+            done += len(refs) - len(todo)
             if progress:
                 progress(done, total)
         for chunk in _chunks(todo):
             in_flight.append(pool.submit(process_chunk, chunk, names, str(index.path)))
             drain(2 * workers + 2)
     drain(0)
+
+
+def _admit(index: Index, run_id: int, batch: list, specs,
+           summary: ScanSummary) -> tuple[list[FileRef], list[FileRef]]:
+    """A batch of the walk: failures written, unchanged files marked seen; returns its
+    files and those of them to (re)process."""
+    refs = [item for item in batch if isinstance(item, FileRef)]
+    walk_failures = [item for item in batch if isinstance(item, Failure)]
+    summary.note_skipped([item for item in batch if isinstance(item, Skipped)])
+    if walk_failures:
+        _write(index, run_id, [Scanned(FileRef(f.path, 0, 0), b"", "image", failure=f)
+                               for f in walk_failures], summary)
+    summary.seen += len(refs)
+    todo, unchanged = _split(index, refs, specs)
+    if unchanged:
+        with index.transaction() as conn:
+            index.mark_seen(conn, run_id, [row.id for _, row in unchanged])
+        for path, row in unchanged:
+            if row.status == "failed":  # still failing: report it again
+                summary.failures.append(Failure(path, row.stage or "", row.error or ""))
+            elif row.status == "other":
+                summary.other += 1
+            else:
+                summary.unchanged += 1
+    return refs, todo
+
+
+def _run_sharded(index: Index, run_id: int, names, sources, summary: ScanSummary,
+                 progress: Progress | None, total: int | None, address: str | None,
+                 shard_files: int) -> None:
+    """The Ray runner's scan: the whole walk first (shards are slices of its sorted list),
+    then each shard's records written as the local scan writes a chunk's."""
+    specs = [get_spec(n) for n in names]
+    walked: list[FileRef] = []
+    todo: list[FileRef] = []
+    while batch := list(islice(sources, BATCH)):
+        refs, new = _admit(index, run_id, batch, specs, summary)
+        walked.extend(refs)
+        todo.extend(new)
+    done = len(walked) - len(todo)
+    plan = plan_shards(walked, todo, names, index.path, shard_files)
+    del walked
+    kill_marker = setting("LOOKALIKE_TEST_KILL_SHARD")
+    for results in run_shards(plan, names, address, kill_marker=kill_marker):
+        _write(index, run_id, results, summary)
+        done += len(results)
+        if progress:
+            progress(done, total)
 
 
 def _chunks(refs: list[FileRef]) -> Iterator[list[FileRef]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,9 @@ class Skipped:
     path: str
     reason: str
 
+    def to_dict(self) -> dict:
+        return {"path": _printable(self.path), "reason": self.reason}
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -47,6 +51,9 @@ class Failure:
     path: str
     stage: str  # "read", "type", "decode", "signature", "walk"
     reason: str
+
+    def to_dict(self) -> dict:
+        return {"path": _printable(self.path), "stage": self.stage, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,12 @@ class Match:
     transform: str = "identity"
     evidence: str = ""  # what decided the pair, where the thorough mode judged it
 
+    def to_dict(self) -> dict:
+        """The pair as JSON, CSV, DataFrames and the API show it (printable paths)."""
+        return {"a": _printable(self.a), "b": _printable(self.b), "method": self.method,
+                "distance": self.distance, "score": round(self.score, 4),
+                "transform": self.transform, "evidence": self.evidence or self.method}
+
 
 @dataclass(frozen=True)
 class FileInfo:
@@ -95,6 +108,10 @@ class FileInfo:
     width: int
     height: int
     bytes: int
+
+    def to_dict(self) -> dict:
+        return {"path": _printable(self.path), "width": self.width, "height": self.height,
+                "bytes": self.bytes}
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,16 @@ class Group:
     diameter: int = 0  # the largest distance between two members found by the search
     weakest: tuple[str, str, int] | None = None  # (path, path, distance) of that pair
     fully_linked: bool = True  # every two members were found as a pair
+
+    def to_dict(self) -> dict:
+        """The group as JSON, CSV, DataFrames and the API show it (printable paths)."""
+        return {"files": [f.to_dict() for f in self.files], "method": self.method,
+                "max_distance": self.max_distance, "linkage": self.linkage,
+                "diameter": self.diameter,
+                "weakest": None if self.weakest is None else {
+                    "a": _printable(self.weakest[0]), "b": _printable(self.weakest[1]),
+                    "distance": self.weakest[2]},
+                "fully_linked": self.fully_linked}
 
 
 @dataclass(frozen=True)
@@ -130,3 +157,9 @@ class IngestRow:
     started: float | None = None
     finished: float | None = None
     meta: dict = field(default_factory=dict)  # the kept columns
+
+
+def _printable(path: str) -> str:
+    """index.paths.display_path (undecodable bytes shown as \\xNN), here because the types
+    sit below the index layer."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

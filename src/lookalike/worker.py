@@ -8,14 +8,13 @@ from typing import Sequence
 
 import xxhash
 
-from .decode import DRAFT_SIZE, decode, describe_content, sniff
+from .decode import decode, describe_content, sniff
 from .errors import DecodeError
 from .index.store import Index, open_index
-from .methods.registry import Picture, get_spec, shared_method
+from .methods.registry import Picture, draft_size, get_spec, shared_method
 from .types import Decoded, Failure, FileRef, Scanned, Signature
 
 MAX_FILE_BYTES = 1 << 30
-LOCAL_DRAFT = 1024  # methods/local.py's BIG_SIDE
 MAX_PENDING_PIXELS = 24_000_000  # decoded pixels held before signing a part of a chunk
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp",
                   ".heic", ".heif", ".avif", ".ico", ".psd", ".ppm", ".pgm", ".pbm", ".jfif"}
@@ -84,8 +83,8 @@ def process_chunk(refs: Sequence[FileRef], names: Sequence[str],
             results[i] = Scanned(ref, content, "image", width, height, fmt, mode)
             continue
         try:
-            # Local features look at up to 1024 px; hashes need only the 256 px draft.
-            decoded = decode(data, draft_size=LOCAL_DRAFT if "local" in todo else DRAFT_SIZE)
+            # The largest draft its methods need (local features: 1024 px, hashes: 256 px).
+            decoded = decode(data, draft_size=draft_size(todo))
         except DecodeError as exc:
             results[i] = _failed(ref, content, "decode", str(exc))
             continue

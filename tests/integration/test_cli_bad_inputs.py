@@ -195,3 +195,18 @@ def test_unreadable_file_is_reported_as_permission_denied(cli, pics):
             if path.is_file() and not path.is_symlink():
                 os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_messages_to_a_pipe_are_not_wrapped(tmp_path):
+    """stderr that is not a terminal gets each message on one line, however long its path,
+    so `grep` and log files see whole paths."""
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / ("and-another-one-" * 4)
+    deep.mkdir(parents=True)
+    broken = deep / ("broken-picture-with-a-long-name-" * 2 + ".jpg")
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    done = subprocess.run([os.fspath(LOOKALIKE), "scan", str(tmp_path), "--workers", "1",
+                           "--index", str(tmp_path.parent / "wrap.db")],
+                          capture_output=True, text=True, env=cli_env(COLUMNS="80"),
+                          timeout=60)
+    assert len(str(broken)) > 200
+    assert any(str(broken) in line for line in done.stderr.splitlines()), done.stderr

@@ -12,14 +12,14 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "lookalike"
 # Bottom first; the same table as docs/architecture.md.
 LAYERS = [
-    ("types", "errors", "arguments", "locks", "settings"),
+    ("types", "errors", "arguments", "locks", "settings", "config", "plugins"),
     ("decode", "decode_reasons"),
     ("methods", "models"),
     ("index",),
-    ("scan", "worker", "sources"),
+    ("scan", "worker", "sources", "runners"),
     ("search", "evaluation"),
     ("actions", "report", "train", "sample"),
-    ("cli", "service", "api", "__init__", "__main__"),
+    ("cli", "service", "api", "collection", "__init__", "__main__"),
 ]
 
 

@@ -27,7 +27,9 @@ OK, DUPES_FOUND, PARTIAL = 0, 1, 3  # USAGE (2) and CANNOT_RUN (4) come with the
 app = typer.Typer(cls=ReadableGroup, add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False, help="Find duplicate and near-duplicate images.")
 out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, emoji=False)
+# Messages to a pipe or a log file are never wrapped (a long path stays on one line for grep);
+# on a terminal Rich wraps them to its width.
+err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=not sys.stderr.isatty())
 
 
 class Format(str, Enum):

@@ -89,8 +89,7 @@ def _calibration_json(c: Calibration, stored: list[str]) -> dict:
         "target_precision": c.target_precision, "seed": c.seed, "edits": list(c.edits),
         "sources": c.sources, "sampled": [display_path(p) for p in c.sampled],
         "queries": c.queries, "seconds": round(c.seconds, 3),
-        "skipped": [{"path": display_path(f.path), "stage": f.stage, "reason": f.reason}
-                    for f in c.skipped],
+        "skipped": [f.to_dict() for f in c.skipped],
         "methods": [{"method": m.method, "kind": m.kind, "higher_is_better": m.higher_is_better,
                      "threshold": m.threshold, "passed": m.passed, "stored": m.method in stored,
                      "precision": _nan_none(m.precision), "recall": _nan_none(m.recall),

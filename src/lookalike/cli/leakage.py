@@ -4,8 +4,6 @@ main.app."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from pathlib import Path
@@ -16,6 +14,7 @@ from rich.markup import escape
 
 from ..errors import LookalikeError
 from ..index.store import default_index_path, display_path, open_index
+from ..report.output import CROSS_PAIR_COLUMNS, SPLIT_COLUMNS, csv_text
 from ..scan import DEFAULT_METHODS
 from ..search.dupes import DEFAULT_LINKAGE, EXACT
 from . import options
@@ -121,37 +120,13 @@ def _print_leakage(found: Leakage) -> None:
                   f"have a duplicate in {s.earlier}")
 
 
-def leakage_dict(found: Leakage) -> dict:
-    return {
-        "sets": {name: {"root": display_path(root), "files": found.files[name]}
-                 for name, root in found.roots.items()},
-        "summary": [{"earlier": s.earlier, "later": s.later, "leaked": s.leaked,
-                     "later_files": s.later_files, "fraction": round(s.fraction, 6)}
-                    for s in found.summary],
-        "pairs": [{"set_a": p.set_a, "path_a": display_path(p.path_a), "set_b": p.set_b,
-                   "path_b": display_path(p.path_b), "method": p.method,
-                   "distance": p.distance, "score": round(p.score, 4),
-                   "transform": p.transform} for p in found.pairs],
-        "groups": [{"sets": list(g.sets), "method": g.method,
-                    "files": [{"set": s, "path": display_path(f)} for s, f in g.files]}
-                   for g in found.groups],
-    }
-
-
 def leakage_json(found: Leakage) -> str:
-    return json.dumps(leakage_dict(found), indent=2)
+    return json.dumps(found.to_dict(), indent=2)
 
 
 def leakage_csv(found: Leakage) -> str:
     """The crossing pairs, one a row (the summary is in the JSON and the table)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["set_a", "path_a", "set_b", "path_b", "method", "distance", "score",
-                     "transform"])
-    for p in found.pairs:
-        writer.writerow([p.set_a, display_path(p.path_a), p.set_b, display_path(p.path_b),
-                         p.method, p.distance, round(p.score, 4), p.transform])
-    return buffer.getvalue()
+    return csv_text(CROSS_PAIR_COLUMNS, (p.to_dict() for p in found.pairs))
 
 
 def _parse_ratios(text: str) -> list[float]:
@@ -232,17 +207,8 @@ def _print_split(result: Split, out_file: Path, written: int) -> None:
 
 
 def split_csv(result: Split) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["path", "split", "group"])
-    for a in result.files:
-        writer.writerow([display_path(a.path), a.split, a.group])
-    return buffer.getvalue()
+    return csv_text(SPLIT_COLUMNS, (a.to_dict() for a in result.files))
 
 
 def split_json(result: Split) -> str:
-    return json.dumps({
-        "splits": result.counts(),
-        "ratios": dict(zip(result.names, result.ratios)),
-        "files": [{"path": display_path(a.path), "split": a.split, "group": a.group}
-                  for a in result.files]}, indent=2)
+    return json.dumps(result.to_dict(), indent=2)

@@ -22,9 +22,12 @@ from ..errors import LookalikeError
 from ..settings import setting
 from ..index.store import display_path, open_index
 from ..methods.embedding import method_name as embed_method_name
-from ..methods.registry import list_methods
+from ..methods.registry import list_methods, method_origin
+from ..plugins import BUILTIN
 from ..report import output
-from ..scan import DEFAULT_METHODS, MODES, with_mode
+from ..runners import check_runner
+from ..scan import DEFAULT_METHODS, MODES, scan as lib_scan, with_mode
+from ..search.options import SearchOptions
 from ..search.dupes import (DEFAULT_LINKAGE, find_groups, find_pairs, groups_across,
                             pairs_across)
 from ..search.partial import containment_pairs
@@ -73,10 +76,14 @@ def scan(
     mode: Optional[Mode] = typer.Option(None, "--mode", help="fast (the default: hashes) or "
                                         "thorough (adds the SSCD copy descriptor and local "
                                         "features; finds heavy edits, 3-5x slower)."),
+    runner: str = options.RUNNER,
+    ray_address: Optional[str] = options.RAY_ADDRESS,
+    shard_files: int = options.SHARD_FILES,
 ) -> None:
     """Index images: incremental, a re-run only looks at what changed."""
     roots = roots or []
     try:
+        check_runner(runner)
         methods_asked = _with_model(with_mode(_split_methods(method),
                                               mode.value if mode else None), model)
     except LookalikeError as exc:
@@ -95,19 +102,18 @@ def scan(
         raise _fail("with only --from-file, give --index PATH", USAGE)
     options = WalkOptions(tuple(include), tuple(exclude), hidden, follow_symlinks)
     try:
-        summary = _scan_with_progress(roots, paths, index, methods_asked, options, workers)
+        if runner == "local":
+            summary = _scan_with_progress(roots, paths, index, methods_asked, options, workers)
+        else:
+            summary = lib_scan(roots, paths=paths, index_path=index, methods=methods_asked,
+                               options=options, runner=runner, ray_address=ray_address,
+                               shard_files=shard_files)
     except LookalikeError as exc:
         raise _translate(exc)
     except KeyboardInterrupt:
         raise _fail("interrupted; run the same command again to resume", 130)
     if fmt is Format.json:
-        data = summary.as_dict() | {
-            "index": str(summary.index_path.resolve()),
-            "failures": [{"path": display_path(f.path), "stage": f.stage, "reason": f.reason}
-                         for f in summary.failures],
-            "skipped_files": [{"path": display_path(f.path), "reason": f.reason}
-                              for f in summary.skipped]}
-        _emit(json.dumps(data, indent=2))
+        _emit(json.dumps(summary.to_dict(), indent=2))
     else:
         _print_summary(summary)
     raise typer.Exit(PARTIAL if summary.failures else OK)
@@ -168,6 +174,9 @@ def dupes(
     if partial and (conditions or across):
         raise _fail("--where and --across do not apply to --partial", USAGE)
     try:
+        settings = SearchOptions(method, max_distance, linkage=linkage, verify=verify,
+                                 calibrated=not no_calibration, similarity=min_similarity,
+                                 model=model, where=conditions)
         index = _index_path(index)
         if warning := catch_up(index):  # a killed apply or undo: learn what it did first
             err.print(f"[yellow]warning[/]: {escape(warning)}")
@@ -178,15 +187,11 @@ def dupes(
                 found = containment_pairs(idx)
                 _print_partial(found, fmt)
             elif pairs:
-                found = find_pairs(idx, method, max_distance, verify=verify,
-                                   calibrated=not no_calibration, similarity=min_similarity,
-                                   model=model, where=conditions)
+                found = find_pairs(idx, options=settings)
                 found = pairs_across(found, meta, across) if across else found
                 _print_pairs(found, fmt)
             else:
-                found = find_groups(idx, method, max_distance, linkage=linkage, verify=verify,
-                                    calibrated=not no_calibration, similarity=min_similarity,
-                                    model=model, where=conditions)
+                found = find_groups(idx, options=settings)
                 found = groups_across(found, meta, across) if across else found
                 _print_groups(found, failures, fmt)
     except LookalikeError as exc:
@@ -318,10 +323,10 @@ def query(
     """Is this image already in the index? Which file, how close, which orientation."""
     try:
         with open_index(_index_path(index)) as idx:
-            results = run_query(idx, [str(f) for f in files], method, max_distance,
-                                max(limit, nearest or 0), nearest,
-                                calibrated=not no_calibration, similarity=min_similarity,
-                                model=model)
+            settings = SearchOptions(method, max_distance, calibrated=not no_calibration,
+                                     similarity=min_similarity, model=model)
+            results = run_query(idx, [str(f) for f in files], limit=max(limit, nearest or 0),
+                                nearest=nearest, options=settings)
     except LookalikeError as exc:
         raise _translate(exc)
     def lines(r) -> list[str]:
@@ -349,7 +354,9 @@ def methods() -> None:
             match = f"{spec.bits // 16:4} dims  similarity >= {spec.similarity:.2f}"
         else:
             match = f"{spec.bits:4} bits  radius {spec.default_radius:3}"
-        out.print(f"{spec.name:10} {match}  {escape(spec.description)}")
+        origin = method_origin(spec.name)  # "lookalike", or the plugin that added it
+        plugin = "" if origin == BUILTIN else f"  [dim](plugin {escape(origin)})[/]"
+        out.print(f"{spec.name:10} {match}  {escape(spec.description)}{plugin}")
 
 
 @app.command()
@@ -372,6 +379,7 @@ from . import ingest  # noqa: E402,F401  (registers the ingest command on app)
 from . import leakage  # noqa: E402,F401  (registers the cross and split commands on app)
 from . import serve  # noqa: E402,F401  (registers the serve command on app)
 from . import actions  # noqa: E402,F401  (registers plan, apply, undo, decide on app)
+from . import config  # noqa: E402  (registers config; its apply_file gives commands defaults)
 
 
 def _print_version(value: bool) -> None:
@@ -383,13 +391,18 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def _options(version: bool = typer.Option(False, "--version", is_eager=True,
+def _options(ctx: typer.Context,
+             version: bool = typer.Option(False, "--version", is_eager=True,
                                           callback=_print_version,
                                           help="Print the version and exit.")) -> None:
     """Find duplicate and near-duplicate images."""
+    config.apply_file(ctx)  # lookalike.toml's defaults, before the command reads its options
 
 
 def main() -> None:
-    logging.basicConfig(level=setting("LOOKALIKE_LOG"),
-                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        level = setting("LOOKALIKE_LOG")
+    except LookalikeError:  # a bad configuration file: the app's callback says what is wrong
+        level = "WARNING"
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     app()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ..arguments import MAX_LIMIT, MAX_WORKERS  # noqa: F401  (re-exported for commands)
+from ..runners.shards import SHARD_FILES as SHARD_FILES_DEFAULT
 from ..search.dupes import MAX_RADIUS
 
 MAX_DISTANCE = typer.Option(
@@ -13,6 +14,17 @@ MAX_DISTANCE = typer.Option(
          "or the method's own).")
 WORKERS = typer.Option(None, "--workers", "-j", min=1, max=MAX_WORKERS, metavar="N",
                        help="Processes (default: cores).")
+RUNNER = typer.Option("local", "--runner", metavar="local|ray",
+                      help="Who does the per-picture work: local (a process pool, the "
+                      "default) or ray (a Ray cluster, in shards kept as Parquet beside the "
+                      "index; needs the 'ray' extra).")
+RAY_ADDRESS = typer.Option(None, "--ray-address", metavar="ADDR",
+                           help="With --runner ray: the cluster to join (host:port, or auto "
+                           "for RAY_ADDRESS; default: start or join a local Ray instance).")
+SHARD_FILES = typer.Option(SHARD_FILES_DEFAULT, "--shard-files", min=1, max=1 << 20,
+                           metavar="N", help="With --runner ray: files per shard (the unit "
+                           "of retry and resume).")
+
 
 
 def limit(help_text: str, default: int = 20) -> typer.models.OptionInfo:

@@ -17,12 +17,16 @@ from typing import Sequence
 
 import numpy as np
 
+from ..decode import DRAFT_SIZE
 from ..models.registry import DEFAULT_MODEL, resolve_model
 from ..types import Signature
-from .registry import MethodSpec, Picture, register_family
+from .registry import LEARNED_EVIDENCE, MethodSpec, Picture, register_family
 
 NAME = "embed"
 VERSION = 1
+# The hashes' 256 px draft, which embeddings have always been computed from (the models read
+# 224-512 px squares; whether a larger draft helps the 320 and 512 px ones is unmeasured).
+DRAFT = DRAFT_SIZE
 _threads: int | None = None  # onnxruntime threads of each session; None: all cores
 
 
@@ -66,7 +70,8 @@ def embedding_spec(model: str | None = None) -> MethodSpec:
         default_radius=0, min_quality=2.0,  # quality: grey contrast, as for the hashes
         params=f"model={model_spec.name},sha256={digest[:16]},dim={model_spec.dim}",
         description=f"learned embedding of {model_spec.name} ({model_spec.dim} floats), "
-                    "cosine similarity", similarity=float(default_similarity))
+                    "cosine similarity", similarity=float(default_similarity),
+        draft_size=DRAFT, evidence_rank=LEARNED_EVIDENCE)
 
 
 def register_model(index, model: str | None) -> MethodSpec:
@@ -124,4 +129,5 @@ class EmbeddingMethod:
                 for row, q in zip(found, quality)]
 
 
-register_family(NAME, embedding_spec, EmbeddingMethod)
+register_family(NAME, embedding_spec, EmbeddingMethod, draft_size=DRAFT,
+                evidence_rank=LEARNED_EVIDENCE)

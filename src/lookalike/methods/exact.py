@@ -8,11 +8,12 @@ import numpy as np
 import xxhash
 
 from ..types import Signature
-from .registry import MethodSpec, Picture, register_method
+from .registry import EXACT_EVIDENCE, MethodSpec, Picture, register_method
 
 SPEC = MethodSpec(name="pixels", version=1, kind="exact", bits=128, variants=1,
                   default_radius=0, min_quality=0.0, params="",
-                  description="xxh3-128 of the upright decoded RGB pixels")
+                  description="xxh3-128 of the upright decoded RGB pixels",
+                  evidence_rank=EXACT_EVIDENCE)
 
 
 @register_method(SPEC)

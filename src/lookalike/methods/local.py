@@ -200,7 +200,7 @@ SPEC = MethodSpec(name="local", version=3, kind="local", bits=0, variants=1,
                   default_radius=0, min_quality=0.0, params=_params(),
                   description="ORB keypoints and descriptors (and of the mirror image), "
                   "and the picture's layout tiles with their hashes, for crops and copies "
-                  "inside larger pictures")
+                  "inside larger pictures", draft_size=BIG_SIDE)  # looks at up to 1024 px
 
 
 @register_method(SPEC)

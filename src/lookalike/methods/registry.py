@@ -2,21 +2,25 @@
 
 Each method module registers its methods here when it is imported, and this module imports
 none of them (they import it). The package's __init__ imports them all, and Python runs that
-__init__ before this module whenever anything under lookalike.methods is imported, so the
-tables are full before any name is looked up.
+__init__ before this module whenever anything under lookalike.methods is imported, so
+lookalike's own methods are in the table before any name is looked up. Other packages'
+methods register with the same calls, from the "lookalike.methods" entry points that the
+first lookup loads (plugins.py); they cannot take a name already registered.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import threading
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
-from typing import Callable, NamedTuple, Protocol, Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property, lru_cache, partial
+from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
+from ..decode import DRAFT_SIZE
 from ..errors import LookalikeError, UnknownMethodError
+from ..plugins import BUILTIN, METHODS_GROUP, current_origin, load_group
 from ..types import Decoded, Signature
 
 # Perceptual hashes are computed from a grey image whose short side is area-averaged down to
@@ -36,6 +40,12 @@ SMALL = 64  # shared intermediate for every grid of at most SMALL / BOX_GAP
 # (search/rule.py); the fast mode computes both (scan.MODES) and tiles carry both.
 CASCADE_HASHES = ("phash", "dhash")
 
+# Ranks of evidence, strongest first, for a pair two methods both found (search/rule.py's
+# `stronger`; 0 is byte-identical files, which no method computes): the same pixels, then a
+# hash or local features, then a learned embedding.
+EXACT_EVIDENCE, HASH_EVIDENCE, LEARNED_EVIDENCE = 1, 2, 3
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
@@ -48,6 +58,10 @@ class MethodSpec:
     params: str
     description: str
     similarity: float = 0.0  # kind "vector": the least cosine similarity counted a duplicate
+    # The side a JPEG must keep when decoded at a reduced DCT scale for this method (the
+    # worker decodes at the largest its methods ask for): hashes need only 256 px.
+    draft_size: int = DRAFT_SIZE
+    evidence_rank: int = HASH_EVIDENCE  # smaller is stronger: *_EVIDENCE above
 
     @property
     def nbytes(self) -> int:
@@ -140,70 +154,157 @@ class Method(Protocol):
     def compute(self, pictures: Sequence[Picture]) -> list[Signature]: ...
 
 
-_REGISTRY: dict[str, tuple[MethodSpec, Callable[[], Method]]] = {}
+@dataclass(frozen=True)
+class Registration:
+    """One registered method, or family of methods "NAME" and "NAME@VARIANT" whose spec
+    depends on the variant (the embedding model). A fixed method is a family that takes no
+    variant. What callers need before any spec is resolved (a model file read) is here."""
 
-
-class _Family(NamedTuple):
+    name: str
     spec: Callable[[str | None], MethodSpec]  # variant (None: the default) -> its spec
     create: Callable[[str | None], Method]
+    draft_size: int  # see MethodSpec.draft_size
+    evidence_rank: int  # see MethodSpec.evidence_rank
+    variants: bool = False  # whether "NAME@VARIANT" is a name of it
+    origin: str = BUILTIN  # "lookalike", or the plugin that registered it
 
 
-# Methods named "NAME" or "NAME@VARIANT" whose spec depends on the variant (the embedding
-# model): they register a family, so that this module never imports the method modules.
-_FAMILIES: dict[str, _Family] = {}
+_TABLE: dict[str, Registration] = {}
 _shared: dict[str, Method] = {}
 _shared_lock = threading.Lock()  # HTTP threads may ask for a method at once
+_plugins_lock = threading.RLock()  # a plugin being imported may look names up itself
+_plugins_loaded = False
+_plugins_loading = False
+
+
+def register(entry: Registration) -> None:
+    """The one way in, for lookalike's methods and plugins' alike. A name already taken is
+    refused (LookalikeError): a plugin never replaces a method, nor two plugins share one."""
+    origin = current_origin()
+    entry = replace(entry, origin=origin)
+    taken = _TABLE.get(entry.name)
+    if taken is not None and taken.origin != origin:
+        raise LookalikeError(f"the method name {entry.name!r} is taken by {taken.origin}")
+    _TABLE[entry.name] = entry
 
 
 def register_method(spec: MethodSpec) -> Callable[[Callable[[], Method]], Callable[[], Method]]:
+    """Decorator over a method's factory (a class, or a function of no arguments)."""
     def wrap(factory: Callable[[], Method]) -> Callable[[], Method]:
-        _REGISTRY[spec.name] = (spec, factory)
+        register(Registration(spec.name, partial(_fixed_spec, spec), partial(_fixed, factory),
+                              spec.draft_size, spec.evidence_rank))
         return factory
 
     return wrap
 
 
 def register_family(name: str, spec: Callable[[str | None], MethodSpec],
-                    create: Callable[[str | None], Method]) -> None:
+                    create: Callable[[str | None], Method], *, draft_size: int = DRAFT_SIZE,
+                    evidence_rank: int = HASH_EVIDENCE) -> None:
     """Register the methods "name" and "name@VARIANT": `spec(variant or None)` gives a
-    variant's spec (a LookalikeError when it cannot be had), `create(variant)` the method."""
-    _FAMILIES[name] = _Family(spec, create)
+    variant's spec (a LookalikeError when it cannot be had), `create(variant)` the method.
+    Every variant's spec carries the same `draft_size` and `evidence_rank`."""
+    register(Registration(name, spec, create, draft_size, evidence_rank, variants=True))
+
+
+def _fixed_spec(spec: MethodSpec, variant: str | None) -> MethodSpec:
+    return spec
+
+
+def _fixed(factory: Callable[[], Method], variant: str | None) -> Method:
+    return factory()
+
+
+def _table() -> dict[str, Registration]:
+    """Every registration: lookalike's (registered when the package was imported) and, from
+    the first lookup on, the plugins' (plugins.py)."""
+    global _plugins_loaded, _plugins_loading
+    if not _plugins_loaded:
+        with _plugins_lock:  # other threads wait for the whole table
+            if not _plugins_loaded and not _plugins_loading:  # a plugin's own lookups: as is
+                _plugins_loading = True
+                try:
+                    load_group(METHODS_GROUP, forget_plugin)
+                finally:
+                    _plugins_loaded, _plugins_loading = True, False
+    return _TABLE
+
+
+def forget_plugin(origin: str) -> None:
+    """Take back what the plugin `origin` registered (it was refused)."""
+    for name in [n for n, e in _TABLE.items() if e.origin == origin]:
+        del _TABLE[name]
+    with _shared_lock:
+        for name in [n for n in _shared if n.partition("@")[0] not in _TABLE]:
+            del _shared[name]
+
+
+def reload_plugins() -> None:
+    """Forget every plugin and load the entry points again on the next lookup (for tests, and
+    for a process whose path changed)."""
+    global _plugins_loaded
+    with _plugins_lock:
+        for origin in {e.origin for e in _TABLE.values()} - {BUILTIN}:
+            forget_plugin(origin)
+        _plugins_loaded = False
+
+
+def registration(name: str) -> Registration:
+    """The registration behind a method name ("embed@MODEL": embed's), without resolving any
+    spec; UnknownMethodError with the known names."""
+    base, at, _ = name.partition("@")
+    table = _table()
+    entry = table.get(base)
+    if entry is None or (at and not entry.variants):
+        known = ", ".join(sorted(table))
+        raise UnknownMethodError(f"unknown method {name!r}; known methods: {known}")
+    return entry
 
 
 def list_methods(pattern: str = "*") -> list[MethodSpec]:
-    """Registered methods matching `pattern`; "embed" only when its default model loads."""
-    specs = [spec for name, (spec, _) in sorted(_REGISTRY.items())]
-    for family in _FAMILIES.values():
-        try:
-            specs.append(family.spec(None))
-        except LookalikeError:
-            pass
-    return sorted((s for s in specs if fnmatch.fnmatch(s.name, pattern)), key=lambda s: s.name)
+    """Registered methods matching `pattern`, each by its default spec; a family whose
+    default cannot be had (embed without its model) is left out."""
+    specs = []
+    for name, entry in sorted(_table().items()):
+        if fnmatch.fnmatch(name, pattern):
+            try:
+                specs.append(entry.spec(None))
+            except LookalikeError:
+                pass
+    return specs
 
 
 def get_spec(name: str) -> MethodSpec:
-    """The spec of a method name; "embed" or "embed@MODEL" resolve their model (ModelError
-    when it cannot be found)."""
-    base, _, variant = name.partition("@")
-    if base in _FAMILIES:
-        return _FAMILIES[base].spec(variant or None)
-    try:
-        return _REGISTRY[name][0]
-    except KeyError:
-        known = ", ".join(sorted([*_REGISTRY, *_FAMILIES]))
-        raise UnknownMethodError(f"unknown method {name!r}; known methods: {known}") from None
+    """The spec of a method name; "NAME@VARIANT" the variant's ("embed@MODEL": resolves the
+    model, ModelError when it cannot be found)."""
+    return registration(name).spec(name.partition("@")[2] or None)
 
 
 def create_method(name: str) -> Method:
     get_spec(name)  # the same errors for an unknown name or a model that cannot be had
-    base, _, variant = name.partition("@")
-    if base in _FAMILIES:
-        return _FAMILIES[base].create(variant or None)
-    return _REGISTRY[name][1]()
+    return registration(name).create(name.partition("@")[2] or None)
+
+
+def draft_size(names: Iterable[str]) -> int:
+    """The draft size a picture must be decoded at for all the methods `names`."""
+    return max((registration(n).draft_size for n in names), default=DRAFT_SIZE)
+
+
+def evidence_rank(name: str, unknown: int = HASH_EVIDENCE) -> int:
+    """The method's rank as evidence (smaller: stronger); `unknown` for a name not
+    registered (one stored in an index by a plugin no longer installed)."""
+    entry = _table().get(name.partition("@")[0])
+    return unknown if entry is None else entry.evidence_rank
+
+
+def method_origin(name: str) -> str:
+    """Who registered the method: "lookalike", or the plugin's distribution and entry point."""
+    return registration(name).origin
 
 
 def shared_method(name: str) -> Method:
     """The method `name` as this process computes it (one model session per process)."""
+    _table()  # plugins load outside the lock: refusing one takes the lock to forget it
     with _shared_lock:
         if name not in _shared:
             _shared[name] = create_method(name)

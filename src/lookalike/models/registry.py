@@ -14,11 +14,13 @@ The names spec and sidecar hold were defined here and are still importable from 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Union
 
 from ..errors import ModelError
+from ..plugins import BUILTIN, MODELS_GROUP, current_origin, load_group
 from .builtins import (CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD)  # noqa: F401
 from .builtins import DEFAULT_MODEL, PACKAGE_FILE, PACKAGE_LICENCE, builtin_models
 from .sidecar import (SIDECAR_EXAMPLE, SIDECAR_KEYS, SIDECAR_OPTIONAL,  # noqa: F401
@@ -28,14 +30,64 @@ from .spec import (COLOURS, FORMATS, LAYOUTS, RESIZES, SOURCES, ModelSpec,  # no
 
 Entry = Union[ModelSpec, Callable[[], ModelSpec]]
 _REGISTRY: dict[str, Entry] = {}
+_ORIGINS: dict[str, str] = {}  # name -> "lookalike", or the plugin that registered it
+_lock = threading.RLock()  # a plugin being loaded registers (and may look up) models itself
+_builtins_added = False
+_plugins_loaded = False
+_plugins_loading = False
 
 
 def _entries() -> dict[str, Entry]:
-    if not _REGISTRY:  # filled on first use, not at import
-        _REGISTRY[DEFAULT_MODEL] = _package_spec
-        for spec in builtin_models():
-            _REGISTRY.setdefault(spec.name, spec)
+    """Filled on first use, not at import: lookalike's models, then the plugins' from the
+    "lookalike.models" entry points (plugins.py), with the same register_model."""
+    global _builtins_added, _plugins_loaded, _plugins_loading
+    if not _plugins_loaded:
+        with _lock:
+            if not _builtins_added:
+                _builtins_added = True
+                _REGISTRY[DEFAULT_MODEL] = _package_spec  # its sidecar is read when asked for
+                _ORIGINS[DEFAULT_MODEL] = BUILTIN
+                for spec in builtin_models():
+                    _add(spec, replace_existing=False)
+            if not _plugins_loaded and not _plugins_loading:
+                _plugins_loading = True
+                try:
+                    load_group(MODELS_GROUP, forget_plugin, _accept)
+                finally:
+                    _plugins_loaded, _plugins_loading = True, False
     return _REGISTRY
+
+
+def _accept(result: object) -> None:
+    """A plugin function may also return its model specs (one, or several) to register."""
+    if result is None:
+        return
+    for spec in [result] if isinstance(result, ModelSpec) else list(result):  # type: ignore
+        if not isinstance(spec, ModelSpec):
+            raise ModelError(f"a lookalike.models plugin returned {spec!r}, not a ModelSpec")
+        register_model(spec)
+
+
+def forget_plugin(origin: str) -> None:
+    """Take back the models the plugin `origin` registered (it was refused)."""
+    for name in [n for n, o in _ORIGINS.items() if o == origin]:
+        _REGISTRY.pop(name, None)
+        del _ORIGINS[name]
+
+
+def reload_plugins() -> None:
+    """Forget every plugin's models and load the entry points again on the next lookup."""
+    global _plugins_loaded
+    with _lock:
+        for origin in set(_ORIGINS.values()) - {BUILTIN}:
+            forget_plugin(origin)
+        _plugins_loaded = False
+
+
+def model_origin(name: str) -> str:
+    """Who registered the model: "lookalike", or a plugin (its distribution and entry point)."""
+    get_model(name)  # ModelError for an unknown name
+    return _ORIGINS.get(name, BUILTIN)
 
 
 def package_dir() -> Path:
@@ -57,15 +109,27 @@ def _package_spec() -> ModelSpec:
 
 
 def register_model(spec: ModelSpec, *, replace_existing: bool = False) -> None:
-    """Add an entry (for plugins and tests: a local server's address, say)."""
-    entries = _entries()
-    if spec.name in entries and not replace_existing:
-        raise ModelError(f"a model named {spec.name!r} is already registered")
-    entries[spec.name] = spec
+    """Add an entry (for plugins and tests: a local server's address, say). A plugin never
+    replaces a model it did not register."""
+    _entries()
+    _add(spec, replace_existing=replace_existing)
+
+
+def _add(spec: ModelSpec, *, replace_existing: bool) -> None:
+    origin = current_origin()
+    if spec.name in _REGISTRY:
+        if not replace_existing:
+            raise ModelError(f"a model named {spec.name!r} is already registered")
+        if origin != BUILTIN and _ORIGINS.get(spec.name, BUILTIN) != origin:
+            raise ModelError(f"the model name {spec.name!r} is taken by "
+                              f"{_ORIGINS.get(spec.name, BUILTIN)}")
+    _REGISTRY[spec.name] = spec
+    _ORIGINS[spec.name] = origin
 
 
 def unregister_model(name: str) -> None:
     _entries().pop(name, None)
+    _ORIGINS.pop(name, None)
 
 
 def list_models() -> list[str]:

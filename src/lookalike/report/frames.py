@@ -13,12 +13,17 @@ from ..errors import LookalikeError
 from ..index.store import Index, display_path, from_db_path
 from ..types import Group, Match
 from .analysis import opened_index
+from .output import group_rows
 
 if TYPE_CHECKING:
     import pandas
 
 FILE_COLUMNS = ["path", "status", "bytes", "width", "height", "aspect", "format", "mode",
                 "stage", "error", "content_id"]
+# Columns of the frames of groups and pairs, taken from Group.to_dict and Match.to_dict.
+GROUP_FRAME_COLUMNS = ["group", "group_size", "path", "width", "height", "bytes", "method",
+                       "max_distance", "diameter", "linkage", "fully_linked"]
+PAIR_FRAME_COLUMNS = ["a", "b", "method", "distance", "score", "transform"]
 
 
 def _pandas():
@@ -71,18 +76,11 @@ def _meta(value: str | None) -> dict:
 def groups_frame(groups: Sequence[Group]) -> "pandas.DataFrame":
     """One row per file of each group (numbered from 1, largest first as given), with the
     group's size, method, max_distance, diameter, linkage and fully_linked."""
-    pd = _pandas()
-    columns = ["group", "group_size", "path", "width", "height", "bytes", "method",
-               "max_distance", "diameter", "linkage", "fully_linked"]
-    rows = [(number, len(g.files), display_path(f.path), f.width, f.height, f.bytes, g.method,
-             g.max_distance, g.diameter, g.linkage, g.fully_linked)
-            for number, g in enumerate(groups, 1) for f in g.files]
-    return pd.DataFrame(rows, columns=columns)
+    return _pandas().DataFrame(list(group_rows(groups)), columns=GROUP_FRAME_COLUMNS)
 
 
 def pairs_frame(pairs: Sequence[Match]) -> "pandas.DataFrame":
     """One row per pair: a, b, method, distance, score, transform."""
-    pd = _pandas()
-    return pd.DataFrame([(display_path(m.a), display_path(m.b), m.method, m.distance, m.score,
-                          m.transform) for m in pairs],
-                        columns=["a", "b", "method", "distance", "score", "transform"])
+    # The score unrounded: a notebook sorts and plots it (JSON and CSV round it to 4 places).
+    return _pandas().DataFrame([m.to_dict() | {"score": m.score} for m in pairs],
+                               columns=PAIR_FRAME_COLUMNS)

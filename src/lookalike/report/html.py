@@ -30,6 +30,7 @@ from .thumbs import THUMB_SIZE, ThumbCache, ThumbStats
 
 if TYPE_CHECKING:
     from ..search.evidence import Evidence
+    from ..search.options import SearchOptions
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +53,17 @@ class ReportResult:
 def write_report(index: Index | str | os.PathLike, out: str | os.PathLike, *,
                  max_groups: int = MAX_GROUPS, page_size: int = PAGE_SIZE,
                  by: str | None = None, thumb_size: int = THUMB_SIZE,
-                 title: str = "lookalike report") -> ReportResult:
+                 title: str = "lookalike report",
+                 options: SearchOptions | None = None) -> ReportResult:
     """Write the HTML report of `index` (an open Index or its path) to `out`.
 
-    Groups come from the default cascade (find_groups); thumbnails are cached in the index's
-    folder (thumbs/), so a second report reuses them.
+    Groups come from find_groups with `options` (the default cascade when None); thumbnails
+    are cached in the index's folder (thumbs/), so a second report reuses them.
     """
     started = time.perf_counter()
     out = Path(out)
     with opened_index(index) as idx, idx.snapshot():  # groups and numbers of one state
-        groups, evidence = _groups_with_evidence(idx)
+        groups, evidence = _groups_with_evidence(idx, options)
         result = analyse(idx, by=by, groups=groups, duplicates=groups is not None)
         groups = groups or []
         shown = groups[:max(0, max_groups)]
@@ -138,14 +140,15 @@ def _gallery(groups: Sequence[Group], shown: Sequence[Group], evidence: dict[str
             "</section>")
 
 
-def _groups_with_evidence(idx: Index) -> tuple[list[Group] | None, dict[str, Evidence]]:
-    """The default cascade's groups and each grouped file's evidence, from one search; None
+def _groups_with_evidence(idx: Index, options: SearchOptions | None
+                          ) -> tuple[list[Group] | None, dict[str, Evidence]]:
+    """The groups under `options` and each grouped file's evidence, from one search; None
     when the index holds no signatures."""
     from ..search.evidence import groups_with_evidence
 
     if not has_signatures(idx):
         return None, {}
-    return groups_with_evidence(idx)
+    return groups_with_evidence(idx, options=options)
 
 
 def _write_atomic(out: Path, data: bytes) -> int:

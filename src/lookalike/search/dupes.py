@@ -16,6 +16,7 @@ from . import binary, embed
 from .decide import DecisionRule, decide_pairs
 from .group import link_groups
 from .local_pairs import require_local, stored_min_inliers, verify_content_pairs
+from .options import DEFAULT_LINKAGE, SearchOptions, resolve
 # The rule and the cascade's constants live in rule.py; callers still import them from here.
 from .rule import (AUTO_CONFIRM, AUTO_CONFIRM_RADIUS, AUTO_PRIMARY,  # noqa: F401
                    AUTO_PRIMARY_RADIUS, AUTO_TURNED_RADIUS, EMBED, EXACT, MAX_RADIUS, Rule,
@@ -38,8 +39,6 @@ EMBED_PROPOSE_COVERAGE = 0.5
 # thumbnails_hold: a picture with this many hash neighbours or more is a hub (a shared frame
 # or template); copy families of the copy-detection benchmark have at most 4 members.
 HUB_DEGREE = 5
-# Chosen by measurement on bench/make_collection.py's collection (README, "Grouping").
-DEFAULT_LINKAGE = "complete"
 
 
 @dataclass(frozen=True)
@@ -261,22 +260,31 @@ def find_pairs(index: Index, method: str = "auto", max_distance: int | None = No
                confirm_distance: int | None = None, calibrated: bool = True,
                verify: bool = False, similarity: float | None = None,
                model: str | None = None, where: Mapping[str, str] | None = None,
-               decisions: bool = True) -> list[Match]:
+               decisions: bool = True, *, options: SearchOptions | None = None
+               ) -> list[Match]:
     """Every duplicate pair of files, most alike first.
 
-    `max_distance` is the radius of the method (for "auto", of pHash); `confirm_distance`
-    that of the confirming dHash in "auto". `calibrated`: without `max_distance`, use the
-    radius stored by `lookalike calibrate` (make_rule). `similarity`, `model`: the least
-    cosine similarity and the model of embedding pairs (search/embed.py). `where`: only
-    files whose metadata has these key=value pairs (Index.live_files).
-    `decisions`: leave out the pairs marked not-duplicate (`lookalike decide`).
+    The settings come in `options` (search/options.py says what each means) or as the
+    keywords of the same names, not both.
     """
-    files = index.live_files(where)
-    ids, parts = content_pairs(index, method, max_distance, confirm_distance, files,
-                               calibrated, verify, similarity, model)
-    if decisions:
-        parts = without_decided(index, ids, parts)
+    opts = resolve(options, method=method, max_distance=max_distance,
+                   confirm_distance=confirm_distance, calibrated=calibrated, verify=verify,
+                   similarity=similarity, model=model, where=where, decisions=decisions)
+    files, ids, parts = searched(index, opts)
     return matches_of(files, ids, parts)
+
+
+def searched(index: Index, opts: SearchOptions
+             ) -> tuple[dict, np.ndarray, list[ContentPairs]]:
+    """The live files under `opts.where`, their content ids and the content pairs between
+    them, less those a person marked not-duplicate when `opts.decisions`."""
+    files = index.live_files(opts.where)
+    ids, parts = content_pairs(index, opts.method, opts.max_distance, opts.confirm_distance,
+                               files, opts.calibrated, opts.verify, opts.similarity,
+                               opts.model)
+    if opts.decisions:
+        parts = without_decided(index, ids, parts)
+    return files, ids, parts
 
 
 def matches_of(files: dict, ids: np.ndarray, parts: list[ContentPairs]) -> list[Match]:
@@ -328,20 +336,20 @@ def find_groups(index: Index, method: str = "auto", max_distance: int | None = N
                 linkage: str = DEFAULT_LINKAGE, calibrated: bool = True,
                 verify: bool = False, similarity: float | None = None,
                 model: str | None = None, where: Mapping[str, str] | None = None,
-                decisions: bool = True) -> list[Group]:
+                decisions: bool = True, *, options: SearchOptions | None = None
+                ) -> list[Group]:
     """Duplicate groups of the pair graph under `linkage` (search/group.py), largest first.
 
     A group's method is the weakest evidence among the pairs that hold it together: a hash if
     any needed one, else "pixels", else "bytes"; max_distance is the largest hash distance on
-    those pairs, diameter the largest between any two members. `calibrated` and `where` as
-    in find_pairs, and `decisions`.
+    those pairs, diameter the largest between any two members. Settings as in find_pairs.
     """
-    files = index.live_files(where)
-    ids, parts = content_pairs(index, method, max_distance, confirm_distance, files,
-                               calibrated, verify, similarity, model)
-    if decisions:
-        parts = without_decided(index, ids, parts)
-    return groups_of(files, ids, parts, linkage)
+    opts = resolve(options, method=method, max_distance=max_distance,
+                   confirm_distance=confirm_distance, linkage=linkage, calibrated=calibrated,
+                   verify=verify, similarity=similarity, model=model, where=where,
+                   decisions=decisions)
+    files, ids, parts = searched(index, opts)
+    return groups_of(files, ids, parts, opts.linkage)
 
 
 def groups_of(files: dict, ids: np.ndarray, parts: list[ContentPairs],

@@ -12,7 +12,8 @@ import numpy as np
 from ..index.store import Index
 from ..methods import dihedral
 from ..types import Group
-from .dupes import ContentPairs, content_pairs, evidence_rank, groups_of, without_decided
+from .dupes import ContentPairs, evidence_rank, groups_of, searched
+from .options import SearchOptions, resolve
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,14 @@ class Evidence:
 
 
 def groups_with_evidence(index: Index, method: str = "auto",
-                         where: Mapping[str, str] | None = None
+                         where: Mapping[str, str] | None = None, *,
+                         options: SearchOptions | None = None
                          ) -> tuple[list[Group], dict[str, Evidence]]:
-    """find_groups (decisions respected) and, per grouped file, its strongest link inside
-    its group, from one search."""
-    files = index.live_files(where)
-    ids, parts = content_pairs(index, method, files=files)
-    parts = without_decided(index, ids, parts)  # as `dupes` does
-    groups = groups_of(files, ids, parts)
+    """find_groups (decisions respected; settings as keywords or `options`) and, per grouped
+    file, its strongest link inside its group, from one search."""
+    opts = resolve(options, method=method, where=where)
+    files, ids, parts = searched(index, opts)
+    groups = groups_of(files, ids, parts, opts.linkage)
     return groups, evidence_of(groups, files, ids, parts)
 
 

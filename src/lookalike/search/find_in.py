@@ -20,6 +20,7 @@ import numpy as np
 
 from ..decode import decode
 from ..errors import DecodeError, LookalikeError
+from ..index.paths import display_path
 from ..index.store import Index
 from ..methods import local
 from ..methods import tiles as tile_signatures
@@ -47,6 +48,15 @@ class PartialMatch:
     def describe(self) -> str:
         return describe(self.verification, self.method, self.distance)
 
+    def to_dict(self) -> dict:
+        """The verification as partial.PartialPair.to_dict shows it; `box` is in the query."""
+        v = self.verification
+        return {"path": display_path(self.path),
+                "box": None if v.box_in_b is None else [round(c, 1) for c in v.box_in_b],
+                "method": self.method, "distance": self.distance, "inliers": v.inliers,
+                "scale": round(v.scale, 4), "rotation": round(v.rotation, 2),
+                "mirror": v.mirror}
+
 
 @dataclass(frozen=True)
 class FindInResult:
@@ -54,6 +64,11 @@ class FindInResult:
     matches: tuple[PartialMatch, ...]
     failure: Failure | None = None
     seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        """As `find-in --format json` prints it (without the time taken)."""
+        return {"path": display_path(self.path), "matches": [m.to_dict() for m in self.matches],
+                "error": self.failure.reason if self.failure else None}
 
 
 LOOKS = ("local", "tiles")

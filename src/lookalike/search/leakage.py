@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from ..errors import LookalikeError
+from ..index.paths import display_path
 from ..index.store import Index
 from ..methods import dihedral
 from ..types import Group, Match
-from .dupes import DEFAULT_LINKAGE, content_pairs, groups_of, matches_of, without_decided
+from .dupes import groups_of, matches_of, searched
+from .options import DEFAULT_LINKAGE, SearchOptions, resolve
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,12 @@ class CrossPair:
     score: float
     transform: str = "identity"
 
+    def to_dict(self) -> dict:
+        return {"set_a": self.set_a, "path_a": display_path(self.path_a), "set_b": self.set_b,
+                "path_b": display_path(self.path_b), "method": self.method,
+                "distance": self.distance, "score": round(self.score, 4),
+                "transform": self.transform}
+
 
 @dataclass(frozen=True)
 class SetLeak:
@@ -51,6 +59,10 @@ class SetLeak:
     def fraction(self) -> float:
         return self.leaked / self.later_files if self.later_files else 0.0
 
+    def to_dict(self) -> dict:
+        return {"earlier": self.earlier, "later": self.later, "leaked": self.leaked,
+                "later_files": self.later_files, "fraction": round(self.fraction, 6)}
+
 
 @dataclass(frozen=True)
 class LeakGroup:
@@ -62,6 +74,10 @@ class LeakGroup:
     @property
     def sets(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(s for s, _ in self.files))
+
+    def to_dict(self) -> dict:
+        return {"sets": list(self.sets), "method": self.method,
+                "files": [{"set": s, "path": display_path(f)} for s, f in self.files]}
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,14 @@ class Leakage:
     @property
     def leaked(self) -> bool:
         return bool(self.pairs)
+
+    def to_dict(self) -> dict:
+        """As `leakage --format json` prints it."""
+        return {"sets": {name: {"root": display_path(root), "files": self.files[name]}
+                         for name, root in self.roots.items()},
+                "summary": [s.to_dict() for s in self.summary],
+                "pairs": [p.to_dict() for p in self.pairs],
+                "groups": [g.to_dict() for g in self.groups]}
 
 
 def normalise_sets(sets: Mapping[str, str | os.PathLike]) -> dict[str, str]:
@@ -109,14 +133,16 @@ def cross_pairs(index: Index, sets: Mapping[str, str | os.PathLike], method: str
                 max_distance: int | None = None, calibrated: bool = True,
                 verify: bool = False, similarity: float | None = None,
                 model: str | None = None, where: Mapping[str, str] | None = None,
-                linkage: str = DEFAULT_LINKAGE) -> Leakage:
-    """Duplicate pairs (find_pairs, the same `method` and options) whose two files lie in
-    different sets, the per-set-pair summary, and the groups (find_groups) spanning sets."""
+                linkage: str = DEFAULT_LINKAGE, *, options: SearchOptions | None = None
+                ) -> Leakage:
+    """Duplicate pairs (find_pairs, the same settings: keywords or `options`) whose two files
+    lie in different sets, the per-set-pair summary, and the groups (find_groups) spanning
+    sets."""
+    opts = resolve(options, method=method, max_distance=max_distance, calibrated=calibrated,
+                   verify=verify, similarity=similarity, model=model, where=where,
+                   linkage=linkage)
     roots = normalise_sets(sets)
-    files = index.live_files(where)
-    ids, parts = content_pairs(index, method, max_distance, None, files, calibrated, verify,
-                               similarity, model)
-    parts = without_decided(index, ids, parts)  # pairs a person marked not-duplicate
+    files, ids, parts = searched(index, opts)
     member = {f.path: set_of(f.path, roots) for infos in files.values() for f in infos}
     counts = {name: 0 for name in roots}
     for name in member.values():
@@ -125,8 +151,8 @@ def cross_pairs(index: Index, sets: Mapping[str, str | os.PathLike], method: str
     order = {name: k for k, name in enumerate(roots)}
     pairs = [p for m in matches_of(files, ids, parts)
              if (p := _crossing(m, member, order)) is not None]
-    groups = [g for g in (_leak_group(g, member) for g in groups_of(files, ids, parts, linkage))
-              if g is not None]
+    linked = groups_of(files, ids, parts, opts.linkage)
+    groups = [g for g in (_leak_group(g, member) for g in linked) if g is not None]
     log.info("leakage: %d crossing pairs, %d groups across sets", len(pairs), len(groups))
     return Leakage(roots, counts, pairs, _summary(pairs, list(roots), counts), groups)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import LookalikeError
+from ..index.paths import display_path
 from ..index.store import Index
 from ..methods import local, vocabulary
 from ..methods.registry import get_spec
@@ -243,6 +244,17 @@ class PartialPair:
 
     def describe(self) -> str:
         return describe(self.verification, self.method, self.distance)
+
+    def to_dict(self) -> dict:
+        """As `dupes --partial --format json` prints it (find_in.PartialMatch.to_dict shows
+        its verification the same way)."""
+        v = self.verification
+        return {"inner": display_path(self.inner), "outer": display_path(self.outer),
+                "relation": self.relation,
+                "box": None if self.box is None else [round(c, 1) for c in self.box],
+                "method": self.method, "distance": self.distance, "inliers": v.inliers,
+                "scale": round(v.scale, 4), "rotation": round(v.rotation, 2),
+                "mirror": v.mirror}
 
 
 def containment_pairs(index: Index, min_inliers: int | None = None) -> list[PartialPair]:

@@ -12,7 +12,8 @@ import xxhash
 
 from ..arguments import MAX_LIMIT, as_paths, in_range
 from ..decode import decode
-from ..errors import DecodeError
+from ..errors import BoundError, DecodeError
+from ..index.paths import display_path
 from ..index.store import Codes, Index
 from ..methods import dihedral
 from ..methods.registry import MethodSpec, Picture, get_spec
@@ -22,6 +23,7 @@ from . import embed
 from .decide import DESCRIPTOR, WITH_HASH, DecisionRule, query_scores, local_veto
 # NearSearch and its helpers moved to near.py; they are still importable from here.
 from .near import NearHits, NearSearch, code_cache  # noqa: F401
+from .options import SearchOptions, resolve
 from .rule import EMBED, Rule, aligned_rows, make_rule, stronger
 from .verify import same_colours
 
@@ -32,26 +34,36 @@ class QueryResult:
     matches: tuple[Match, ...]
     failure: Failure | None = None
 
+    def to_dict(self) -> dict:
+        """As `query --format json` and the API show it: each match named by the indexed
+        file it found (`path`, the pair's b), the rest as Match.to_dict."""
+        found = [m.to_dict() for m in self.matches]
+        return {"path": display_path(self.path),
+                "matches": [{"path": d["b"]} | {k: v for k, v in d.items()
+                                                if k not in ("a", "b")} for d in found],
+                "error": self.failure.reason if self.failure else None}
+
 
 def query(index: Index, paths: Sequence[str], method: str = "auto",
           max_distance: int | None = None, limit: int = 20,
           nearest: int | None = None, calibrated: bool = True,
           similarity: float | None = None, model: str | None = None,
-          variants: bool = True) -> list[QueryResult]:
+          variants: bool = True, *, options: SearchOptions | None = None
+          ) -> list[QueryResult]:
     """The indexed files each of `paths` duplicates, closest first.
 
     With `nearest`, the `nearest` closest pictures by the method's hash (or embedding) are
     listed whatever their distance (no radius, no confirming hash): "how close is the
-    closest?". `calibrated`: without `max_distance`, use the radius stored by `lookalike
-    calibrate`. "auto" also asks the embeddings where the index holds them; `similarity`
-    and `model` as in dupes.find_pairs. `variants`: embed the query in its 8 flips and turns
-    (the hashes always look at all 8).
+    closest?". The settings come as keywords or in `options` (search/options.py), as for
+    dupes.find_pairs; "auto" also asks the embeddings where the index holds them, and
+    `options.where` keeps only indexed files whose metadata match. `variants`: embed the
+    query in its 8 flips and turns (the hashes always look at all 8).
     """
     paths = as_paths(paths, "paths")
     in_range(limit, 1, MAX_LIMIT, "limit")
     in_range(nearest, 1, MAX_LIMIT, "nearest")
     prepared = PreparedQuery(index, method, max_distance, calibrated, similarity, model,
-                             variants)
+                             variants, options=options)
     return prepared.run(index, paths, limit, nearest)
 
 
@@ -68,24 +80,31 @@ class PreparedQuery:
 
     def __init__(self, index: Index, method: str = "auto", max_distance: int | None = None,
                  calibrated: bool = True, similarity: float | None = None,
-                 model: str | None = None, variants: bool = True) -> None:
+                 model: str | None = None, variants: bool = True, *,
+                 options: SearchOptions | None = None) -> None:
+        opts = resolve(options, method=method, max_distance=max_distance,
+                       calibrated=calibrated, similarity=similarity, model=model)
+        if opts.verify:
+            raise BoundError("verify: queries are not verified by local features; use "
+                             "find-in for crops and partial copies")
+        method, model = opts.method, opts.model
         self.method = method
         use_embed = method == EMBED or (method == "auto" and embed.has_embeddings(index))
-        self.rule = None if method == EMBED else make_rule(index, method, max_distance,
-                                                           calibrated=calibrated)
+        self.rule = None if method == EMBED else make_rule(
+            index, method, opts.max_distance, opts.confirm_distance, opts.calibrated)
         self.names = signature_names(self.rule)
         if self.rule is not None and "colour" in index.methods_present():
             self.names.append("colour")  # hash matches in other colours are dropped
         self.vector = None
         if use_embed:
             spec, name = embed.index_method(index, model)
-            threshold = embed.min_similarity(index, spec, similarity, calibrated)
+            threshold = embed.min_similarity(index, spec, opts.similarity, opts.calibrated)
             self.vector = _VectorQuery(spec, name, threshold, variants,
                                        embed.is_descriptor(index, model))
             self.names.append(self.vector.name)
             if self.vector.normalised and index.has_signatures(get_spec("local")):
                 self.names.append("local")  # the shared-frame check (decide.coverage)
-        self.files = index.live_files()
+        self.files = index.live_files(opts.where)
         self.content_of = {f.path: cid for cid, fs in self.files.items() for f in fs}
         self._codes: dict[str, Codes] = {}
         self._search: NearSearch | None = None

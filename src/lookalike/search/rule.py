@@ -14,6 +14,7 @@ from ..errors import LookalikeError
 from ..index.store import Codes, Index
 from ..methods import dihedral
 from ..methods.registry import CASCADE_HASHES, MethodSpec, get_spec
+from ..methods.registry import evidence_rank as method_evidence_rank
 from ..types import Match
 from . import binary
 
@@ -30,6 +31,7 @@ AUTO_TURNED_RADIUS = 4
 EXACT = ("bytes", "pixels")
 MAX_RADIUS = 256  # bits of the longest code (PDQ): no Hamming radius can mean more
 EMBED = "embed"
+BYTES_EVIDENCE = 0  # byte-identical files: no method computes them, nothing is stronger
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,9 @@ def orientation_rule(rule: Rule, hits: binary.Hits, left: np.ndarray,
 
 
 def evidence_rank(method: str) -> int:
-    """The cascade's order of evidence: exact, then hashes, then embeddings."""
-    return {"bytes": 0, "pixels": 1, EMBED: 3}.get(method, 2)
+    """The cascade's order of evidence: byte copies, then each method's registered rank
+    (exact pixels, then hashes and local features, then embeddings)."""
+    return BYTES_EVIDENCE if method == "bytes" else method_evidence_rank(method)
 
 
 def stronger(match: Match, than: Match | None) -> bool:

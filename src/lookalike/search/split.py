@@ -20,8 +20,10 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import LookalikeError
+from ..index.paths import display_path
 from ..index.store import Index
-from .dupes import DEFAULT_LINKAGE, find_groups
+from .dupes import find_groups
+from .options import DEFAULT_LINKAGE, SearchOptions, resolve
 from .leakage import set_of
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,9 @@ class Assigned:
     split: str
     group: int  # the unit's number: files sharing it are duplicates and share a split
     root: str | None = None  # the given folder the file lies under
+
+    def to_dict(self) -> dict:
+        return {"path": display_path(self.path), "split": self.split, "group": self.group}
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,11 @@ class Split:
     def targets(self) -> dict[str, float]:
         total = len(self.files)
         return {name: ratio * total for name, ratio in zip(self.names, self.ratios)}
+
+    def to_dict(self) -> dict:
+        """As `split --out FILE.json` writes it."""
+        return {"splits": self.counts(), "ratios": dict(zip(self.names, self.ratios)),
+                "files": [a.to_dict() for a in self.files]}
 
 
 def split_names(count: int, names: Sequence[str] | None = None) -> tuple[str, ...]:
@@ -74,22 +84,25 @@ def check_ratios(ratios: Sequence[float]) -> tuple[float, ...]:
 def plan_split(index: Index, ratios: Sequence[float], roots: Sequence[str | os.PathLike] = (),
                names: Sequence[str] | None = None, seed: int = 0, method: str = "auto",
                linkage: str = DEFAULT_LINKAGE, where: Mapping[str, str] | None = None,
-               stratify: str | None = None) -> Split:
+               stratify: str | None = None, *, options: SearchOptions | None = None
+               ) -> Split:
     """Assign every live file (under `roots`, if given; with `where`, only files whose
-    metadata match) to a split. `stratify`: a metadata key whose values are split one by one,
-    so each split holds every value in about the given ratios (a group goes with the value
-    most of its files hold)."""
+    metadata match) to a split; duplicate groups (find_groups, settings as keywords or
+    `options`) stay in one split. `stratify`: a metadata key whose values are split one by
+    one, so each split holds every value in about the given ratios (a group goes with the
+    value most of its files hold)."""
+    opts = resolve(options, method=method, linkage=linkage, where=where)
     shares = check_ratios(ratios)
     chosen = split_names(len(shares), names)
     folders = {os.path.abspath(os.fspath(r)): os.path.abspath(os.fspath(r)) for r in roots}
-    files = index.live_files(where)
+    files = index.live_files(opts.where)
     paths = [f.path for infos in files.values() for f in infos]
     if folders:
         paths = [p for p in paths if set_of(p, folders) is not None]
     keep = set(paths)
     units: list[list[str]] = []
     seen: set[str] = set()
-    for group in find_groups(index, method, linkage=linkage, where=where):
+    for group in find_groups(index, options=opts):
         members = [f.path for f in group.files if f.path in keep]
         if members:
             units.append(members)

@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ..index.store import ChangeCounter, FileRecord, Index, open_index
 from ..search.evidence import Evidence, groups_with_evidence
+from ..search.query import PreparedQuery
 from ..types import Group
 from . import models
 from .limits import Refused
@@ -180,6 +181,15 @@ class GroupCache(StateCache):
         thread = threading.Thread(target=run, name="lookalike-warm-groups", daemon=True)
         thread.start()
         return thread
+
+
+class QueryCache(StateCache):
+    """A PreparedQuery per (method, radius): the codes and search structures are read once,
+    not at every request (about 0.4 s of a query on 20,000 pictures)."""
+
+    def prepared(self, index: Index, method: str, max_distance: int | None) -> PreparedQuery:
+        return self.get(("query", method, max_distance),
+                        lambda: PreparedQuery(index, method, max_distance))
 
 
 def select_groups(groups: list[Group], min_size: int, max_size: int | None) -> list[Group]:

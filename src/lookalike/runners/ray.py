@@ -1,0 +1,136 @@
+"""The Ray runner: one Ray task per shard, each running the same per-picture work as the
+local pool (worker.process_chunk), so the signatures are the same bytes.
+
+Why tasks and not Ray Data: a shard is the unit of retry and resume, and one task per shard
+maps onto it one to one (Ray retries a task whose worker died; the driver writes its shard
+once, whole). Ray Data's `map_batches` would add its streaming executor (seconds to start,
+its own block sizes and output names) with no source for it to read: the file list is
+already in the driver's hands.
+
+The tasks return their records to the driver, which writes the shard files beside the index:
+the workers need to read the pictures, but not to reach the index's folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+from ..types import FileRef, Scanned
+from ..worker import process_chunk
+from .local import limit_threads
+from .shards import ShardPlan, from_table, read_shard, to_table, write_shard
+
+log = logging.getLogger(__name__)
+
+TASK_RETRIES = 3  # a shard whose worker process dies is run again, up to this many times
+CHUNK = 48  # files a task hands to process_chunk at once (as the local pool's chunks) ...
+CHUNK_BYTES = 64 << 20  # ... and at most this many bytes of them
+_threads_limited = False
+
+
+@dataclass
+class ShardStats:
+    computed: int = 0  # shards computed by Ray tasks this run
+    reused: int = 0  # shards read back from their files (a resumed job)
+
+
+def run_shards(plan: ShardPlan, names: Sequence[str], address: str | None = None,
+               stats: ShardStats | None = None, kill_marker: str = "",
+               on_shard: Callable[[int], None] | None = None) -> Iterator[list[Scanned]]:
+    """The records of every shard of `plan`: those whose file exists first, then the others
+    as their tasks finish (each written to its file before it is handed on). `address`:
+    None starts or joins a local Ray instance, "auto" joins RAY_ADDRESS, else that address."""
+    stats = stats if stats is not None else ShardStats()
+    pending = []
+    for shard in plan.shards:
+        records = read_shard(plan.path(shard), shard.refs)
+        if records is None:
+            pending.append(shard)
+        else:
+            stats.reused += 1
+            yield records
+    if not pending:
+        return
+    import ray
+
+    joined = _connect(ray, address)
+    try:
+        task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(scan_shard)
+        limit = 2 * int(ray.cluster_resources().get("CPU", 1)) + 2  # bounded driver memory
+        waiting, running = deque(pending), {}
+        while waiting or running:
+            while waiting and len(running) < limit:
+                shard = waiting.popleft()
+                rows = [(r.path, r.size, r.mtime_ns) for r in shard.refs]
+                running[task.remote(rows, list(names), kill_marker)] = shard
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                shard = running.pop(ref)
+                table = ray.get(ref)
+                write_shard(table, plan.path(shard))
+                stats.computed += 1
+                if on_shard:
+                    on_shard(shard.number)
+                yield from_table(table)
+    finally:
+        if joined:
+            ray.shutdown()
+    log.info("shards of scan %s: %d computed, %d reused", plan.scan_id, stats.computed,
+             stats.reused)
+
+
+def _connect(ray, address: str | None) -> bool:
+    """Join (or start) Ray unless this process already has; True when we did."""
+    if ray.is_initialized():
+        return False
+    if address is None:
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    else:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    return True
+
+
+def scan_shard(rows: list[tuple[str, int, int]], names: list[str], kill_marker: str = ""):
+    """A Ray task: one shard's records as an Arrow table. No index path: a cluster's workers
+    need not see the index, so every picture of the shard is signed."""
+    global _threads_limited
+    if not _threads_limited:
+        limit_threads()
+        _threads_limited = True
+    refs = [FileRef(path, size, mtime_ns) for path, size, mtime_ns in rows]
+    results: list[Scanned] = []
+    for chunk in _chunks(refs):
+        results.extend(process_chunk(chunk, names, None))
+        if kill_marker and _first_to_claim(kill_marker):
+            # tests only (LOOKALIKE_TEST_KILL_SHARD): this worker dies in the middle of a shard
+            os.kill(os.getpid(), signal.SIGKILL)
+    return to_table(results)
+
+
+def _first_to_claim(marker: str) -> bool:
+    """Create `marker` holding this process's id; False when another task did first."""
+    try:
+        handle = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(handle, str(os.getpid()).encode())
+    os.close(handle)
+    return True
+
+
+def _chunks(refs: list[FileRef]) -> Iterator[list[FileRef]]:
+    chunk: list[FileRef] = []
+    size = 0
+    for ref in refs:
+        if chunk and (len(chunk) >= CHUNK or size + ref.size > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(ref)
+        size += ref.size
+    if chunk:
+        yield chunk

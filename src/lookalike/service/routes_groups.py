@@ -1,0 +1,101 @@
+"""The routes that describe the collection: GET /groups (duplicate groups, a page at a time,
+with how each file matched and its mark) and GET /info (files, methods, metadata keys)."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+from fastapi import APIRouter, Query
+
+from ..index.store import Index, display_path
+from ..search.evidence import Evidence
+from ..types import Group
+from . import models
+from .state import ERRORS, GroupCache, opened, parse_where, select_groups
+
+META_VALUES = 50  # values of each metadata key listed by GET /info
+
+IndexInfo = Callable[[Index], models.InfoOut]
+
+
+def index_info(cache: GroupCache, index_path: Path, token: bool) -> IndexInfo:
+    """GET /info's answer for an open index, kept in `cache` until the index changes (a
+    server started with warm=True computes it at once)."""
+    def info(index: Index) -> models.InfoOut:
+        return cache.get(("info",), lambda: _info(index, index_path, token))
+
+    return info
+
+
+def group_routes(index_path: Path, cache: GroupCache, info: IndexInfo) -> APIRouter:
+    """GET /groups and GET /info over the index at `index_path` (absolute)."""
+    router = APIRouter()
+
+    @router.get("/groups", response_model=models.GroupsPage, responses=ERRORS)
+    def groups_route(page: int = Query(1, ge=1, le=models.MAX_PAGE),
+                     page_size: int = Query(50, ge=1, le=models.MAX_PAGE_SIZE),
+                     min_size: int = Query(2, ge=2, le=models.MAX_GROUP_SIZE),
+                     max_size: int | None = Query(None, ge=2, le=models.MAX_GROUP_SIZE),
+                     method: str = Query("auto", max_length=models.MAX_NAME),
+                     where: list[models.Where] = Query(
+                         [], max_length=models.MAX_WHERE, description="KEY:VALUE (or "
+                         "KEY=VALUE) of the files' metadata; repeat: all must hold")
+                     ) -> models.GroupsPage:
+        """Duplicate groups, largest first, a page at a time, with how each file matched
+        and the marks a person made. Pairs marked not-duplicate are left apart."""
+        conditions = parse_where(where)
+        with opened(index_path) as index:
+            found = cache.groups(index, method, conditions)
+            chosen = select_groups(found.groups, min_size, max_size)
+            start = (page - 1) * page_size
+            shown = chosen[start:start + page_size]
+            ids = index.live_file_ids(f.path for g in shown for f in g.files)
+            marks = {i: m.mark for i, m in index.marks(ids.values()).items()}
+        return models.GroupsPage(
+            groups=[_group_out(g, start + n, ids, marks, found.evidence)
+                    for n, g in enumerate(shown, 1)],
+            page=page, page_size=page_size, total=len(chosen),
+            pages=-(-len(chosen) // page_size))
+
+    @router.get("/info", response_model=models.InfoOut, responses=ERRORS)
+    def info_route() -> models.InfoOut:
+        """What the index holds: files, methods, metadata keys (for the UI's filters)."""
+        with opened(index_path) as index:
+            return info(index)
+
+    return router
+
+
+def _group_out(group: Group, number: int, ids: dict[str, int], marks: dict[int, str],
+               evidence: dict[str, Evidence]) -> models.GroupOut:
+    """Group.to_dict names the fields; the API adds ids, evidence, marks and presence, and
+    leaves out the files gone from the index since the groups were computed."""
+    shown = group.to_dict()
+    files = []
+    for f, file_shown in zip(group.files, shown.pop("files")):
+        if f.path not in ids:
+            continue
+        ev = evidence.get(f.path)
+        files.append(models.GroupFileOut(
+            file_id=ids[f.path], **file_shown, method=ev and ev.method,
+            distance=ev and ev.distance, transform=ev and ev.transform,
+            from_first=ev and ev.from_first, mark=marks.get(ids[f.path]),
+            present=os.path.isfile(f.path)))
+    return models.GroupOut(number=number, files=files, **shown)
+
+
+def _info(index: Index, index_path: Path, token: bool) -> models.InfoOut:
+    values: dict[str, Counter] = {}
+    for meta in index.file_meta().values():
+        for key, value in meta.items():
+            if value is not None and value != "":
+                values.setdefault(key, Counter())[str(value).lower() if isinstance(
+                    value, bool) else str(value)] += 1
+    files = sum(len(v) for v in index.live_files().values())
+    return models.InfoOut(index=display_path(str(index_path)), files=files,
+                          methods=["auto", *index.methods_present()], token=token,
+                          meta={k: [v for v, _ in c.most_common(META_VALUES)]
+                                for k, c in sorted(values.items())})
