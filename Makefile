@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e .
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[serve]'  # serve: the web UI make run points to
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
@@ -34,15 +34,20 @@ install-test: $(VENV)/.installed-test
 
 # Scan DIR (or a small sample collection built on the spot) and print its duplicate groups.
 # MODE=thorough adds the copy descriptor and local features (README, "Fast or thorough").
+RUN_DIR = $(if $(strip $(DIR)),$(DIR),$(SAMPLE))
+RUN_INDEX = $(RUN_DIR)/.lookalike/index.db
+
 run: $(VENV)/.installed
 ifeq ($(strip $(DIR)),)
 	$(VENV)/bin/lookalike sample $(SAMPLE)
-	$(VENV)/bin/lookalike scan $(SAMPLE) --mode $(MODE)
-	$(VENV)/bin/lookalike dupes --index $(SAMPLE)/.lookalike/index.db
-else
-	$(VENV)/bin/lookalike scan "$(DIR)" --mode $(MODE)
-	$(VENV)/bin/lookalike dupes --index "$(DIR)/.lookalike/index.db"
 endif
+	$(VENV)/bin/lookalike scan "$(RUN_DIR)" --mode $(MODE)
+	$(VENV)/bin/lookalike dupes --index "$(RUN_INDEX)"
+	@echo
+	@echo "Next (nothing is changed until you run apply):"
+	@echo "  $(VENV)/bin/lookalike report --index '$(RUN_INDEX)' --out report.html  # a page to look through"
+	@echo "  $(VENV)/bin/lookalike serve --index '$(RUN_INDEX)' --open          # review in the browser, keep or quarantine"
+	@echo "  $(VENV)/bin/lookalike plan --index '$(RUN_INDEX)' --out plan.json  # which copy each group keeps, then: lookalike apply plan.json"
 
 test: $(VENV)/.installed-test $(VENV)/.model-sscd
 	$(PY) -m ruff check src tests bench

@@ -156,3 +156,29 @@ def test_find_duplicates_in_one_call_writes_nothing_into_the_folder(tmp_path):
     kept = tmp_path.parent / "kept.db"
     again = lookalike.find_duplicates(tmp_path, index_path=kept, workers=1)
     assert [len(g.files) for g in again] == [2] and kept.exists()
+
+
+def test_no_index_here_names_the_ones_just_below(tmp_path, monkeypatch):
+    """A command run one folder too high says where the indexes below it are."""
+    monkeypatch.delenv("LOOKALIKE_INDEX", raising=False)
+    top = tmp_path / "top"
+    for name in ("shop", "holiday/2024"):
+        (top / name).mkdir(parents=True)
+        (top / name / "a.png").write_bytes(png(picture(7)))
+        lookalike.scan(top / name, workers=1)
+    far = top / "deep" / "er" / "still"  # three levels down: not searched
+    far.mkdir(parents=True)
+    (far / "a.png").write_bytes(png(picture(8)))
+    lookalike.scan(far, workers=1)
+    (top / "empty").mkdir()
+    monkeypatch.setenv("LOOKALIKE_CEILING_DIRECTORIES", str(tmp_path))
+    with pytest.raises(IndexNotFoundError) as caught:
+        find_index(top)
+    message = str(caught.value)
+    assert str(top / "shop" / ".lookalike" / "index.db") in message
+    assert str(top / "holiday" / "2024" / ".lookalike" / "index.db") in message
+    assert "still" not in message
+    result = run_cli("dupes", cwd=top, env=cli_env(LOOKALIKE_CEILING_DIRECTORIES=str(tmp_path)))
+    assert result.code == 2 and "shop/.lookalike/index.db" in result.stderr, result
+    with pytest.raises(IndexNotFoundError, match="lookalike scan FOLDER"):
+        find_index(top / "empty")  # nothing below: the usual advice

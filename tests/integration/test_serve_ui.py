@@ -10,7 +10,12 @@ screenshots are kept in tests/artifacts/."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,7 +29,7 @@ from lookalike.index.store import open_index  # noqa: E402
 from lookalike.search.dupes import find_groups  # noqa: E402
 from lookalike.service.app import create_app  # noqa: E402
 
-from .conftest import dihedral, jpeg, picture, png  # noqa: E402
+from .conftest import LOOKALIKE, cli_env, dihedral, jpeg, picture, png  # noqa: E402
 from .serving import build_review, group_names, running, snapshot  # noqa: E402
 from .test_report_html import ARTIFACTS, CHROMIUM_ARGS, _browser  # noqa: E402
 
@@ -340,3 +345,43 @@ def get_json(url: str) -> dict:
 
     with urllib.request.urlopen(url, timeout=10) as reply:
         return json.load(reply)
+
+
+def test_serve_open_gives_the_browser_a_link_that_carries_the_token(tmp_path):
+    """`serve --open` opens the browser ($BROWSER) at the printed link; the token rides after
+    '#', so the page needs no dialog, and the address bar loses it once read."""
+    sync_playwright = _browser()
+    review = build_review(tmp_path / "photos")
+    (tmp_path / "token").write_text("link-token\n")
+    opened = tmp_path / "opened.txt"
+    browser_script = tmp_path / "browser.py"
+    browser_script.write_text(f"import sys\nopen({str(opened)!r}, 'w').write(sys.argv[1])\n")
+    server = subprocess.Popen(
+        [str(LOOKALIKE), "serve", "--index", str(review.index), "--port", "0", "--no-warm",
+         "--token-file", str(tmp_path / "token"), "--open"],
+        env=cli_env(BROWSER=f"{sys.executable} {browser_script} %s"),
+        stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not opened.exists() or not opened.read_text():
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        link = opened.read_text()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/#token=link-token", link), link
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                         args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(WAIT_MS)
+                page.goto(link)
+                page.wait_for_function("""() => document.querySelectorAll(
+                    'ol.grid a.card').length === 3""")
+                assert not page.locator("#token-dialog[open]").count()
+                assert "token" not in page.url
+            finally:
+                browser.close()
+    finally:
+        os.kill(server.pid, signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+    assert link in stderr  # the same link is printed, as Jupyter prints its own

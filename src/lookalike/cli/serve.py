@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+import webbrowser
 from pathlib import Path
 from typing import Optional
+from urllib.parse import quote
 
 import typer
 
@@ -37,6 +42,8 @@ def serve_command(
                                    help="Largest picture accepted, in pixels (by its header)."),
     warm: bool = typer.Option(True, "--warm/--no-warm", help="Compute the duplicate groups "
                               "as the server starts, so the web UI's first page is quick."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the web UI in the default "
+                                      "browser once the server answers."),
 ) -> None:
     """Serve the index over HTTP: the web UI at /, the API's schema (OpenAPI) at
     /openapi.json. Requests that change something are refused from other sites' pages."""
@@ -58,10 +65,43 @@ def serve_command(
                              max_pixels=max_pixels, warm=warm)
     except LookalikeError as exc:
         raise _fail(str(exc), USAGE) from None
-    err.print(f"serving {index_path} on http://{host}:{port} (web UI at /, API schema at "
-              "/openapi.json)")
+    if port == 0:  # any free port: chosen here, so that the printed link names it
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
+    link = ui_link(host, port, token)
+    err.print(f"serving {index_path}; web UI: {link} (API schema at /openapi.json)",
+              markup=False, soft_wrap=True)
+    if open_browser:
+        threading.Thread(target=_open_when_up, args=(host, port, link), daemon=True).start()
     uvicorn.run(service, host=host, port=port, log_level="warning",
                 timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+
+
+def ui_link(host: str, port: int, token: str | None) -> str:
+    """The web UI's address to print and open: a wildcard bind is reached on loopback, and a
+    token rides after '#', which the page reads and the browser never sends (as Jupyter's
+    link carries its token)."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in shown:
+        shown = f"[{shown}]"
+    link = f"http://{shown}:{port}/"
+    return f"{link}#token={quote(token, safe='')}" if token else link
+
+
+def _open_when_up(host: str, port: int, link: str, wait_s: float = 30.0) -> None:
+    """Open `link` in the default browser ($BROWSER, as Python's webbrowser reads it) once
+    the port takes connections; say so when it cannot be opened."""
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((target, port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    if not webbrowser.open(link):
+        err.print("could not open a browser; open the link above", markup=False)
 
 
 def _read_token(token_file: Optional[Path]) -> str | None:

@@ -4,6 +4,7 @@ ceilings, as git does), and the places an index must never be created."""
 from __future__ import annotations
 
 import os
+from itertools import islice
 from pathlib import Path
 
 from ..errors import IndexError_, IndexNotFoundError
@@ -32,9 +33,48 @@ def find_index(start: str | os.PathLike = ".") -> Path:
         candidate = folder / INDEX_DIR / INDEX_NAME
         if candidate.exists():
             return candidate
-    raise IndexNotFoundError(
-        f"no index found in {here} or its parents; run 'lookalike scan FOLDER' first "
-        "or give --index PATH")
+    message = f"no index found in {here} or its parents"
+    near = nearby_indexes(here)
+    if near:
+        listed = ", ".join(str(p) for p in near)
+        raise IndexNotFoundError(f"{message}; below it: {listed}. Give --index with one of "
+                                 "them, or run the command in its folder")
+    raise IndexNotFoundError(f"{message}; run 'lookalike scan FOLDER' first or give "
+                             "--index PATH")
+
+
+# nearby_indexes reads at most this many folder entries in all (a hint must stay instant,
+# even when run from a folder holding a million files) and looks this many levels down.
+NEARBY_ENTRIES = 2_000
+NEARBY_DEPTH = 2
+
+
+def nearby_indexes(here: Path, most: int = 3) -> list[Path]:
+    """Up to `most` indexes in the folders below `here` (two levels down, hidden folders
+    left out), for the hint of a command run one folder too high."""
+    found: list[Path] = []
+    budget = NEARBY_ENTRIES
+    level = [here]
+    for _ in range(NEARBY_DEPTH):
+        below: list[Path] = []
+        for folder in level:
+            try:
+                with os.scandir(folder) as scanned:
+                    entries = sorted(islice(scanned, max(budget, 0)), key=lambda e: e.name)
+                budget -= len(entries)
+                for entry in entries:
+                    if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                        continue
+                    candidate = Path(entry.path) / INDEX_DIR / INDEX_NAME
+                    if candidate.is_file():
+                        found.append(candidate)
+                        if len(found) >= most:
+                            return found
+                    below.append(Path(entry.path))
+            except OSError:
+                continue
+        level = below
+    return found
 
 
 def search_folders(here: Path) -> list[Path]:

@@ -10,6 +10,14 @@ export class ApiError extends Error {
   }
 }
 
+// A link printed by `lookalike serve` carries the token after '#' (never sent to the server,
+// so never in a log): keep it for this tab and take it out of the address bar.
+const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+if (fromLink) {
+  sessionStorage.setItem(TOKEN_KEY, fromLink);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
 function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
