@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .actions.plan import DEFAULT_RULES, Plan, make_plan
+from .actions.keeper import DEFAULT_RULES, marks_of
+from .actions.plan import Plan, make_plan
 from .arguments import as_paths
 from .errors import LookalikeError
 from .index.store import open_index
@@ -127,12 +128,15 @@ class Collection:
 
     def plan(self, rules: Sequence[str] = DEFAULT_RULES, *, reference: Sequence[str] = (),
              prefer_path: Sequence[str] = (), action: str = "quarantine",
-             **settings: Any) -> Plan:
-        """Which file of each group to keep and what to do with the others; nothing is done
-        until lookalike.apply_plan(plan, execute=True)."""
+             use_marks: bool = True, **settings: Any) -> Plan:
+        """Which file of each group to keep and what to do with the others (the web UI's keep
+        and quarantine marks first, with `use_marks`); nothing is done until
+        lookalike.apply_plan(plan, execute=True)."""
         with open_index(self.path) as index:
             groups = find_groups(index, options=self._options(settings))
-            return make_plan(index, groups, rules, prefer_path, reference, action)
+            marks = marks_of(index, [f.path for g in groups for f in g.files]) \
+                if use_marks else {}
+            return make_plan(index, groups, rules, prefer_path, reference, action, marks)
 
     def stats(self, by: str | None = None, **settings: Any) -> DatasetStats:
         """Formats, sizes, unreadable files and duplicate rates, split by a metadata key."""

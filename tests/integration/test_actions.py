@@ -328,3 +328,42 @@ def test_not_duplicate_decision_is_respected_by_dupes(tmp_path):
     listed_groups = [{f["path"] for f in g["files"]} for g in listed.json()["groups"]]
     assert any({a, old} <= g for g in listed_groups)
     assert not any({a, small} <= g for g in listed_groups)
+
+
+def _table_keeps(result) -> dict[str, str]:
+    """kept path -> its reason, from the `dupes` table's keep rows."""
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("  keep ")]
+    return {row[1]: result.stdout.split(row[1], 1)[1].split("kept: ", 1)[1].split("\n")[0]
+            for row in rows}
+
+
+def test_dupes_shows_the_keeper_plan_keeps_and_a_mark_moves_both(tmp_path):
+    root = tmp_path / "c"
+    index = build(root)
+    ref = ["--reference", root / "ref"]
+    table = run_cli("dupes", "--index", index, *ref)
+    assert table.code == 0, table
+    shown = _table_keeps(table)
+    result = run_cli("plan", "--index", index, *ref, "--out", tmp_path / "plan.json")
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert set(shown) == {g["keep"] for g in plan["groups"]}
+    assert shown[str(root / "ref" / "b.png")] == "in a reference folder"
+    # byte copies tie on resolution and size: the older one is kept, and the table says so
+    assert shown[str(root / "lib" / "old" / "a.jpg")] == "oldest file"
+    assert {g["keep_reason"] for g in plan["groups"]} == set(shown.values())
+    assert "resized or re-encoded copy of" in table.stdout  # a-small.jpg, in words
+    # a person marks the small copy keep (as the web UI does): both views follow
+    small = str(root / "lib" / "a-small.jpg")
+    with open_index(index) as idx:
+        idx.acquire()
+        idx.set_marks(list(idx.live_file_ids([small]).values()), "keep")
+    marked = _table_keeps(run_cli("dupes", "--index", index, *ref))
+    assert marked[small] == "marked keep"
+    result = run_cli("plan", "--index", index, *ref, "--out", tmp_path / "plan2.json")
+    assert result.code == 0, result
+    again = json.loads((tmp_path / "plan2.json").read_text())
+    assert small in {g["keep"] for g in again["groups"]}
+    ignored = run_cli("plan", "--index", index, *ref, "--no-marks", "--out",
+                      tmp_path / "plan3.json")
+    assert ignored.code == 0 and small not in {
+        g["keep"] for g in json.loads((tmp_path / "plan3.json").read_text())["groups"]}

@@ -13,40 +13,20 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from ..errors import PlanError
 from ..index.store import Index
 from ..types import Group
+# The keep rules and the choice of the kept file live in keeper.py; imported from here too.
+from .keeper import (DEFAULT_RULES, KEEP_RULES, Candidate, choose, candidates,  # noqa: F401
+                     is_under, parse_rules)
 
 log = logging.getLogger(__name__)
 
 PLAN_VERSION = 1
 ACTIONS = ("quarantine", "hardlink", "symlink", "delete")
 LINKS = ("hardlink", "symlink")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One file of a group, as the index saw it."""
-
-    path: str
-    width: int
-    height: int
-    size: int
-    mtime_ns: int
-    hash: str  # xxh3-128 of the bytes, hex (contents.hash)
-
-
-# Each rule is a sort key: smaller sorts first, the first file is kept.
-KEEP_RULES: dict[str, Callable[[Candidate], object]] = {
-    "largest-resolution": lambda c: -(c.width * c.height),
-    "largest-file": lambda c: -c.size,
-    "oldest": lambda c: c.mtime_ns,
-    "newest": lambda c: -c.mtime_ns,
-    "shortest-path": lambda c: len(c.path),
-}
-DEFAULT_RULES = ("largest-resolution", "largest-file", "oldest")
 
 
 @dataclass(frozen=True)
@@ -70,6 +50,7 @@ class PlannedGroup:
     actions: list[PlannedAction] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # {path, reason}
     kept: list[str] = field(default_factory=list)  # other files kept by a person's mark
+    keep_reason: str = ""  # why `keep` is the kept file, in words (keeper.choose)
 
 
 @dataclass(frozen=True)
@@ -91,27 +72,6 @@ class Plan:
         return [a for g in self.groups for a in g.actions]
 
 
-def parse_rules(text: str | Sequence[str]) -> list[str]:
-    """'largest-resolution,oldest' -> its rule names, checked."""
-    names = [r.strip() for r in (text.split(",") if isinstance(text, str) else text)
-             if r.strip()]
-    unknown = [r for r in names if r not in KEEP_RULES]
-    if unknown:
-        raise PlanError(f"unknown keep rule(s) {', '.join(unknown)}; known: "
-                        f"{', '.join(KEEP_RULES)}")
-    return names or list(DEFAULT_RULES)
-
-
-def is_under(path: str, folders: Sequence[str]) -> bool:
-    """Whether `path` lies in one of `folders` (absolute, symlinks of the folders resolved)."""
-    real = os.path.realpath(path)
-    for folder in folders:
-        root = os.path.realpath(folder)
-        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
-            return True
-    return False
-
-
 def make_plan(index: Index, groups: Sequence[Group], rules: Sequence[str] = DEFAULT_RULES,
               prefer_path: Sequence[str] = (), reference: Sequence[str] = (),
               action: str = "quarantine", marks: Mapping[str, str] | None = None) -> Plan:
@@ -131,15 +91,9 @@ def make_plan(index: Index, groups: Sequence[Group], rules: Sequence[str] = DEFA
     marks = marks or {}
     prefer = [os.path.abspath(p) for p in prefer_path]
     refs = [os.path.abspath(p) for p in reference]
-    paths = [f.path for g in groups for f in g.files]
-    states = index.file_states(paths)
-    planned = []
-    for group in groups:
-        members = [Candidate(f.path, f.width, f.height, *states[f.path][:2],
-                             states[f.path][3].hex()) for f in group.files if f.path in states]
-        if len(members) >= 2:
-            planned.append(_plan_group(members, group.method, rules, prefer, refs, action,
-                                       marks))
+    planned = [_plan_group(members, group.method, rules, prefer, refs, action, marks)
+               for group, members in zip(groups, candidates(index, groups))
+               if len(members) >= 2]
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     log.info("planned %d actions in %d groups", sum(len(g.actions) for g in planned),
              len(planned))
@@ -151,9 +105,8 @@ def _plan_group(members: list[Candidate], method: str, rules: list[str], prefer:
     in_ref = [c for c in members if is_under(c.path, refs)]
     marked_keep = [c for c in members if marks.get(c.path) == "keep"]
     unwanted = {c.path for c in members if marks.get(c.path) == "quarantine"}
-    pool = in_ref or marked_keep or [c for c in members if c.path not in unwanted] or members
-    keep = sorted(pool, key=lambda c: (not is_under(c.path, prefer),
-                                       *(KEEP_RULES[r](c) for r in rules), c.path))[0]
+    keeper = choose(members, rules, prefer, refs, marks)
+    keep = next(c for c in members if c.path == keeper.path)
     actions, skipped, kept = [], [], []
     for c in members:
         if c is keep or c in in_ref:
@@ -171,7 +124,7 @@ def _plan_group(members: list[Candidate], method: str, rules: list[str], prefer:
             continue
         actions.append(PlannedAction(c.path, action, keep.path, c.size, c.mtime_ns, c.hash))
     return PlannedGroup(keep.path, keep.size, keep.mtime_ns, keep.hash, method,
-                        sorted(c.path for c in in_ref), actions, skipped, kept)
+                        sorted(c.path for c in in_ref), actions, skipped, kept, keeper.reason)
 
 
 def write_plan(plan: Plan, path: str | os.PathLike) -> None:

@@ -18,7 +18,8 @@ from rich.markup import escape
 
 from ..actions.apply import apply_plan, quarantine_for, report_json
 from ..actions.follow import after_apply, after_undo, catch_up
-from ..actions.plan import ACTIONS, DEFAULT_RULES, make_plan, read_plan, write_plan
+from ..actions.keeper import marks_of
+from ..actions.plan import ACTIONS, make_plan, read_plan, write_plan
 from ..actions.undo import find_runs, resolve_run, run_summary, undo_run
 from ..errors import LookalikeError
 from ..index.store import display_path, open_index
@@ -43,13 +44,10 @@ DECISIONS = {"not-dup": "not-duplicate", "dup": "duplicate"}
 @app.command("plan")
 def plan_command(
     out_path: Path = typer.Option(..., "--out", help="Plan file to write (JSON)."),
-    keep: str = typer.Option(",".join(DEFAULT_RULES), "--keep", help="Keep rules in order: "
-                             "largest-resolution, largest-file, oldest, newest, "
-                             "shortest-path."),
-    prefer_path: list[Path] = typer.Option([], "--prefer-path", help="Keep files under DIR "
-                                           "first (repeatable)."),
-    reference: list[Path] = typer.Option([], "--reference", help="Files under DIR are always "
-                                         "kept and never touched (repeatable)."),
+    keep: str = options.KEEP,
+    prefer_path: list[Path] = options.PREFER_PATH,
+    reference: list[Path] = options.REFERENCE,
+    no_marks: bool = options.NO_MARKS,
     action: str = typer.Option("quarantine", "--action", help=f"What to do with the other "
                                f"files: {', '.join(ACTIONS)}."),
     method: str = typer.Option("auto", "--method", "-m", help="As in dupes."),
@@ -66,8 +64,9 @@ def plan_command(
         _warn(catch_up(index))  # a killed apply or undo: the index first learns what it did
         with open_index(index) as idx:
             groups = find_groups(idx, method, max_distance, linkage=linkage)
+            marks = {} if no_marks else marks_of(idx, [f.path for g in groups for f in g.files])
             plan = make_plan(idx, groups, keep.split(","), [str(p) for p in prefer_path],
-                             [str(p) for p in reference], action)
+                             [str(p) for p in reference], action, marks)
         write_plan(plan, out_path)
     except LookalikeError as exc:
         raise _translate(exc)
@@ -80,7 +79,8 @@ def plan_command(
                           "bytes": sum(a.size for a in actions)}))
         return
     for group in plan.groups:
-        out.print(f"[bold]keep[/] {escape(display_path(group.keep))}")
+        out.print(f"[bold]keep[/] {escape(display_path(group.keep))}  "
+                  f"[dim]({escape(group.keep_reason)})[/]")
         for a in group.actions:
             out.print(f"  {a.action:10} {escape(display_path(a.path))}")
         for s in group.skipped:

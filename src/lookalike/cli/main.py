@@ -18,6 +18,7 @@ import typer
 from rich.markup import escape
 
 from ..actions.follow import catch_up
+from ..actions.keeper import keepers
 from ..errors import LookalikeError
 from ..settings import setting
 from ..index.store import display_path, open_index
@@ -30,11 +31,13 @@ from ..scan import DEFAULT_METHODS, MODES, scan as lib_scan, with_mode
 from ..search.options import SearchOptions
 from ..search.dupes import (DEFAULT_LINKAGE, find_groups, find_pairs, groups_across,
                             pairs_across)
+from ..search.evidence import groups_with_evidence
 from ..search.partial import containment_pairs
+from ..report.words import match_words
 from ..search.query import query as run_query
 from ..sources.files import read_path_list
 from ..sources.folders import WalkOptions
-from . import options
+from . import options, tables
 from .common import (DUPES_FOUND, OK, PARTIAL, USAGE, Format, _emit, _fail,
                      _index_path, _peak_mb, _scan_with_progress, _split_methods, _translate,
                      _where, app, err, out)
@@ -166,6 +169,10 @@ def dupes(
     across: Optional[str] = typer.Option(None, "--across", help="Only groups (pairs) whose "
                                          "files differ in metadata KEY (e.g. duplicates "
                                          "across categories)."),
+    keep: str = options.KEEP,
+    prefer_path: list[Path] = options.PREFER_PATH,
+    reference: list[Path] = options.REFERENCE,
+    no_marks: bool = options.NO_MARKS,
 ) -> None:
     """Duplicate groups (or pairs) in the index. The default, auto, is a cascade: exact
     copies, then perceptual hashes, then embeddings where the index holds them."""
@@ -190,10 +197,18 @@ def dupes(
                 found = find_pairs(idx, options=settings)
                 found = pairs_across(found, meta, across) if across else found
                 _print_pairs(found, fmt)
-            else:
+            elif fmt is not Format.table:
                 found = find_groups(idx, options=settings)
                 found = groups_across(found, meta, across) if across else found
                 _print_groups(found, failures, fmt)
+            else:  # the table shows each group's keeper and how each file matched
+                found, evidence = groups_with_evidence(idx, options=settings)
+                found = groups_across(found, meta, across) if across else found
+                chosen = keepers(idx, found, keep.split(","), [str(p) for p in prefer_path],
+                                 [str(p) for p in reference], not no_marks)
+                paths = [f.path for g in found for f in g.files]
+                formats = {p: state[4] for p, state in idx.file_states(paths).items()}
+                tables.print_groups(found, evidence, chosen, formats, failures)
     except LookalikeError as exc:
         raise _translate(exc)
     if fmt is Format.table:
@@ -205,20 +220,8 @@ def dupes(
 def _print_groups(groups, failures, fmt: Format) -> None:
     if fmt is Format.json:
         _emit(output.groups_json(groups, failures))
-        return
-    if fmt is Format.csv:
+    else:
         _emit(output.groups_csv(groups))
-        return
-    for number, g in enumerate(groups, 1):
-        out.print(f"[bold]group {number}[/]: {len(g.files)} files, {g.method}"
-                  + (f" (diameter {g.diameter}, weakest pair {g.weakest[2]})"
-                     if g.diameter else ""))
-        for f in g.files:
-            out.print(f"  {escape(display_path(f.path))}  [dim]{f.width}x{f.height}  "
-                      f"{f.bytes:,} bytes[/]")
-    copies = sum(len(g.files) - 1 for g in groups)
-    out.print(f"{len(groups):,} groups, {copies:,} redundant files"
-              + (f"; {len(failures):,} files could not be read" if failures else ""))
 
 
 def _emitted(items, fmt: Format, to_json, to_csv) -> bool:
@@ -240,7 +243,16 @@ def _print_listed(items, fmt: Format, to_json, to_csv, line) -> None:
 def _print_pairs(pairs, fmt: Format) -> None:
     _print_listed(pairs, fmt, output.pairs_json, output.pairs_csv,
                   lambda m: f"{escape(display_path(m.a))}  ~  {escape(display_path(m.b))}  "
-                            f"[dim]{m.evidence or m.method} {_closeness(m)} {m.transform}[/]")
+                            f"[dim]{escape(_pair_words(m))}[/]")
+
+
+def _pair_words(m) -> str:
+    """How b matches a, in words: 'mirrored copy · similarity 97%' (the thorough mode's
+    normalised descriptor score is a score, not a similarity)."""
+    exact = m.method in ("bytes", "pixels")
+    if m.evidence:
+        return f"{match_words(m.method, None, m.transform)} · score {m.score:.2f}"
+    return match_words(m.method, None if exact else m.score, m.transform)
 
 
 RELATION_WORDS = {"same": "same picture as", "inside": "appears inside", "overlap": "overlaps"}
@@ -333,17 +345,10 @@ def query(
         if not r.matches:
             return ["no match"]
         return [f"{len(r.matches)} match(es)"] + [
-            f"  {escape(display_path(m.b))}  "
-            f"[dim]{m.evidence or m.method} {_closeness(m)} {m.transform}[/]"
+            f"  {escape(display_path(m.b))}  [dim]{escape(_pair_words(m))}[/]"
             for m in r.matches]
 
     _print_lookups(results, fmt, output.query_json, output.query_csv, lines)
-
-
-def _closeness(match) -> str:
-    if getattr(match, "evidence", ""):  # thorough mode: a normalised descriptor score
-        return f"score={match.score:.3f}"
-    return f"sim={match.score:.3f}" if match.method == "embed" else f"d={match.distance}"
 
 
 @app.command()

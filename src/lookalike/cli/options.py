@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ..actions.keeper import DEFAULT_RULES, KEEP_RULES
 from ..arguments import MAX_LIMIT, MAX_WORKERS  # noqa: F401  (re-exported for commands)
 from ..runners.shards import SHARD_FILES as SHARD_FILES_DEFAULT
 from ..search.dupes import MAX_RADIUS
@@ -30,3 +31,15 @@ SHARD_FILES = typer.Option(SHARD_FILES_DEFAULT, "--shard-files", min=1, max=1 <<
 def limit(help_text: str, default: int = 20) -> typer.models.OptionInfo:
     """`--limit`: matches listed per picture, 1 to MAX_LIMIT."""
     return typer.Option(default, "--limit", min=1, max=MAX_LIMIT, metavar="N", help=help_text)
+
+
+# Which file of a group is kept (actions/keeper.py): `plan` uses them, and `dupes` shows the
+# same keeper, so both take the same options.
+KEEP = typer.Option(",".join(DEFAULT_RULES), "--keep", metavar="RULES",
+                    help="Keep rules in order: " + ", ".join(KEEP_RULES) + ".")
+PREFER_PATH = typer.Option([], "--prefer-path", metavar="DIR",
+                           help="Keep files under DIR first (repeatable).")
+REFERENCE = typer.Option([], "--reference", metavar="DIR",
+                         help="Files under DIR are always kept and never touched (repeatable).")
+NO_MARKS = typer.Option(False, "--no-marks", help="Ignore the keep and quarantine marks made "
+                        "in the web UI (they come before the keep rules).")

@@ -473,16 +473,18 @@ class Index(Decisions, Ingested):
 
     # --- file states (actions/; decisions: index/decisions.py) ------------------------------
 
-    def file_states(self, paths: Sequence[str]) -> dict[str, tuple[int, int, int, bytes]]:
-        """path -> (size, mtime_ns, content id, bytes hash) as the last scan saw it, for the
-        live image files among `paths`."""
-        out: dict[str, tuple[int, int, int, bytes]] = {}
+    def file_states(self, paths: Sequence[str]
+                    ) -> dict[str, tuple[int, int, int, bytes, str]]:
+        """path -> (size, mtime_ns, content id, bytes hash, format) as the last scan saw it,
+        for the live image files among `paths`."""
+        out: dict[str, tuple[int, int, int, bytes, str]] = {}
         for start in range(0, len(paths), 500):
             chunk = [to_db_path(p) for p in paths[start:start + 500]]
             marks = ",".join("?" * len(chunk))
-            for path, size, mtime_ns, content_id, digest in self.conn.execute(
-                    f"SELECT f.path, f.size, f.mtime_ns, f.content_id, c.hash FROM files f "
-                    f"JOIN contents c ON c.id = f.content_id WHERE f.status='ok' AND "
-                    f"f.path IN ({marks})", chunk):
-                out[from_db_path(path)] = (size, mtime_ns, content_id, bytes(digest))
+            for path, size, mtime_ns, content_id, digest, fmt in self.conn.execute(
+                    f"SELECT f.path, f.size, f.mtime_ns, f.content_id, c.hash, c.format "
+                    f"FROM files f JOIN contents c ON c.id = f.content_id WHERE "
+                    f"f.status='ok' AND f.path IN ({marks})", chunk):
+                out[from_db_path(path)] = (size, mtime_ns, content_id, bytes(digest),
+                                           fmt or "")
         return out

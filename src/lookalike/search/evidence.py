@@ -12,7 +12,9 @@ import numpy as np
 from ..index.store import Index
 from ..methods import dihedral
 from ..types import Group
-from .dupes import ContentPairs, evidence_rank, groups_of, searched
+from ..methods.registry import get_spec
+from .dupes import EMBED, ContentPairs, evidence_rank, groups_of, searched
+from .embed import similarity_of
 from .options import SearchOptions, resolve
 
 
@@ -28,6 +30,15 @@ class Evidence:
     # strongest links from it: `transform` alone is relative to `other`, a different member
     # for each file, and those links need not reach the first file.
     from_first: str = "identity"
+
+    @property
+    def score(self) -> float:
+        """1.0 for identical, lower for less alike, as Match.score (dupes.matches_of)."""
+        if self.method in ("bytes", "pixels"):
+            return 1.0
+        if self.method == EMBED:
+            return similarity_of(self.distance)
+        return 1.0 - self.distance / get_spec(self.method).bits
 
 
 def groups_with_evidence(index: Index, method: str = "auto",

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Query
 from ..actions.apply import apply_plan, quarantine_for
 from ..actions.follow import after_apply, after_undo
 from ..actions.journal import new_run_id
+from ..actions.keeper import marks_of
 from ..actions.plan import Plan, make_plan, read_plan, write_plan
 from ..actions.undo import find_runs, run_summary, undo_run
 from ..index.decisions import MARKS
@@ -188,10 +189,7 @@ def _plan(index_path: Path, cache: GroupCache, body: models.PlanIn) -> models.Pl
         found = cache.groups(index, body.method, where)
         chosen = select_groups(found.groups, body.min_size, body.max_size)
         ids = index.live_file_ids(f.path for g in chosen for f in g.files)
-        marks = {}
-        if body.use_marks:
-            by_id = index.marks(ids.values())
-            marks = {path: by_id[i].mark for path, i in ids.items() if i in by_id}
+        marks = marks_of(index, list(ids)) if body.use_marks else {}
         plan = make_plan(index, chosen, body.rules, prefer, reference, "quarantine", marks)
     plan_id = f"{new_run_id()}-{secrets.token_hex(3)}"
     folder = index_path.parent / PLANS_DIR
