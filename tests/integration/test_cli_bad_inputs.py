@@ -31,8 +31,20 @@ def _failures(corpus, result) -> dict[str, dict]:
     return {_relative(corpus, f["path"]): f for f in result.json()["failures"]}
 
 
-def test_scan_exits_with_partial_failure(scanned):
-    assert scanned.code == 3, str(scanned)
+def test_scan_that_finished_exits_0_and_3_with_strict(cli, bad_corpus, scanned, tmp_path):
+    """The exit-code policy (README, "Exit codes"): unreadable files are listed, and only
+    --strict turns them into exit 3 (for scripts that must stop)."""
+    assert scanned.code == 0, str(scanned)
+    assert len(scanned.json()["failures"]) == len(bad_corpus.bad)
+    strict = cli("scan", bad_corpus.root, "--follow-symlinks", "--format", "json", "--strict",
+                 timeout=60)
+    assert strict.code == 3, str(strict)
+    assert strict.json()["failures"] == scanned.json()["failures"]
+    config = tmp_path / "lookalike.toml"
+    config.write_text("[scan]\nstrict = true\n")
+    from_file = cli("scan", bad_corpus.root, "--follow-symlinks", "--format", "json",
+                    timeout=60, env=cli_env(LOOKALIKE_CONFIG=str(config)))
+    assert from_file.code == 3, str(from_file)
 
 
 def test_every_bad_file_is_listed_and_nothing_else(bad_corpus, scanned):
@@ -106,7 +118,8 @@ def test_heic_is_read(bad_corpus, scanned):
 
 
 def test_rescan_reports_the_same_failures_and_reads_nothing(cli, bad_corpus, scanned):
-    again = cli("scan", bad_corpus.root, "--follow-symlinks", "--format", "json", timeout=60)
+    again = cli("scan", bad_corpus.root, "--follow-symlinks", "--format", "json", "--strict",
+                timeout=60)
     assert again.code == 3, str(again)
     assert sorted(_failures(bad_corpus, again)) == sorted(bad_corpus.bad)
     assert again.json()["scanned"] == 0
@@ -121,7 +134,7 @@ def test_symlink_loop_without_follow_is_not_entered(cli, bad_corpus, scanned, tm
 
 def test_table_summary_lists_failures_on_stderr(cli, bad_corpus, scanned, tmp_path):
     result = cli("scan", bad_corpus.root, "--index", tmp_path / "i.db", timeout=60)
-    assert result.code == 3
+    assert result.code == 0
     assert "failed 5" in result.stdout, result.stdout
     assert "empty.jpg" in result.stderr and "truncated" in result.stderr
 
@@ -139,7 +152,7 @@ def test_png_bomb_is_refused_before_decoding(cli, pics, tmp_path):
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    result = cli("scan", folder, "--workers", "1", "--format", "json", timeout=60,
+    result = cli("scan", folder, "--workers", "1", "--format", "json", "--strict", timeout=60,
                  preexec_fn=cap)
     assert result.code == 3, str(result)
     failures = result.json()["failures"]
@@ -156,7 +169,7 @@ def test_fifo_given_as_argument_does_not_hang(cli, pics, tmp_path):
     assert inside.code == 0, str(inside)
     try:
         result = cli("scan", folder / "pipe.jpg", "--index", tmp_path / "i.db", "--format",
-                     "json", timeout=3)
+                     "json", "--strict", timeout=3)
     except subprocess.TimeoutExpired:
         pytest.fail("scan of a named pipe hung (open() blocks waiting for a writer)")
     assert result.code == 3, str(result)
@@ -172,7 +185,7 @@ def test_unreadable_file_is_reported_as_permission_denied(cli, pics):
         secret = folder / "secret.jpg"
         secret.write_bytes(pics.jpeg(pics.picture(2)))
         os.chmod(secret, 0)
-        command = [str(LOOKALIKE), "scan", str(folder), "--format", "json"]
+        command = [str(LOOKALIKE), "scan", str(folder), "--format", "json", "--strict"]
         if os.geteuid() == 0:
             setpriv = shutil.which("setpriv")
             if setpriv is None:

@@ -93,7 +93,8 @@ def test_query_table_and_csv(cli, pics, indexed, tmp_path):
     other.write_bytes(pics.jpeg(pics.picture(8888)))
     table = _query(cli, indexed, turned, other, fmt="table")
     assert table.code == 0, str(table)
-    assert "photo_07.jpg" in table.stdout and "rot270" in table.stdout
+    # the table says the turn in words; CSV and JSON keep the transform's name (below)
+    assert "photo_07.jpg" in table.stdout and "rotated 90° clockwise" in table.stdout
     assert "no match" in table.stdout
     rows = list(csv.DictReader(io.StringIO(_query(cli, indexed, turned, other, fmt="csv").stdout)))
     assert [(os.path.basename(r["query"]), os.path.basename(r["match"]), r["transform"])

@@ -139,7 +139,7 @@ def test_from_file_and_stdin(cli, db, tree, tmp_path):
 
 def test_from_file_reports_missing_paths(cli, tree, tmp_path):
     result = cli("scan", "--from-file", "-", "--index", tmp_path / "i.db", "--format", "json",
-                 stdin=f"{tree / 'a.jpg'}\n{tree / 'nope.jpg'}\n".encode())
+                 "--strict", stdin=f"{tree / 'a.jpg'}\n{tree / 'nope.jpg'}\n".encode())
     assert result.code == 3, str(result)
     (failure,) = result.json()["failures"]
     assert failure["path"].endswith("nope.jpg")

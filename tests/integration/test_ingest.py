@@ -265,8 +265,8 @@ def test_killed_ingest_resumes_to_the_same_result(server, tmp_path):
     assert 10 <= len(partial) < count
     for path in partial:  # under its final name, a file is whole
         assert path.read_bytes() == image_bytes(100 + int(path.stem[1:]))
-    resumed = subprocess.run(argv + ["--format", "json"], env=env, capture_output=True,
-                             timeout=120)
+    resumed = subprocess.run(argv + ["--format", "json", "--strict"], env=env,
+                             capture_output=True, timeout=120)
     assert resumed.returncode == 3, resumed.stderr.decode()  # the 404 row
     report = json.loads(resumed.stdout)
     assert report["already"] >= 1 and report["downloaded"] < count
@@ -432,13 +432,15 @@ def test_plain_scan_after_ingest_gets_the_metadata(server, tmp_path):
     assert meta == [(str(tmp_path / "out" / "a.jpg"), json.dumps({"category": "bags"}))]
 
 
-def test_cli_exit_code_3_when_rows_failed(server, tmp_path):
+def test_cli_exit_code_3_with_strict_when_rows_failed(server, tmp_path):
     source = write_csv(tmp_path / "urls.csv", [["a", server.url("/img/51.jpg"), "x"],
                                                ["b", server.url("/status/404"), "x"]])
-    result = CliRunner().invoke(app, ["ingest", str(source), "--url-column", "image_url",
-                                      "--id-column", "id", "--out", str(tmp_path / "out"),
-                                      "--retries", "0", "--max-bytes", "1MB",
-                                      "--allow-private"])
+    argv = ["ingest", str(source), "--url-column", "image_url", "--id-column", "id", "--out",
+            str(tmp_path / "out"), "--retries", "0", "--max-bytes", "1MB", "--allow-private"]
+    finished = CliRunner().invoke(app, argv)
+    assert finished.exit_code == 0, finished.output  # the run finished; the row is listed
+    assert "row 2 failed" in finished.stderr
+    result = CliRunner().invoke(app, argv + ["--strict"])
     assert result.exit_code == 3, result.output
     assert "ok 1" in result.stdout and "failed 1" in result.stdout
     assert "row 2 failed" in result.stderr and "HTTP 404" in result.stderr

@@ -186,7 +186,8 @@ def test_a_proxy_from_the_environment_does_not_bypass_the_check(monkeypatch, tmp
 
 def test_cli_refuses_and_explains(server, tmp_path):
     source = write_csv(tmp_path / "urls.csv", [server.url("/img/221.jpg")])
-    argv = ["ingest", str(source), "--out", str(tmp_path / "out"), "--retries", "0"]
+    argv = ["ingest", str(source), "--out", str(tmp_path / "out"), "--retries", "0",
+            "--strict"]
     refused = CliRunner().invoke(app, argv)
     assert refused.exit_code == 3, refused.output
     assert (f"refused: 127.0.0.1 is a loopback address; {HINT}"
@@ -226,7 +227,7 @@ def test_malformed_urls_are_rows_with_a_reason_and_no_traceback(server, tmp_path
     source = tmp_path / "urls.jsonl"  # JSON Lines: a URL may hold any character
     source.write_text("".join(json.dumps({"url": url}) + "\n" for url in urls))
     result = CliRunner().invoke(app, ["ingest", str(source), "--out", str(tmp_path / "out"),
-                                      "--allow-private", "--format", "json"])
+                                      "--allow-private", "--format", "json", "--strict"])
     assert result.exit_code == 3, result.output
     assert "Traceback" not in result.output and "ExceptionGroup" not in result.output
     report = json.loads(result.stdout)

@@ -3,8 +3,9 @@ library errors to messages and exit codes. Command modules import this, never ma
 (main.py imports them, to register their commands).
 
 Exit codes: 0 ok, 1 duplicates found (with --fail-on-dupes), 2 usage error, 3 partial
-failure (some files could not be read), 4 could not run (index busy or unreadable).
-"""
+failure, 4 could not run (index busy or unreadable). Partial: scan and ingest only with
+--strict (a finished run lists what it could not use and exits 0); a query picture that
+cannot be read, or a failed apply or undo action, always (README, "Exit codes")."""
 
 from __future__ import annotations
 

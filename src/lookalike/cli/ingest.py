@@ -15,6 +15,7 @@ from ..errors import LookalikeError
 from ..sources.options import BOUNDS, DownloadOptions, check_bound
 from ..sources.ingest import IngestSummary, ingest
 from ..sources.folders import WalkOptions
+from . import options
 from .common import (OK, PARTIAL, USAGE, Format, _emit, _fail, _scan_with_progress,
                    _split_methods, _translate, app, err, out)
 
@@ -93,27 +94,28 @@ def ingest_command(
                               "their metadata (as 'lookalike scan OUT')."),
     method: Optional[list[str]] = typer.Option(None, "--method", "-m",
                                                help="With --scan: signatures to compute."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, max=1024,
-                                          help="With --scan: processes (default: cores)."),
+    workers: Optional[int] = options.WORKERS,
     fmt: Format = typer.Option(Format.table, "--format", help="Summary as table or json."),
+    strict: bool = options.STRICT,
 ) -> None:
     """Download the images a file of URLs lists; a re-run resumes (done rows are skipped,
     failed ones retried). Every row gets a status and a reason, in the index and a results
-    file. Exit code 3 when some rows failed or were invalid."""
+    file. Exit code 0 when the run finished, even if some rows failed (they are listed);
+    with --strict, 3 when some rows failed or were invalid."""
     try:
         limit = parse_size(max_bytes)
         check_bound("max_bytes", limit, integer=True)
-        options = DownloadOptions(concurrency=concurrency, per_host=per_host, timeout=timeout,
-                                  total_timeout=total_timeout, retries=retries,
-                                  backoff=backoff, max_retry_after=max_retry_wait,
-                                  max_bytes=limit, max_redirects=max_redirects,
-                                  allow_private=allow_private,
-                                  allow_networks=tuple(allow_network))
+        download = DownloadOptions(concurrency=concurrency, per_host=per_host, timeout=timeout,
+                                   total_timeout=total_timeout, retries=retries,
+                                   backoff=backoff, max_retry_after=max_retry_wait,
+                                   max_bytes=limit, max_redirects=max_redirects,
+                                   allow_private=allow_private,
+                                   allow_networks=tuple(allow_network))
     except ValueError as exc:  # BoundError is a ValueError too
         raise _fail(f"--max-bytes: {exc}" if "max_bytes" in str(exc) else str(exc), USAGE)
     kept = _split_methods(keep_columns) or []  # the same comma splitting as --method
     arguments = dict(id_column=id_column, keep_columns=kept, index_path=index,
-                     results_path=results, options=options, retry_failed=retry_failed,
+                     results_path=results, options=download, retry_failed=retry_failed,
                      encoding=encoding)
     try:
         summary = _with_progress(source, url_column, out_dir, arguments)
@@ -134,7 +136,7 @@ def ingest_command(
         _print_summary(summary)
     bad = summary.statuses.get("failed", 0) + summary.statuses.get("invalid", 0)
     scan_failed = summary.scan is not None and summary.scan.failures
-    raise typer.Exit(PARTIAL if bad or scan_failed else OK)
+    raise typer.Exit(PARTIAL if strict and (bad or scan_failed) else OK)
 
 
 def _with_progress(source: Path, url_column: str, out_dir: Path,

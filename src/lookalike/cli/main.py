@@ -82,8 +82,10 @@ def scan(
     runner: str = options.RUNNER,
     ray_address: Optional[str] = options.RAY_ADDRESS,
     shard_files: int = options.SHARD_FILES,
+    strict: bool = options.STRICT,
 ) -> None:
-    """Index images: incremental, a re-run only looks at what changed."""
+    """Index images: incremental, a re-run only looks at what changed. Files that cannot be
+    read are listed with their reason; the exit code is 0 unless --strict."""
     roots = roots or []
     try:
         check_runner(runner)
@@ -119,7 +121,7 @@ def scan(
         _emit(json.dumps(summary.to_dict(), indent=2))
     else:
         _print_summary(summary)
-    raise typer.Exit(PARTIAL if summary.failures else OK)
+    raise typer.Exit(PARTIAL if strict and summary.failures else OK)
 
 
 def _print_summary(summary) -> None:

@@ -43,3 +43,8 @@ REFERENCE = typer.Option([], "--reference", metavar="DIR",
                          help="Files under DIR are always kept and never touched (repeatable).")
 NO_MARKS = typer.Option(False, "--no-marks", help="Ignore the keep and quarantine marks made "
                         "in the web UI (they come before the keep rules).")
+
+# Exit codes of bulk runs (README, "Exit codes"): a scan or ingest that finished exits 0 and
+# lists what it could not use; --strict turns any such file or row into exit 3.
+STRICT = typer.Option(False, "--strict", help="Exit with 3 when any file or row could not be "
+                      "used (without it, a run that finished exits 0 and lists them).")
