@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import pytest
@@ -43,6 +45,13 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path) -> Site:
+    with review_site(tmp_path) as served:
+        yield served
+
+
+@contextmanager
+def review_site(tmp_path: Path) -> Iterator[Site]:
+    """serving.build_review's collection under `tmp_path`, served (test_serve_keeper too)."""
     review = build_review(tmp_path / "photos")
     with open_index(review.index) as index:
         ids = {str(Path(p).relative_to(review.root)): i

@@ -222,6 +222,111 @@ def expect_text(page, selector: str, text: str) -> None:
                            arg=[selector, text])
 
 
+def test_the_keeper_is_shown_changed_and_planned_in_a_browser(tmp_path):
+    """The grid and the group page mark the file the plan would keep (keepers() on the same
+    index), say why, colour the best value of each row and say how each file matched in
+    words; "Make this the keeper" moves the mark, and a plan built in the UI keeps that file."""
+    from lookalike.actions.keeper import keepers
+
+    sync_playwright = _browser()
+    review = build_review(tmp_path / "photos")
+    root = review.root
+    with open_index(review.index) as index:
+        found = find_groups(index)
+        expected = {frozenset(Path(f.path).name for f in g.files): k
+                    for g, k in zip(found, keepers(index, found))}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with running(create_app(review.index)) as url, sync_playwright() as pw, \
+            browser_page(pw, errors) as page:
+        page.goto(f"{url}/")
+        page.wait_for_selector("ol.grid a.card .keeper-line")
+        for card in page.locator("ol.grid a.card").all():
+            names = frozenset(card.locator("img").evaluate_all("(i) => i.map((x) => x.alt)"))
+            keeper = expected[names]
+            assert card.locator(".thumb.kept img").get_attribute("alt") == \
+                Path(keeper.path).name
+            assert card.locator(".keep-flag").inner_text() == "keep"
+            assert card.locator(".keeper-line").inner_text() == \
+                f"keeps {Path(keeper.path).name}: {keeper.reason}"
+        page.screenshot(path=str(ARTIFACTS / "ui-keeper-grid.png"), full_page=True)
+        big = expected[frozenset({"a.jpg", "a_copy.png", "a_small.jpg"})]
+        assert Path(big.path).name == "a_copy.png" and big.reason == "largest file"
+        page.goto(f"{url}/#/group/1")
+        page.wait_for_selector("figure.shot.kept")
+        assert kept_name(page) == "a_copy.png"
+        assert page.locator("figure.shot:not([hidden]) .badge.keeper:visible").count() == 1
+        assert page.locator("figure.shot.kept .keep-reason").inner_text() == \
+            "Kept: largest file"
+        assert "plan keeps image" in page.locator("#choice").inner_text()
+        # the best values, in colour (dupeGuru's deltas): by keeper.best, tagged "best"
+        best = {value: {name for name in ("a.jpg", "a_copy.png", "a_small.jpg")
+                        if f"{value}-best" in row_state(page, name, value)}
+                for value in ("resolution", "bytes", "format", "date")}
+        assert best == {"resolution": {"a.jpg", "a_copy.png"}, "bytes": {"a_copy.png"},
+                        "format": {"a_copy.png"}, "date": {"a.jpg"}}
+        assert [Path(p).name for p in page.locator("figure.shot .path.best").all_inner_texts()
+                ] == ["a.jpg"]  # the shortest path
+        # each match in words, its numbers only in the tooltip
+        small = page.locator(f"figure.shot:nth-child({figure_of(page, 'a_small.jpg')}) "
+                             "dd[data-row=matched]")
+        assert small.inner_text().startswith("resized or re-encoded copy of a.jpg · similarity")
+        assert "distance" in small.get_attribute("title")
+        header = page.locator(".group-words")
+        assert "3 files · same pixels" in header.inner_text()
+        assert "diameter" not in header.inner_text() and "diameter" in header.get_attribute(
+            "title")
+        # make another file the keeper, then a third: one keep mark at a time
+        make_keeper(page, "a_small.jpg")
+        assert marks_in(review.index) == {"a_small.jpg": "keep"}
+        make_keeper(page, "a.jpg")
+        assert marks_in(review.index) == {"a.jpg": "keep"}  # a_small's mark cleared
+        expect_text(page, "#status", "Saved: a.jpg is the keeper (marked keep); cleared the "
+                    "keep mark of a_small.jpg.")
+        page.screenshot(path=str(ARTIFACTS / "ui-keeper-group.png"), full_page=True)
+        page.keyboard.press("Escape")
+        page.wait_for_selector("ol.grid a.card .keeper-line")
+        assert "keeps a.jpg: marked keep" in page.locator("ol.grid a.card").first.inner_text()
+        # the plan built in the UI keeps it (the marks are followed by default)
+        page.goto(f"{url}/#/actions")
+        page.wait_for_selector("#rule-0")
+        page.click("text=Build plan")
+        expect_text(page, "#plan-summary", "3 groups")
+        rows = page.locator(".plan-table tbody tr").all()
+        kept = {row.locator("td:nth-child(2) .plan-file span[title]").first.get_attribute(
+            "title") for row in rows}
+        assert str(root / "lib/a.jpg") in kept
+        quarantined = " ".join(page.locator(".plan-table tbody td:nth-child(3)").all_inner_texts())
+        assert "a_copy.png" in quarantined and "a_small.jpg" in quarantined
+    assert errors == []
+
+
+def kept_name(page) -> str:
+    return Path(page.locator("figure.shot.kept .path").inner_text()).name
+
+
+def row_state(page, name: str, value: str) -> str:
+    """'VALUE-best' when the figure of `name` shows its VALUE row as the best of the group."""
+    dd = page.locator(f"figure.shot:nth-child({figure_of(page, name)}) dd[data-value={value}]")
+    best = dd.evaluate("(d) => d.classList.contains('best') && d.querySelector('.best-tag')"
+                       " && getComputedStyle(d).color")
+    # coloured: the keep colour, not the text's
+    plain = page.locator("figure.shot dd:not(.best)").first.evaluate(
+        "(d) => getComputedStyle(d).color")
+    return f"{value}-best" if best and best != plain else ""
+
+
+def make_keeper(page, name: str) -> None:
+    """Press "Make this the keeper" on the figure of `name`; wait for the new keeper."""
+    shot = page.locator(f"figure.shot:nth-child({figure_of(page, name)})")
+    shot.locator("button.make-keeper").click()
+    page.wait_for_function("(n) => document.querySelector('figure.shot.kept .path')"
+                           "?.textContent.endsWith('/' + n)", arg=name)
+    assert page.locator("figure.shot.kept .keep-reason").inner_text() == "Kept: marked keep"
+    assert not shot.locator("button.make-keeper").is_visible()
+    assert page.locator("button.make-keeper:visible").count() == 2
+
+
 def test_the_ui_asks_for_the_token_and_shows_images_with_it(tmp_path):
     """Behind a token the page loads, asks for it once, and shows the thumbnails (fetched
     with the token: an <img> cannot send it)."""

@@ -75,6 +75,8 @@ def parse_rules(text: str | Sequence[str]) -> list[str]:
 
 def is_under(path: str, folders: Sequence[str]) -> bool:
     """Whether `path` lies in one of `folders` (absolute, symlinks of the folders resolved)."""
+    if not folders:
+        return False  # realpath costs a system call a component; most groups have no folders
     real = os.path.realpath(path)
     for folder in folders:
         root = os.path.realpath(folder)

@@ -112,6 +112,28 @@ class GroupFileOut(BaseModel):
     mark: Mark | None = Field(None, description="A person's mark on the file, if any.")
     present: bool = Field(True, description="Whether the file is on disk now (false after "
                           "a quarantine, until it is undone or the index scanned again).")
+    format: str | None = Field(None, description="The file format the scan saw (JPEG, PNG, "
+                               "...).")
+    score: float | None = Field(None, description="The strength of that link: 1.0 identical, "
+                                "lower is less alike (as in /query's matches).")
+    words: str | None = Field(None, description="How this file matched, in plain words: "
+                              "'mirrored copy of a.png · similarity 97%', 'same pixels as "
+                              "a.png, other file format (PNG and JPEG)'.")
+
+
+BestValue = Literal["resolution", "bytes", "format", "date", "path"]
+
+
+class KeeperOut(BaseModel):
+    """The file a plan with the default keep rules (and the files' marks) keeps."""
+    file_id: int = Field(description="Id of the kept file.")
+    path: str = Field(description="Its path, printable.")
+    reason: str = Field(description="Why, in words: 'largest resolution', 'marked keep', "
+                        "'in a reference folder', ...")
+    best: dict[BestValue, list[int]] = Field(
+        default_factory=dict, description="For each value a person compares (resolution, "
+        "bytes, format: lossless over lossy, date: oldest, path: shortest), the ids of the "
+        "members best on it; a value on which all members tie is left out.")
 
 
 class GroupOut(BaseModel):
@@ -122,6 +144,9 @@ class GroupOut(BaseModel):
     linkage: str
     diameter: int
     fully_linked: bool
+    keeper: KeeperOut | None = Field(None, description="The file `plan` would keep with "
+                                     "these keep rules and the files' marks, and why (null "
+                                     "when fewer than two files are left).")
 
 
 class GroupsPage(BaseModel):

@@ -10,7 +10,9 @@ from typing import Callable
 
 from fastapi import APIRouter, Query
 
+from ..actions.keeper import DEFAULT_RULES, Keeper, keepers
 from ..index.store import Index, display_path
+from ..report.words import match_words
 from ..search.evidence import Evidence
 from ..types import Group
 from . import models
@@ -42,10 +44,15 @@ def group_routes(index_path: Path, cache: GroupCache, info: IndexInfo) -> APIRou
                      method: str = Query("auto", max_length=models.MAX_NAME),
                      where: list[models.Where] = Query(
                          [], max_length=models.MAX_WHERE, description="KEY:VALUE (or "
-                         "KEY=VALUE) of the files' metadata; repeat: all must hold")
+                         "KEY=VALUE) of the files' metadata; repeat: all must hold"),
+                     keep: list[models.KeepRule] = Query(
+                         list(DEFAULT_RULES), max_length=len(models.KEEP_RULES),
+                         description="The keep rules, in order, that choose each group's "
+                         "keeper (as POST /plan's rules); the files' marks come first.")
                      ) -> models.GroupsPage:
         """Duplicate groups, largest first, a page at a time, with how each file matched
-        and the marks a person made. Pairs marked not-duplicate are left apart."""
+        (in words too), the marks a person made and the file a plan would keep, and why.
+        Pairs marked not-duplicate are left apart."""
         conditions = parse_where(where)
         with opened(index_path) as index:
             found = cache.groups(index, method, conditions)
@@ -54,9 +61,14 @@ def group_routes(index_path: Path, cache: GroupCache, info: IndexInfo) -> APIRou
             shown = chosen[start:start + page_size]
             ids = index.live_file_ids(f.path for g in shown for f in g.files)
             marks = {i: m.mark for i, m in index.marks(ids.values()).items()}
+            # Per page, not per cached search: the keeper follows marks, which a person
+            # changes without changing the groups.
+            kept = keepers(index, shown, keep)
+            formats = {path: state[4] for path, state in index.file_states(
+                [f.path for g in shown for f in g.files]).items()}
         return models.GroupsPage(
-            groups=[_group_out(g, start + n, ids, marks, found.evidence)
-                    for n, g in enumerate(shown, 1)],
+            groups=[_group_out(g, start + n, ids, marks, found.evidence, keeper, formats)
+                    for n, (g, keeper) in enumerate(zip(shown, kept), 1)],
             page=page, page_size=page_size, total=len(chosen),
             pages=-(-len(chosen) // page_size))
 
@@ -70,10 +82,13 @@ def group_routes(index_path: Path, cache: GroupCache, info: IndexInfo) -> APIRou
 
 
 def _group_out(group: Group, number: int, ids: dict[str, int], marks: dict[int, str],
-               evidence: dict[str, Evidence]) -> models.GroupOut:
-    """Group.to_dict names the fields; the API adds ids, evidence, marks and presence, and
-    leaves out the files gone from the index since the groups were computed."""
+               evidence: dict[str, Evidence], keeper: Keeper | None = None,
+               formats: dict[str, str] | None = None) -> models.GroupOut:
+    """Group.to_dict names the fields; the API adds ids, evidence (in words too), marks,
+    formats, presence and the keeper, and leaves out the files gone from the index since the
+    groups were computed."""
     shown = group.to_dict()
+    formats = formats or {}
     files = []
     for f, file_shown in zip(group.files, shown.pop("files")):
         if f.path not in ids:
@@ -83,8 +98,27 @@ def _group_out(group: Group, number: int, ids: dict[str, int], marks: dict[int, 
             file_id=ids[f.path], **file_shown, method=ev and ev.method,
             distance=ev and ev.distance, transform=ev and ev.transform,
             from_first=ev and ev.from_first, mark=marks.get(ids[f.path]),
-            present=os.path.isfile(f.path)))
-    return models.GroupOut(number=number, files=files, **shown)
+            present=os.path.isfile(f.path), format=formats.get(f.path) or None,
+            score=ev and ev.score, words=ev and _words(f.path, ev, formats)))
+    return models.GroupOut(number=number, files=files, keeper=_keeper_out(keeper, ids),
+                           **shown)
+
+
+def _words(path: str, ev: Evidence, formats: dict[str, str]) -> str:
+    """'mirrored copy of a.png · similarity 97%', as the `dupes` table says it."""
+    exact = ev.method in ("bytes", "pixels")
+    return match_words(ev.method, None if exact else ev.score, ev.transform,
+                       (formats.get(path, ""), formats.get(ev.other, "")),
+                       os.path.basename(display_path(ev.other)))
+
+
+def _keeper_out(keeper: Keeper | None, ids: dict[str, int]) -> models.KeeperOut | None:
+    if keeper is None or keeper.path not in ids:
+        return None
+    return models.KeeperOut(
+        file_id=ids[keeper.path], path=display_path(keeper.path), reason=keeper.reason,
+        best={value: [ids[p] for p in paths if p in ids]
+              for value, paths in keeper.best.items()})
 
 
 def _info(index: Index, index_path: Path, token: bool) -> models.InfoOut:

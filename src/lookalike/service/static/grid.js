@@ -3,6 +3,7 @@
 import { api, showImage } from "./api.js";
 import { basename, count, fail, fill, h, say } from "./dom.js";
 import { PAGE_SIZE, filterForm, readFilters, withFilters } from "./filters.js";
+import { groupNumbers, groupWords, isKeeper, keeperLine } from "./keeper.js";
 
 const THUMBS_SHOWN = 4; // per card; the rest are counted
 
@@ -63,19 +64,26 @@ export async function showGrid(main, params, infoPromise) {
 function card(group, filters) {
   const marks = group.files.filter((f) => f.mark).length;
   const gone = group.files.filter((f) => !f.present).length;
-  const thumbs = group.files.slice(0, THUMBS_SHOWN).map((f) => {
+  // the keeper first, flagged, so that it is always among the thumbnails shown
+  const shown = [...group.files.filter((f) => isKeeper(group, f)),
+    ...group.files.filter((f) => !isKeeper(group, f))].slice(0, THUMBS_SHOWN);
+  const thumbs = shown.map((f) => {
     const img = h("img", { alt: basename(f.path), loading: "lazy", decoding: "async",
       width: 96, height: 96, class: f.present ? "" : "gone" });
-    return showImage(img, f.file_id);
+    showImage(img, f.file_id);
+    return isKeeper(group, f) ? h("span", { class: "thumb kept", title: `Kept: ${group.keeper.reason}` },
+      img, h("span", { class: "keep-flag" }, "keep")) : img;
   });
   const more = group.files.length - THUMBS_SHOWN;
   return h("li", {},
     h("a", { class: "card", href: withFilters(`#/group/${group.number}`, filters),
-      "aria-label": `Group ${group.number}: ${count(group.files.length, "file")}, ${group.method}` },
+      "aria-label": `Group ${group.number}: ${count(group.files.length, "file")}, ${groupWords(group)}`
+        + (group.keeper ? `; ${keeperLine(group)}` : "") },
       h("span", { class: "thumbs" }, thumbs, more > 0 ? h("span", { class: "more" }, `+${more}`) : null),
       h("span", { class: "caption" },
-        h("strong", {}, `#${group.number}`), ` ${count(group.files.length, "file")} · ${group.method}`,
-        group.max_distance ? ` · d ≤ ${group.max_distance}` : "",
+        h("strong", {}, `#${group.number}`), ` ${count(group.files.length, "file")}`,
         marks ? h("span", { class: "badge decided" }, `${marks} marked`) : null,
-        gone ? h("span", { class: "badge gone" }, `${gone} not on disk`) : null)));
+        gone ? h("span", { class: "badge gone" }, `${gone} not on disk`) : null,
+        h("span", { class: "words", title: groupNumbers(group) }, groupWords(group)),
+        group.keeper ? h("span", { class: "keeper-line" }, keeperLine(group)) : null)));
 }

@@ -1,25 +1,36 @@
-// One group: the images side by side (at one scale, or each fitted), their metadata, a loupe,
-// flicker and difference, and keyboard triage saved through POST /decisions.
+// One group: the images side by side (at one scale, or each fitted), their metadata with the
+// best value of each highlighted, the file a plan keeps and why, a loupe, flicker and
+// difference, and keyboard triage saved through POST /decisions.
 
 import { api, showImage } from "./api.js";
 import { Compare, ZOOMS, attachLoupe } from "./compare.js";
 import { basename, bytes, count, fail, fill, h, say } from "./dom.js";
 import { PAGE_SIZE, readFilters, withFilters } from "./filters.js";
+import { BEST, groupNumbers, groupWords, isBest, isKeeper, keeperOf, matchNumbers } from "./keeper.js";
 
 const MARK_TEXT = { keep: "Keep", quarantine: "Quarantine" };
 const MAX_HEIGHT = 0.62; // of the window, for the tallest image
 
 let writes = Promise.resolve(); // decisions are sent one after the other, in key order
+let changes = 0; // local changes made; a group asked for before the latest one is stale
 
 export async function showGroup(main, number, params) {
   const filters = readFilters(params);
   const view = { number, filters, selected: 0, zoom: false, level: 2, scale: "same" };
   fill(main, h("p", { class: "summary" }, `Loading group ${number}…`));
   const compare = new Compare();
+  const details = new Map(); // file id -> GET /files/{id}
   let loupe = null;
 
+  function fetchGroup() {
+    return api(withFilters("groups", filters, { page: number, page_size: 1 }));
+  }
+
   async function load() {
-    const data = await api(withFilters("groups", filters, { page: number, page_size: 1 }));
+    return adopt(await fetchGroup());
+  }
+
+  function adopt(data) {
     view.total = data.total;
     if (!data.groups.length) {
       if (data.total && number > data.total) {
@@ -38,12 +49,37 @@ export async function showGroup(main, number, params) {
   // A file's own description (format, EXIF date, metadata), asked once its image is in:
   // the images come first.
   function loadDetails(i) {
-    const group = view.group;
-    const f = group.files[i];
+    const f = view.group.files[i];
     api(`files/${f.file_id}`).then((detail) => {
-      const list = main.querySelectorAll("figure.shot dl")[i];
-      if (view.group === group && list) fill(list, facts(f, detail));
+      details.set(f.file_id, detail);
+      fillFacts(i);
     }, () => {});
+  }
+
+  function fillFacts(i) {
+    const f = view.group.files[i];
+    const shot = main.querySelectorAll("figure.shot")[i];
+    if (!f || !shot || Number(shot.dataset.fileId) !== f.file_id) return;
+    fill(shot.querySelector("dl"), facts(f, details.get(f.file_id)));
+  }
+
+  // The keeper's flag and reason, and the button that makes another file the keeper.
+  function showKeeper() {
+    const { group } = view;
+    main.querySelectorAll("figure.shot").forEach((shot, i) => {
+      const f = group.files[i];
+      const kept = isKeeper(group, f);
+      shot.classList.toggle("kept", kept);
+      shot.querySelector(".badge.keeper").hidden = !kept;
+      const reason = shot.querySelector(".keep-reason");
+      reason.hidden = !kept;
+      reason.textContent = kept ? `Kept: ${group.keeper.reason}` : "";
+      shot.querySelector("button.make-keeper").hidden = kept || !group.keeper;
+      const path = shot.querySelector(".path");
+      path.classList.toggle("best", isBest(group, f, "path"));
+      path.title = isBest(group, f, "path") ? `best of the group: ${BEST.path}` : "";
+      fillFacts(i);
+    });
   }
 
   function render() {
@@ -73,8 +109,8 @@ export async function showGroup(main, number, params) {
         h("a", { class: "button", href: withFilters("#/groups", filters,
           pageOfGroup > 1 ? { page: pageOfGroup } : {}), "aria-keyshortcuts": "Escape" }, "← Groups"),
         h("h2", { id: "group-title" }, `Group ${view.number} of ${view.total.toLocaleString("en")}`),
-        h("span", { class: "muted" }, `${count(group.files.length, "file")} · ${group.method}`
-          + ` · max distance ${group.max_distance} · diameter ${group.diameter} · ${group.linkage}`),
+        h("span", { class: "muted group-words", title: groupNumbers(group) },
+          `${count(group.files.length, "file")} · ${groupWords(group)}`),
         h("span", { class: "spacer" }),
         h("button", { type: "button", onclick: () => goTo(-1), disabled: view.number <= 1,
           "aria-keyshortcuts": "ArrowLeft" }, "← Previous"),
@@ -99,23 +135,30 @@ export async function showGroup(main, number, params) {
     main.querySelectorAll('input[name="scale"]').forEach((input) => input.addEventListener(
       "change", () => { view.scale = input.value; sizeImages(); }));
     loupe = attachLoupe(frames, view, (level) => { zoomLevel.value = level; });
+    showKeeper();
     showChoice();
     select(view.selected, false);
     sizeImages();
   }
 
+  // [label, value, the keeper.best value it is, a tooltip]; the best values in colour
   function facts(f, detail) {
-    const turned = f.transform && f.transform !== "identity" ? `, ${f.transform}` : "";
+    const format = f.format || (detail ? detail.format : "");
     const rows = [
-      ["Size", `${f.width} × ${f.height}`],
-      ["Bytes", `${bytes(f.bytes)} (${f.bytes.toLocaleString("en")})`],
-      ["Format", detail ? `${detail.format} ${detail.mode}` : "…"],
+      ["Size", `${f.width} × ${f.height}`, "resolution"],
+      ["Bytes", `${bytes(f.bytes)} (${f.bytes.toLocaleString("en")})`, "bytes"],
+      ["Format", detail ? `${format} ${detail.mode}` : format || "…", "format"],
       ["Taken", detail ? detail.taken || "no EXIF date" : "…"],
-      ["Modified", detail ? new Date(detail.mtime_ns / 1e6).toLocaleString("en-GB") : "…"],
-      ["Matched", f.method ? `${f.method}, distance ${f.distance}${turned}` : ""],
+      ["Modified", detail ? new Date(detail.mtime_ns / 1e6).toLocaleString("en-GB") : "…", "date"],
+      ["Matched", f.words || "", null, matchNumbers(f)],
       ...Object.entries((detail && detail.meta) || {}).map(([k, v]) => [k, String(v)]),
     ];
-    return rows.filter(([, v]) => v).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]);
+    return rows.filter(([, v]) => v).map(([k, v, value, tip]) => {
+      const best = value && isBest(view.group, f, value);
+      return [h("dt", {}, k), h("dd", { class: best ? "best" : null, dataset: { row: k.toLowerCase(), ...(value ? { value } : {}) },
+        title: best ? `best of the group: ${BEST[value]}` : tip || null },
+      v, best ? h("span", { class: "best-tag" }, "best") : null)];
+    });
   }
 
   function figure(f, i, frame) {
@@ -125,13 +168,18 @@ export async function showGroup(main, number, params) {
       "aria-label": `Image ${i + 1} of ${view.group.files.length}: ${basename(f.path)}`,
       onfocus: () => select(i, false) },
     h("div", { class: "shot-head" }, h("span", { class: "num" }, `${i + 1}`),
+      h("span", { class: "badge keeper", hidden: true, title: "The file a plan keeps" }, "plan keeps"),
       h("span", { class: "badge mark", dataset: { mark: f.mark || "" } }, MARK_TEXT[f.mark] || "Rules decide"),
       f.present ? null : h("span", { class: "badge gone" }, "not on disk")),
     frame,
     h("figcaption", {},
+      h("p", { class: "keep-reason", hidden: true }),
       h("dl", {}, facts(f, null)),
       h("p", { class: "path" }, f.path),
       h("div", { class: "buttons" },
+        h("button", { type: "button", class: "make-keeper", hidden: true,
+          onclick: (e) => { e.stopPropagation(); select(i, false); makeKeeper(i); } },
+        "Make this the keeper"),
         button("k", "Keep (k)", () => mark("keep")),
         button("q", "Quarantine (q)", () => mark("quarantine")),
         button("n", "Not a duplicate (n)", () => notDuplicate(false)),
@@ -180,7 +228,11 @@ export async function showGroup(main, number, params) {
   }
 
   function showChoice() {
-    const files = view.group.files;
+    const { group } = view;
+    const files = group.files;
+    const kept = keeperOf(group);
+    const plan = kept ? ` The plan keeps image ${files.indexOf(kept) + 1}, ${basename(kept.path)}: `
+      + `${group.keeper.reason}.` : "";
     const keep = files.filter((f) => f.mark === "keep").map((f) => files.indexOf(f) + 1);
     const out = files.filter((f) => f.mark === "quarantine").map((f) => files.indexOf(f) + 1);
     const parts = [];
@@ -189,9 +241,9 @@ export async function showGroup(main, number, params) {
     if (out.length) parts.push(`quarantine ${images(out)}`);
     const rest = files.length - keep.length - out.length;
     const others = rest === 1 ? "the other file follows" : `the ${rest} other files follow`;
-    main.querySelector("#choice").textContent = parts.length
+    main.querySelector("#choice").textContent = (parts.length
       ? `Your choice: ${parts.join("; ")}${rest ? `; ${others} the keep rules` : ""}.`
-      : "No choice yet: the keep rules choose one file to keep and quarantine the others.";
+      : "No choice yet: the keep rules choose one file to keep and quarantine the others.") + plan;
     main.querySelectorAll(".shot .badge.mark").forEach((badge, k) => {
       badge.dataset.mark = files[k].mark || "";
       badge.textContent = MARK_TEXT[files[k].mark] || "Rules decide";
@@ -208,6 +260,7 @@ export async function showGroup(main, number, params) {
     const f = view.group.files[view.selected];
     const before = f.mark;
     f.mark = value;
+    changes += 1;
     showChoice();
     try {
       await send({ decision: value || "clear", file_ids: [f.file_id] });
@@ -217,6 +270,49 @@ export async function showGroup(main, number, params) {
       f.mark = before;
       showChoice();
       fail(error);
+    }
+    refresh(); // the keeper follows the marks
+  }
+
+  // Mark file i keep and clear the other keep marks of the group: the plan then keeps it.
+  async function makeKeeper(i) {
+    const files = view.group.files;
+    const f = files[i];
+    const others = files.filter((o) => o !== f && o.mark === "keep");
+    changes += 1;
+    try {
+      await send({ decision: "keep", file_ids: [f.file_id] });
+      // one at a time: a clear of several files also forgets their decisions between them
+      for (const o of others) await send({ decision: "clear", file_ids: [o.file_id] });
+    } catch (error) {
+      fail(error);
+      refresh();
+      return;
+    }
+    await refresh();
+    say(`Saved: ${basename(f.path)} is the keeper (marked keep)`
+      + (others.length ? `; cleared the keep mark of ${others.map((o) => basename(o.path)).join(", ")}.` : "."));
+  }
+
+  // The group as the server has it now (its keeper follows the marks), unless a later change
+  // will ask again.
+  async function refresh() {
+    const asked = changes;
+    let data;
+    try {
+      data = await writes.then(fetchGroup);
+    } catch (error) {
+      fail(error);
+      return;
+    }
+    if (asked !== changes) return;
+    const before = view.group.files.map((f) => f.file_id).join();
+    if (!adopt(data)) return;
+    if (view.group.files.map((f) => f.file_id).join() === before) {
+      showKeeper();
+      showChoice();
+    } else {
+      render();
     }
   }
 
