@@ -125,10 +125,8 @@ def train(files: Sequence[Path | str], *, objective: str = "contrastive",
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out / CHECKPOINT
     state = load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
-    if state is not None:
-        if state["objective_name"] != objective:
-            raise TrainingError(f"{checkpoint_path} was trained with {state['objective_name']!r}"
-                                f", not {objective!r}")
+    if state is not None:  # a resumed run keeps the settings it started with
+        _same_objective(state, objective, checkpoint_path)
         net_config = NetConfig.from_dict(state["net_config"])
         seed, batch_size = state["seed"], state["batch_size"]
         objective_options = state.get("objective_options") or objective_options
@@ -144,14 +142,7 @@ def train(files: Sequence[Path | str], *, objective: str = "contrastive",
     if not finished:  # a finished run only exports: no need to decode anything
         pictures, _ = load_pictures(files, max_side)
         instances = make_instances(pictures, seed, tile)
-    if state is not None:
-        steps = state["total_steps"]
-    elif steps is None:
-        if epochs is None:
-            raise TrainingError("give steps or epochs")
-        steps = max(1, math.ceil(epochs * len(instances) / batch_size))
-    if batch_size < 2:
-        raise TrainingError("contrastive batches need at least 2 instances")
+    steps = _total_steps(state, steps, epochs, len(instances), batch_size)
 
     model = build_objective(objective, net_config, **(objective_options or {})).to(device)
     if init_state is not None:
@@ -212,6 +203,27 @@ def train(files: Sequence[Path | str], *, objective: str = "contrastive",
         measured = _check(onnx_path, files, check_files, check)
     return TrainResult(checkpoint_path, onnx_path, step, steps, final, history, stopped,
                        seconds, earlier_s + seconds, measured)
+
+
+def _same_objective(state: dict, objective: str, path: Path) -> None:
+    if state["objective_name"] != objective:
+        raise TrainingError(f"{path} was trained with {state['objective_name']!r}, not "
+                            f"{objective!r}")
+
+
+def _total_steps(state: dict | None, steps: int | None, epochs: float | None, instances: int,
+                 batch_size: int) -> int:
+    """The run's length: a resumed run's own, else `steps`, else `epochs` over the
+    instances."""
+    if batch_size < 2:
+        raise TrainingError("contrastive batches need at least 2 instances")
+    if state is not None:
+        return state["total_steps"]
+    if steps is not None:
+        return steps
+    if epochs is None:
+        raise TrainingError("give steps or epochs")
+    return max(1, math.ceil(epochs * instances / batch_size))
 
 
 def _check(onnx_path: Path, files, check_files, options: CheckOptions) -> ModelCheck:
