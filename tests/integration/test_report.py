@@ -20,6 +20,7 @@ from PIL import Image
 
 import lookalike
 from lookalike.report.analysis import stats
+from lookalike.report.health import health
 from lookalike.sample import synthetic_picture
 
 # name -> (size, Pillow format, Pillow mode, category); None: no metadata
@@ -137,6 +138,8 @@ def test_stats_cli_json_matches_the_library(known, cli):
     data = result.json()
     expected = stats(known.index).to_dict()
     data.pop("seconds"), expected.pop("seconds")
+    # The one key the CLI adds: the health checks (report/health.py), as the library has them.
+    assert data.pop("health") == health(known.index).to_dict()
     assert data == expected
     assert data["width"]["median"] == 250 and data["duplicates"]["redundant"] == 2
 
@@ -196,3 +199,19 @@ def test_report_has_the_category_table(known, tmp_path):
     suffix = ThumbCache(tmp_path).suffix  # .webp, or .jpg where Pillow lacks WebP
     assert {p.name.rsplit("-", 1)[1] for p in (known.index.parent / "thumbs").iterdir()} == {
         f"64{suffix}"}
+
+
+def test_every_report_template_is_packaged():
+    """pyproject's package-data must ship the report's templates (loaded as package data)."""
+    import tomllib
+
+    package = Path(__file__).resolve().parents[2] / "src" / "lookalike"
+    config = tomllib.loads((package.parents[1] / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["lookalike"]
+    templates = [p.relative_to(package).as_posix()
+                 for p in (package / "report" / "templates").rglob("*") if p.is_file()]
+    assert "report/templates/report.html.j2" in templates and len(templates) >= 5
+    shipped = {q.relative_to(package).as_posix() for pattern in patterns
+               for q in package.glob(pattern)}
+    assert sorted(set(templates) - shipped) == []
+    assert "jinja2>=3.1" in config["project"]["dependencies"]

@@ -6,6 +6,7 @@ import typer
 
 from ..actions.keeper import DEFAULT_RULES, KEEP_RULES
 from ..arguments import MAX_LIMIT, MAX_WORKERS  # noqa: F401  (re-exported for commands)
+from ..report.health import BOUNDS as HEALTH_BOUNDS
 from ..runners.shards import SHARD_FILES as SHARD_FILES_DEFAULT
 from ..search.dupes import MAX_RADIUS
 
@@ -26,6 +27,12 @@ SHARD_FILES = typer.Option(SHARD_FILES_DEFAULT, "--shard-files", min=1, max=1 <<
                            metavar="N", help="With --runner ray: files per shard (the unit "
                            "of retry and resume).")
 
+
+HEALTH = typer.Option(
+    [], "--health", metavar="CHECK=VALUE",
+    help="Change a health check's threshold (repeatable): "
+    + ", ".join(f"{name} {low:g}..{high:g}" for name, (low, high) in HEALTH_BOUNDS.items())
+    + " (outlier: a percentile of the distances; defaults: README 'Dataset health').")
 
 
 def limit(help_text: str, default: int = 20) -> typer.models.OptionInfo:

@@ -13,9 +13,11 @@ from rich.markup import escape
 from ..errors import LookalikeError
 from ..index.store import display_path, open_index
 from .evaluate import Report as StatsFormat  # table or json, as calibrate and eval
-from .common import OK, _emit, _index_path, _translate, app, err, out
+from . import options
+from .common import OK, USAGE, _emit, _fail, _index_path, _translate, app, err, out
 
 FAILURES_PRINTED = 20
+FLAGGED_PRINTED = 5  # flagged files printed per health check (--format json lists more)
 
 
 @app.command("stats")
@@ -29,21 +31,63 @@ def stats_command(
                                     help="Also find duplicate groups (the default cascade)."),
     fmt: StatsFormat = typer.Option(StatsFormat.table, "--format",
                                     help="Output as table or json."),
+    health_thresholds: list[str] = options.HEALTH,
 ) -> None:
-    """What the collection holds: formats, colour modes, sizes, unreadable files, and how
-    much of it is duplicated."""
+    """What the collection holds: formats, colour modes, sizes, unreadable files, how much
+    of it is duplicated, and its health (blurry, dark, bright, blank, low-information,
+    odd-shaped, tiny, huge and outlier pictures)."""
     from ..report.analysis import stats
+    from ..report.health import health
 
     try:
+        thresholds = _health_thresholds(health_thresholds)
         with open_index(_index_path(index)) as idx:
             result = stats(idx, by=by, duplicates=duplicates)
+            checked = health(idx, thresholds, by=by)
     except LookalikeError as exc:
         raise _translate(exc)
     if fmt is StatsFormat.json:
-        _emit(json.dumps(result.to_dict(), indent=2))
+        _emit(json.dumps(result.to_dict() | {"health": checked.to_dict()}, indent=2))
     else:
         _print_stats(result)
+        _print_health(checked)
     raise typer.Exit(OK)
+
+
+def _health_thresholds(pairs: list[str]):
+    """HealthThresholds from --health CHECK=VALUE options (a usage error when malformed)."""
+    from ..report.health import thresholds_from
+
+    given: dict[str, float] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        try:
+            given[name.strip()] = float(value)
+        except ValueError:
+            equals = ""
+        if not equals:
+            raise _fail(f"--health {pair!r}: give CHECK=NUMBER, e.g. blurry=0.2", USAGE)
+    return thresholds_from(given)
+
+
+def _print_health(report) -> None:
+    out.print(f"[bold]health[/] ({report.measured:,} of {report.images:,} images measured)")
+    for check in report.checks.values():
+        if not check.checked:
+            continue
+        comparison = {"below": "<", "at or below": "<=", "at or above": ">="}.get(check.flags,
+                                                                                ">")
+        out.print(f"  {check.name:16} {check.count:>7,}  {escape(check.value)} "
+                  f"{comparison} {_short(check.threshold)}")
+        if check.by_category:
+            _print_counts(f"  {'':16} by {report.by}", check.by_category)
+        for flagged in check.flagged[:FLAGGED_PRINTED]:
+            out.print(f"  {'':16}   {escape(display_path(flagged.path))} "
+                      f"({_short(flagged.value)})")
+        if check.count > FLAGGED_PRINTED:
+            out.print(f"  {'':16}   ... and {check.count - FLAGGED_PRINTED:,} more")
+    for note in report.notes:
+        out.print(f"  [dim]{escape(note)}[/]")
 
 
 def _print_stats(s) -> None:
@@ -120,6 +164,14 @@ def report_command(
                                    help="Thumbnail size in px (cached next to the index)."),
     fmt: StatsFormat = typer.Option(StatsFormat.table, "--format",
                                     help="Summary of the run as text or json."),
+    keep: str = options.KEEP,
+    prefer_path: list[Path] = options.PREFER_PATH,
+    reference: list[Path] = options.REFERENCE,
+    no_marks: bool = options.NO_MARKS,
+    partial: Optional[bool] = typer.Option(None, "--partial/--no-partial", help="Show the "
+                                           "crops and pictures inside others (dupes "
+                                           "--partial) with their frame drawn (default: when "
+                                           "the index holds local features)."),
 ) -> None:
     """A self-contained HTML report (works offline): plots of the collection and the duplicate
     groups as a gallery of thumbnails."""
@@ -130,14 +182,18 @@ def report_command(
     try:
         with open_index(_index_path(index)) as idx:
             result = write_report(idx, out_path, max_groups=max_groups, page_size=page_size,
-                                  by=by, thumb_size=thumb_size)
+                                  by=by, thumb_size=thumb_size, keep=keep.split(","),
+                                  prefer_path=[str(p) for p in prefer_path],
+                                  reference=[str(p) for p in reference],
+                                  use_marks=not no_marks, partial=partial)
     except LookalikeError as exc:
         raise _translate(exc)
     except OSError as exc:
         raise _translate(LookalikeError(f"cannot write {out_path}: {exc}"))
     summary = {"path": str(result.path), "bytes": result.bytes,
                "groups": result.groups_total, "groups_shown": result.groups_shown,
-               "files_shown": result.files_shown, "thumbs_made": result.thumbs.made,
+               "files_shown": result.files_shown, "partial_shown": result.partial_shown,
+               "thumbs_made": result.thumbs.made,
                "thumbs_cached": result.thumbs.cached, "thumbs_failed": result.thumbs.failed,
                "seconds": result.seconds}
     if fmt is StatsFormat.json:

@@ -6,7 +6,7 @@ the calls a third-party plugin makes; those come from "lookalike.methods" entry 
 """
 
 # Importing a method module registers its methods: all of them, before registry.py is used.
-from . import colour, embedding, exact, local, pdq, perceptual  # noqa: F401
+from . import colour, embedding, exact, health, local, pdq, perceptual  # noqa: F401
 from .registry import (MethodSpec, Picture, create_method, get_spec, list_methods,
                        method_origin, register_family, register_method)
 

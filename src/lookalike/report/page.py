@@ -1,87 +1,40 @@
-"""The pieces of the HTML report: its style, its script, the summary tables and a group's card.
-Every value from the index is escaped here; nothing refers to anything outside the file."""
+"""What the HTML report shows, as plain values for its templates (templates/): the summary
+tables' rows and each group's card (the keeper and why, the best value of each column, the
+match in words, links to the file and its folder). No HTML is made here: the templates
+escape every value."""
 
 from __future__ import annotations
 
 import os
-from html import escape
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ..index.store import display_path
-from ..types import Group
+from ..types import FileInfo, Group
 from .analysis import DatasetStats, Distribution
+from .words import match_words, partial_words, percent
 
 if TYPE_CHECKING:
+    from ..actions.keeper import Keeper
     from ..search.evidence import Evidence
 
 FAILURES_SHOWN = 1000  # rows of the table of unreadable files
 
-STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:0 16px 40px;
-color:#222;background:#fff}
-h1{font-size:22px;margin:18px 0 4px}
-h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
-code{font-size:12px;background:#f3f3f3;padding:0 3px}
-table{border-collapse:collapse;margin:6px 0}td,th{padding:3px 10px;border-bottom:1px solid #eee;
-text-align:right}td.t,th.t{text-align:left}
-.plots{display:flex;flex-wrap:wrap;gap:12px}.plot{margin:0;border:1px solid #eee;padding:4px}
-.plot figcaption{font-weight:600;font-size:13px}.plot svg{display:block;max-width:100%;height:auto}
-.note{background:#fff8e1;border-left:3px solid #e0a800;padding:6px 10px}
-.pager{margin:10px 0}.pager button{font:inherit;padding:3px 12px}
-.group{border:1px solid #ddd;border-radius:4px;margin:10px 0;padding:6px 10px}
-.group h3{font-size:14px;margin:0 0 6px}.group h3 span{font-weight:400;color:#555}
-.files{display:flex;flex-wrap:wrap;gap:10px}
-.file{margin:0;width:176px;font-size:12px;overflow-wrap:anywhere}
-.file img,.file .placeholder{display:block;max-width:160px;max-height:160px;margin:0 auto 4px}
-.placeholder{width:160px;height:120px;background:#eee;color:#777;display:flex!important;
-align-items:center;justify-content:center}
-.path{color:#666}.ev{color:#35608f}.warn{color:#a33}
-"""
-
-# Pages of groups; images get their data URI from the JSON block when their page is shown,
-# so the browser decodes one page of thumbnails, not all of them. #page=N opens page N.
-SCRIPT = """
-(function(){
-  var thumbs = JSON.parse(document.getElementById('thumbs').textContent);
-  var pages = document.querySelectorAll('#groups .page');
-  var current = 0;
-  function show(n){
-    if(!pages.length){return;}
-    current = Math.max(0, Math.min(pages.length - 1, n));
-    for(var i = 0; i < pages.length; i++){pages[i].hidden = i !== current;}
-    var images = pages[current].querySelectorAll('img[data-thumb]');
-    for(var j = 0; j < images.length; j++){
-      if(!images[j].getAttribute('src')){images[j].src = thumbs[images[j].dataset.thumb];}
-    }
-    var labels = document.querySelectorAll('.page-number');
-    for(var k = 0; k < labels.length; k++){
-      labels[k].textContent = 'page ' + (current + 1) + ' of ' + pages.length;
-    }
-    var buttons = document.querySelectorAll('.pager button');
-    for(var b = 0; b < buttons.length; b++){
-      var step = Number(buttons[b].dataset.step);
-      buttons[b].disabled = (step < 0 && current === 0) ||
-                            (step > 0 && current === pages.length - 1);
-    }
-  }
-  var all = document.querySelectorAll('.pager button');
-  for(var m = 0; m < all.length; m++){
-    all[m].addEventListener('click', function(e){
-      show(current + Number(e.currentTarget.dataset.step));
-      if(history.replaceState){history.replaceState(null, '', '#page=' + (current + 1));}
-    });
-  }
-  var asked = /page=(\\d+)/.exec(location.hash);
-  show(asked ? Number(asked[1]) - 1 : 0);
-})();
-"""
+# The evidence filter's kinds, strongest first: a group is filed under its weakest evidence
+# (Group.method); every hash method is "hash".
+EVIDENCE = {"bytes": "same bytes", "pixels": "same pixels", "hash": "perceptual hash",
+            "embedding": "embedding", "local": "local features"}
+# Browsers keep a page opened from a file from following file: links (or only some of them).
+LINK_NOTE = "a file: link: a browser may block it from this page (then copy the path)"
 
 
 def number(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def _bytes(value: float) -> str:
+def nbytes(value: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if abs(value) < 1000 or unit == "GB":
             return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
@@ -89,80 +42,69 @@ def _bytes(value: float) -> str:
     return f"{value:,.1f} TB"
 
 
-def _rows(rows: list[tuple], header: tuple | None = None) -> str:
-    head = ""
-    if header:  # a header cell aligned as the column's first cell
-        first = rows[0] if rows else header
-        cells = "".join(_cell(h, "th", _numeric(c)) for h, c in zip(header, first))
-        head = "<tr>" + cells + "</tr>"
-    return "<table>" + head + "".join(
-        "<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows
-    ) + "</table>"
-
-
-def _numeric(value) -> bool:
+def numeric(value: object) -> bool:
+    """Whether a table cell holds a number (right-aligned) rather than text."""
     text = str(value)
     return text[:1].isdigit() or text[:1] == "-" and text[1:2].isdigit()
 
 
-def _cell(value, tag: str = "td", numeric: bool | None = None) -> str:
-    """Numbers right-aligned (the table's default), text left."""
-    numeric = _numeric(value) if numeric is None else numeric
-    align = "" if numeric else ' class="t"'
-    return f"<{tag}{align}>{escape(str(value))}</{tag}>"
+@dataclass(frozen=True)
+class Table:
+    rows: list[tuple]
+    header: tuple | None = None
 
 
-def summary_sections(result: DatasetStats, figures: str = "") -> str:
-    """The numbers: overview, the plots (`figures`), distributions, categories, unreadable
-    files."""
+@dataclass(frozen=True)
+class Summary:
+    overview: Table
+    distributions: Table | None
+    by: str | None
+    categories: Table | None
+    failures: Table | None
+    failures_more: int
+    downloads: Table | None
+    downloads_more: int
+
+
+def summary(result: DatasetStats) -> Summary:
+    """The numbers: overview, distributions, categories, unreadable files, failed downloads."""
     d = result.duplicates
     overview = [("files", number(result.files)), ("readable images", number(result.images)),
                 ("distinct by bytes", number(result.contents)),
-                ("total size", _bytes(result.total_bytes)),
+                ("total size", nbytes(result.total_bytes)),
                 ("could not be read", number(result.status.get("failed", 0))),
                 ("not images", number(result.status.get("other", 0)))]
     if d is not None:
         overview += [("duplicate groups", number(d.groups)),
                      ("files in groups", number(d.files_in_groups)),
                      ("redundant copies", f"{number(d.redundant)} ({100 * d.rate:.1f}%)"),
-                     ("space they take", _bytes(d.redundant_bytes))]
-    out = ['<section id="summary"><h2>Summary</h2>' + _rows(overview) + "</section>"]
-    if figures:
-        out.append(f'<section id="plots"><h2>Plots</h2><div class="plots">{figures}</div>'
-                   "</section>")
-    dists = [(name, dist) for name, dist in (("width", result.width), ("height", result.height),
-                                             ("aspect", result.aspect),
-                                             ("bytes", result.file_bytes)) if dist is not None]
-    if dists:
-        out.append('<section id="distributions"><h2>Distributions</h2>' + _rows(
-            [(name, *_marks(dist)) for name, dist in dists],
-            ("", "min", "p5", "p25", "median", "p75", "p95", "max", "mean")) + "</section>")
+                     ("space they take", nbytes(d.redundant_bytes))]
+    dists = [(name, *_marks(dist)) for name, dist in (
+        ("width", result.width), ("height", result.height), ("aspect", result.aspect),
+        ("bytes", result.file_bytes)) if dist is not None]
+    categories = None
     if result.by and result.categories:
         by_cat = d.by_category if d is not None else {}
-        rows = [(value, number(n), *((number(by_cat[value].in_groups),
-                                      number(by_cat[value].redundant),
-                                      f"{100 * by_cat[value].rate:.1f}%")
-                                     if value in by_cat else ("", "", "")))
-                for value, n in result.categories.items()]
-        out.append(f'<section id="categories"><h2>By {escape(result.by)}</h2>' + _rows(
-            rows, (result.by, "files", "in groups", "redundant", "rate")) + "</section>")
-    if result.failures:
-        shown = result.failures[:FAILURES_SHOWN]
-        more = len(result.failures) - len(shown)
-        out.append('<section id="failures"><h2>Files that could not be read</h2>' + _rows(
-            [(display_path(f.path), f.stage, f.reason, number(f.bytes)) for f in shown],
-            ("path", "stage", "reason", "bytes"))
-            + (f"<p class=\"note\">and {number(more)} more (<code>lookalike stats --format "
-               f"json</code> lists them all)</p>" if more else "") + "</section>")
-    downloads = result.downloads
-    if downloads is not None and downloads.failures:
-        shown = downloads.failures[:FAILURES_SHOWN]
-        more = len(downloads.failures) - len(shown)
-        out.append('<section id="downloads"><h2>Downloads that failed</h2>' + _rows(
-            [(f.url, f.reason) for f in shown], ("URL", "reason"))
-            + (f"<p class=\"note\">and {number(more)} more</p>" if more else "")
-            + "</section>")
-    return "\n".join(out)
+        categories = Table([(value, number(n), *((number(by_cat[value].in_groups),
+                                                  number(by_cat[value].redundant),
+                                                  f"{100 * by_cat[value].rate:.1f}%")
+                                                 if value in by_cat else ("", "", "")))
+                            for value, n in result.categories.items()],
+                           (result.by, "files", "in groups", "redundant", "rate"))
+    failed = result.failures[:FAILURES_SHOWN]
+    downloads = result.downloads.failures if result.downloads is not None else []
+    return Summary(
+        Table(overview),
+        Table(dists, ("", "min", "p5", "p25", "median", "p75", "p95", "max", "mean"))
+        if dists else None,
+        result.by,
+        categories,
+        Table([(display_path(f.path), f.stage, f.reason, number(f.bytes)) for f in failed],
+              ("path", "stage", "reason", "bytes")) if failed else None,
+        len(result.failures) - len(failed),
+        Table([(f.url, f.reason) for f in downloads[:FAILURES_SHOWN]], ("URL", "reason"))
+        if downloads else None,
+        max(0, len(downloads) - FAILURES_SHOWN))
 
 
 def _marks(dist: Distribution) -> list[str]:
@@ -170,43 +112,158 @@ def _marks(dist: Distribution) -> list[str]:
     return [f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}" for v in values]
 
 
-def group_card(position: int, group: Group, evidence: dict[str, "Evidence"],
-               thumb_keys: dict[str, str]) -> str:
+@dataclass(frozen=True)
+class FileState:
+    """What the scan saw of a file besides FileInfo (Index.file_states)."""
+
+    mtime_ns: int = 0
+    format: str = ""
+
+
+@dataclass(frozen=True)
+class FileCard:
+    name: str
+    path: str  # printable
+    dimensions: str
+    size: str
+    format: str
+    date: str
+    thumb: str | None  # key into the page's thumbnails; None: a placeholder
+    kept: bool
+    best: frozenset[str]  # the values this file is best on: resolution, bytes, format, ...
+    how: str  # the match in words
+    how_detail: str  # the search's own terms (tooltip)
+    other: str  # printable path of the file it matched
+    transform: str
+    score: float | None
+    file_url: str | None
+    folder_url: str | None
+
+
+@dataclass(frozen=True)
+class GroupCard:
+    number: int  # 1-based, largest group first
+    files: list[FileCard]
+    evidence: str  # a key of EVIDENCE
+    evidence_words: str
+    detail: str  # the search's own terms
+    similarity: float  # the weakest member's score, 0..1
+    similarity_words: str
+    wasted: int  # bytes of the files not kept
+    wasted_words: str
+    reason: str  # why the keeper is kept ("" when none)
+    fully_linked: bool
+    linkage: str
+
+
+def evidence_kind(method: str) -> str:
+    if method in ("bytes", "pixels", "local"):
+        return method
+    return "embedding" if method == "embed" else "hash"
+
+
+def group_cards(groups: Sequence[Group], evidence: Mapping[str, "Evidence"],
+                keepers: Sequence["Keeper | None"], states: Mapping[str, FileState],
+                thumb_keys: Mapping[str, str]) -> list[GroupCard]:
+    """A card per group, numbered from 1 in the given order."""
+    return [_group_card(number, g, evidence, keeper, states, thumb_keys)
+            for number, (g, keeper) in enumerate(zip(groups, keepers), 1)]
+
+
+def _group_card(number: int, group: Group, evidence: Mapping[str, "Evidence"],
+                keeper: "Keeper | None", states: Mapping[str, FileState],
+                thumb_keys: Mapping[str, str]) -> GroupCard:
+    kept = keeper.path if keeper is not None else None
+    best: dict[str, set[str]] = {}
+    for value, paths in (keeper.best if keeper is not None else {}).items():
+        for path in paths:
+            best.setdefault(path, set()).add(value)
+    files = [_file_card(f, evidence.get(f.path), f.path == kept, frozenset(best.get(f.path, ())),
+                        states, thumb_keys.get(f.path)) for f in group.files]
+    scores = [c.score for c in files if c.score is not None]
+    similarity = min(scores) if scores else 1.0
+    if kept is not None:
+        wasted = sum(f.bytes for f in group.files if f.path != kept)
+    else:  # no live keeper (files gone since the scan): all but the largest
+        wasted = sum(f.bytes for f in group.files) - max((f.bytes for f in group.files),
+                                                         default=0)
     detail = group.method
     if group.method not in ("bytes", "pixels"):
         detail += f", max distance {group.max_distance}, diameter {group.diameter}"
-    warn = "" if group.fully_linked else \
-        ' <span class="warn">(not every two members matched)</span>'
-    files = "".join(_file_card(f, evidence.get(f.path), thumb_keys.get(f.path))
-                    for f in group.files)
-    return (f'<article class="group" id="group-{position}"><h3>Group {position} '
-            f"<span>&middot; {len(group.files)} files &middot; {escape(detail)} &middot; "
-            f"{escape(group.linkage)} linkage{warn}</span></h3>"
-            f'<div class="files">{files}</div></article>')
+    kind = evidence_kind(group.method)
+    words = EVIDENCE[kind] + ("" if kind in ("bytes", "pixels") else f" ({group.method})")
+    return GroupCard(number, files, kind, words, detail, similarity, percent(similarity),
+                     wasted, nbytes(wasted), keeper.reason if keeper is not None else "",
+                     group.fully_linked, group.linkage)
 
 
-def _closeness(ev: "Evidence") -> str:
-    """As `dupes --pairs` says it: embeddings by similarity, the rest by distance in bits."""
-    if ev.method == "embed":
-        from ..search.embed import similarity_of
-
-        return f"embed sim={similarity_of(ev.distance):.3f}"
-    return f"{ev.method} d={ev.distance}"
-
-
-def _file_card(info, ev: "Evidence | None", key: str | None) -> str:
+def _file_card(info: FileInfo, ev: "Evidence | None", kept: bool, best: frozenset[str],
+               states: Mapping[str, FileState], thumb: str | None) -> FileCard:
     path = display_path(info.path)
-    name = escape(os.path.basename(path) or path)
-    if key:
-        picture = f'<img data-thumb="{escape(key)}" alt="{name}">'
-    else:
-        picture = ('<div class="placeholder" title="no preview: the file could not be read">'
-                   'no preview</div>')
-    matched = ""
+    state = states.get(info.path, FileState())
+    other = display_path(ev.other) if ev is not None else ""
+    how = detail = ""
+    score = None
     if ev is not None:
-        how = _closeness(ev) + ("" if ev.transform == "identity" else f" {ev.transform}")
-        matched = (f'<br><span class="ev" title="matched {escape(display_path(ev.other))}">'
-                   f"{escape(how)}</span>")
-    return (f'<figure class="file">{picture}<figcaption><b>{name}</b><br>'
-            f"{info.width}&times;{info.height} &middot; {_bytes(info.bytes)}{matched}<br>"
-            f'<span class="path">{escape(path)}</span></figcaption></figure>')
+        exact = ev.method in ("bytes", "pixels")
+        score = ev.score
+        formats = (state.format, states.get(ev.other, FileState()).format)
+        how = match_words(ev.method, None if exact else score, ev.transform, formats,
+                          os.path.basename(other))
+        detail = f"{ev.method} d={ev.distance}" + \
+            ("" if ev.transform == "identity" else f" {ev.transform}")
+    date = datetime.fromtimestamp(state.mtime_ns / 1e9, timezone.utc).strftime(
+        "%Y-%m-%d %H:%M:%S") if state.mtime_ns else ""
+    file_url, folder_url = file_urls(info.path)
+    return FileCard(os.path.basename(path) or path, path, f"{info.width}×{info.height}",
+                    nbytes(info.bytes), state.format, date, thumb, kept, best, how, detail,
+                    other, ev.transform if ev is not None else "identity", score, file_url,
+                    folder_url)
+
+
+def file_urls(path: str) -> tuple[str | None, str | None]:
+    """file: URLs of a file and its folder, every unsafe byte percent-encoded (undecodable
+    bytes of a name included); none for a path that is not absolute (a URL, say)."""
+    if os.name != "posix" or not os.path.isabs(path):
+        return None, None
+    pure = PurePosixPath(path)
+    folder = pure.parent.as_uri()
+    return pure.as_uri(), folder if folder.endswith("/") else folder + "/"
+
+
+@dataclass(frozen=True)
+class PartialCard:
+    """A partial copy: `inner` appears inside `outer` (or they overlap), with `inner`'s frame
+    drawn on `outer`'s thumbnail."""
+
+    words: str
+    detail: str  # the evidence in the search's terms (tooltip)
+    inner_name: str
+    inner_path: str
+    inner_thumb: str | None
+    outer_name: str
+    outer_path: str
+    outer_thumb: str | None
+    box_style: str | None  # CSS placing the frame on outer's thumbnail, in percent
+
+
+def partial_cards(pairs: Sequence, sizes: Mapping[str, tuple[int, int]],
+                  thumb_keys: Mapping[str, str]) -> list[PartialCard]:
+    """Cards of search/partial.py's PartialPair values (`sizes`: path -> width, height)."""
+    out = []
+    for pair in pairs:
+        width, height = sizes.get(pair.outer, (0, 0))
+        style, fraction = None, None
+        if pair.box is not None and width > 0 and height > 0:
+            x0, y0, x1, y1 = (max(0.0, min(1.0, v / side)) for v, side in
+                              zip(pair.box, (width, height, width, height)))
+            if x1 > x0 and y1 > y0:
+                style = (f"left:{100 * x0:.2f}%;top:{100 * y0:.2f}%;"
+                         f"width:{100 * (x1 - x0):.2f}%;height:{100 * (y1 - y0):.2f}%")
+                fraction = x1 - x0
+        inner, outer = display_path(pair.inner), display_path(pair.outer)
+        out.append(PartialCard(partial_words(pair.relation, fraction), pair.describe(),
+                               os.path.basename(inner), inner, thumb_keys.get(pair.inner),
+                               os.path.basename(outer), outer, thumb_keys.get(pair.outer),
+                               style))
+    return out

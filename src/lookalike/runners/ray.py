@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
+from ..errors import LookalikeError
 from ..types import FileRef, Scanned
 from ..worker import process_chunk
 from .local import limit_threads
@@ -40,8 +42,7 @@ class ShardStats:
 
 
 def run_shards(plan: ShardPlan, names: Sequence[str], address: str | None = None,
-               stats: ShardStats | None = None, kill_marker: str = "",
-               on_shard: Callable[[int], None] | None = None) -> Iterator[list[Scanned]]:
+               stats: ShardStats | None = None, kill_marker: str = "") -> Iterator[list[Scanned]]:
     """The records of every shard of `plan`: those whose file exists first, then the others
     as their tasks finish (each written to its file before it is handed on). `address`:
     None starts or joins a local Ray instance, "auto" joins RAY_ADDRESS, else that address."""
@@ -55,8 +56,13 @@ def run_shards(plan: ShardPlan, names: Sequence[str], address: str | None = None
             stats.reused += 1
             yield records
     if not pending:
+        log.info("shards of scan %s: 0 computed, %d reused, %d already in the index",
+                 plan.scan_id, stats.reused, plan.total - len(plan.shards))
         return
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise LookalikeError("--runner ray needs Ray: pip install 'lookalike[ray]'") from None
 
     joined = _connect(ray, address)
     try:
@@ -71,28 +77,47 @@ def run_shards(plan: ShardPlan, names: Sequence[str], address: str | None = None
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
                 shard = running.pop(ref)
-                table = ray.get(ref)
+                try:
+                    table = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    # the shards written so far stay: a re-run computes only the others
+                    raise LookalikeError(f"shard {shard.number} of scan {plan.scan_id} failed "
+                                         f"on the Ray cluster: {exc}") from None
                 write_shard(table, plan.path(shard))
                 stats.computed += 1
-                if on_shard:
-                    on_shard(shard.number)
                 yield from_table(table)
     finally:
         if joined:
             ray.shutdown()
-    log.info("shards of scan %s: %d computed, %d reused", plan.scan_id, stats.computed,
-             stats.reused)
+    log.info("shards of scan %s: %d computed, %d reused, %d already in the index",
+             plan.scan_id, stats.computed, stats.reused, plan.total - len(plan.shards))
 
 
 def _connect(ray, address: str | None) -> bool:
     """Join (or start) Ray unless this process already has; True when we did."""
     if ray.is_initialized():
         return False
-    if address is None:
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    else:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    if address not in (None, "auto") and "://" not in address:
+        _check_reachable(address)
+    try:
+        if address is None:
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise LookalikeError(f"cannot join or start Ray at {address or 'this machine'}: "
+                             f"{exc}") from None
     return True
+
+
+def _check_reachable(address: str, seconds: float = 10.0) -> None:
+    """Fail at once on an address nothing answers at (ray.init would wait for minutes)."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=seconds).close()
+    except (OSError, ValueError) as exc:
+        raise LookalikeError(f"no Ray cluster answers at {address}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
 def scan_shard(rows: list[tuple[str, int, int]], names: list[str], kill_marker: str = ""):

@@ -32,6 +32,7 @@ class ShardPlan:
     scan_id: str
     folder: Path
     shards: tuple[Shard, ...]  # only those with work, in order
+    total: int = 0  # shards of the whole walk, those the index already holds included
 
     def path(self, shard: Shard) -> Path:
         return self.folder / f"shard-{shard.number:05d}.parquet"
@@ -56,7 +57,7 @@ def plan_shards(refs: Iterable[FileRef], todo: Iterable[FileRef], names: Sequenc
         if part:
             shards.append(Shard(number, part))
     folder = Path(index_path).resolve().parent / SHARDS_DIR / scan_id
-    return ShardPlan(scan_id, folder, tuple(shards))
+    return ShardPlan(scan_id, folder, tuple(shards), -(-len(ordered) // shard_files))
 
 
 def _schema():

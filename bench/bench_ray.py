@@ -1,0 +1,303 @@
+"""`scan --runner ray` on a local two-node Ray cluster against the local process pool, side by
+side on the same pictures, and the time a killed Ray job takes to resume.
+
+    python bench/bench_ray.py /work/tmp/raybench20k/images --limit 20000 [--json out.json]
+
+The first N files of the folder by sorted name are hard-linked into a scratch folder and read
+once (a warm page cache for every contender). Then, each scan in a fresh subprocess:
+
+* local: `lookalike.scan(folder, workers=2)`, the default process pool;
+* ray: the same with runner="ray" against a cluster this script starts on 127.0.0.1 (a head
+  and a second node, one CPU each, as tests/integration/test_ray_runner.py does) and stops at
+  the end; the cluster is up before the timing starts, so "wall s" holds the driver's start,
+  its connection, the tasks and the merge, but not the cluster's start (shown on its own);
+* ray-again: the same scan, a second time, into a fresh index (Ray's workers are warm now);
+* resume: a ray scan whose driver is killed (SIGKILL) once half of its shards are on disk,
+  then run again: "wall s" is the second run, shards reused/computed from its log.
+
+Columns: wall s (parent's clock, subprocess start to its end, interpreter start included),
+img/s, driver MB (peak RSS of the scanning process, getrusage), cluster MB (the largest summed
+RSS of this cluster's Ray processes, sampled every 0.5 s with psutil: workers count pages
+they share), cluster cpu s (CPU time of the cluster's processes during the run, psutil) and
+the machine's other CPU (neighbours' load). It measures and prints; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from common import machine_cpu
+
+RAY = Path(sys.executable).parent / "ray"
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+CHILD = r"""
+import json, logging, resource, sys, time
+args = json.loads(sys.argv[1])
+logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")
+logging.getLogger("lookalike.runners.ray").setLevel(logging.INFO)
+from lookalike.scan import scan
+start = time.perf_counter()
+summary = scan([args["folder"]], index_path=args["index"], workers=args["workers"],
+               runner=args["runner"], ray_address=args["address"],
+               shard_files=args["shard_files"])
+own = resource.getrusage(resource.RUSAGE_SELF)
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("RESULT " + json.dumps({"scan_s": time.perf_counter() - start,
+      "driver_mb": own.ru_maxrss / 1024, "pool_worker_mb": kids.ru_maxrss / 1024,
+      "cpu_s": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
+      "summary": summary.as_dict()}), flush=True)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def node_ports() -> list[str]:
+    return [f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}"]
+
+
+class Cluster:
+    """A head and a second node on this machine, one CPU each, in a temp folder of its own;
+    stopped by SIGTERM to the two `ray start --block` commands, then SIGKILL to what is left
+    that names the folder (only processes of this cluster)."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="lkray-bench-", dir="/tmp")
+        self.address = f"127.0.0.1:{free_port()}"
+        self.procs: list[subprocess.Popen] = []
+        self.env = {**os.environ, **RAY_ENV, "RAY_raylet_start_wait_time_s": "60"}
+        self.env.pop("RAY_ADDRESS", None)
+
+    def start(self) -> float:
+        started = time.perf_counter()
+        common = ["--num-cpus=1", "--disable-usage-stats", "--block",
+                  "--node-ip-address=127.0.0.1"]
+        self._start("head", ["--head", f"--port={self.address.split(':')[1]}",
+                             "--include-dashboard=false", f"--temp-dir={self.folder}", *common])
+        self._start("node", [f"--address={self.address}", *common])
+        while self.alive_nodes() < 2:
+            time.sleep(0.5)
+        return time.perf_counter() - started
+
+    def _start(self, name: str, args: list[str]) -> None:
+        log = Path(self.folder) / f"{name}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([RAY, "start", *args, *node_ports()], stdout=out,
+                                    stderr=subprocess.STDOUT, env=self.env,
+                                    start_new_session=True)
+        self.procs.append(proc)
+        deadline = time.monotonic() + 120
+        while b"Ray runtime started" not in log.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"ray start ({name}) failed:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+
+    def alive_nodes(self) -> int:
+        code = ("import ray; ray.init(address=%r, log_to_driver=False); "
+                "print(sum(n['Alive'] for n in ray.nodes()))" % self.address)
+        out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True,
+                             text=True)
+        return int(out.stdout.strip() or 0)
+
+    def processes(self) -> list:
+        """The two `ray start` commands and their descendants (daemons, then workers: these
+        rename themselves `ray::...`, so their command lines do not name the folder)."""
+        import psutil
+
+        found = []
+        for proc in self.procs:
+            try:
+                root = psutil.Process(proc.pid)
+                found += [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+        return found
+
+    def stop(self) -> None:
+        descendants = self.processes()
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        import psutil
+
+        left = [p for p in psutil.process_iter(["cmdline"])  # what still names our folder
+                if self.folder in " ".join(p.info["cmdline"] or ())]
+        for proc in descendants + left:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class ClusterSampler:
+    """Peak summed RSS and CPU seconds of the cluster's processes over a run."""
+
+    def __init__(self, cluster: Cluster | None) -> None:
+        self.cluster = cluster
+        self.peak_mb = 0.0
+        self.cpu: dict[int, float] = {}
+        self.start_cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "ClusterSampler":
+        if self.cluster:
+            self.start_cpu = self._sample()
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.cluster:
+            self._stop.set()
+            self._thread.join()
+            self._sample()
+
+    def _sample(self) -> dict[int, float]:
+        total, now = 0.0, {}
+        for proc in self.cluster.processes():
+            try:
+                total += proc.memory_info().rss / 2**20
+                times = proc.cpu_times()
+                now[proc.pid] = times.user + times.system
+            except Exception:  # noqa: BLE001  (a worker that just ended)
+                continue
+        self.peak_mb = max(self.peak_mb, total)
+        self.cpu.update(now)
+        return now
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self._sample()
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(value - self.start_cpu.get(pid, 0.0) for pid, value in self.cpu.items())
+
+
+def run_scan(folder: Path, index: Path, runner: str, address: str | None, shard_files: int,
+             env: dict, cluster: Cluster | None, kill_after_shards: int = 0) -> dict:
+    payload = json.dumps({"folder": str(folder), "index": str(index), "workers": 2,
+                          "runner": runner, "address": address, "shard_files": shard_files})
+    cpu_before = machine_cpu()
+    started = time.perf_counter()
+    with ClusterSampler(cluster) as sampler:
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, payload], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if kill_after_shards:
+            shards = index.parent / "shards"
+            while proc.poll() is None:
+                if len(list(shards.glob("*/shard-*.parquet"))) >= kill_after_shards:
+                    proc.kill()  # the driver, by its pid: its tasks die with its job
+                    break
+                time.sleep(0.05)
+        stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - started
+    cpu_after = machine_cpu()
+    result = {"wall_s": wall, "code": proc.returncode, "cluster_mb": sampler.peak_mb,
+              "cluster_cpu_s": sampler.cpu_s}
+    for line in stdout.splitlines():
+        if line.startswith("RESULT "):
+            result |= json.loads(line[len("RESULT "):])
+    for line in stderr.splitlines():
+        if "shards of scan" in line:
+            result["shards"] = line.split(":", 1)[1].strip()
+    if "summary" not in result and not kill_after_shards:
+        raise SystemExit(f"scan failed ({proc.returncode}):\n{stderr[-3000:]}")
+    if cpu_before and cpu_after:
+        result["machine_cpu_s"] = cpu_after.busy - cpu_before.busy
+    return result
+
+
+def prepare(source: Path, limit: int, scratch: Path) -> Path:
+    files = sorted(p for p in source.iterdir() if p.is_file())[:limit]
+    folder = scratch / "pictures"
+    folder.mkdir()
+    for path in files:
+        os.link(path, folder / path.name)
+        path.read_bytes()  # warm the page cache
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--limit", type=int, default=20000)
+    parser.add_argument("--shard-files", type=int, default=512)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--scratch", type=Path, default=Path("/work/tmp"))
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="bench-ray-", dir=args.scratch))
+    cluster = Cluster()
+    rows = {}
+    try:
+        folder = prepare(args.folder, args.limit, scratch)
+        count = len(list(folder.iterdir()))
+        env = {**os.environ, **RAY_ENV}
+        env.pop("RAY_ADDRESS", None)
+        print(f"{count:,} files; load {os.getloadavg()[0]:.1f}", flush=True)
+        rows["local"] = run_scan(folder, scratch / "local" / "index.db", "local", None,
+                                 args.shard_files, env, None)
+        rows["cluster_start_s"] = cluster.start()
+        for name in ("ray", "ray-again"):
+            rows[name] = run_scan(folder, scratch / name / "index.db", "ray", cluster.address,
+                                  args.shard_files, env, cluster)
+        shards = -(-count // args.shard_files)
+        index = scratch / "resume" / "index.db"
+        rows["killed"] = run_scan(folder, index, "ray", cluster.address, args.shard_files,
+                                  env, cluster, kill_after_shards=max(1, shards // 2))
+        rows["killed"]["shards_on_disk"] = len(list((index.parent / "shards").glob("*/*.parquet")))
+        rows["resume"] = run_scan(folder, index, "ray", cluster.address, args.shard_files, env,
+                                  cluster)
+        rows["local-again"] = run_scan(folder, scratch / "local2" / "index.db", "local", None,
+                                       args.shard_files, env, None)
+    finally:
+        cluster.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"cluster start (2 nodes): {rows['cluster_start_s']:.1f} s")
+    print(f"{'run':<12} {'wall s':>7} {'img/s':>7} {'driver MB':>9} {'cluster MB':>10} "
+          f"{'cl. cpu s':>9} {'others cpu s':>12}  shards")
+    for name in ("local", "ray", "ray-again", "killed", "resume", "local-again"):
+        row = rows[name]
+        others = row.get("machine_cpu_s", 0) - row.get("cpu_s", 0) - row["cluster_cpu_s"]
+        print(f"{name:<12} {row['wall_s']:7.2f} {count / row['wall_s']:7.0f} "
+              f"{row.get('driver_mb', 0):9.0f} {row['cluster_mb']:10.0f} "
+              f"{row['cluster_cpu_s']:9.1f} {others:12.1f}  "
+              f"{row.get('shards', row.get('shards_on_disk', ''))}")
+    for name in ("ray", "ray-again"):
+        print(f"overhead {name} / local: {rows[name]['wall_s'] / rows['local']['wall_s']:.2f}x"
+              f" (against local-again: "
+              f"{rows[name]['wall_s'] / rows['local-again']['wall_s']:.2f}x)")
+    if args.json:
+        args.json.write_text(json.dumps({"files": count, **rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

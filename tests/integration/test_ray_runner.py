@@ -1,0 +1,374 @@
+"""`scan --runner ray` on a real two-node Ray cluster on 127.0.0.1 gives the same index, the
+same groups and the same pairs as the local process pool; a worker killed in the middle of a
+shard is retried without a lost or doubled row; a re-run reuses the shards already on disk.
+
+The cluster (a head and a second node, one CPU each) is started once for the module with
+`ray start --block` in sessions of their own and stopped at teardown: SIGTERM to those two
+commands (which stop what they started), then SIGKILL to what is left of their process groups
+and to any process whose command line names this cluster's own temp folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="the 'ray' extra is not installed "
+                                        "(pip install -e '.[ray]'; make test installs it)")
+pytest.importorskip("pyarrow", reason="the 'ray' extra (pyarrow) is not installed")
+
+from lookalike.evaluation.transforms import EDITS  # noqa: E402
+from lookalike.index.store import open_index  # noqa: E402
+from lookalike.sample import synthetic_picture  # noqa: E402
+from lookalike.scan import scan  # noqa: E402
+from lookalike.search.dupes import find_groups, find_pairs  # noqa: E402
+
+from .conftest import cli_env, run_cli  # noqa: E402
+
+RAY = Path(sys.executable).parent / "ray"
+ORIGINALS = 40
+PLANTED = ("copy", "resize50", "mirror", "flip", "jpeg70", "png", "rot90", "grey")
+SHARD_FILES = 8  # 60-odd files: 8 shards, spread over both nodes
+# Token authentication (Ray's default) would write a token into the home folder.
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _node_ports() -> list[str]:
+    """Ports two nodes on one host must not share (their defaults are fixed numbers)."""
+    return [f"--dashboard-agent-listen-port={_free_port()}",
+            f"--dashboard-agent-grpc-port={_free_port()}",
+            f"--metrics-export-port={_free_port()}",
+            f"--runtime-env-agent-port={_free_port()}"]
+
+
+def _alive_nodes(address: str) -> int:
+    ray.init(address=address, log_to_driver=False, configure_logging=False)
+    try:
+        return sum(1 for node in ray.nodes() if node["Alive"])
+    finally:
+        ray.shutdown()
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time) of a process, from /proc; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), int(fields[19])
+
+
+def _descendants(roots: list[int]) -> list[tuple[int, int]]:
+    """(pid, start time) of the processes below `roots` (Ray's workers are the raylet's
+    children); the start time tells a process from a later one given the same pid."""
+    children: dict[int, list[tuple[int, int]]] = {}
+    for entry in Path("/proc").iterdir():
+        stat = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat:
+            children.setdefault(stat[0], []).append((int(entry.name), stat[1]))
+    found, todo = [], list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child[0])
+    return found
+
+
+def _kill_ours(folder: str, groups: list[subprocess.Popen]) -> None:
+    """Stop only the processes this module started: the two `ray start --block` (each stops
+    its own daemons on SIGTERM), then their process groups, then what is left of their
+    descendants and anything that names our temp folder on its command line."""
+    below = _descendants([proc.pid for proc in groups])
+    for proc in groups:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in groups:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    named = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode("utf-8", "replace")
+        except OSError:
+            continue
+        stat = _stat(int(entry.name))
+        if folder in cmdline and stat:
+            named.append((int(entry.name), stat[1]))
+    for pid, started in below + named:
+        stat = _stat(pid)
+        if stat and stat[1] == started:  # still the same process
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _wait_for(ready, proc: subprocess.Popen, logs: list[Path], seconds: float = 90,
+              fail: bool = True) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        if ready():
+            return True
+        time.sleep(0.5)
+    if not fail:
+        return False
+    shown = "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
+                      for log in logs if log.exists())
+    pytest.fail(f"the Ray cluster did not come up\n{shown}")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """host:port of a running two-node Ray cluster, both nodes started by this fixture."""
+    if not RAY.exists():
+        pytest.skip(f"no `ray` command beside the interpreter ({RAY})")
+    patch = pytest.MonkeyPatch()
+    for name, value in RAY_ENV.items():
+        patch.setenv(name, value)
+    patch.delenv("RAY_ADDRESS", raising=False)
+    # Short: Ray puts Unix sockets under it, and their names are limited to ~107 bytes.
+    folder = tempfile.mkdtemp(prefix="lkray-", dir="/tmp")
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    common = ["--num-cpus=1", "--disable-usage-stats", "--block"]
+    started: list[subprocess.Popen] = []
+    logs = [Path(folder) / "head.log", Path(folder) / "node.log"]
+    try:
+        with open(logs[0], "wb") as log:
+            started.append(subprocess.Popen(
+                [RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+                 "--include-dashboard=false", f"--temp-dir={folder}", *common,
+                 *_node_ports()],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        _wait_for(lambda: b"Ray runtime started" in logs[0].read_bytes(), started[0], logs)
+        _wait_for(lambda: _alive_nodes(address) == 1, started[0], logs)  # its GCS answers
+        for attempt in (1, 2):  # on a loaded machine the GCS may answer a first join late
+            with open(logs[1], "wb") as log:
+                started.append(subprocess.Popen(
+                    [RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1",
+                     *common, *_node_ports()], stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env={**os.environ, "RAY_raylet_start_wait_time_s": "60"}))
+            if _wait_for(lambda: b"Ray runtime started" in logs[1].read_bytes(), started[-1],
+                         logs, fail=attempt == 2):
+                break
+        _wait_for(lambda: _alive_nodes(address) == 2, started[-1], logs)
+        yield address
+    finally:
+        _kill_ours(folder, started)
+        patch.undo()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _collection(root: Path) -> Path:
+    """40 pictures, 20 planted copies (edits of the first ones), a text file, a broken JPEG."""
+    pictures = root / "pictures"
+    pictures.mkdir()
+    for seed in range(ORIGINALS):
+        image = synthetic_picture(seed, (200, 150))
+        (pictures / f"p{seed:03d}.jpg").write_bytes(image_bytes(image))
+    for number in range(20):
+        edit = PLANTED[number % len(PLANTED)]
+        image = synthetic_picture(number, (200, 150))
+        data, suffix = EDITS[edit](image, image_bytes(image))
+        (pictures / f"copy{number:02d}-{edit}{suffix}").write_bytes(data)
+    (pictures / "notes.txt").write_text("not a picture")
+    (pictures / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return pictures
+
+
+def image_bytes(image) -> bytes:
+    from lookalike.evaluation.transforms import encode
+
+    return encode(image, "JPEG", quality=90)
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory) -> Path:
+    return _collection(tmp_path_factory.mktemp("ray-collection"))
+
+
+@pytest.fixture(scope="module")
+def local_index(pictures, tmp_path_factory) -> Path:
+    index = tmp_path_factory.mktemp("local") / "index.db"
+    summary = scan([pictures], index_path=index, workers=2)
+    assert summary.scanned == ORIGINALS + 20 and summary.failed == 1 and summary.other == 1
+    return index
+
+
+def _signatures(index: Path) -> dict[str, tuple]:
+    """path -> (status, stage, every signature's method, version, params, value, quality)."""
+    conn = sqlite3.connect(index)
+    try:
+        rows = conn.execute(
+            "SELECT f.path, f.status, f.stage, s.method, s.version, s.params, s.value, "
+            "s.quality FROM files f LEFT JOIN signatures s ON s.content_id = f.content_id "
+            "ORDER BY f.path, s.method, s.version, s.params").fetchall()
+        duplicates = conn.execute("SELECT path, COUNT(*) FROM files GROUP BY path "
+                                  "HAVING COUNT(*) > 1").fetchall()
+    finally:
+        conn.close()
+    assert not duplicates
+    found: dict[str, list] = {}
+    for path, status, stage, *signature in rows:
+        found.setdefault(path, [status, stage]).append(tuple(signature))
+    return {path: tuple(value) for path, value in found.items()}
+
+
+def _answers(index: Path) -> tuple[list, set]:
+    with open_index(index) as opened:
+        groups = sorted(sorted(f.path for f in g.files) + [g.method, g.max_distance]
+                        for g in find_groups(opened))
+        pairs = {(min(m.a, m.b), max(m.a, m.b), m.method, m.distance)
+                 for m in find_pairs(opened)}
+    return groups, pairs
+
+
+def _shards(index: Path) -> list[Path]:
+    return sorted((index.parent / "shards").glob("*/shard-*.parquet"))
+
+
+def _shard_paths(index: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return [path for shard in _shards(index) for path in pq.read_table(shard)["path"].to_pylist()]
+
+
+def test_ray_scan_gives_the_local_index_groups_and_pairs(cluster, pictures, local_index,
+                                                          tmp_path):
+    index = tmp_path / "ray" / "index.db"
+    result = run_cli("scan", pictures, "--index", index, "--runner", "ray",
+                     "--ray-address", cluster, "--shard-files", str(SHARD_FILES),
+                     "--format", "json", env=cli_env(**RAY_ENV), timeout=180)
+    assert result.code in (0, 3), result  # 3 (PARTIAL) for the broken JPEG, with --strict
+    assert result.json()["scanned"] == ORIGINALS + 20 and result.json()["failed"] == 1
+
+    expected = _signatures(local_index)
+    assert len(expected) == ORIGINALS + 22
+    assert _signatures(index) == expected
+    groups, pairs = _answers(index)
+    local_groups, local_pairs = _answers(local_index)
+    assert len(local_groups) >= 15  # the planted copies are found ...
+    assert groups == local_groups  # ... and the same way
+    assert pairs == local_pairs
+    shard_paths = _shard_paths(index)
+    assert len(_shards(index)) == 8
+    assert sorted(shard_paths) == sorted(expected)  # every file once, none twice
+
+
+def test_a_worker_killed_mid_shard_is_retried_without_lost_or_doubled_rows(
+        cluster, pictures, local_index, tmp_path, monkeypatch):
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("LOOKALIKE_TEST_KILL_SHARD", str(marker))
+    index = tmp_path / "ray" / "index.db"
+    summary = scan([pictures], index_path=index, runner="ray", ray_address=cluster,
+                   shard_files=SHARD_FILES)
+    victim = int(marker.read_text())  # the task's own worker process, killed by its pid
+    with pytest.raises(ProcessLookupError):
+        os.kill(victim, 0)
+    assert summary.scanned == ORIGINALS + 20 and summary.failed == 1
+    assert _signatures(index) == _signatures(local_index)
+    shard_paths = _shard_paths(index)
+    assert len(shard_paths) == len(set(shard_paths)) == ORIGINALS + 22
+    assert _answers(index) == _answers(local_index)
+
+
+def test_a_rerun_reuses_the_shards_on_disk(cluster, pictures, local_index, tmp_path, caplog):
+    index = tmp_path / "ray" / "index.db"
+    scan([pictures], index_path=index, runner="ray", ray_address=cluster,
+         shard_files=SHARD_FILES)
+    shards = _shards(index)
+    assert len(shards) == 8
+    # As a job killed after six shards and before it merged anything: two shards missing,
+    # no index.
+    for lost in shards[2:4]:
+        lost.unlink()
+    for file in index.parent.glob("index.db*"):
+        file.unlink()
+    before = {shard: shard.stat().st_mtime_ns for shard in shards if shard.exists()}
+    with caplog.at_level(logging.INFO, logger="lookalike.runners.ray"):
+        summary = scan([pictures], index_path=index, runner="ray", ray_address=cluster,
+                       shard_files=SHARD_FILES)
+    assert "2 computed, 6 reused, 0 already in the index" in caplog.text
+    assert {shard: shard.stat().st_mtime_ns for shard in before} == before  # not rewritten
+    assert all(shard.exists() for shard in shards)
+    assert summary.scanned == ORIGINALS + 20
+    assert _signatures(index) == _signatures(local_index)
+    assert _answers(index) == _answers(local_index)
+
+
+# --- shards alone (no cluster) ----------------------------------------------------------------
+
+def test_shard_records_round_trip_and_a_half_written_shard_is_not_read(tmp_path):
+    from lookalike.runners.shards import from_table, read_shard, to_table, write_shard
+    from lookalike.types import Failure, FileRef, Scanned, Signature
+
+    records = [
+        Scanned(FileRef("/a.jpg", 10, 1), b"\x01" * 16, "image", 20, 10, "JPEG", "RGB",
+                (Signature("phash", 2, "p=1", b"\x00\xff" * 32, 87.5),), frames=3),
+        Scanned(FileRef("/b.txt", 3, 2), b"\x02" * 16, "other"),
+        Scanned(FileRef("/c.jpg", 0, 3), b"", "image",
+                failure=Failure("/c.jpg", "decode", "truncated file")),
+    ]
+    assert from_table(to_table(records)) == records
+    path = tmp_path / "shards" / "shard-00000.parquet"
+    write_shard(to_table(records), path)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
+    assert read_shard(path, [r.ref for r in records[::-1]]) == records[::-1]
+    assert read_shard(path, [FileRef("/d.jpg", 1, 1)]) is None  # not in it: compute again
+    path.write_bytes(path.read_bytes()[:100])  # as a writer killed in the middle would leave
+    assert read_shard(path, [r.ref for r in records]) is None
+
+
+def test_shard_ids_depend_on_the_files_not_on_what_is_left_to_do(tmp_path):
+    from lookalike.runners.shards import plan_shards
+    from lookalike.types import FileRef
+
+    refs = [FileRef(f"/p/{i:03d}.jpg", 100 + i, 7) for i in range(20)]
+    names = ("pixels", "phash")
+    whole = plan_shards(refs[::-1], refs, names, tmp_path / "index.db", 8)
+    part = plan_shards(refs, refs[10:], names, tmp_path / "index.db", 8)
+    assert whole.scan_id == part.scan_id and whole.total == part.total == 3
+    assert [s.number for s in whole.shards] == [0, 1, 2]
+    assert [(s.number, len(s.refs)) for s in part.shards] == [(1, 6), (2, 4)]
+    assert [r.path for r in whole.shards[1].refs] == [f"/p/{i:03d}.jpg" for i in range(8, 16)]
+    touched = refs[:5] + [FileRef(refs[5].path, refs[5].size, 8)] + refs[6:]
+    assert plan_shards(touched, touched, names, tmp_path / "index.db", 8).scan_id != whole.scan_id
+    assert plan_shards(refs, refs, ("pixels",), tmp_path / "index.db", 8).scan_id != whole.scan_id
+
+
+def test_an_address_nobody_answers_at_is_a_clear_error_at_once(pictures, tmp_path):
+    port = _free_port()  # free: nothing listens there
+    started = time.monotonic()
+    result = run_cli("scan", pictures, "--index", tmp_path / "index.db", "--runner", "ray",
+                     "--ray-address", f"127.0.0.1:{port}", env=cli_env(**RAY_ENV), timeout=60)
+    assert result.code == 2, result
+    assert f"no Ray cluster answers at 127.0.0.1:{port}" in result.stderr
+    assert time.monotonic() - started < 30  # not Ray's minutes of retrying
