@@ -15,6 +15,9 @@ from ..index.store import display_path, open_index
 from .evaluate import Report as StatsFormat  # table or json, as calibrate and eval
 from . import options
 from .common import OK, USAGE, _emit, _fail, _index_path, _translate, app, err, out
+from ..report.analysis import stats
+from ..report.health import health, thresholds_from
+from ..report.html import write_report
 
 FAILURES_PRINTED = 20
 FLAGGED_PRINTED = 5  # flagged files printed per health check (--format json lists more)
@@ -36,9 +39,6 @@ def stats_command(
     """What the collection holds: formats, colour modes, sizes, unreadable files, how much
     of it is duplicated, and its health (blurry, dark, bright, blank, low-information,
     odd-shaped, tiny, huge and outlier pictures)."""
-    from ..report.analysis import stats
-    from ..report.health import health
-
     try:
         thresholds = _health_thresholds(health_thresholds)
         with open_index(_index_path(index)) as idx:
@@ -56,8 +56,6 @@ def stats_command(
 
 def _health_thresholds(pairs: list[str]):
     """HealthThresholds from --health CHECK=VALUE options (a usage error when malformed)."""
-    from ..report.health import thresholds_from
-
     given: dict[str, float] = {}
     for pair in pairs:
         name, equals, value = pair.partition("=")
@@ -175,8 +173,6 @@ def report_command(
 ) -> None:
     """A self-contained HTML report (works offline): plots of the collection and the duplicate
     groups as a gallery of thumbnails."""
-    from ..report.html import write_report
-
     if out_path.is_dir():  # a folder: the report goes inside it
         out_path = out_path / "report.html"
     try:

@@ -32,6 +32,9 @@ from ..types import Failure, FileRef, Signature
 from ..worker import compute_signatures, read_file
 from . import metrics
 from .transforms import ALL_EDITS, apply_seeded
+from ..methods.local import unpack
+from ..search import embed, partial
+from ..search.verify import verify
 
 # Exact copies (copy, metadata, png) match at distance 0 whatever the radius: they would only
 # inflate recall, so the default edits are the ones that move a hash.
@@ -100,10 +103,6 @@ def local_scorer(index: Index, method: str,
                  codes_of: Callable[[MethodSpec], Codes]) -> Scorer:
     """Inliers of geometric verification against the candidates that the inverted file
     gives (as find-in and dupes --partial find them); higher is better."""
-    from ..methods.local import unpack
-    from ..search import partial
-    from ..search.verify import verify
-
     words = partial.build_word_index(index)
     spec = get_spec(method)
 
@@ -138,8 +137,6 @@ def vector_scorer(index: Index, method: str,
                   codes_of: Callable[[MethodSpec], Codes]) -> Scorer:
     """Cosine similarity of the embeddings of the index's model (search/embed.py) to each
     query's nearest VECTOR_NEIGHBOURS indexed pictures; higher is better."""
-    from ..search import embed
-
     spec, name = embed.index_method(index)
     search = embed.EmbedSearch(index, spec)
 

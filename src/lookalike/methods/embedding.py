@@ -21,6 +21,7 @@ from ..decode import DRAFT_SIZE
 from ..models.registry import DEFAULT_MODEL, resolve_model
 from ..types import Signature
 from .registry import LEARNED_EVIDENCE, MethodSpec, Picture, register_family
+from ..models.cache import sha256_file
 
 NAME = "embed"
 VERSION = 1
@@ -61,7 +62,6 @@ def _resolved(model: str):
 def embedding_spec(model: str | None = None) -> MethodSpec:
     """The MethodSpec of `model`'s embeddings (the default model when None)."""
     model_spec, path = _resolved(model or DEFAULT_MODEL)
-    from ..models.cache import sha256_file  # hashes a model file: rare, and slow to import
 
     digest = model_spec.sha256 or sha256_file(path)
     default_similarity = getattr(model_spec, "similarity", None) or 0.0

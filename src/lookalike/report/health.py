@@ -21,6 +21,7 @@ from ..errors import LookalikeError
 from ..index.store import Index, display_path, from_db_path
 from ..methods.health import SPEC as HEALTH_SPEC, unpack
 from .analysis import META_SQL, NO_VALUE, _json_path, _metadata_key, opened_index
+from ..search import embed, vectors
 
 MAX_LISTED = 1000  # flagged files listed per check (all are counted)
 OUTLIER_REFERENCE = 10_000  # pictures the outlier distances are measured against, at most
@@ -195,8 +196,6 @@ def _rows_of(sorted_ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np
 def _outlier_distances(idx: Index, content_ids: np.ndarray, k: int) -> np.ndarray:
     """Cosine distance of each file's picture to its k-th nearest other picture by the
     index's embeddings; NaN without embeddings (or for a picture without one)."""
-    from ..search import embed, vectors
-
     out = np.full(len(content_ids), np.nan)
     if not embed.has_embeddings(idx):
         return out

@@ -38,6 +38,7 @@ from .page import (EVIDENCE, LINK_NOTE, FileState, PartialCard, group_cards, num
                    numeric, partial_cards, summary)
 from .plots import plots
 from .thumbs import THUMB_SIZE, ThumbCache, ThumbStats
+from ..search.evidence import groups_with_evidence
 
 if TYPE_CHECKING:
     from ..search.evidence import Evidence
@@ -160,8 +161,6 @@ def _groups_with_evidence(idx: Index, options: SearchOptions | None
                           ) -> tuple[list[Group] | None, dict[str, Evidence]]:
     """The groups under `options` and each grouped file's evidence, from one search; None
     when the index holds no signatures."""
-    from ..search.evidence import groups_with_evidence
-
     if not has_signatures(idx):
         return None, {}
     return groups_with_evidence(idx, options=options)
