@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -17,6 +18,7 @@ from .errors import SourceError
 from .index.store import Index, KnownFile, default_index_path, open_index
 from .methods.registry import CASCADE_HASHES, get_spec
 from .runners import check_runner
+from .runners.local import chunks
 from .runners.local import make_pool as _executor
 from .runners.ray import run_shards
 from .runners.shards import SHARD_FILES, plan_shards
@@ -25,6 +27,7 @@ from .sources.folders import WalkOptions, walk
 from .sources.files import refs_from_paths
 from .types import Failure, FileRef, Scanned, Skipped
 from .worker import process_chunk
+from .methods.embedding import NAME, active_model, method_name, register_model, split_name
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +41,11 @@ THOROUGH_MODEL = "sscd-distilled"
 MODES = {"fast": DEFAULT_METHODS,
          "thorough": (*DEFAULT_METHODS, "local", f"embed@{THOROUGH_MODEL}")}
 BATCH = 1024  # paths looked up in the index at once
-CHUNK = 48  # files sent to a worker at once
 # Results are written in transactions of at least WRITE_ROWS files, or after WRITE_SECONDS
 # (the first chunk at once): a commit per 48-file chunk took 15% more CPU and 20-40% more
 # time in the main process's writes (bench/README.md, "Where the default scan's time goes").
 WRITE_ROWS, WRITE_SECONDS = 512, 1.0
 MAX_SKIPPED_LISTED = 1000  # skipped names kept for the summary (all are counted)
-CHUNK_BYTES = 64 << 20  # ... and at most this many bytes of them (one big file may exceed it)
 
 Progress = Callable[[int, int | None], None]
 
@@ -107,8 +108,6 @@ def with_mode(methods: Iterable[str] | None, mode: str | None) -> list[str] | No
 def _with_active_model(index: Index, names: tuple[str, ...]) -> tuple[str, ...]:
     """A plain "embed" becomes the index's active model (one `lookalike train` registered,
     or the last one scanned with); with none, the shipped default."""
-    from .methods.embedding import active_model, method_name
-
     if "embed" not in names:
         return names
     named = tuple(method_name(active_model(index)) if n == "embed" else n for n in names)
@@ -166,8 +165,6 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
 
 def _register_models(index: Index, names: Sequence[str]) -> None:
     """Record the embedding model a scan uses, so later queries embed with the same one."""
-    from .methods.embedding import NAME, register_model, split_name
-
     for name in names:
         base, model = split_name(name)
         if base == NAME:
@@ -192,7 +189,11 @@ def _run(index: Index, run_id: int, names, sources, pool: Executor, workers: int
     written = float("-inf")  # time.monotonic() of the last write (none: write at once)
     # Fork the workers before the walk lists a folder: forked later, each copied the listing
     # (the garbage collector writes to every object it tracks): 16 MB each at 50k files.
-    pool.submit(int).result()
+    gc.freeze()  # ... and its objects: then the workers' collections leave them shared
+    try:
+        pool.submit(int).result()
+    finally:
+        gc.unfreeze()
 
     def drain(limit: int) -> None:
         nonlocal done, written
@@ -213,7 +214,7 @@ def _run(index: Index, run_id: int, names, sources, pool: Executor, workers: int
             done += len(refs) - len(todo)
             if progress:
                 progress(done, total)
-        for chunk in _chunks(todo):
+        for chunk in chunks(todo):
             in_flight.append(pool.submit(process_chunk, chunk, names, str(index.path)))
             drain(2 * workers + 2)
     drain(0)
@@ -266,18 +267,6 @@ def _run_sharded(index: Index, run_id: int, names, sources, summary: ScanSummary
         if progress:
             progress(done, total)
 
-
-def _chunks(refs: list[FileRef]) -> Iterator[list[FileRef]]:
-    chunk: list[FileRef] = []
-    size = 0
-    for ref in refs:
-        if chunk and (len(chunk) >= CHUNK or size + ref.size > CHUNK_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(ref)
-        size += ref.size
-    if chunk:
-        yield chunk
 
 
 def _split(index: Index, refs: list[FileRef],

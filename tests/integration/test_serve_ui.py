@@ -32,6 +32,7 @@ from lookalike.service.app import create_app  # noqa: E402
 from .conftest import LOOKALIKE, cli_env, dihedral, jpeg, picture, png  # noqa: E402
 from .serving import build_review, group_names, running, snapshot  # noqa: E402
 from .test_report_html import ARTIFACTS, CHROMIUM_ARGS, _browser  # noqa: E402
+from .test_serve_health import build_planted  # noqa: E402
 
 WAIT_MS = 15_000
 
@@ -490,3 +491,56 @@ def test_serve_open_gives_the_browser_a_link_that_carries_the_token(tmp_path):
         os.kill(server.pid, signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)
     assert link in stderr  # the same link is printed, as Jupyter prints its own
+
+
+def test_the_health_view_and_the_grid_filter_by_a_health_check(tmp_path):
+    """The Health view lists each check with its count and the thumbnails of the pictures it
+    flags (tests/integration/test_serve_health.py's planted collection); its link and the
+    grid's "Flagged" filter narrow the groups to those holding such a picture; the method
+    menu offers no measurement."""
+    sync_playwright = _browser()
+    planted = build_planted(tmp_path / "photos")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with running(create_app(planted.index)) as url, sync_playwright() as pw, \
+            browser_page(pw, errors) as page:
+        page.goto(f"{url}/")
+        page.wait_for_function("() => document.querySelectorAll('ol.grid a.card').length === 3")
+        page.wait_for_selector("#f-health option[value=aspect]", state="attached")
+        methods = page.locator("#f-method option").evaluate_all("(o) => o.map((x) => x.value)")
+        assert "phash" in methods and "health" not in methods and "colour" not in methods
+        # the grid's filter: only the groups with a picture flagged "aspect"
+        page.select_option("#f-health", "aspect")
+        page.click("form.filters button[type=submit]")
+        page.wait_for_function("() => document.querySelectorAll('ol.grid a.card').length === 2")
+        assert "health=aspect" in page.url
+        shown = page.locator("ol.grid img").evaluate_all("(imgs) => imgs.map((i) => i.alt)")
+        assert sorted(shown) == ["c.jpg", "c_stretched.jpg", "d.jpg", "d_tall.png"]
+        # the Health view
+        page.click("nav >> text=Health")
+        page.wait_for_selector("#health-blurry img")
+        page.wait_for_function("""() => [...document.querySelectorAll('.flagged img')]
+            .every((img) => img.complete && img.naturalWidth > 0)""")
+        flagged = {name: page.locator(f"#health-{name} .flagged img").evaluate_all(
+            "(imgs) => imgs.map((i) => i.alt)") for name in ("blurry", "dark", "blank", "aspect")}
+        assert flagged == {"blurry": ["a_blurred.png"], "dark": ["b_dark.png"],
+                           "blank": ["blank.png"],
+                           "aspect": sorted(flagged["aspect"])} and \
+            sorted(flagged["aspect"]) == ["c_stretched.jpg", "d_tall.png"]
+        assert "1 flagged" in page.locator("#h-blurry").inner_text()
+        assert "not checked" in page.locator("#h-outlier").inner_text()
+        assert "embeddings" in page.locator("#health-outlier").inner_text()
+        assert page.locator("#health-huge .flagged img").count() == 0
+        page.screenshot(path=str(ARTIFACTS / "ui-health.png"), full_page=True)
+        page.click("#health-blurry a.button")
+        page.wait_for_function("() => document.querySelectorAll('ol.grid a.card').length === 1")
+        assert page.locator("#f-health").input_value() == "blurry"
+        shown = page.locator("ol.grid img").evaluate_all("(imgs) => imgs.map((i) => i.alt)")
+        assert sorted(shown) == ["a.png", "a_blurred.png"]
+        page.screenshot(path=str(ARTIFACTS / "ui-health-groups.png"), full_page=True)
+        # a plan of these groups only
+        page.click("text=Plan these groups with keep rules…")
+        expect_text(page, "label[for=scope-filtered]", "a picture flagged blurry")
+        page.click("text=Build plan")
+        expect_text(page, "#plan-summary", "1 group, 1 file to quarantine")
+    assert errors == []

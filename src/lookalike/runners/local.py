@@ -6,8 +6,28 @@ import multiprocessing
 import os
 import sys
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Iterator, Sequence
 
 from ..methods import embedding
+from ..types import FileRef
+
+CHUNK = 48  # files a worker (a process, or a Ray task) is handed at once ...
+CHUNK_BYTES = 64 << 20  # ... and at most this many bytes of them (one big file may exceed it)
+
+
+def chunks(refs: Sequence[FileRef]) -> Iterator[list[FileRef]]:
+    """`refs` in runs of at most CHUNK files and CHUNK_BYTES bytes (a run holds at least one
+    file), the unit process_chunk works on."""
+    chunk: list[FileRef] = []
+    size = 0
+    for ref in refs:
+        if chunk and (len(chunk) >= CHUNK or size + ref.size > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(ref)
+        size += ref.size
+    if chunk:
+        yield chunk
 
 
 class InProcess(Executor):

@@ -24,14 +24,12 @@ from typing import Iterator, Sequence
 from ..errors import LookalikeError
 from ..types import FileRef, Scanned
 from ..worker import process_chunk
-from .local import limit_threads
+from .local import chunks, limit_threads
 from .shards import ShardPlan, from_table, read_shard, to_table, write_shard
 
 log = logging.getLogger(__name__)
 
 TASK_RETRIES = 3  # a shard whose worker process dies is run again, up to this many times
-CHUNK = 48  # files a task hands to process_chunk at once (as the local pool's chunks) ...
-CHUNK_BYTES = 64 << 20  # ... and at most this many bytes of them
 _threads_limited = False
 
 
@@ -129,7 +127,7 @@ def scan_shard(rows: list[tuple[str, int, int]], names: list[str], kill_marker: 
         _threads_limited = True
     refs = [FileRef(path, size, mtime_ns) for path, size, mtime_ns in rows]
     results: list[Scanned] = []
-    for chunk in _chunks(refs):
+    for chunk in chunks(refs):
         results.extend(process_chunk(chunk, names, None))
         if kill_marker and _first_to_claim(kill_marker):
             # tests only (LOOKALIKE_TEST_KILL_SHARD): this worker dies in the middle of a shard
@@ -147,15 +145,3 @@ def _first_to_claim(marker: str) -> bool:
     os.close(handle)
     return True
 
-
-def _chunks(refs: list[FileRef]) -> Iterator[list[FileRef]]:
-    chunk: list[FileRef] = []
-    size = 0
-    for ref in refs:
-        if chunk and (len(chunk) >= CHUNK or size + ref.size > CHUNK_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(ref)
-        size += ref.size
-    if chunk:
-        yield chunk

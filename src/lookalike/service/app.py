@@ -33,6 +33,7 @@ from .limits import (MAX_PIXELS, MAX_UPLOAD_BYTES, MULTIPART_SLACK, AllowList, B
 from .review import review_routes
 from .routes_files import file_routes
 from .routes_groups import group_routes, index_info
+from .routes_health import health_routes
 from .routes_pictures import Uploads, picture_routes
 from .state import GroupCache, QueryCache, WriteLock
 
@@ -62,7 +63,7 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
     groups, queries, writes = GroupCache(counter), QueryCache(counter), WriteLock()
     info = index_info(groups, index_path, bool(token))
     if warm and index_path.exists():
-        groups.warm(index_path, info)
+        groups.warm(index_path, info, groups.health)
     app = FastAPI(title="lookalike", summary="Find duplicate images in an indexed collection, "
                   "review them and act on them safely. The web UI is at /.",
                   dependencies=[Depends(HTTPBearer(auto_error=False))] if token else [],
@@ -72,6 +73,7 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
     uploads = Uploads(AllowList.of(allow_paths), max_upload_bytes, max_pixels)
     app.include_router(picture_routes(index_path, uploads, writes, queries))
     app.include_router(group_routes(index_path, groups, info))
+    app.include_router(health_routes(index_path, groups))
     app.include_router(file_routes(index_path))
     app.include_router(review_routes(index_path, writes, groups, queries))
     _web_ui(app)

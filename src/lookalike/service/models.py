@@ -9,8 +9,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 
 from ..actions.plan import DEFAULT_RULES, KEEP_RULES
 from ..index.decisions import MARKS
+from ..report.health import CHECKS, MAX_LISTED
 
 Mark = Literal[MARKS]
+HealthCheck = Literal[tuple(c.name for c in CHECKS)]
 
 
 def _json_integer(value: object) -> object:
@@ -178,11 +180,49 @@ class FileOut(BaseModel):
 class InfoOut(BaseModel):
     index: str = Field(description="The index file (for display).")
     files: int = Field(description="Live image files.")
-    methods: list[str] = Field(description="Methods whose signatures the index holds; "
-                               "'auto' is always usable where a hash is present.")
+    methods: list[str] = Field(description="Methods whose signatures the index holds and "
+                               "that find duplicates (not the measurements 'colour' and "
+                               "'health'); 'auto' is always usable where a hash is present.")
     meta: dict[str, list[str]] = Field(description="Metadata keys of the files and their "
                                        "most frequent values (for the filters of /groups).")
     token: bool = Field(description="Whether this server asks for a bearer token.")
+
+
+# --- dataset health ------------------------------------------------------------------------
+
+class HealthFileOut(BaseModel):
+    file_id: int = Field(description="Id of the flagged file (GET /files/{id}/thumbnail).")
+    path: str = Field(description="Its path, printable (for display only).")
+    value: float = Field(description="The value its check compared with the threshold.")
+
+
+class HealthCheckOut(BaseModel):
+    name: HealthCheck
+    value: str = Field(description="What is compared, in words.")
+    flags: str = Field(description="Which side of the threshold is flagged: below, at or "
+                       "below, at or above, above.")
+    threshold: float | None = Field(description="In the value's own unit (the outlier "
+                                    "percentile as a distance); null when it could not be had.")
+    checked: int = Field(description="Files this check could look at.")
+    count: int = Field(description="Files flagged, all of them.")
+    note: str | None = Field(None, description="Why the check could not run, when it "
+                             "checked no file.")
+    by_category: dict[str, int] = Field(default_factory=dict, description="Files flagged per "
+                                        "value of the metadata key `by`.")
+    listed: int = Field(description=f"Flagged files that can be paged through (the worst "
+                        f"{MAX_LISTED:,} at most).")
+    files: list[HealthFileOut] = Field(description="Flagged files, the worst first: `limit` "
+                                       "of them from `offset`.")
+
+
+class HealthOut(BaseModel):
+    """The dataset health checks (as `lookalike stats` counts them), with the files each
+    flags."""
+    images: int = Field(description="Readable files.")
+    measured: int = Field(description="Of them, with stored health measurements.")
+    by: str | None = Field(description="The metadata key counts are split by, if any.")
+    checks: list[HealthCheckOut]
+    notes: list[str] = Field(description="What could not be checked, and why.")
 
 
 class FolderOut(BaseModel):
@@ -259,6 +299,8 @@ class PlanIn(Strict):
     max_size: GroupSize | None = None
     where: list[Where] = Field(default_factory=list, max_length=MAX_WHERE,
                                description="KEY:VALUE, as in /groups.")
+    health: HealthCheck | None = Field(None, description="Only the groups with a file this "
+                                       "health check flags, as in /groups.")
     use_marks: bool = Field(True, description="Follow the files' keep/quarantine marks "
                             "over the rules.")
 

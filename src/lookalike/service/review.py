@@ -29,8 +29,8 @@ from ..index.decisions import MARKS
 from ..index.store import Index, display_path
 from . import models
 from .limits import Refused
-from .state import (ERRORS, GroupCache, StateCache, WriteLock, live, opened, parse_where,
-                    select_groups, writing)
+from .state import (ERRORS, GroupCache, StateCache, WriteLock, flagged_groups, live, opened,
+                    parse_where, select_groups, writing)
 
 PLANS_DIR = "plans"  # next to the index: the plans this server made, by id
 PLANS_KEPT = 20  # the newest plans kept there (undo needs none: a run's journal says it all)
@@ -187,7 +187,8 @@ def _plan(index_path: Path, cache: GroupCache, body: models.PlanIn) -> models.Pl
         prefer = _chosen_folders(folders, body.prefer_path, "prefer_path")
         reference = _chosen_folders(folders, body.reference, "reference")
         found = cache.groups(index, body.method, where)
-        chosen = select_groups(found.groups, body.min_size, body.max_size)
+        chosen = flagged_groups(cache, index, select_groups(found.groups, body.min_size,
+                                                            body.max_size), body.health)
         ids = index.live_file_ids(f.path for g in chosen for f in g.files)
         marks = marks_of(index, list(ids)) if body.use_marks else {}
         plan = make_plan(index, chosen, body.rules, prefer, reference, "quarantine", marks)

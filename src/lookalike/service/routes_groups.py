@@ -11,12 +11,14 @@ from typing import Callable
 from fastapi import APIRouter, Query
 
 from ..actions.keeper import DEFAULT_RULES, Keeper, keepers
+from ..errors import LookalikeError
 from ..index.store import Index, display_path
+from ..methods.registry import EXACT_EVIDENCE, registration
 from ..report.words import match_words
 from ..search.evidence import Evidence
 from ..types import Group
 from . import models
-from .state import ERRORS, GroupCache, opened, parse_where, select_groups
+from .state import ERRORS, GroupCache, flagged_groups, opened, parse_where, select_groups
 
 META_VALUES = 50  # values of each metadata key listed by GET /info
 
@@ -45,6 +47,9 @@ def group_routes(index_path: Path, cache: GroupCache, info: IndexInfo) -> APIRou
                      where: list[models.Where] = Query(
                          [], max_length=models.MAX_WHERE, description="KEY:VALUE (or "
                          "KEY=VALUE) of the files' metadata; repeat: all must hold"),
+                     health: models.HealthCheck | None = Query(
+                         None, description="Only the groups with a file this health check "
+                         "flags (GET /health)."),
                      keep: list[models.KeepRule] = Query(
                          list(DEFAULT_RULES), max_length=len(models.KEEP_RULES),
                          description="The keep rules, in order, that choose each group's "
@@ -56,7 +61,8 @@ def group_routes(index_path: Path, cache: GroupCache, info: IndexInfo) -> APIRou
         conditions = parse_where(where)
         with opened(index_path) as index:
             found = cache.groups(index, method, conditions)
-            chosen = select_groups(found.groups, min_size, max_size)
+            chosen = flagged_groups(cache, index, select_groups(found.groups, min_size,
+                                                                max_size), health)
             start = (page - 1) * page_size
             shown = chosen[start:start + page_size]
             ids = index.live_file_ids(f.path for g in shown for f in g.files)
@@ -121,6 +127,22 @@ def _keeper_out(keeper: Keeper | None, ids: dict[str, int]) -> models.KeeperOut 
               for value, paths in keeper.best.items()})
 
 
+def matches(method: str) -> bool:
+    """Whether `method` finds duplicates, for the UI's method menus. Not: a method of kind
+    "exact" that is not ranked as exact evidence (registry.EXACT_EVIDENCE, the same pixels):
+    equal values of it are measurements stored for checks, no sign of a copy ("colour", the
+    thumbnail that tells a recolour; "health", the numbers of the health checks). A name no
+    longer registered stays offered (as before), and a family (embed@MODEL) is a matcher."""
+    try:
+        entry = registration(method)
+        if entry.variants:
+            return True
+        spec = entry.spec(None)
+    except LookalikeError:
+        return True
+    return not (spec.kind == "exact" and spec.evidence_rank != EXACT_EVIDENCE)
+
+
 def _info(index: Index, index_path: Path, token: bool) -> models.InfoOut:
     values: dict[str, Counter] = {}
     for meta in index.file_meta().values():
@@ -130,6 +152,7 @@ def _info(index: Index, index_path: Path, token: bool) -> models.InfoOut:
                     value, bool) else str(value)] += 1
     files = sum(len(v) for v in index.live_files().values())
     return models.InfoOut(index=display_path(str(index_path)), files=files,
-                          methods=["auto", *index.methods_present()], token=token,
+                          methods=["auto", *filter(matches, index.methods_present())],
+                          token=token,
                           meta={k: [v for v, _ in c.most_common(META_VALUES)]
                                 for k, c in sorted(values.items())})

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
+import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
 from ..index.store import ChangeCounter, FileRecord, Index, open_index
+from ..report.health import HealthReport, HealthThresholds, flag, health, health_table
 from ..search.evidence import Evidence, groups_with_evidence
 from ..search.query import PreparedQuery
 from ..types import Group
@@ -157,9 +159,40 @@ class FoundGroups:
     evidence: dict[str, Evidence]  # path -> how it matched inside its group
 
 
+@dataclass(frozen=True)
+class HealthState:
+    report: HealthReport
+    ids: dict[str, int]  # path -> file id, of the files the report lists
+    flagged: dict[str, frozenset[str]]  # check -> the paths of every file it flags
+
+
+def health_state(index: Index) -> HealthState:
+    """The health report of the default thresholds, with the ids of the files it lists and
+    the whole set each check flags (the report lists MAX_LISTED a check; only a check that
+    flags more reads the measurements a second time)."""
+    thresholds = HealthThresholds()
+    report = health(index, thresholds)
+    table = None
+    flagged = {}
+    for name, result in report.checks.items():
+        if result.count > len(result.flagged):
+            if table is None:
+                table = health_table(index, None, thresholds.outlier_k)
+            mask = flag(name, table.values[name], thresholds, table)
+            flagged[name] = frozenset(table.paths[i] for i in np.flatnonzero(mask))
+        else:
+            flagged[name] = frozenset(f.path for f in result.flagged)
+    ids = index.live_file_ids(f.path for r in report.checks.values() for f in r.flagged)
+    return HealthState(report, ids, flagged)
+
+
 class GroupCache(StateCache):
     """The groups (and each file's evidence) for (method, filter), so paging does not search
-    the collection again for every page."""
+    the collection again for every page; and the health checks, which read every picture's
+    measurements."""
+
+    def health(self, index: Index) -> HealthState:
+        return self.get(("health",), lambda: health_state(index))
 
     def groups(self, index: Index, method: str, where: dict[str, str]) -> FoundGroups:
         return self.get(("groups", method, tuple(sorted(where.items()))),
@@ -190,6 +223,15 @@ class QueryCache(StateCache):
     def prepared(self, index: Index, method: str, max_distance: int | None) -> PreparedQuery:
         return self.get(("query", method, max_distance),
                         lambda: PreparedQuery(index, method, max_distance))
+
+
+def flagged_groups(cache: GroupCache, index: Index, groups: list[Group],
+                   check: str | None) -> list[Group]:
+    """The groups with a file the health check `check` flags (all of them for None)."""
+    if check is None:
+        return groups
+    flagged = cache.health(index).flagged[check]
+    return [g for g in groups if any(f.path in flagged for f in g.files)]
 
 
 def select_groups(groups: list[Group], min_size: int, max_size: int | None) -> list[Group]:

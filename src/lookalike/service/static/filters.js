@@ -1,4 +1,4 @@
-// The filters of the groups (size, method, metadata), kept in the page's address so that a
+// The filters of the groups (size, method, metadata, a health check), kept in the page's address so that a
 // view can be reloaded or shared, and the form that edits them.
 
 import { fill, h } from "./dom.js";
@@ -11,6 +11,7 @@ export function readFilters(params) {
     max_size: Number(params.get("max_size")) || null,
     method: params.get("method") || "auto",
     where: params.getAll("where"),
+    health: params.get("health") || null,
   };
 }
 
@@ -20,6 +21,7 @@ export function filterParams(filters) {
   if (filters.max_size) out.set("max_size", filters.max_size);
   if (filters.method !== "auto") out.set("method", filters.method);
   for (const w of filters.where) out.append("where", w);
+  if (filters.health) out.set("health", filters.health);
   return out;
 }
 
@@ -34,17 +36,29 @@ export function describe(filters) {
   const parts = [`${filters.min_size}${filters.max_size ? `–${filters.max_size}` : "+"} files`];
   if (filters.method !== "auto") parts.push(`method ${filters.method}`);
   parts.push(...filters.where);
+  if (filters.health) parts.push(`a picture flagged ${filters.health}`);
   return parts.join(", ");
 }
 
-// The filter form; `onChange(filters)` is called when it is submitted.
-export function filterForm(filters, info, onChange) {
+// The filter form; `onChange(filters)` is called when it is submitted. `health`: a promise of
+// GET /health (its checks and counts; null when it failed), whose answer fills "Flagged".
+export function filterForm(filters, info, onChange, health = Promise.resolve(null)) {
   const where = [...filters.where];
   const minSize = h("input", { id: "f-min", type: "number", min: 2, value: filters.min_size });
   const maxSize = h("input", { id: "f-max", type: "number", min: 2, value: filters.max_size || "",
     placeholder: "any" });
   const method = h("select", { id: "f-method" },
     (info.methods || ["auto"]).map((m) => h("option", { value: m, selected: m === filters.method }, m)));
+  const checkOptions = (checks) => [h("option", { value: "" }, "any"),
+    checks.map(([name, label]) => h("option", { value: name, selected: name === filters.health }, label))];
+  const flagged = h("select", { id: "f-health", title: "Only the groups with a picture that "
+      + "this health check flags" }, checkOptions(filters.health ? [[filters.health, filters.health]] : []));
+  health.then((found) => {
+    if (!found) return;
+    const chosen = flagged.value; // the person may have chosen meanwhile
+    fill(flagged, checkOptions(found.checks.map((c) => [c.name, `${c.name} (${c.count})`])));
+    flagged.value = chosen;
+  });
   const keys = Object.keys(info.meta || {});
   const key = h("select", { id: "f-key", "aria-label": "Metadata key" },
     keys.map((k) => h("option", { value: k }, k)));
@@ -61,6 +75,7 @@ export function filterForm(filters, info, onChange) {
     max_size: Number(maxSize.value) || null,
     method: method.value,
     where,
+    health: flagged.value || null,
   });
   const drawChips = () => fill(chips, ...where.map((w, i) => h("button", {
     type: "button", class: "chip", title: `Remove the filter ${w}`,
@@ -78,6 +93,7 @@ export function filterForm(filters, info, onChange) {
     h("label", { for: "f-min" }, "Files from"), minSize,
     h("label", { for: "f-max" }, "to"), maxSize,
     h("label", { for: "f-method" }, "Method"), method,
+    h("label", { for: "f-health" }, "Flagged"), flagged,
     ...metaPart, chips,
     h("button", { type: "submit" }, "Apply filters"));
 }

@@ -22,7 +22,8 @@ export async function showGrid(main, params, infoPromise) {
       h("a", { class: "button", href: withFilters("#/actions", filters) },
         "Plan these groups with keep rules…")),
     list, pager);
-  infoPromise.then((info) => form.replaceWith(filterForm(filters, info, (f) => go(f))));
+  const health = api("health?limit=1").catch(() => null); // the checks and their counts
+  infoPromise.then((info) => form.replaceWith(filterForm(filters, info, (f) => go(f), health)));
   let data;
   try {
     data = await api(withFilters("groups", filters, { page, page_size: PAGE_SIZE }));

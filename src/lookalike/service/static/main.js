@@ -1,11 +1,12 @@
 // The web UI of `lookalike serve`: a router over the address's #fragment, the help, and the
-// keys every view shares. Views: #/groups, #/group/N, #/actions, #/query.
+// keys every view shares. Views: #/groups, #/group/N, #/actions, #/query, #/health.
 
 import { api } from "./api.js";
 import { showActions } from "./actions.js";
 import { fail, typing } from "./dom.js";
 import { showGrid } from "./grid.js";
 import { showGroup } from "./group.js";
+import { showHealth } from "./health.js";
 import { showQuery } from "./query.js";
 
 const main = document.getElementById("main");
@@ -42,6 +43,7 @@ async function route() {
   if (view === "group" && Number(arg) >= 1) current = await showGroup(main, Number(arg), params, known);
   else if (view === "actions") current = await showActions(main, params, known);
   else if (view === "query") current = await showQuery(main, params, known);
+  else if (view === "health") current = await showHealth(main);
   else current = await showGrid(main, params, known);
   document.title = `lookalike · ${view}`;
 }
