@@ -18,7 +18,8 @@ from .registry import MethodSpec, Picture, _area, register_method
 SIDE = 8
 SPEC = MethodSpec(name="colour", version=1, kind="exact", bits=3 * SIDE * SIDE * 8,
                   variants=1, default_radius=0, min_quality=0.0, params=f"lab,{SIDE}x{SIDE}",
-                  description="8x8 CIELAB colour thumbnail (the fast mode's recolour check)")
+                  description="8x8 CIELAB colour thumbnail (the fast mode's recolour check)",
+                  matches=False)
 
 
 def lab_thumbnail(rgb: np.ndarray, side: int = SIDE) -> np.ndarray:

@@ -29,7 +29,7 @@ SPEC = MethodSpec(name="health", version=1, kind="exact", bits=32 * len(FIELDS),
                   default_radius=0, min_quality=0.0,
                   params=f"gray,{COARSE},{DARK_LEVEL},{BRIGHT_LEVEL},{LOW_SHARE},{HIGH_SHARE}",
                   description="health measurements (sharpness, brightness, contrast, "
-                              "entropy) for stats; not matched on")
+                              "entropy) for stats; not matched on", matches=False)
 
 
 def measure(gray: np.ndarray) -> np.ndarray:

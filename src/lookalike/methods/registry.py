@@ -62,6 +62,9 @@ class MethodSpec:
     # worker decodes at the largest its methods ask for): hashes need only 256 px.
     draft_size: int = DRAFT_SIZE
     evidence_rank: int = HASH_EVIDENCE  # smaller is stronger: *_EVIDENCE above
+    # False: a measurement stored for checks (colour thumbnails, health numbers), never a
+    # sign of a copy by itself; the web UI does not offer it as a matching method.
+    matches: bool = True
 
     @property
     def nbytes(self) -> int:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from ..actions.keeper import DEFAULT_RULES, Keeper, keepers
 from ..errors import LookalikeError
 from ..index.store import Index, display_path
-from ..methods.registry import EXACT_EVIDENCE, registration
+from ..methods.registry import registration
 from ..report.words import match_words
 from ..search.evidence import Evidence
 from ..types import Group
@@ -128,11 +128,9 @@ def _keeper_out(keeper: Keeper | None, ids: dict[str, int]) -> models.KeeperOut 
 
 
 def matches(method: str) -> bool:
-    """Whether `method` finds duplicates, for the UI's method menus. Not: a method of kind
-    "exact" that is not ranked as exact evidence (registry.EXACT_EVIDENCE, the same pixels):
-    equal values of it are measurements stored for checks, no sign of a copy ("colour", the
-    thumbnail that tells a recolour; "health", the numbers of the health checks). A name no
-    longer registered stays offered (as before), and a family (embed@MODEL) is a matcher."""
+    """Whether `method` finds duplicates, for the UI's method menus: not a measurement stored
+    for checks (MethodSpec.matches: "colour", "health"). A name no longer registered stays
+    offered (as before), and a family (embed@MODEL) is a matcher."""
     try:
         entry = registration(method)
         if entry.variants:
@@ -140,7 +138,7 @@ def matches(method: str) -> bool:
         spec = entry.spec(None)
     except LookalikeError:
         return True
-    return not (spec.kind == "exact" and spec.evidence_rank != EXACT_EVIDENCE)
+    return spec.matches
 
 
 def _info(index: Index, index_path: Path, token: bool) -> models.InfoOut:
