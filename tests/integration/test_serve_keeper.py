@@ -64,9 +64,10 @@ def test_the_keeper_is_the_file_keepers_and_plan_keep(site):
                                           for p in paths] for value, paths in want.best.items()}
         assert plan[members] == name_of(site, keeper["file_id"])  # what the plan keeps
     big = groups[frozenset({"lib/a.jpg", "lib/a_copy.png", "lib/a_small.jpg"})]["keeper"]
-    # a.jpg and its PNG twin share the largest resolution; the PNG is the larger file
-    assert name_of(site, big["file_id"]) == "lib/a_copy.png"
-    assert big["reason"] == "largest file"
+    # a.jpg and its PNG twin share the largest resolution; the JPEG is the older (the PNG,
+    # the larger file, was made from it)
+    assert name_of(site, big["file_id"]) == "lib/a.jpg"
+    assert big["reason"] == "oldest file"
     best = {value: sorted(name_of(site, i) for i in ids) for value, ids in big["best"].items()}
     assert best["resolution"] == ["lib/a.jpg", "lib/a_copy.png"]
     assert best["bytes"] == ["lib/a_copy.png"] and best["format"] == ["lib/a_copy.png"]

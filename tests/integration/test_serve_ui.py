@@ -252,13 +252,13 @@ def test_the_keeper_is_shown_changed_and_planned_in_a_browser(tmp_path):
                 f"keeps {Path(keeper.path).name}: {keeper.reason}"
         page.screenshot(path=str(ARTIFACTS / "ui-keeper-grid.png"), full_page=True)
         big = expected[frozenset({"a.jpg", "a_copy.png", "a_small.jpg"})]
-        assert Path(big.path).name == "a_copy.png" and big.reason == "largest file"
+        assert Path(big.path).name == "a.jpg" and big.reason == "oldest file"
         page.goto(f"{url}/#/group/1")
         page.wait_for_selector("figure.shot.kept")
-        assert kept_name(page) == "a_copy.png"
+        assert kept_name(page) == "a.jpg"
         assert page.locator("figure.shot:not([hidden]) .badge.keeper:visible").count() == 1
         assert page.locator("figure.shot.kept .keep-reason").inner_text() == \
-            "Kept: largest file"
+            "Kept: oldest file"
         assert "plan keeps image" in page.locator("#choice").inner_text()
         # the best values, in colour (dupeGuru's deltas): by keeper.best, tagged "best"
         best = {value: {name for name in ("a.jpg", "a_copy.png", "a_small.jpg")
@@ -280,14 +280,15 @@ def test_the_keeper_is_shown_changed_and_planned_in_a_browser(tmp_path):
         # make another file the keeper, then a third: one keep mark at a time
         make_keeper(page, "a_small.jpg")
         assert marks_in(review.index) == {"a_small.jpg": "keep"}
-        make_keeper(page, "a.jpg")
-        assert marks_in(review.index) == {"a.jpg": "keep"}  # a_small's mark cleared
-        expect_text(page, "#status", "Saved: a.jpg is the keeper (marked keep); cleared the "
-                    "keep mark of a_small.jpg.")
+        make_keeper(page, "a_copy.png")
+        assert marks_in(review.index) == {"a_copy.png": "keep"}  # a_small's mark cleared
+        expect_text(page, "#status", "Saved: a_copy.png is the keeper (marked keep); cleared "
+                    "the keep mark of a_small.jpg.")
         page.screenshot(path=str(ARTIFACTS / "ui-keeper-group.png"), full_page=True)
         page.keyboard.press("Escape")
         page.wait_for_selector("ol.grid a.card .keeper-line")
-        assert "keeps a.jpg: marked keep" in page.locator("ol.grid a.card").first.inner_text()
+        assert "keeps a_copy.png: marked keep" in \
+            page.locator("ol.grid a.card").first.inner_text()
         # the plan built in the UI keeps it (the marks are followed by default)
         page.goto(f"{url}/#/actions")
         page.wait_for_selector("#rule-0")
@@ -296,9 +297,9 @@ def test_the_keeper_is_shown_changed_and_planned_in_a_browser(tmp_path):
         rows = page.locator(".plan-table tbody tr").all()
         kept = {row.locator("td:nth-child(2) .plan-file span[title]").first.get_attribute(
             "title") for row in rows}
-        assert str(root / "lib/a.jpg") in kept
+        assert str(root / "lib/a_copy.png") in kept  # not the rules' a.jpg: the mark wins
         quarantined = " ".join(page.locator(".plan-table tbody td:nth-child(3)").all_inner_texts())
-        assert "a_copy.png" in quarantined and "a_small.jpg" in quarantined
+        assert "a.jpg" in quarantined and "a_small.jpg" in quarantined
     assert errors == []
 
 

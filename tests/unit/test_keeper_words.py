@@ -23,7 +23,10 @@ def test_the_rule_that_decided_is_named():
     assert choose([HEAVY, BIG, OLD]) == choose([OLD, HEAVY, BIG])  # order does not matter
     keeper = choose([HEAVY, BIG, OLD])
     assert (keeper.path, keeper.reason) == ("/p/big.jpg", "largest resolution")
-    assert choose([HEAVY, OLD]).reason == "largest file"
+    # the default: of one resolution, the oldest (the original), not the biggest re-encode
+    assert (choose([HEAVY, OLD]).path, choose([HEAVY, OLD]).reason) == \
+        ("/p/sub/old.jpg", "oldest file")
+    assert choose([HEAVY, OLD], rules=["largest-file"]).reason == "largest file"
     assert choose([HEAVY, OLD], rules=["oldest"]).path == "/p/sub/old.jpg"
     assert choose([HEAVY, OLD], rules=["oldest"]).reason == "oldest file"
     twin = member("/p/a.jpg")
@@ -40,7 +43,7 @@ def test_folders_and_marks_come_before_the_rules():
     keeper = choose([HEAVY, BIG, OLD], marks={"/p/heavy.png": "keep"})
     assert (keeper.path, keeper.reason) == ("/p/heavy.png", "marked keep")
     keeper = choose([HEAVY, BIG, OLD], marks={"/p/big.jpg": "quarantine"})
-    assert (keeper.path, keeper.reason) == ("/p/heavy.png", "largest file")
+    assert (keeper.path, keeper.reason) == ("/p/sub/old.jpg", "oldest file")
     keeper = choose([HEAVY, BIG], marks={"/p/big.jpg": "quarantine"})
     assert (keeper.path, keeper.reason) == ("/p/heavy.png", "the others are marked quarantine")
     every = {"/p/big.jpg": "quarantine", "/p/heavy.png": "quarantine"}

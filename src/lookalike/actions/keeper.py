@@ -38,7 +38,11 @@ KEEP_RULES: dict[str, Callable[[Candidate], object]] = {
     "newest": lambda c: -c.mtime_ns,
     "shortest-path": lambda c: len(c.path),
 }
-DEFAULT_RULES = ("largest-resolution", "largest-file", "oldest")
+# The oldest of copies of one resolution: a copy is made after its original (a download, a
+# re-save, an edit), while "largest file" picks whatever was re-encoded biggest: a mirrored
+# PNG of a JPEG, a brightened or blurred re-save. On the make-run sample the original is
+# kept in 13 of 13 groups, against 7 of 13 with largest-file before oldest.
+DEFAULT_RULES = ("largest-resolution", "oldest", "largest-file")
 RULE_WORDS = {"largest-resolution": "largest resolution", "largest-file": "largest file",
               "oldest": "oldest file", "newest": "newest file",
               "shortest-path": "shortest path"}

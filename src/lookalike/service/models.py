@@ -186,6 +186,9 @@ class InfoOut(BaseModel):
     meta: dict[str, list[str]] = Field(description="Metadata keys of the files and their "
                                        "most frequent values (for the filters of /groups).")
     token: bool = Field(description="Whether this server asks for a bearer token.")
+    keep_rules: list[str] = Field(description="The keep rules POST /plan takes, and "
+                                  "default_keep_rules, the order it uses when given none.")
+    default_keep_rules: list[str] = Field(description="The default keep rules, in order.")
 
 
 # --- dataset health ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Callable
 
 from fastapi import APIRouter, Query
 
-from ..actions.keeper import DEFAULT_RULES, Keeper, keepers
+from ..actions.keeper import DEFAULT_RULES, KEEP_RULES, Keeper, keepers
 from ..errors import LookalikeError
 from ..index.store import Index, display_path
 from ..methods.registry import registration
@@ -151,6 +151,7 @@ def _info(index: Index, index_path: Path, token: bool) -> models.InfoOut:
     files = sum(len(v) for v in index.live_files().values())
     return models.InfoOut(index=display_path(str(index_path)), files=files,
                           methods=["auto", *filter(matches, index.methods_present())],
-                          token=token,
+                          token=token, keep_rules=list(KEEP_RULES),
+                          default_keep_rules=list(DEFAULT_RULES),
                           meta={k: [v for v, _ in c.most_common(META_VALUES)]
                                 for k, c in sorted(values.items())})

@@ -6,13 +6,13 @@ import { api, showImage } from "./api.js";
 import { basename, bytes, count, fail, fill, h, say, when } from "./dom.js";
 import { describe, readFilters } from "./filters.js";
 
-const RULES = ["largest-resolution", "largest-file", "oldest", "newest", "shortest-path"];
-const DEFAULT_RULES = ["largest-resolution", "largest-file", "oldest"];
 const GROUPS_SHOWN = 50; // plan groups a page
 
 let lastPlan = null; // survives moving between views
 
-export async function showActions(main, params) {
+export async function showActions(main, params, known) {
+  // The rules and their default order come from the server (actions/keeper.py), never a copy.
+  const { keep_rules: RULES = [], default_keep_rules: DEFAULT_RULES = [] } = await known;
   const filters = readFilters(params);
   const filtered = [...params.keys()].length > 0;
   const planBox = h("section", { class: "panel", id: "plan", "aria-labelledby": "plan-title" });
@@ -28,7 +28,7 @@ export async function showActions(main, params) {
     RULES.map((r) => h("option", { value: r, selected: DEFAULT_RULES[n] === r }, r)));
   const folderSelect = (id) => h("select", { id, multiple: true, size: Math.min(6, Math.max(2, folders.length)) },
     folders.map((f) => h("option", { value: f.path }, `${f.path} (${count(f.files, "file")})`)));
-  const rules = RULES.slice(0, 3).map((_, n) => ruleSelect(n));
+  const rules = [0, 1, 2].map((n) => ruleSelect(n));
   const prefer = folderSelect("prefer");
   const reference = folderSelect("reference");
   const scope = h("fieldset", {}, h("legend", {}, "Groups"),
