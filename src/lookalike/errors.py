@@ -84,6 +84,14 @@ class UndoError(LookalikeError):
     """No run to undo, or its journal cannot be read."""
 
 
+class RunnerError(LookalikeError):
+    """The cluster that should do the work cannot: nobody answers at its address, it cannot
+    be started, or a shard still fails after its retries."""
+
+    exit_code = CANNOT_RUN
+    http_status = 503
+
+
 class QuarantineBusyError(LookalikeError):
     """Another apply or undo is working on this quarantine folder."""
 

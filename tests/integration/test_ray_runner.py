@@ -369,6 +369,6 @@ def test_an_address_nobody_answers_at_is_a_clear_error_at_once(pictures, tmp_pat
     started = time.monotonic()
     result = run_cli("scan", pictures, "--index", tmp_path / "index.db", "--runner", "ray",
                      "--ray-address", f"127.0.0.1:{port}", env=cli_env(**RAY_ENV), timeout=60)
-    assert result.code == 2, result
+    assert result.code == 4, result  # could not run (errors.RunnerError)
     assert f"no Ray cluster answers at 127.0.0.1:{port}" in result.stderr
     assert time.monotonic() - started < 30  # not Ray's minutes of retrying

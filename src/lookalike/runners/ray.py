@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from ..errors import LookalikeError
+from ..errors import LookalikeError, RunnerError
 from ..types import FileRef, Scanned
 from ..worker import process_chunk
 from .local import chunks, limit_threads
@@ -79,7 +79,7 @@ def run_shards(plan: ShardPlan, names: Sequence[str], address: str | None = None
                     table = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     # the shards written so far stay: a re-run computes only the others
-                    raise LookalikeError(f"shard {shard.number} of scan {plan.scan_id} failed "
+                    raise RunnerError(f"shard {shard.number} of scan {plan.scan_id} failed "
                                          f"on the Ray cluster: {exc}") from None
                 write_shard(table, plan.path(shard))
                 stats.computed += 1
@@ -103,7 +103,7 @@ def _connect(ray, address: str | None) -> bool:
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise LookalikeError(f"cannot join or start Ray at {address or 'this machine'}: "
+        raise RunnerError(f"cannot join or start Ray at {address or 'this machine'}: "
                              f"{exc}") from None
     return True
 
@@ -114,7 +114,7 @@ def _check_reachable(address: str, seconds: float = 10.0) -> None:
     try:
         socket.create_connection((host or "127.0.0.1", int(port)), timeout=seconds).close()
     except (OSError, ValueError) as exc:
-        raise LookalikeError(f"no Ray cluster answers at {address}: "
+        raise RunnerError(f"no Ray cluster answers at {address}: "
                              f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
