@@ -127,8 +127,8 @@ def test_plan_follows_marks_over_rules_and_keeps_references(site):
     # c.jpg and its turned PNG copy share the resolution: the older one, the original, stays
     assert set(by_keep) == {"a_small.jpg", "b.jpg", "c.jpg"}
     assert {k: g["keep"]["reason"] for k, g in by_keep.items()} == {
-        "a_small.jpg": "your mark", "b.jpg": "in a reference folder",
-        "c.jpg": "the keep rules"}
+        "a_small.jpg": "marked keep", "b.jpg": "in a reference folder",
+        "c.jpg": "oldest file"}
     assert {Path(f["path"]).name for f in by_keep["a_small.jpg"]["quarantine"]} == \
         {"a.jpg", "a_copy.png"}
     assert [Path(f["path"]).name for f in by_keep["b.jpg"]["quarantine"]] == ["b_q70.jpg"]

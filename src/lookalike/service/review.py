@@ -198,22 +198,17 @@ def _plan(index_path: Path, cache: GroupCache, body: models.PlanIn) -> models.Pl
     write_plan(plan, folder / f"{plan_id}.json")
     for old in sorted(folder.glob("*.json"))[:-PLANS_KEPT]:  # ids sort by time
         old.unlink(missing_ok=True)
-    return _plan_out(plan_id, plan, ids, marks)
+    return _plan_out(plan_id, plan, ids)
 
 
-def _plan_out(plan_id: str, plan: Plan, ids: dict[str, int], marks: dict[str, str]
-              ) -> models.PlanOut:
+def _plan_out(plan_id: str, plan: Plan, ids: dict[str, int]) -> models.PlanOut:
     def ref(path: str, size: int | None = None, reason: str | None = None) -> models.PlanFileOut:
         return models.PlanFileOut(file_id=ids.get(path), path=display_path(path), bytes=size,
                                   reason=reason)
 
-    def why(g) -> str:
-        if g.keep in g.reference:
-            return "in a reference folder"
-        return "your mark" if marks.get(g.keep) == "keep" else "the keep rules"
-
     groups = [models.PlannedGroupOut(
-        keep=ref(g.keep, g.keep_size, why(g)), kept=[ref(p, reason="your mark") for p in g.kept],
+        keep=ref(g.keep, g.keep_size, g.keep_reason),  # as the views say it (actions/keeper.py)
+        kept=[ref(p, reason="marked keep") for p in g.kept],
         reference=[ref(p, reason="in a reference folder") for p in g.reference if p != g.keep],
         quarantine=[ref(a.path, a.size) for a in g.actions],
         skipped=[ref(s["path"], reason=s["reason"]) for s in g.skipped], method=g.method)
