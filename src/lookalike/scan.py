@@ -32,7 +32,7 @@ from .methods.embedding import NAME, active_model, method_name, register_model, 
 log = logging.getLogger(__name__)
 
 # The default signature set: cheap and, together, the best measured precision/recall
-# (README, "Choosing a method"). "pixels" (exact) is always added. "health" is no matching
+# (docs/methods.md, "Choosing a method"). "pixels" (exact) is always added. "health" is no matching
 # method: the numbers `stats` checks (report/health.py), 0.1 ms a picture on its grey image.
 DEFAULT_METHODS = (*CASCADE_HASHES, "colour", "health")
 # The two modes a user chooses in one word (README, "Fast or thorough"): the default, and a

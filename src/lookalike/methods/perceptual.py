@@ -137,7 +137,7 @@ def _spec(name: str, bits: int, radius: int, params: str, description: str) -> M
 
 
 # Default radii: the best precision/recall trade-off measured by bench/eval_methods.py
-# (README, "Choosing a method").
+# (docs/methods.md, "Choosing a method").
 def _family(name, cls, description, radius64, radius256, **extra):
     spec64 = _spec(name, 64, radius64, "hash_size=8", description)
     description256 = description.replace("32x32", "64x64").replace("9x8", "17x16") \

@@ -20,7 +20,7 @@ from . import binary
 
 # "auto": exact copies, plus pHash neighbours (radius 8) confirmed by dHash (radius 10),
 # under any flip or rotation. Requiring two independent hashes to agree removes look-alike
-# false pairs at little cost in recall (README, "Choosing a method").
+# false pairs at little cost in recall (docs/methods.md, "Choosing a method").
 AUTO_PRIMARY, AUTO_CONFIRM = CASCADE_HASHES
 AUTO_PRIMARY_RADIUS = 8  # wider than pHash alone (6): the dHash check pays for it
 AUTO_CONFIRM_RADIUS = 10
