@@ -85,10 +85,12 @@ def _where(values: list[str]) -> dict[str, str] | None:
     return conditions or None
 
 
-def _scan_with_progress(roots, paths, index, methods, options, workers):
+def _scan_with_progress(roots, paths, index, methods, options, workers, **runner):
+    """lookalike.scan with a progress bar on a terminal; `runner`: runner, ray_address and
+    shard_files, as scan takes them."""
     if not err.is_terminal:
         return run_scan(roots, paths=paths, index_path=index, methods=methods, options=options,
-                        workers=workers)
+                        workers=workers, **runner)
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
                                TextColumn, TimeRemainingColumn)
 
@@ -103,4 +105,4 @@ def _scan_with_progress(roots, paths, index, methods, options, workers):
                        rate=f"{speed:,.0f} img/s" if speed else "")
 
         return run_scan(roots, paths=paths, index_path=index, methods=methods, options=options,
-                        workers=workers, progress=update, count_first=True)
+                        workers=workers, progress=update, count_first=True, **runner)

@@ -15,6 +15,7 @@ from ..errors import LookalikeError
 from ..sources.options import BOUNDS, DownloadOptions, check_bound
 from ..sources.ingest import IngestSummary, ingest
 from ..sources.folders import WalkOptions
+from ..runners import check_runner
 from . import options
 from .common import (OK, PARTIAL, USAGE, Format, _emit, _fail, _scan_with_progress,
                    _split_methods, _translate, app, err, out)
@@ -97,11 +98,18 @@ def ingest_command(
     workers: Optional[int] = options.WORKERS,
     fmt: Format = typer.Option(Format.table, "--format", help="Summary as table or json."),
     strict: bool = options.STRICT,
+    runner: str = options.RUNNER,
+    ray_address: Optional[str] = options.RAY_ADDRESS,
+    shard_files: int = options.SHARD_FILES,
 ) -> None:
     """Download the images a file of URLs lists; a re-run resumes (done rows are skipped,
     failed ones retried). Every row gets a status and a reason, in the index and a results
     file. Exit code 0 when the run finished, even if some rows failed (they are listed);
     with --strict, 3 when some rows failed or were invalid."""
+    try:
+        check_runner(runner)  # before any download
+    except LookalikeError as exc:
+        raise _translate(exc)
     try:
         limit = parse_size(max_bytes)
         check_bound("max_bytes", limit, integer=True)
@@ -121,7 +129,9 @@ def ingest_command(
         summary = _with_progress(source, url_column, out_dir, arguments)
         if scan:  # here rather than ingest(scan=True): the scan gets its own progress bar
             summary.scan = _scan_with_progress([out_dir], [], summary.index_path,
-                                               _split_methods(method), WalkOptions(), workers)
+                                               _split_methods(method), WalkOptions(), workers,
+                                               runner=runner, ray_address=ray_address,
+                                               shard_files=shard_files)
     except LookalikeError as exc:
         raise _translate(exc)
     except KeyboardInterrupt:

@@ -27,11 +27,11 @@ from ..methods.registry import list_methods, method_origin
 from ..plugins import BUILTIN
 from ..report import output
 from ..runners import check_runner
-from ..scan import DEFAULT_METHODS, MODES, scan as lib_scan, with_mode
+from ..scan import DEFAULT_METHODS, MODES, with_mode
 from ..search.options import SearchOptions
 from ..search.dupes import (DEFAULT_LINKAGE, find_groups, find_pairs, groups_across,
-                            pairs_across)
-from ..search.evidence import groups_with_evidence
+                            groups_of, pairs_across, searched)
+from ..search.evidence import evidence_of
 from ..search.partial import containment_pairs
 from ..report.words import match_words
 from ..search.query import query as run_query
@@ -107,12 +107,9 @@ def scan(
         raise _fail("with only --from-file, give --index PATH", USAGE)
     options = WalkOptions(tuple(include), tuple(exclude), hidden, follow_symlinks)
     try:
-        if runner == "local":
-            summary = _scan_with_progress(roots, paths, index, methods_asked, options, workers)
-        else:
-            summary = lib_scan(roots, paths=paths, index_path=index, methods=methods_asked,
-                               options=options, runner=runner, ray_address=ray_address,
-                               shard_files=shard_files)
+        summary = _scan_with_progress(roots, paths, index, methods_asked, options, workers,
+                                      runner=runner, ray_address=ray_address,
+                                      shard_files=shard_files)
     except LookalikeError as exc:
         raise _translate(exc)
     except KeyboardInterrupt:
@@ -175,6 +172,8 @@ def dupes(
     prefer_path: list[Path] = options.PREFER_PATH,
     reference: list[Path] = options.REFERENCE,
     no_marks: bool = options.NO_MARKS,
+    runner: str = options.SEARCH_RUNNER,
+    ray_address: Optional[str] = options.RAY_ADDRESS,
 ) -> None:
     """Duplicate groups (or pairs) in the index. The default, auto, is a cascade: exact
     copies, then perceptual hashes, then embeddings where the index holds them."""
@@ -183,6 +182,7 @@ def dupes(
     if partial and (conditions or across):
         raise _fail("--where and --across do not apply to --partial", USAGE)
     try:
+        check_runner(runner)
         settings = SearchOptions(method, max_distance, linkage=linkage, verify=verify,
                                  calibrated=not no_calibration, similarity=min_similarity,
                                  model=model, where=conditions)
@@ -196,15 +196,19 @@ def dupes(
                 found = containment_pairs(idx)
                 _print_partial(found, fmt)
             elif pairs:
-                found = find_pairs(idx, options=settings)
+                found = find_pairs(idx, options=settings, runner=runner,
+                                   ray_address=ray_address)
                 found = pairs_across(found, meta, across) if across else found
                 _print_pairs(found, fmt)
             elif fmt is not Format.table:
-                found = find_groups(idx, options=settings)
+                found = find_groups(idx, options=settings, runner=runner,
+                                    ray_address=ray_address)
                 found = groups_across(found, meta, across) if across else found
                 _print_groups(found, failures, fmt)
             else:  # the table shows each group's keeper and how each file matched
-                found, evidence = groups_with_evidence(idx, options=settings)
+                files, ids, parts = searched(idx, settings, runner, ray_address)
+                found = groups_of(files, ids, parts, settings.linkage)
+                evidence = evidence_of(found, files, ids, parts)
                 found = groups_across(found, meta, across) if across else found
                 chosen = keepers(idx, found, keep.split(","), [str(p) for p in prefer_path],
                                  [str(p) for p in reference], not no_marks)

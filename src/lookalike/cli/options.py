@@ -20,6 +20,10 @@ RUNNER = typer.Option("local", "--runner", metavar="local|ray",
                       help="Who does the per-picture work: local (a process pool, the "
                       "default) or ray (a Ray cluster, in shards kept as Parquet beside the "
                       "index; needs the 'ray' extra).")
+SEARCH_RUNNER = typer.Option("local", "--runner", metavar="local|ray",
+                             help="Who runs the hash self-join: local (this process, the "
+                             "default) or ray (a Ray cluster, bucket by bucket; the same "
+                             "pairs and groups; needs the 'ray' extra).")
 RAY_ADDRESS = typer.Option(None, "--ray-address", metavar="ADDR",
                            help="With --runner ray: the cluster to join (host:port, or auto "
                            "for RAY_ADDRESS; default: start or join a local Ray instance).")

@@ -12,7 +12,8 @@ from ..index.store import Index
 from ..methods import dihedral
 from ..methods.registry import get_spec
 from ..types import Group, Match
-from . import binary, embed
+from ..runners import check_runner
+from . import binary, distributed, embed
 from .decide import DecisionRule, decide_pairs
 from .group import link_groups
 from .local_pairs import require_local, stored_min_inliers, verify_content_pairs
@@ -82,13 +83,17 @@ def thumbnails_hold(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
 def content_pairs(index: Index, method: str = "auto", max_distance: int | None = None,
                   confirm_distance: int | None = None, files: dict | None = None,
                   calibrated: bool = True, verify: bool = False,
-                  similarity: float | None = None, model: str | None = None
+                  similarity: float | None = None, model: str | None = None,
+                  runner: str = "local", ray_address: str | None = None
                   ) -> tuple[np.ndarray, list[ContentPairs]]:
     """Content ids of the live images, and the near/exact pairs between them; with `verify`,
     hash and embedding pairs must also pass local-feature verification (search/verify.py).
+    `runner` "ray": the hash self-join runs on the Ray cluster at `ray_address`
+    (search/distributed.py), with the same pairs; the rest stays here.
 
     "auto" is the cascade: exact copies, the hash rule, and embedding neighbours (at least
     `similarity`, see search/embed.py) where the index holds embeddings."""
+    check_runner(runner)
     if verify:
         require_local(index)
     files = files if files is not None else index.live_files()
@@ -98,7 +103,7 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
         out.append(_pixel_pairs(index, ids))
     if method == "auto" and embed.has_embeddings(index) and embed.is_descriptor(index, model):
         return ids, out + _thorough_pairs(index, ids, model, max_distance, confirm_distance,
-                                          calibrated)
+                                          calibrated, (runner, ray_address))
     if method == EMBED or (method == "auto" and embed.has_embeddings(index)):
         propose = method == "auto" and index.has_signatures(get_spec("local"))
         out.append(_embed_pairs(index, ids, similarity, model, calibrated, verify, propose))
@@ -106,7 +111,7 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
             return ids, out
     rule = make_rule(index, method, max_distance, confirm_distance, calibrated)
     if rule is not None:
-        hits, content_ids = _hash_hits(index, rule, ids)
+        hits, content_ids = _hash_hits(index, rule, ids, (runner, ray_address))
         hits = hits.take(thumbnails_hold(index, content_ids[hits.query],
                                          content_ids[hits.item], hits.variant))
         if verify:
@@ -118,10 +123,13 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
     return ids, out
 
 
-def _hash_hits(index: Index, rule: Rule, ids: np.ndarray) -> tuple[binary.Hits, np.ndarray]:
+def _hash_hits(index: Index, rule: Rule, ids: np.ndarray,
+               run_on: tuple[str, str | None] = ("local", None)
+               ) -> tuple[binary.Hits, np.ndarray]:
     """The rule's hash pairs among the content ids `ids` (`files` may be a subset), under the
-    orientation rule and confirmed by the second hash; and the content id of each row."""
-    hits, content_ids, identity = _near_pairs(index, rule)
+    orientation rule and confirmed by the second hash; and the content id of each row.
+    `run_on`: (runner, Ray address) of the self-join."""
+    hits, content_ids, identity = _near_pairs(index, rule, run_on)
     hits = orientation_rule(rule, hits, identity[hits.query], identity[hits.item])
     a_ids, b_ids = content_ids[hits.query], content_ids[hits.item]
     hits = hits.take(np.isin(a_ids, ids) & np.isin(b_ids, ids))
@@ -131,7 +139,8 @@ def _hash_hits(index: Index, rule: Rule, ids: np.ndarray) -> tuple[binary.Hits, 
 
 def _thorough_pairs(index: Index, ids: np.ndarray, model: str | None,
                     max_distance: int | None, confirm_distance: int | None,
-                    calibrated: bool) -> list[ContentPairs]:
+                    calibrated: bool, run_on: tuple[str, str | None] = ("local", None)
+                    ) -> list[ContentPairs]:
     """The thorough mode: hash pairs and descriptor neighbours judged by one rule on
     normalised descriptor scores (search/decide.py). Hash pairs with a picture that has no
     descriptor (too plain to embed) stay hash pairs."""
@@ -142,7 +151,7 @@ def _thorough_pairs(index: Index, ids: np.ndarray, model: str | None,
     hash_a = hash_b = variant = np.empty(0, np.int64)
     out: list[ContentPairs] = []
     if rule is not None:
-        hits, hit_ids = _hash_hits(index, rule, ids)
+        hits, hit_ids = _hash_hits(index, rule, ids, run_on)
         a_ids, b_ids = hit_ids[hits.query], hit_ids[hits.item]
         judged = np.isin(a_ids, content_ids) & np.isin(b_ids, content_ids)
         hash_a, hash_b, variant = a_ids[judged], b_ids[judged], hits.variant[judged]
@@ -220,11 +229,18 @@ def verified(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
     return keep
 
 
-def _near_pairs(index: Index, rule: Rule) -> tuple[binary.Hits, np.ndarray, np.ndarray]:
+def _near_pairs(index: Index, rule: Rule, run_on: tuple[str, str | None] = ("local", None)
+                ) -> tuple[binary.Hits, np.ndarray, np.ndarray]:
     """Self-join of the primary method: identity codes in memory, all variants streamed from
-    the index a block at a time. Returns the hits, the content id of each row and its
-    identity code."""
+    the index a block at a time (or, on Ray, sent to the cluster's object store once).
+    Returns the hits, the content id of each row and its identity code."""
     spec = rule.primary
+    if run_on[0] == "ray":
+        codes = index.load_codes(spec)
+        usable = codes.quality >= spec.min_quality
+        hits = distributed.self_join_ray(codes.codes[usable], rule.radius, run_on[1])
+        return (hits, codes.content_ids[usable],
+                np.ascontiguousarray(codes.codes[usable, 0]))
     with index.snapshot():  # the streamed blocks are the same rows as the items
         items = index.load_codes(spec, identity_only=True)
         usable = items.quality >= spec.min_quality
@@ -260,28 +276,30 @@ def find_pairs(index: Index, method: str = "auto", max_distance: int | None = No
                confirm_distance: int | None = None, calibrated: bool = True,
                verify: bool = False, similarity: float | None = None,
                model: str | None = None, where: Mapping[str, str] | None = None,
-               decisions: bool = True, *, options: SearchOptions | None = None
-               ) -> list[Match]:
+               decisions: bool = True, *, options: SearchOptions | None = None,
+               runner: str = "local", ray_address: str | None = None) -> list[Match]:
     """Every duplicate pair of files, most alike first.
 
     The settings come in `options` (search/options.py says what each means) or as the
-    keywords of the same names, not both.
+    keywords of the same names, not both. `runner` "ray" runs the hash self-join on the Ray
+    cluster at `ray_address` (None: start or join a local instance); same answer.
     """
     opts = resolve(options, method=method, max_distance=max_distance,
                    confirm_distance=confirm_distance, calibrated=calibrated, verify=verify,
                    similarity=similarity, model=model, where=where, decisions=decisions)
-    files, ids, parts = searched(index, opts)
+    files, ids, parts = searched(index, opts, runner, ray_address)
     return matches_of(files, ids, parts)
 
 
-def searched(index: Index, opts: SearchOptions
+def searched(index: Index, opts: SearchOptions, runner: str = "local",
+             ray_address: str | None = None
              ) -> tuple[dict, np.ndarray, list[ContentPairs]]:
     """The live files under `opts.where`, their content ids and the content pairs between
     them, less those a person marked not-duplicate when `opts.decisions`."""
     files = index.live_files(opts.where)
     ids, parts = content_pairs(index, opts.method, opts.max_distance, opts.confirm_distance,
                                files, opts.calibrated, opts.verify, opts.similarity,
-                               opts.model)
+                               opts.model, runner, ray_address)
     if opts.decisions:
         parts = without_decided(index, ids, parts)
     return files, ids, parts
@@ -336,19 +354,20 @@ def find_groups(index: Index, method: str = "auto", max_distance: int | None = N
                 linkage: str = DEFAULT_LINKAGE, calibrated: bool = True,
                 verify: bool = False, similarity: float | None = None,
                 model: str | None = None, where: Mapping[str, str] | None = None,
-                decisions: bool = True, *, options: SearchOptions | None = None
-                ) -> list[Group]:
+                decisions: bool = True, *, options: SearchOptions | None = None,
+                runner: str = "local", ray_address: str | None = None) -> list[Group]:
     """Duplicate groups of the pair graph under `linkage` (search/group.py), largest first.
 
     A group's method is the weakest evidence among the pairs that hold it together: a hash if
     any needed one, else "pixels", else "bytes"; max_distance is the largest hash distance on
-    those pairs, diameter the largest between any two members. Settings as in find_pairs.
+    those pairs, diameter the largest between any two members. Settings, runner and
+    ray_address as in find_pairs.
     """
     opts = resolve(options, method=method, max_distance=max_distance,
                    confirm_distance=confirm_distance, linkage=linkage, calibrated=calibrated,
                    verify=verify, similarity=similarity, model=model, where=where,
                    decisions=decisions)
-    files, ids, parts = searched(index, opts)
+    files, ids, parts = searched(index, opts, runner, ray_address)
     return groups_of(files, ids, parts, opts.linkage)
 
 

@@ -78,13 +78,15 @@ def ingest(source: str | os.PathLike, url_column: str, out_dir: str | os.PathLik
            options: DownloadOptions = DownloadOptions(), retry_failed: bool = False,
            encoding: str | None = None, scan: bool = False,
            scan_methods: Iterable[str] | None = None, workers: int | None = None,
-           progress: Progress | None = None) -> IngestSummary:
+           progress: Progress | None = None, runner: str = "local",
+           ray_address: str | None = None) -> IngestSummary:
     """Download the images of `source` into `out_dir` and record every row (see module).
 
     `index_path`: default OUT_DIR/.lookalike/index.db, the index `lookalike scan OUT_DIR`
     uses. `results_path`: default ingest-SOURCE_NAME.csv next to the index, out of the way
     of a scan of OUT_DIR (a .parquet suffix writes Parquet).
-    `scan`: then index the downloaded files with their metadata (lookalike.scan).
+    `scan`: then index the downloaded files with their metadata (lookalike.scan, with
+    `runner` "local" or "ray" and `ray_address` as it takes them).
     Raises SourceError for a source that cannot be read; a bad row is only a result.
     """
     start = time.perf_counter()
@@ -115,7 +117,7 @@ def ingest(source: str | os.PathLike, url_column: str, out_dir: str | os.PathLik
         from ..scan import scan as run_scan
 
         summary.scan = run_scan([out], index_path=index_path, methods=scan_methods,
-                                workers=workers)
+                                workers=workers, runner=runner, ray_address=ray_address)
     summary.seconds = time.perf_counter() - start
     return summary
 
