@@ -19,6 +19,7 @@ from lookalike.types import FileRef
 from _imagedata import SMALL_SAMPLES, skimage_dir
 
 scanning = importlib.import_module("lookalike.scan")  # the module (lookalike.scan is the function)
+local_runner = importlib.import_module("lookalike.runners.local")  # where CHUNK lives
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def _tables(index) -> dict[str, list[tuple]]:
 
 def _scan(folder, index, rows: int, seconds: float):
     seen: list[int] = []
-    with mock.patch.object(scanning, "CHUNK", 4), \
+    with mock.patch.object(local_runner, "CHUNK", 4), \
             mock.patch.object(scanning, "WRITE_ROWS", rows), \
             mock.patch.object(scanning, "WRITE_SECONDS", seconds):
         summary = lookalike.scan([folder], index_path=index, workers=1,
