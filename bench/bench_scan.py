@@ -2,6 +2,7 @@
 
     python bench/bench_scan.py /work/benchdata/images --limit 2000 [--json out.json]
     python bench/bench_scan.py /work/benchdata/images --profile 300   # cProfile, 1 worker
+    python bench/bench_scan.py /work/benchimg/images --make-reference /work/ref50k --count 50000
 
 The first N files of the folder by sorted name are hard-linked into a scratch folder (so every
 tool that takes a directory sees exactly those files) and read once, so that every contender
@@ -49,14 +50,20 @@ from common import TreeMemory, import_imagededup, machine_cpu, usage
 
 # name -> what it runs (the help text and the table legend)
 CONTENDERS = {
-    "lookalike": "lookalike.scan(), default methods (pixels+phash+dhash), N workers",
+    "lookalike": "lookalike.scan(), default methods (pixels, phash, dhash, colour, health), "
+                 "N workers",
+    "lookalike-baseline": "the same, lookalike imported from --baseline-src (before/after)",
     "lookalike-phash": "lookalike.scan(), methods=['phash'] (+pixels), N workers",
+    "lookalike-hashes": "lookalike.scan(), methods=['phash', 'dhash'] (+pixels): the default "
+                        "without colour and health",
     "lookalike-cli": "`python -m lookalike scan DIR --index X -j N --format json`",
     "lookalike-1proc": "lookalike.scan(), default methods, workers=1 (in process)",
     "imagededup-phash": "imagededup PHash().encode_images(image_dir=DIR), its defaults",
     "imagehash-1proc": "Image.open + imagehash.phash per file, one process",
     "imagehash-2proc": "the same in a multiprocessing.Pool(N)",
     "pillow-draft-decode": "Pillow decode only (JPEG draft to 256 px) in a Pool(N): the ceiling",
+    "pillow-full-decode": "Pillow decode only, in full (no draft), in a Pool(N)",
+    "immaculate": "`immaculate --json DIR` (its default, pdq), run by --immaculate-python",
 }
 WARM_UP_FILES = 16  # each contender first runs once, untimed, on this many files
 
@@ -95,6 +102,17 @@ def _draft_decode(path: str) -> str:
         return f"{type(exc).__name__}: {exc}"[:200]
 
 
+def _full_decode(path: str) -> str:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+        return ""
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"[:200]
+
+
 def _pool_map(function, files: list[str], workers: int) -> list[str]:
     from multiprocessing import Pool
 
@@ -121,7 +139,9 @@ def child(name: str, folder: Path, workers: int) -> None:
             import lookalike
 
             imported = time.perf_counter()
-            methods = ["phash"] if name == "lookalike-phash" else None
+            record["lookalike_from"] = str(Path(lookalike.__file__).parent)
+            methods = {"lookalike-phash": ["phash"],
+                       "lookalike-hashes": ["phash", "dhash"]}.get(name)  # None: the default
             summary = lookalike.scan([folder], index_path=index_path, methods=methods,
                                      workers=1 if name == "lookalike-1proc" else workers)
             record.update(failed=summary.failed, signed=summary.scanned,
@@ -129,7 +149,8 @@ def child(name: str, folder: Path, workers: int) -> None:
 
             def group() -> dict:
                 with lookalike.open_index(index_path) as index:
-                    groups = lookalike.find_groups(index, "phash" if methods else "auto")
+                    by = "phash" if name == "lookalike-phash" else "auto"
+                    groups = lookalike.find_groups(index, by)
                 return {"groups": len(groups)}
         elif name == "lookalike-cli":
             imported = time.perf_counter()
@@ -162,12 +183,27 @@ def child(name: str, folder: Path, workers: int) -> None:
             def group() -> dict:
                 duplicates = hasher.find_duplicates(encoding_map=encodings)
                 return {"groups": sum(1 for v in duplicates.values() if v)}
-        elif name in ("imagehash-1proc", "imagehash-2proc", "pillow-draft-decode"):
+        elif name == "immaculate":
+            python = os.environ["BENCH_IMMACULATE_PYTHON"]
+            imported = time.perf_counter()
+            # Rust threads in one process: its whole run (decode, hash, grouping) is in wall s
+            done = subprocess.run([str(Path(python).parent / "immaculate"), "--json",
+                                   str(folder)], capture_output=True, text=True)
+            data = json.loads(done.stdout) if done.returncode == 0 else {}
+            record.update(exit_code=done.returncode, failed=len(data.get("skipped", [])),
+                          signed=len(files) - len(data.get("skipped", [])),
+                          groups=len(data.get("exact", [])) + len(data.get("near", [])),
+                          reasons=_reasons([done.stderr.strip()[-200:]]
+                                           if done.returncode else []))
+            group = None
+        elif name in ("imagehash-1proc", "imagehash-2proc", "pillow-draft-decode",
+                      "pillow-full-decode"):
             import imagehash  # noqa: F401  (import time outside the loop, as for the others)
             from PIL import Image  # noqa: F401
 
             imported = time.perf_counter()
-            function = _draft_decode if name == "pillow-draft-decode" else _imagehash_one
+            function = {"pillow-draft-decode": _draft_decode,
+                        "pillow-full-decode": _full_decode}.get(name, _imagehash_one)
             if name == "imagehash-1proc":
                 errors = [function(f) for f in files]
             else:
@@ -233,11 +269,12 @@ def describe(files: list[Path]) -> dict:
             "largest": "x".join(map(str, by_pixels[-1])) if dims else ""}
 
 
-def run_contender(name: str, folder: Path, workers: int) -> dict:
+def run_contender(name: str, folder: Path, workers: int, env: dict | None = None) -> dict:
+    """One contender in a fresh subprocess; `env`: its environment (None: this one's)."""
     machine_before = machine_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, __file__, str(folder), "--child", name,
-                             "--workers", str(workers)],
+                             "--workers", str(workers)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     record: dict = {}
     for line in proc.stdout:
@@ -282,7 +319,7 @@ def print_table(rows: list[dict], workers: int) -> dict:
     header = (f"{'contender':20} {'images':>6} {'failed':>6} {'wall s':>7} {'start s':>7} "
               f"{'img/s':>7} "
               f"{'main MB':>7} {'worker MB':>9} {'tree MB':>7} {'cpu s':>6} {'others':>6} "
-              f"{'group s':>7} "
+              f"{'group s':>7} {'e2e s':>6} "
               f"{'lookalike x':>11}")
     print(header)
     print("-" * len(header))
@@ -292,13 +329,23 @@ def print_table(rows: list[dict], workers: int) -> dict:
             continue
         ratio = base["images_per_s"] / r["images_per_s"] if base else float("nan")
         group = f"{r['group_s']:7.2f}" if "group_s" in r else f"{'-':>7}"
+        r["e2e_s"] = r["wall_s"] + r.get("group_s", 0.0)
         print(f"{r['contender']:20} {r['images']:6} {r.get('failed', 0):6} {r['wall_s']:7.2f} "
               f"{r['wall_s'] - r['work_s']:7.2f} {r['images_per_s']:7.1f} "
               f"{r['main_mb']:7.0f} {r['worker_mb']:9.0f} {r['tree_mb']:7.0f} {r['cpu_s']:6.1f} "
-              f"{r.get('others_cpu_s', float('nan')):6.1f} {group} {ratio:11.2f}")
+              f"{r.get('others_cpu_s', float('nan')):6.1f} {group} {r['e2e_s']:6.2f} "
+              f"{ratio:11.2f}")
     print("\nlookalike x = lookalike's images/s over the contender's (above 1: lookalike faster)"
-          "\nothers = CPU seconds used by the rest of the machine during the run (should be ~0)")
+          "\nothers = CPU seconds used by the rest of the machine during the run (should be ~0)"
+          "\ne2e s = wall s + group s: scan and dupes (immaculate's wall s is both already)")
     summary = {}
+    for name in ("lookalike", "lookalike-baseline", "immaculate"):
+        row = next((r for r in ok if r["contender"] == name), None)
+        for decoder in ("pillow-full-decode", "pillow-draft-decode"):
+            other = next((r for r in ok if r["contender"] == decoder), None)
+            if row and other:
+                summary[f"{name}_over_{decoder}"] = row["e2e_s"] / other["wall_s"]
+                print(f"{name} e2e s / {decoder} wall s = {row['e2e_s'] / other['wall_s']:.2f}")
     if base and ceiling:
         share = base["images_per_s"] / ceiling["images_per_s"]
         summary["lookalike_share_of_decode"] = share
@@ -336,6 +383,177 @@ def profile(files: list[Path], top: int) -> None:
         stats.sort_stats(key).print_stats(top)
 
 
+def stages(files: list[Path], chunk: int = 48) -> None:
+    """Where the default scan's time goes: each stage of a worker's chunk timed alone, in this
+    one process, over the same files (ms a picture); then a real 2-worker scan, CPU by process."""
+    import pickle
+    import resource
+
+    import xxhash
+    from PIL import Image
+
+    import lookalike
+    from lookalike import decode as decoding
+    from lookalike.index.store import open_index
+    from lookalike.methods.registry import Picture, shared_method
+    from lookalike.scan import DEFAULT_METHODS, resolve_methods
+    from lookalike.sources.folders import walk
+    from lookalike.types import FileRef, Scanned
+
+    from lookalike.runners.local import limit_threads
+
+    limit_threads()  # one thread, as in a worker: CPU time is then this stage's own
+    names = resolve_methods(DEFAULT_METHODS)
+    clock: Counter = Counter()
+    # CPU time, not wall time: a busy neighbour on a shared machine inflates wall time only
+    now_s = time.process_time
+
+    def tick(stage: str, since: float) -> float:
+        now = now_s()
+        clock[stage] += now - since
+        return now
+
+    t = now_s()
+    refs = [r for r in walk([str(files[0].parent)]) if isinstance(r, FileRef)]
+    tick("walk", t)
+    results, n = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        index = open_index(Path(tmp) / "index.db", create=True)
+        run_id = index.begin_run([], names)
+        for start in range(0, len(refs), chunk):
+            part = refs[start:start + chunk]
+            t = now_s()
+            blobs = [Path(r.path).read_bytes() for r in part]
+            t = tick("read", t)
+            contents = [xxhash.xxh3_128_digest(b) for b in blobs]
+            t = tick("xxh3 of bytes", t)
+            for b in blobs:
+                with Image.open(__import__("io").BytesIO(b)) as image:
+                    if image.format == "JPEG":
+                        image.draft("RGB", (256, 256))
+                    image.load()
+            t = tick("  Pillow open+load alone (draft)", t)
+            decoded = [decoding.decode(b) for b in blobs]
+            t = tick("decode() (Pillow + texture check + RGB)", t)
+            for d in decoded:  # the check decode() makes on JPEGs it drafted
+                decoding._redecode_texture(d, decoding.DRAFT_SIZE, decoding.TEXTURE_DRAFT)
+            t = tick("  texture check alone", t)
+            pictures = [Picture(d) for d in decoded]
+            for p in pictures:
+                p.rgb
+            t = tick("Picture.rgb (array from Pillow)", t)
+            for p in pictures:
+                p.gray
+                p.small
+            t = tick("grey + area-average (Picture.gray/small)", t)
+            signatures: list[list] = [[] for _ in pictures]
+            for name in names:
+                method = shared_method(name)
+                t = now_s()
+                for i, sig in enumerate(method.compute(pictures)):
+                    signatures[i].append(sig)
+                tick(f"sign: {name}", t)
+            t = now_s()
+            scanned = [Scanned(r, c, "image", d.width, d.height, d.format, d.mode, tuple(s))
+                       for r, c, d, s in zip(part, contents, decoded, signatures)]
+            blob = pickle.dumps(scanned, pickle.HIGHEST_PROTOCOL)
+            pickle.loads(blob)
+            t = tick("pickle results (dumps + loads)", t)
+            with index.transaction() as conn:
+                index.write_scanned(conn, run_id, scanned)
+            tick("SQLite write (one transaction per chunk)", t)
+            n += len(part)
+            results.append(len(blob))
+        index.close()
+    print(f"{n} files, chunks of {chunk}, one process; pickled results "
+          f"{sum(results) / n:.0f} bytes a picture\n")
+    print(f"{'stage':44} {'CPU ms/picture':>10}")
+    total = 0.0
+    for stage_name, seconds in clock.items():
+        if not stage_name.startswith("  "):
+            total += seconds
+        print(f"{stage_name:44} {1000 * seconds / n:10.3f}")
+    print(f"{'sum (indented rows are parts of the row above)':44} {1000 * total / n:10.3f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.perf_counter()
+        lookalike.scan([str(files[0].parent)], index_path=Path(tmp) / "i.db", workers=2)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    main_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    print(f"\nreal scan, 2 workers: {wall:.2f} s wall, {1000 * wall / n:.3f} ms a picture; "
+          f"main process CPU {1000 * main_cpu / n:.3f} ms a picture, workers' CPU "
+          f"{1000 * (kids.ru_utime + kids.ru_stime) / n:.3f} ms a picture (peak RSS: see a "
+          f"side-by-side run; this process also held the stage pass)")
+
+
+REFERENCE_WIDTH = 256  # the reference case: JPEGs this wide ...
+REFERENCE_COPIES = 100  # ... of which this many are byte copies of others
+
+
+def _reference_part(job: tuple[list[str], int, int, str, int]) -> int:
+    """Crops of each source picture, 256 px wide JPEGs numbered from `first`."""
+    import random
+
+    from PIL import Image
+
+    sources, first, per_source, dest, seed = job
+    rng = random.Random(seed)
+    number = first
+    for source in sources:
+        try:
+            with Image.open(source) as image:
+                image.draft("RGB", (1024, 1024))
+                picture = image.convert("RGB")
+        except Exception:  # noqa: BLE001  (a source that cannot be read is left out)
+            continue
+        picture.thumbnail((1024, 1024))
+        width, height = picture.size
+        for _ in range(per_source):
+            w = max(8, int(width * rng.uniform(0.4, 1.0)))
+            h = max(8, min(height, int(w * rng.uniform(0.6, 1.0))))
+            x, y = rng.randrange(width - w + 1), rng.randrange(height - h + 1)
+            crop = picture.crop((x, y, x + w, y + h))
+            crop = crop.resize((REFERENCE_WIDTH, max(8, round(REFERENCE_WIDTH * h / w))),
+                               Image.Resampling.LANCZOS)
+            crop.save(Path(dest) / f"{number:06d}.jpg", quality=rng.randrange(70, 96))
+            number += 1
+    return number - first
+
+
+def make_reference(source: Path, dest: Path, count: int, workers: int) -> None:
+    """The reference case: `count` JPEGs 256 px wide, random crops of the pictures in
+    `source` (those at least 256 px wide), the last REFERENCE_COPIES byte copies of others."""
+    from multiprocessing import Pool
+
+    from PIL import Image
+
+    sources = []
+    for path in sorted(source.iterdir()):
+        try:
+            with Image.open(path) as image:
+                if min(image.size) >= REFERENCE_WIDTH:
+                    sources.append(str(path))
+        except Exception:  # noqa: BLE001
+            continue
+    dest.mkdir(parents=True, exist_ok=True)
+    crops = count - REFERENCE_COPIES
+    per_source = -(-crops // len(sources))
+    step = max(1, len(sources) // (8 * workers))
+    jobs = [(sources[i:i + step], i * per_source, per_source, str(dest), i)
+            for i in range(0, len(sources), step)]
+    with Pool(workers) as pool:
+        made = sum(pool.map(_reference_part, jobs))
+    files = sorted(dest.glob("*.jpg"))
+    for extra in files[crops:]:  # crops beyond the count
+        extra.unlink()
+    files = files[:crops]
+    for i in range(REFERENCE_COPIES):  # byte copies, spread over the collection
+        shutil.copyfile(files[i * len(files) // REFERENCE_COPIES], dest / f"copy{i:04d}.jpg")
+    print(f"{min(made, crops) + REFERENCE_COPIES} JPEGs in {dest} from {len(sources)} sources")
+
+
 def main() -> None:
     legend = "\n".join(f"  {name:20} {what}" for name, what in CONTENDERS.items())
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=legend,
@@ -350,10 +568,31 @@ def main() -> None:
     parser.add_argument("--profile", type=int, metavar="N",
                         help="instead: cProfile lookalike.scan(workers=1) over the first N files")
     parser.add_argument("--top", type=int, default=15, help="rows per profile listing")
+    parser.add_argument("--baseline-src", type=Path, metavar="DIR",
+                        help="the src folder (holding lookalike/) of an earlier version, for "
+                             "the contender lookalike-baseline: before and after in one run")
+    parser.add_argument("--immaculate-python", type=Path, metavar="PYTHON",
+                        help="a Python (>= 3.12) with immaculate installed, for the contender "
+                             "immaculate (its `immaculate` script beside it is run)")
+    parser.add_argument("--stages", type=int, metavar="N",
+                        help="instead: time each stage of the default scan over the first N "
+                             "files (the folder must hold only those: use a scratch copy)")
+    parser.add_argument("--make-reference", type=Path, metavar="DEST",
+                        help="instead: write the reference case (JPEGs 256 px wide) to DEST")
+    parser.add_argument("--count", type=int, default=50_000, help="pictures for --make-reference")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.images, args.workers)
+        return
+    if args.stages:
+        with tempfile.TemporaryDirectory(dir=args.images.parent) as tmp:
+            folder = Path(tmp) / "images"
+            stage(pick(args.images, args.stages), folder)
+            stages(sorted(folder.iterdir()))
+        return
+    if args.make_reference:
+        make_reference(args.images, args.make_reference, args.count, args.workers)
         return
     if args.profile:
         files = pick(args.images, args.profile)
@@ -377,12 +616,18 @@ def main() -> None:
         stage(files, folder)
         warm = Path(tmp) / "warm-up"
         stage(files[:WARM_UP_FILES], warm)
+        envs = {name: None for name in names}
+        if args.baseline_src:
+            envs["lookalike-baseline"] = {**os.environ, "PYTHONPATH": str(args.baseline_src)}
+        if args.immaculate_python:
+            envs["immaculate"] = {**os.environ,
+                                  "BENCH_IMMACULATE_PYTHON": str(args.immaculate_python)}
         for name in names:  # untimed: brings every tool's libraries into the page cache
-            run_contender(name, warm, args.workers)
+            run_contender(name, warm, args.workers, envs.get(name))
         runs: dict[str, list[dict]] = {name: [] for name in names}
         for round_ in range(1, args.repeat + 1):  # round-robin, so drift hits everyone alike
             for name in names:
-                run = run_contender(name, folder, args.workers)
+                run = run_contender(name, folder, args.workers, envs.get(name))
                 runs[name].append(run)
                 print(f"  round {round_} {name}: "
                       + (f"{run['wall_s']:.2f} s" if "wall_s" in run else run["error"]),

@@ -32,5 +32,13 @@ class ColourThumbnail:
     spec = SPEC
 
     def compute(self, pictures: Sequence[Picture]) -> list[Signature]:
+        if not pictures:
+            return []
+        # One colour transform call for the whole batch (a call cost more than converting a
+        # thumbnail's 64 pixels: 0.136 -> 0.099 ms a picture on 256-px JPEGs): the thumbnails
+        # side by side, converted pixel by pixel, so each comes out as if converted alone.
+        cells = [_area(np.ascontiguousarray(picture.rgb), SIDE, SIDE) for picture in pictures]
+        labs = lab_of(np.concatenate(cells, axis=1))  # (3, SIDE, SIDE * len(pictures))
         return [Signature(SPEC.name, SPEC.version, SPEC.params,
-                          lab_thumbnail(picture.rgb).tobytes()) for picture in pictures]
+                          np.ascontiguousarray(labs[:, :, SIDE * i:SIDE * (i + 1)]).tobytes())
+                for i in range(len(pictures))]

@@ -60,7 +60,10 @@ def _walk_dir(root: str, folder: str, options: WalkOptions,
     except OSError as exc:
         yield Failure(folder, "walk", f"cannot list folder: {exc.strerror}")
         return
-    for entry in entries:
+    for position, entry in enumerate(entries):
+        # Let go of each entry as it is taken: a DirEntry keeps its stat once read, and the
+        # sorted listing of a 50k-file folder otherwise held 30 MB until its last file.
+        entries[position] = None
         name = entry.name
         if name.startswith(".") and (not options.hidden or name == INDEX_DIR):
             continue
