@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,8 @@ import time
 from pathlib import Path
 
 from common import machine_cpu
+
+from lookalike.runners.ray import free_port, node_ports
 
 RAY = Path(sys.executable).parent / "ray"
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -59,18 +60,6 @@ print("RESULT " + json.dumps({"scan_s": time.perf_counter() - start,
       "cpu_s": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
       "summary": summary.as_dict()}), flush=True)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def node_ports() -> list[str]:
-    return [f"--dashboard-agent-listen-port={free_port()}",
-            f"--dashboard-agent-grpc-port={free_port()}",
-            f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}"]
 
 
 class Cluster:

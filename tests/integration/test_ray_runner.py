@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +29,7 @@ pytest.importorskip("pyarrow", reason="the 'ray' extra (pyarrow) is not installe
 
 from lookalike.evaluation.transforms import EDITS  # noqa: E402
 from lookalike.index.store import open_index  # noqa: E402
+from lookalike.runners.ray import free_port, node_ports  # noqa: E402
 from lookalike.sample import synthetic_picture  # noqa: E402
 from lookalike.scan import scan  # noqa: E402
 from lookalike.search.dupes import find_groups, find_pairs  # noqa: E402
@@ -43,20 +43,6 @@ PLANTED = ("copy", "resize50", "mirror", "flip", "jpeg70", "png", "rot90", "grey
 SHARD_FILES = 8  # 60-odd files: 8 shards, spread over both nodes
 # Token authentication (Ray's default) would write a token into the home folder.
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _node_ports() -> list[str]:
-    """Ports two nodes on one host must not share (their defaults are fixed numbers)."""
-    return [f"--dashboard-agent-listen-port={_free_port()}",
-            f"--dashboard-agent-grpc-port={_free_port()}",
-            f"--metrics-export-port={_free_port()}",
-            f"--runtime-env-agent-port={_free_port()}"]
 
 
 def _alive_nodes(address: str) -> int:
@@ -156,7 +142,7 @@ def cluster():
     patch.delenv("RAY_ADDRESS", raising=False)
     # Short: Ray puts Unix sockets under it, and their names are limited to ~107 bytes.
     folder = tempfile.mkdtemp(prefix="lkray-", dir="/tmp")
-    port = _free_port()
+    port = free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus=1", "--disable-usage-stats", "--block"]
     started: list[subprocess.Popen] = []
@@ -166,7 +152,7 @@ def cluster():
             started.append(subprocess.Popen(
                 [RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
                  "--include-dashboard=false", f"--temp-dir={folder}", *common,
-                 *_node_ports()],
+                 *node_ports()],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         _wait_for(lambda: b"Ray runtime started" in logs[0].read_bytes(), started[0], logs)
         _wait_for(lambda: _alive_nodes(address) == 1, started[0], logs)  # its GCS answers
@@ -174,7 +160,7 @@ def cluster():
             with open(logs[1], "wb") as log:
                 started.append(subprocess.Popen(
                     [RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1",
-                     *common, *_node_ports()], stdout=log, stderr=subprocess.STDOUT,
+                     *common, *node_ports()], stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True,
                     env={**os.environ, "RAY_raylet_start_wait_time_s": "60"}))
             if _wait_for(lambda: b"Ray runtime started" in logs[1].read_bytes(), started[-1],
@@ -456,7 +442,7 @@ def test_shard_ids_depend_on_the_files_not_on_what_is_left_to_do(tmp_path):
 
 
 def test_an_address_nobody_answers_at_is_a_clear_error_at_once(pictures, tmp_path):
-    port = _free_port()  # free: nothing listens there
+    port = free_port()  # free: nothing listens there
     started = time.monotonic()
     result = run_cli("scan", pictures, "--index", tmp_path / "index.db", "--runner", "ray",
                      "--ray-address", f"127.0.0.1:{port}", env=cli_env(**RAY_ENV), timeout=60)

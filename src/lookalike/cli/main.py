@@ -255,10 +255,9 @@ def _print_pairs(pairs, fmt: Format) -> None:
 def _pair_words(m) -> str:
     """How b matches a, in words: 'mirrored copy · similarity 97%' (the thorough mode's
     normalised descriptor score is a score, not a similarity)."""
-    exact = m.method in ("bytes", "pixels")
     if m.evidence:
         return f"{match_words(m.method, None, m.transform)} · score {m.score:.2f}"
-    return match_words(m.method, None if exact else m.score, m.transform)
+    return match_words(m.method, m.score, m.transform)
 
 
 RELATION_WORDS = {"same": "same picture as", "inside": "appears inside", "overlap": "overlaps"}

@@ -4,14 +4,13 @@ dupeGuru colours its reference row's deltas). JSON and CSV are report/output.py'
 
 from __future__ import annotations
 
-import os
 from typing import Mapping, Sequence
 
 from rich.markup import escape
 
 from ..actions.keeper import Keeper
 from ..index.store import display_path
-from ..report.words import match_words
+from ..report.words import evidence_words
 from ..search.evidence import Evidence
 from ..types import FileInfo, Group
 from .common import out
@@ -48,10 +47,7 @@ def _how(path: str, ev: Evidence | None, formats: Mapping[str, str]) -> str:
     """'mirrored copy of a.png · similarity 97%', from the file's strongest link."""
     if ev is None:
         return ""
-    exact = ev.method in ("bytes", "pixels")
-    return match_words(ev.method, None if exact else ev.score, ev.transform,
-                       (formats.get(path, ""), formats.get(ev.other, "")),
-                       os.path.basename(display_path(ev.other)))
+    return evidence_words(ev, (formats.get(path, ""), formats.get(ev.other, "")))
 
 
 def _best(text: str, path: str, winners: list[str] | None) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from ..index.store import display_path
 from ..types import FileInfo, Group
 from .analysis import DatasetStats, Distribution
-from .words import match_words, partial_words, percent
+from .words import evidence_words, partial_words, percent
 
 if TYPE_CHECKING:
     from ..actions.keeper import Keeper
@@ -205,11 +205,8 @@ def _file_card(info: FileInfo, ev: "Evidence | None", kept: bool, best: frozense
     how = detail = ""
     score = None
     if ev is not None:
-        exact = ev.method in ("bytes", "pixels")
         score = ev.score
-        formats = (state.format, states.get(ev.other, FileState()).format)
-        how = match_words(ev.method, None if exact else score, ev.transform, formats,
-                          os.path.basename(other))
+        how = evidence_words(ev, (state.format, states.get(ev.other, FileState()).format))
         detail = f"{ev.method} d={ev.distance}" + \
             ("" if ev.transform == "identity" else f" {ev.transform}")
     date = datetime.fromtimestamp(state.mtime_ns / 1e9, timezone.utc).strftime(

@@ -4,7 +4,14 @@ gets the words from the API)."""
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
+from ..index.paths import display_path
 from ..methods.dihedral import NAMES
+
+if TYPE_CHECKING:
+    from ..search.evidence import Evidence
 
 # methods/dihedral.py's turns are counter-clockwise: rot90 turns the picture a quarter left.
 TURNS = {"identity": "", "rot90": "rotated 90° counter-clockwise", "rot180": "rotated 180°",
@@ -34,7 +41,7 @@ def match_words(method: str, score: float | None = None, transform: str = "ident
     """One match in words: "mirrored copy of a.png · similarity 97%".
 
     method: "bytes", "pixels", a hash name, "embed" or "local"; score: 1.0 for identical,
-    lower for less alike (Match.score; left out for bytes and pixels); formats: this file's
+    lower for less alike (Match.score; never shown for bytes and pixels); formats: this file's
     and the other's format, when known; other: the name of the file it matched."""
     of = f" of {other}" if other else ""
     if method == "bytes":
@@ -56,6 +63,13 @@ def match_words(method: str, score: float | None = None, transform: str = "ident
     if score is not None:
         words += f" · similarity {percent(score)}"
     return words
+
+
+def evidence_words(ev: "Evidence", formats: tuple[str, str] = ("", "")) -> str:
+    """How a grouped file matched its group (search/evidence.py), as the `dupes` table, the
+    report and the web UI say it; formats: this file's and the other's."""
+    return match_words(ev.method, ev.score, ev.transform, formats,
+                       os.path.basename(display_path(ev.other)))
 
 
 def partial_words(relation: str, width_fraction: float | None = None) -> str:

@@ -145,3 +145,19 @@ def _first_to_claim(marker: str) -> bool:
     os.close(handle)
     return True
 
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (for a node started on this machine)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def node_ports() -> list[str]:
+    """`ray start` options for the ports two nodes on one host must not share (Ray's defaults
+    are fixed numbers, so a second node on the same machine fails to start without them)."""
+    return [f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}"]
+

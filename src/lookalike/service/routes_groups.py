@@ -14,7 +14,7 @@ from ..actions.keeper import DEFAULT_RULES, KEEP_RULES, Keeper, keepers
 from ..errors import LookalikeError
 from ..index.store import Index, display_path
 from ..methods.registry import registration
-from ..report.words import match_words
+from ..report.words import evidence_words
 from ..search.evidence import Evidence
 from ..types import Group
 from . import models
@@ -112,10 +112,7 @@ def _group_out(group: Group, number: int, ids: dict[str, int], marks: dict[int, 
 
 def _words(path: str, ev: Evidence, formats: dict[str, str]) -> str:
     """'mirrored copy of a.png · similarity 97%', as the `dupes` table says it."""
-    exact = ev.method in ("bytes", "pixels")
-    return match_words(ev.method, None if exact else ev.score, ev.transform,
-                       (formats.get(path, ""), formats.get(ev.other, "")),
-                       os.path.basename(display_path(ev.other)))
+    return evidence_words(ev, (formats.get(path, ""), formats.get(ev.other, "")))
 
 
 def _keeper_out(keeper: Keeper | None, ids: dict[str, int]) -> models.KeeperOut | None:
