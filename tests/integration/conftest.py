@@ -28,6 +28,8 @@ from PIL import Image, ImageDraw
 from lookalike.evaluation.transforms import EDITS, apply, encode
 from lookalike.sample import synthetic_picture
 
+from .ray_cluster import cluster  # noqa: F401  (the two-node Ray cluster fixture)
+
 LOOKALIKE = Path(sys.executable).parent / "lookalike"
 SIZE = (240, 180)  # small pictures keep the suite fast
 
