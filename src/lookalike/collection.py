@@ -26,6 +26,7 @@ from .errors import LookalikeError
 from .index.store import open_index
 from .report.analysis import DatasetStats, stats
 from .report.html import ReportResult, write_report
+from .runners import check_runner
 from .scan import ScanSummary, scan
 from .search.dupes import find_groups, find_pairs
 from .search.leakage import Leakage, cross_pairs
@@ -45,32 +46,39 @@ class Collection:
     """
 
     def __init__(self, index: str | os.PathLike, *, options: SearchOptions | None = None,
+                 runner: str = "local", ray_address: str | None = None,
                  _scratch: str | None = None) -> None:
         self.path = Path(index)
         self.options = options or SearchOptions()
+        # where scans and searches run: "ray" sends them to the cluster at ray_address
+        self.runner, self.ray_address = check_runner(runner), ray_address
         self.last_scan: ScanSummary | None = None
         self._scratch = _scratch  # a temporary folder holding the index, removed by close()
 
     @classmethod
-    def open(cls, index: str | os.PathLike, *, options: SearchOptions | None = None
-             ) -> "Collection":
+    def open(cls, index: str | os.PathLike, *, options: SearchOptions | None = None,
+             runner: str = "local", ray_address: str | None = None) -> "Collection":
         """The collection of an existing index file (IndexNotFoundError when there is none)."""
         open_index(index).close()
-        return cls(index, options=options)
+        return cls(index, options=options, runner=runner, ray_address=ray_address)
 
     @classmethod
     def scan(cls, folders: Paths, *, index: str | os.PathLike | None = None,
              mode: str = "fast", workers: int | None = None,
-             options: SearchOptions | None = None, **scan_options: Any) -> "Collection":
+             options: SearchOptions | None = None, runner: str = "local",
+             ray_address: str | None = None, **scan_options: Any) -> "Collection":
         """Scan `folders` (one path or several) into `index`, or, without it, into a scratch
         index in the system's temporary folder that close() removes: nothing is written into
-        the folders. `mode`: "fast" or "thorough"; `scan_options` go to lookalike.scan."""
+        the folders. `mode`: "fast" or "thorough"; `runner` "ray": this scan and the
+        collection's later scans and searches run on the Ray cluster at `ray_address` (None:
+        start or join a local instance); `scan_options` go to lookalike.scan."""
         roots = as_paths(folders, "folders")
         scratch = None
         if index is None:
             scratch = tempfile.mkdtemp(prefix="lookalike-")
             index = Path(scratch) / "index.db"
-        collection = cls(index, options=options, _scratch=scratch)
+        collection = cls(index, options=options, runner=runner, ray_address=ray_address,
+                         _scratch=scratch)
         try:
             collection.update(roots, mode=mode, workers=workers, **scan_options)
         except BaseException:
@@ -85,6 +93,8 @@ class Collection:
         roots = as_paths(folders, "folders") if folders is not None else self.roots()
         if not roots:
             raise LookalikeError("nothing to scan: give the folders")
+        scan_options = {"runner": self.runner, "ray_address": self.ray_address,
+                        **scan_options}
         self.last_scan = scan(roots, index_path=self.path, mode=mode, workers=workers,
                               **scan_options)
         return self.last_scan
@@ -96,12 +106,17 @@ class Collection:
         """Every duplicate pair of files, most alike first; `settings` change this call's
         SearchOptions fields (method=, max_distance=, where=, ...)."""
         with open_index(self.path) as index:
-            return find_pairs(index, options=self._options(settings))
+            return find_pairs(index, options=self._options(settings), runner=self.runner,
+                              ray_address=self.ray_address)
 
     def groups(self, **settings: Any) -> list[Group]:
         """Duplicate groups, largest first (settings as in pairs)."""
         with open_index(self.path) as index:
-            return find_groups(index, options=self._options(settings))
+            return self._groups(index, settings)
+
+    def _groups(self, index, settings: Mapping[str, Any]) -> list[Group]:
+        return find_groups(index, options=self._options(settings), runner=self.runner,
+                           ray_address=self.ray_address)
 
     def query(self, pictures: Paths, *, limit: int = 20, nearest: int | None = None,
               **settings: Any) -> list[QueryResult]:
@@ -133,7 +148,7 @@ class Collection:
         and quarantine marks first, with `use_marks`); nothing is done until
         lookalike.apply_plan(plan, execute=True)."""
         with open_index(self.path) as index:
-            groups = find_groups(index, options=self._options(settings))
+            groups = self._groups(index, settings)
             marks = marks_of(index, [f.path for g in groups for f in g.files]) \
                 if use_marks else {}
             return make_plan(index, groups, rules, prefer_path, reference, action, marks)
@@ -141,7 +156,7 @@ class Collection:
     def stats(self, by: str | None = None, **settings: Any) -> DatasetStats:
         """Formats, sizes, unreadable files and duplicate rates, split by a metadata key."""
         with open_index(self.path) as index:
-            groups = find_groups(index, options=self._options(settings))
+            groups = self._groups(index, settings)
             return stats(index, by=by, groups=groups)
 
     def report(self, out: str | os.PathLike, **settings: Any) -> ReportResult:

@@ -132,3 +132,33 @@ def test_collection_settings_change_per_call_and_reach_every_search(kept, photos
     assert collection.failures() == []
     with pytest.raises(BoundError, match="verify"):
         collection.query(photos / "train" / "a.png", verify=True)
+
+
+def test_a_collection_on_ray_scans_and_searches_there_with_the_local_answer(photos, cluster,
+                                                                            tmp_path,
+                                                                            monkeypatch):
+    """runner="ray": the scan runs as shard tasks and the searches' hash self-join on the
+    cluster (the session's two-node cluster); groups, pairs, evidence and the plan are the
+    local ones."""
+    pytest.importorskip("pyarrow", reason="the 'ray' extra (pyarrow) is not installed")
+    from lookalike.search import distributed
+    from lookalike.search.evidence import groups_with_evidence
+
+    joins, real_join = [], distributed.self_join_ray
+    monkeypatch.setattr(distributed, "self_join_ray",
+                        lambda *args: joins.append(args[-1]) or real_join(*args))
+    local = Collection.scan(photos, index=tmp_path / "local.db", workers=1)
+    on_ray = Collection.scan(photos, index=tmp_path / "ray.db", runner="ray",
+                             ray_address=cluster, shard_files=2)
+    assert (tmp_path / "shards").is_dir()  # the scan ran in shards on the cluster
+    assert names(on_ray.groups()) == names(local.groups()) == [
+        ["a.png", "a_mirror.png", "a_small.jpg"], ["b.png", "b_copy.png"]]
+    assert ([m.to_dict() for m in on_ray.pairs()] == [m.to_dict() for m in local.pairs()])
+    assert ([(g.keep, g.keep_reason) for g in on_ray.plan().groups]
+            == [(g.keep, g.keep_reason) for g in local.plan().groups])
+    with open_index(on_ray.path) as index:
+        groups, evidence = groups_with_evidence(index, runner="ray", ray_address=cluster)
+    with open_index(local.path) as index:
+        assert (groups, evidence) == groups_with_evidence(index)
+    # groups, pairs, plan and groups_with_evidence each joined on the cluster; local never
+    assert joins == [cluster] * 4

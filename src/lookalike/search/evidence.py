@@ -43,12 +43,14 @@ class Evidence:
 
 def groups_with_evidence(index: Index, method: str = "auto",
                          where: Mapping[str, str] | None = None, *,
-                         options: SearchOptions | None = None
+                         options: SearchOptions | None = None, runner: str = "local",
+                         ray_address: str | None = None
                          ) -> tuple[list[Group], dict[str, Evidence]]:
-    """find_groups (decisions respected; settings as keywords or `options`) and, per grouped
-    file, its strongest link inside its group, from one search."""
+    """find_groups (decisions respected; settings as keywords or `options`; runner and
+    ray_address as in find_pairs) and, per grouped file, its strongest link inside its
+    group, from one search."""
     opts = resolve(options, method=method, where=where)
-    files, ids, parts = searched(index, opts)
+    files, ids, parts = searched(index, opts, runner, ray_address)
     groups = groups_of(files, ids, parts, opts.linkage)
     return groups, evidence_of(groups, files, ids, parts)
 
