@@ -34,6 +34,7 @@ from .review import review_routes
 from .routes_files import file_routes
 from .routes_groups import group_routes, index_info
 from .routes_health import health_routes
+from .routes_partial import partial_routes
 from .routes_pictures import Uploads, picture_routes
 from .state import GroupCache, QueryCache, WriteLock
 
@@ -74,6 +75,7 @@ def create_app(index_path: str | os.PathLike, *, token: str | None = None,
     app.include_router(picture_routes(index_path, uploads, writes, queries))
     app.include_router(group_routes(index_path, groups, info))
     app.include_router(health_routes(index_path, groups))
+    app.include_router(partial_routes(index_path, groups))
     app.include_router(file_routes(index_path))
     app.include_router(review_routes(index_path, writes, groups, queries))
     _web_ui(app)

@@ -1,5 +1,6 @@
 // The web UI of `lookalike serve`: a router over the address's #fragment, the help, and the
-// keys every view shares. Views: #/groups, #/group/N, #/actions, #/query, #/health.
+// keys every view shares. Views: #/groups, #/group/N, #/actions, #/query, #/health,
+// #/partial.
 
 import { api } from "./api.js";
 import { showActions } from "./actions.js";
@@ -7,6 +8,7 @@ import { fail, typing } from "./dom.js";
 import { showGrid } from "./grid.js";
 import { showGroup } from "./group.js";
 import { showHealth } from "./health.js";
+import { showPartial } from "./partial.js";
 import { showQuery } from "./query.js";
 
 const main = document.getElementById("main");
@@ -44,6 +46,7 @@ async function route() {
   else if (view === "actions") current = await showActions(main, params, known);
   else if (view === "query") current = await showQuery(main, params, known);
   else if (view === "health") current = await showHealth(main);
+  else if (view === "partial") current = await showPartial(main, params);
   else current = await showGrid(main, params, known);
   document.title = `lookalike · ${view}`;
 }
