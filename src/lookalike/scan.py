@@ -20,11 +20,13 @@ from .methods.registry import CASCADE_HASHES, get_spec
 from .runners import check_runner
 from .runners.local import chunks
 from .runners.local import make_pool as _executor
+from .runners.actors import MAX_GPUS
 from .runners.ray import run_shards
 from .runners.shards import SHARD_FILES, plan_shards
 from .settings import setting
 from .sources.folders import WalkOptions, walk
 from .sources.files import refs_from_paths
+from .sources.remote import as_root, is_remote
 from .types import Failure, FileRef, Scanned, Skipped
 from .worker import process_chunk
 from .methods.embedding import NAME, active_model, method_name, register_model, split_name
@@ -121,20 +123,26 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
          options: WalkOptions = WalkOptions(), workers: int | None = None,
          progress: Progress | None = None, count_first: bool = False,
          mode: str | None = None, runner: str = "local", ray_address: str | None = None,
-         shard_files: int = SHARD_FILES) -> ScanSummary:
+         shard_files: int = SHARD_FILES, ray_gpus: int = 0) -> ScanSummary:
     """Index the images under `roots` (folders or files) and in `paths`. `mode`: "fast"
     (the default methods) or "thorough" (MODES), added to any `methods`. `runner`: "local"
     (a process pool of `workers`) or "ray" (a Ray cluster at `ray_address`: None starts or
-    joins a local instance, "auto" joins RAY_ADDRESS), in shards of `shard_files` files."""
-    roots = [os.path.abspath(r) for r in as_paths(roots, "roots")]
+    joins a local instance, "auto" joins RAY_ADDRESS), in shards of `shard_files` files;
+    with `ray_gpus`, a model method (the thorough mode's descriptor) runs there on that
+    many GPUs, one actor each (0: in the CPU tasks)."""
+    roots = [as_root(r) for r in as_paths(roots, "roots")]  # URLs stay URLs
     paths = as_paths(paths, "paths")
     in_range(workers, 1, MAX_WORKERS, "workers")
     in_range(shard_files, 1, 1 << 20, "shard_files")
+    in_range(ray_gpus, 0, MAX_GPUS, "ray_gpus")
     check_runner(runner)
     names = resolve_methods(with_mode(methods, mode))
     if index_path is None:
         if not roots:
             raise SourceError("give an index path when scanning only a list of paths")
+        if is_remote(roots[0]):
+            raise SourceError(f"give an index path (--index) to scan {roots[0]}: "
+                              "the index is a local file")
         first = roots[0] if os.path.isdir(roots[0]) else os.path.dirname(roots[0])
         index_path = default_index_path(first)
     index = open_index(index_path, create=True)
@@ -149,11 +157,11 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
         workers = workers or os.cpu_count() or 1
         if runner == "ray":
             _run_sharded(index, run_id, names, sources, summary, progress, total,
-                         ray_address, shard_files)
+                         ray_address, shard_files, ray_gpus)
         else:
             with _executor(workers, index.lock_fd) as pool:
                 _run(index, run_id, names, sources, pool, workers, summary, progress, total)
-        folder_roots = [r for r in roots if os.path.isdir(r)]
+        folder_roots = [r for r in roots if os.path.isdir(r)] + _listed_urls(roots, summary)
         summary.vanished = index.mark_vanished(run_id, folder_roots) if folder_roots else 0
         summary.moved = index.count_moved(run_id)
         index.copy_ingest_meta()  # files downloaded by `lookalike ingest` get their metadata
@@ -247,7 +255,7 @@ def _admit(index: Index, run_id: int, batch: list, specs,
 
 def _run_sharded(index: Index, run_id: int, names, sources, summary: ScanSummary,
                  progress: Progress | None, total: int | None, address: str | None,
-                 shard_files: int) -> None:
+                 shard_files: int, gpus: int = 0) -> None:
     """The Ray runner's scan: the whole walk first (shards are slices of its sorted list),
     then each shard's records written as the local scan writes a chunk's."""
     specs = [get_spec(n) for n in names]
@@ -261,7 +269,7 @@ def _run_sharded(index: Index, run_id: int, names, sources, summary: ScanSummary
     plan = plan_shards(walked, todo, names, index.path, shard_files)
     del walked
     kill_marker = setting("LOOKALIKE_TEST_KILL_SHARD")
-    for results in run_shards(plan, names, address, kill_marker=kill_marker):
+    for results in run_shards(plan, names, address, kill_marker=kill_marker, gpus=gpus):
         _write(index, run_id, results, summary)
         done += len(results)
         if progress:
@@ -303,3 +311,10 @@ def _write(index: Index, run_id: int, results: Sequence[Scanned], summary: ScanS
             summary.other += 1
         else:
             summary.scanned += 1
+
+
+def _listed_urls(roots: Sequence[str], summary: ScanSummary) -> list[str]:
+    """The URL roots whose listing worked: their files not seen this run are vanished (a
+    root that could not be listed, say for want of credentials, marks nothing)."""
+    failed = {f.path for f in summary.failures if f.stage == "walk"}
+    return [r for r in roots if is_remote(r) and r not in failed]

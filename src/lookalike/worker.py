@@ -12,6 +12,7 @@ from .decode import decode, describe_content, sniff
 from .errors import DecodeError
 from .index.store import Index, open_index
 from .methods.registry import Picture, draft_size, get_spec, shared_method
+from .sources.remote import is_remote, read_bytes, read_many
 from .types import Decoded, Failure, FileRef, Scanned, Signature
 
 MAX_FILE_BYTES = 1 << 30
@@ -44,9 +45,12 @@ def _known(index_path: str | None, contents: Sequence[bytes], names: Sequence[st
 
 
 def read_file(ref: FileRef) -> bytes:
-    """The whole file, or OSError/DecodeError with a reason."""
+    """The whole file (a local path, or a URL: sources/remote.py), or OSError/DecodeError
+    with a reason."""
     if ref.size > MAX_FILE_BYTES:
         raise DecodeError(f"file too large ({ref.size:,} bytes > {MAX_FILE_BYTES:,})")
+    if is_remote(ref.path):
+        return read_bytes(ref.path, MAX_FILE_BYTES + 1)
     with open(ref.path, "rb") as handle:
         return handle.read(MAX_FILE_BYTES + 1)
 
@@ -56,9 +60,10 @@ def process_chunk(refs: Sequence[FileRef], names: Sequence[str],
     """Scan files; every problem becomes a Failure in the result, never an exception."""
     results: list[Scanned | None] = [None] * len(refs)
     images: list[tuple[int, bytes, bytes]] = []  # (position, data, content hash)
+    fetched = _fetch_remote(refs)
     for i, ref in enumerate(refs):
         try:
-            data = read_file(ref)
+            data = _take(fetched, ref) if fetched else read_file(ref)
         except OSError as exc:
             results[i] = _failed(ref, b"", "read", f"cannot read: {exc.strerror or exc}")
             continue
@@ -100,6 +105,20 @@ def process_chunk(refs: Sequence[FileRef], names: Sequence[str],
             pending, pending_pixels = [], 0
     _finish(refs, pending, results)
     return [r for r in results if r is not None]
+
+
+def _fetch_remote(refs: Sequence[FileRef]) -> dict[str, bytes | OSError]:
+    """The chunk's URLs (s3://...) read at once, concurrently; {} when all are local."""
+    return read_many([r.path for r in refs if r.size <= MAX_FILE_BYTES], MAX_FILE_BYTES + 1)
+
+
+def _take(fetched: dict[str, bytes | OSError], ref: FileRef) -> bytes:
+    if ref.path not in fetched:
+        return read_file(ref)
+    data = fetched.pop(ref.path)  # let the bytes go with the chunk's other copies
+    if isinstance(data, OSError):
+        raise data
+    return data
 
 
 def _finish(refs, pending, results) -> None:

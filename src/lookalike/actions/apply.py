@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import ApplyError
 from ..settings import setting
+from ..sources.remote import is_remote
 from .fileops import file_hash, make_link, move_file, save_file
 from .journal import JOURNAL_NAME, Journal, new_run_id, quarantine_lock, quarantine_path
 from .plan import LINKS, Plan, PlannedAction, PlannedGroup, is_under
@@ -83,6 +84,9 @@ def _stale(path: str, size: int, mtime_ns: int, digest: str) -> str | None:
 def check_action(plan: Plan, group: PlannedGroup, action: PlannedAction,
                  allow_delete: bool) -> str | None:
     """Why `action` (of `group`) must not run now, or None."""
+    if is_remote(action.path) or is_remote(group.keep):
+        # an object store has no quarantine or links here: nothing remote is ever changed
+        return "a remote file (URL): quarantine, links and delete act on local files only"
     if is_under(action.path, plan.reference):
         return "in a reference folder"
     if action.action == "delete" and not allow_delete:

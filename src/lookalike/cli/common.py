@@ -86,8 +86,8 @@ def _where(values: list[str]) -> dict[str, str] | None:
 
 
 def _scan_with_progress(roots, paths, index, methods, options, workers, **runner):
-    """lookalike.scan with a progress bar on a terminal; `runner`: runner, ray_address and
-    shard_files, as scan takes them."""
+    """lookalike.scan with a progress bar on a terminal; `runner`: runner, ray_address,
+    shard_files and ray_gpus, as scan takes them."""
     if not err.is_terminal:
         return run_scan(roots, paths=paths, index_path=index, methods=methods, options=options,
                         workers=workers, **runner)

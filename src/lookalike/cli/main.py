@@ -37,6 +37,7 @@ from ..report.words import match_words
 from ..search.query import query as run_query
 from ..sources.files import read_path_list
 from ..sources.folders import WalkOptions
+from ..sources.remote import is_remote
 from . import options, tables
 from .common import (DUPES_FOUND, OK, PARTIAL, USAGE, Format, _emit, _fail,
                      _index_path, _peak_mb, _scan_with_progress, _split_methods, _translate,
@@ -57,7 +58,9 @@ def _with_model(methods: Optional[list[str]], model: Optional[str]) -> Optional[
 
 @app.command()
 def scan(
-    roots: list[Path] = typer.Argument(None, help="Folders or files to scan."),
+    # parser=str: the values stay strings (help still says PATH), so that a URL root
+    # (s3://b/p) keeps the "//" that Path would fold
+    roots: list[Path] = typer.Argument(None, parser=str, help="Folders or files to scan."),
     index: Optional[Path] = typer.Option(None, "--index", help="Index file (default: "
                                          "FIRST_FOLDER/.lookalike/index.db)."),
     method: Optional[list[str]] = typer.Option(
@@ -82,6 +85,7 @@ def scan(
     runner: str = options.RUNNER,
     ray_address: Optional[str] = options.RAY_ADDRESS,
     shard_files: int = options.SHARD_FILES,
+    ray_gpus: int = options.RAY_GPUS,
     strict: bool = options.STRICT,
 ) -> None:
     """Index images: incremental, a re-run only looks at what changed. Files that cannot be
@@ -101,7 +105,7 @@ def scan(
     if not roots and not paths:
         raise _fail("give at least one folder, or --from-file", USAGE)
     for root in roots:
-        if not root.exists():
+        if not is_remote(root) and not Path(root).exists():  # a URL is listed by the scan
             raise _fail(f"no such file or folder: {root}", USAGE)
     if index is None and not roots:
         raise _fail("with only --from-file, give --index PATH", USAGE)
@@ -109,7 +113,7 @@ def scan(
     try:
         summary = _scan_with_progress(roots, paths, index, methods_asked, options, workers,
                                       runner=runner, ray_address=ray_address,
-                                      shard_files=shard_files)
+                                      shard_files=shard_files, ray_gpus=ray_gpus)
     except LookalikeError as exc:
         raise _translate(exc)
     except KeyboardInterrupt:

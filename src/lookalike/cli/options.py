@@ -7,6 +7,7 @@ import typer
 from ..actions.keeper import DEFAULT_RULES, KEEP_RULES
 from ..arguments import MAX_LIMIT, MAX_WORKERS  # noqa: F401  (re-exported for commands)
 from ..report.health import BOUNDS as HEALTH_BOUNDS
+from ..runners.actors import MAX_GPUS
 from ..runners.shards import SHARD_FILES as SHARD_FILES_DEFAULT
 from ..search.dupes import MAX_RADIUS
 
@@ -30,6 +31,10 @@ RAY_ADDRESS = typer.Option(None, "--ray-address", metavar="ADDR",
 SHARD_FILES = typer.Option(SHARD_FILES_DEFAULT, "--shard-files", min=1, max=1 << 20,
                            metavar="N", help="With --runner ray: files per shard (the unit "
                            "of retry and resume).")
+RAY_GPUS = typer.Option(0, "--ray-gpus", min=0, max=MAX_GPUS, metavar="N",
+                        help="With --runner ray and a model method (--mode thorough): run "
+                        "the shards on N of the cluster's GPUs, one model actor each (default "
+                        "0: in the CPU tasks, the model loaded once per worker process).")
 
 
 HEALTH = typer.Option(

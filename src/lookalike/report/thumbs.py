@@ -20,6 +20,7 @@ from typing import Sequence
 
 from ..decode import decode
 from ..index.store import Index
+from ..sources.remote import read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,7 @@ class ThumbCache:
             return dict(pool.map(lambda kv: (kv[0], self.get(kv[1], kv[0])), paths.items()))
 
     def _make(self, path: str) -> bytes:
-        with open(path, "rb") as stream:
-            data = stream.read(MAX_SOURCE_BYTES + 1)
+        data = read_bytes(path, MAX_SOURCE_BYTES + 1)  # a local file, or a URL (s3://...)
         if len(data) > MAX_SOURCE_BYTES:
             raise ValueError(f"file over {MAX_SOURCE_BYTES >> 20} MB")
         # upright RGB, draft-reduced JPEG (a thumbnail needs no fine-texture re-decode)

@@ -8,7 +8,9 @@ its own block sizes and output names) with no source for it to read: the file li
 already in the driver's hands.
 
 The tasks return their records to the driver, which writes the shard files beside the index:
-the workers need to read the pictures, but not to reach the index's folder.
+the workers need to read the pictures, but not to reach the index's folder. A model (the
+thorough mode's descriptor) is loaded once per worker process, which Ray reuses from task to
+task; on GPUs (`gpus`) the shards go to a fixed pool of actors, one per GPU (actors.py).
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ import os
 import signal
 import socket
 from collections import deque
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
 
 from ..errors import LookalikeError, RunnerError
 from ..types import FileRef, Scanned
 from ..worker import process_chunk
+from .actors import Pool, ShardActor, WorkerNote, gpu_actors, load_models, model_methods
+from .actors import worker_note
 from .local import chunks, limit_threads
-from .shards import ShardPlan, from_table, read_shard, to_table, write_shard
+from .shards import Shard, ShardPlan, from_table, read_shard, to_table, write_shard
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +41,37 @@ _threads_limited = False
 class ShardStats:
     computed: int = 0  # shards computed by Ray tasks this run
     reused: int = 0  # shards read back from their files (a resumed job)
+    actors: int = 0  # GPU actors of the pool (0: plain tasks)
+    loads: dict[tuple[str, int], int] = field(default_factory=dict)  # (host, pid) -> models
+    providers: set[str] = field(default_factory=set)  # onnxruntime's, of those models
+    restarted: set[tuple[str, int]] = field(default_factory=set)  # actors Ray restarted
+
+    def note(self, note: WorkerNote) -> None:
+        """What a shard's worker process said: its model loads so far, its provider."""
+        key = (note.host, note.pid)
+        self.loads[key] = max(self.loads.get(key, 0), note.loads)
+        if note.provider:
+            self.providers.add(note.provider)
+        if note.restarted:
+            self.restarted.add(key)
+
+    def describe(self) -> str:
+        """The models' part of the log line: loads, processes, restarts, providers."""
+        text = f"{sum(self.loads.values())} model loads in {len(self.loads)} processes"
+        if self.actors:
+            text += f" of a pool of {self.actors} GPU actors"
+        if self.restarted:
+            text += f", {len(self.restarted)} of them restarted"
+        return text + (f" ({', '.join(sorted(self.providers))})" if self.providers else "")
 
 
 def run_shards(plan: ShardPlan, names: Sequence[str], address: str | None = None,
-               stats: ShardStats | None = None, kill_marker: str = "") -> Iterator[list[Scanned]]:
+               stats: ShardStats | None = None, kill_marker: str = "",
+               gpus: int = 0) -> Iterator[list[Scanned]]:
     """The records of every shard of `plan`: those whose file exists first, then the others
     as their tasks finish (each written to its file before it is handed on). `address`:
-    None starts or joins a local Ray instance, "auto" joins RAY_ADDRESS, else that address."""
+    None starts or joins a local Ray instance, "auto" joins RAY_ADDRESS, else that address.
+    With `gpus`, methods with a model run on that many GPU actors (actors.py)."""
     stats = stats if stats is not None else ShardStats()
     pending = []
     for shard in plan.shards:
@@ -63,32 +91,77 @@ def run_shards(plan: ShardPlan, names: Sequence[str], address: str | None = None
         raise LookalikeError("--runner ray needs Ray: pip install 'lookalike[ray]'") from None
 
     joined = _connect(ray, address)
+    done: Iterator[tuple[Shard, object]] | None = None
     try:
-        task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(scan_shard)
-        limit = 2 * int(ray.cluster_resources().get("CPU", 1)) + 2  # bounded driver memory
-        waiting, running = deque(pending), {}
-        while waiting or running:
-            while waiting and len(running) < limit:
-                shard = waiting.popleft()
-                rows = [(r.path, r.size, r.mtime_ns) for r in shard.refs]
-                running[task.remote(rows, list(names), kill_marker)] = shard
-            ready, _ = ray.wait(list(running), num_returns=1)
-            for ref in ready:
-                shard = running.pop(ref)
-                try:
-                    table = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    # the shards written so far stay: a re-run computes only the others
-                    raise RunnerError(f"shard {shard.number} of scan {plan.scan_id} failed "
-                                         f"on the Ray cluster: {exc}") from None
-                write_shard(table, plan.path(shard))
-                stats.computed += 1
-                yield from_table(table)
+        if gpus and model_methods(names):
+            stats.actors = gpu_actors(ray.cluster_resources(), gpus)
+            done = _on_gpu_actors(ray, pending, names, stats.actors, kill_marker)
+        else:
+            done = _on_tasks(ray, pending, names, kill_marker)
+        for shard, ref in done:
+            try:
+                table, note = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                # the shards written so far stay: a re-run computes only the others
+                raise RunnerError(f"shard {shard.number} of scan {plan.scan_id} failed "
+                                     f"on the Ray cluster: {exc}") from None
+            stats.note(note)
+            write_shard(table, plan.path(shard))
+            stats.computed += 1
+            yield from_table(table)
     finally:
+        if done is not None:
+            done.close()  # the actors go now, also when the caller's Ray instance stays
         if joined:
             ray.shutdown()
-    log.info("shards of scan %s: %d computed, %d reused, %d already in the index",
-             plan.scan_id, stats.computed, stats.reused, plan.total - len(plan.shards))
+    log.info("shards of scan %s: %d computed, %d reused, %d already in the index; %s",
+             plan.scan_id, stats.computed, stats.reused, plan.total - len(plan.shards),
+             stats.describe())
+
+
+def _in_flight(ray, shards: Sequence[Shard], submit: Callable[[Shard], object], limit: int,
+               done: Callable[[object], None] = lambda ref: None) -> Iterator[tuple[Shard, object]]:
+    """(shard, its finished call) as calls finish, at most `limit` in flight (bounded driver
+    memory: a finished shard's records wait in the object store until the driver takes them)."""
+    waiting, running = deque(shards), {}
+    while waiting or running:
+        while waiting and len(running) < limit:
+            shard = waiting.popleft()
+            running[submit(shard)] = shard
+        ready, _ = ray.wait(list(running), num_returns=1)
+        for ref in ready:
+            done(ref)
+            yield running.pop(ref), ref
+
+
+def _rows(shard: Shard) -> list[tuple[str, int, int]]:
+    return [(r.path, r.size, r.mtime_ns) for r in shard.refs]
+
+
+def _on_tasks(ray, shards: Sequence[Shard], names: Sequence[str],
+              kill_marker: str) -> Iterator[tuple[Shard, object]]:
+    """One plain task per shard, retried by Ray (a model: loaded once per worker process)."""
+    task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(scan_shard)
+    limit = 2 * int(ray.cluster_resources().get("CPU", 1)) + 2
+    yield from _in_flight(ray, shards, lambda s: task.remote(_rows(s), list(names), kill_marker),
+                          limit)
+
+
+def _on_gpu_actors(ray, shards: Sequence[Shard], names: Sequence[str], actors: int,
+                   kill_marker: str) -> Iterator[tuple[Shard, object]]:
+    """A pool of `actors` actors, one GPU each, that build the model once (actors.py). An
+    actor that dies is restarted and its calls run again, up to TASK_RETRIES times; the pool
+    is killed when the shards are done."""
+    actor = ray.remote(num_cpus=1, num_gpus=1, max_restarts=TASK_RETRIES,
+                       max_task_retries=TASK_RETRIES)(ShardActor)
+    handles = [actor.remote(list(names), scan_shard) for _ in range(actors)]
+    pool = Pool(handles)
+    try:
+        yield from _in_flight(ray, shards, lambda s: pool.submit(_rows(s), kill_marker),
+                              2 * actors + 2, pool.done)
+    finally:
+        for handle in handles:
+            ray.kill(handle)
 
 
 def _connect(ray, address: str | None) -> bool:
@@ -119,12 +192,14 @@ def _check_reachable(address: str, seconds: float = 10.0) -> None:
 
 
 def scan_shard(rows: list[tuple[str, int, int]], names: list[str], kill_marker: str = ""):
-    """A Ray task: one shard's records as an Arrow table. No index path: a cluster's workers
-    need not see the index, so every picture of the shard is signed."""
+    """A Ray task (or a model actor's call): one shard's records as an Arrow table, and the
+    WorkerNote of this process. No index path: a cluster's workers need not see the index,
+    so every picture of the shard is signed."""
     global _threads_limited
     if not _threads_limited:
         limit_threads()
         _threads_limited = True
+    load_models(names)  # counted; a no-op where this process has its models already
     refs = [FileRef(path, size, mtime_ns) for path, size, mtime_ns in rows]
     results: list[Scanned] = []
     for chunk in chunks(refs):
@@ -132,7 +207,7 @@ def scan_shard(rows: list[tuple[str, int, int]], names: list[str], kill_marker: 
         if kill_marker and _first_to_claim(kill_marker):
             # tests only (LOOKALIKE_TEST_KILL_SHARD): this worker dies in the middle of a shard
             os.kill(os.getpid(), signal.SIGKILL)
-    return to_table(results)
+    return to_table(results), worker_note()
 
 
 def _first_to_claim(marker: str) -> bool:

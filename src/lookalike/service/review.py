@@ -27,6 +27,7 @@ from ..actions.plan import Plan, make_plan, read_plan, write_plan
 from ..actions.undo import find_runs, run_summary, undo_run
 from ..index.decisions import MARKS
 from ..index.store import Index, display_path
+from ..sources.remote import is_remote
 from . import models
 from .limits import Refused
 from .state import (ERRORS, GroupCache, StateCache, WriteLock, flagged_groups, live, opened,
@@ -156,8 +157,9 @@ def _folders(index: Index, cache: GroupCache) -> dict[str, tuple[str, int]]:
     """display path -> (path, live files under it): every folder holding indexed files, and
     its parents down to the folder they all share."""
     def make() -> dict[str, tuple[str, int]]:
+        # URLs (s3://...) have no folders here: plans act on local files only
         direct = Counter(os.path.dirname(f.path) for files in index.live_files().values()
-                         for f in files)
+                         for f in files if not is_remote(f.path))
         common = os.path.commonpath(list(direct)) if direct else ""
         under: Counter = Counter()
         for folder, count in direct.items():

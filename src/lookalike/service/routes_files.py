@@ -13,6 +13,8 @@ from fastapi.responses import FileResponse, Response
 from ..decode import exif_date
 from ..index.store import display_path
 from ..report.thumbs import ThumbCache
+from ..sources.remote import is_remote, read_bytes
+from ..worker import MAX_FILE_BYTES
 from . import models
 from .limits import Refused
 from .state import ERRORS, live, opened, unchanged
@@ -61,8 +63,16 @@ def file_routes(index_path: Path) -> APIRouter:
         """The file's bytes, while it is unchanged since it was indexed."""
         with opened(index_path) as index:
             record = unchanged(live(index, file_id))
+        media_type = _MIME.get(record.format, "application/octet-stream")
+        if is_remote(record.path):  # an object (s3://...): read whole, as the scan read it
+            try:
+                data = read_bytes(record.path, MAX_FILE_BYTES)
+            except OSError as exc:
+                raise Refused(404, f"file {record.id} cannot be read: "
+                                   f"{exc.strerror or exc}") from None
+            return Response(data, media_type=media_type, headers=_cached(record.content_hash))
         return FileResponse(record.path, headers=_cached(record.content_hash),
-                            media_type=_MIME.get(record.format, "application/octet-stream"))
+                            media_type=media_type)
 
     return router
 

@@ -16,6 +16,7 @@ from ..index.store import Index, display_path
 from ..methods.registry import registration
 from ..report.words import evidence_words
 from ..search.evidence import Evidence
+from ..sources.remote import is_remote
 from ..types import Group
 from . import models
 from .state import ERRORS, GroupCache, flagged_groups, opened, parse_where, select_groups
@@ -104,7 +105,8 @@ def _group_out(group: Group, number: int, ids: dict[str, int], marks: dict[int, 
             file_id=ids[f.path], **file_shown, method=ev and ev.method,
             distance=ev and ev.distance, transform=ev and ev.transform,
             from_first=ev and ev.from_first, mark=marks.get(ids[f.path]),
-            present=os.path.isfile(f.path), format=formats.get(f.path) or None,
+            present=is_remote(f.path) or os.path.isfile(f.path),  # an object: not asked
+            format=formats.get(f.path) or None,
             score=ev and ev.score, words=ev and _words(f.path, ev, formats)))
     return models.GroupOut(number=number, files=files, keeper=_keeper_out(keeper, ids),
                            **shown)

@@ -5,7 +5,6 @@ route makes on the ids and filters a client sends."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import threading
 import weakref
@@ -21,6 +20,7 @@ from ..index.store import ChangeCounter, FileRecord, Index, open_index
 from ..report.health import HealthReport, HealthThresholds, flag, health, health_table
 from ..search.evidence import Evidence, groups_with_evidence
 from ..search.query import PreparedQuery
+from ..sources.remote import file_stat
 from ..types import Group
 from . import models
 from .limits import Refused
@@ -60,10 +60,10 @@ def unchanged(record: FileRecord) -> FileRecord:
     """The record, if its file is still the one indexed (same size and modification time):
     what is served is what the index describes, not whatever the path holds now."""
     try:
-        stat = os.stat(record.path)
+        size, mtime_ns = file_stat(record.path)  # a URL's object too (sources/remote.py)
     except OSError:
         raise Refused(404, f"file {record.id} is gone from disk; scan again") from None
-    if stat.st_size != record.size or stat.st_mtime_ns != record.mtime_ns:
+    if size != record.size or mtime_ns != record.mtime_ns:
         raise Refused(409, f"file {record.id} changed since it was indexed; scan again")
     return record
 

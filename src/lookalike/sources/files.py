@@ -7,6 +7,7 @@ import stat
 from typing import IO, Iterable, Iterator
 
 from ..types import Failure, FileRef
+from .remote import file_stat, is_remote
 
 
 def read_path_list(stream: IO[bytes], *, null_separated: bool = False) -> Iterator[str]:
@@ -20,6 +21,12 @@ def read_path_list(stream: IO[bytes], *, null_separated: bool = False) -> Iterat
 
 def refs_from_paths(paths: Iterable[str]) -> Iterator[FileRef | Failure]:
     for path in paths:
+        if is_remote(path):  # a URL (s3://...): its object's size and stamp
+            try:
+                yield FileRef(path, *file_stat(path))
+            except OSError as exc:
+                yield Failure(path, "walk", f"cannot stat: {exc.strerror or exc}")
+            continue
         path = os.path.abspath(path)
         try:
             info = os.stat(path)

@@ -10,6 +10,7 @@ from typing import Iterator, Sequence
 
 from ..index.store import INDEX_DIR
 from ..types import Failure, FileRef, Skipped
+from .remote import is_remote, list_files
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ def walk(roots: Sequence[str], options: WalkOptions = WalkOptions()) -> Iterator
     """Regular files under `roots`, sorted per folder; problems come out as Failures, names
     passed over on purpose (links not followed, FIFOs, sockets, devices) as Skipped."""
     for root in roots:
+        if is_remote(root):
+            yield from _walk_remote(root, options)
+            continue
         root = os.path.abspath(root)
         try:
             info = os.stat(root)
@@ -93,6 +97,25 @@ def _walk_dir(root: str, folder: str, options: WalkOptions,
             yield FileRef(entry.path, info.st_size, info.st_mtime_ns)
         else:
             yield Skipped(entry.path, f"{_kind(info.st_mode)}, not a regular file")
+
+
+def _walk_remote(root: str, options: WalkOptions) -> Iterator[Walked]:
+    """The files under a URL root (sources/remote.py), with the same hidden-name and glob
+    rules as a folder; an object store has no links or special files to skip."""
+    for item in list_files(root):
+        if isinstance(item, Failure):
+            yield item
+            continue
+        url, relative, size, mtime_ns = item
+        parts = relative.split("/")
+        if any(p.startswith(".") and (not options.hidden or p == INDEX_DIR) for p in parts):
+            continue
+        if options.exclude and any(_matches(options.exclude, "/".join(parts[:i + 1]), parts[i])
+                                   for i in range(len(parts))):  # the file, or a folder of it
+            continue
+        if options.include and not _matches(options.include, relative, parts[-1]):
+            continue
+        yield FileRef(url, size, mtime_ns)
 
 
 def _kind(mode: int) -> str:
