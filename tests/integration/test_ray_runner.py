@@ -216,11 +216,12 @@ def test_dupes_on_ray_gives_the_local_pairs_and_groups_exactly(cluster, search_i
                                                                monkeypatch):
     from lookalike.search import distributed
 
-    planned, real_plan = [], distributed.plan_tasks
+    planned, radii, real_plan = [], [], distributed.plan_tasks  # radii: of each join's plan
 
     def plan(*args, **kwargs):  # the driver's plan, recorded
         tasks = real_plan(*args, **kwargs)
         planned.extend(tasks)
+        radii.append(max(args[1].radii))
         return tasks
 
     monkeypatch.setattr(distributed, "plan_tasks", plan)
@@ -245,6 +246,7 @@ def test_dupes_on_ray_gives_the_local_pairs_and_groups_exactly(cluster, search_i
             ray.shutdown()
     assert len(workers) == 2
     assert any(t.parts > 1 for t in planned)  # the skewed bucket was split across tasks
+    assert min(radii) == 0 and max(radii) > 0  # exact blocks at r = 8, probed at 10 and 12
     pairs, groups = local[0], local[1]
     assert len(pairs) >= 60 + SKEW * (SKEW - 1) // 2 - 50  # copies and the skewed family
     assert max(len(g.files) for g in groups) >= SKEW - 5

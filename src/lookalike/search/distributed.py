@@ -1,21 +1,27 @@
 """The Hamming self-join on a Ray cluster: the same Hits as binary.self_join, computed by
 tasks that each join whole buckets.
 
-Buckets: the code is cut into m = radius + 1 blocks (mih.make_plan; more, narrower ones for
-long codes). Two codes within `radius` bits agree exactly on at least one block (the
-pigeonhole principle), so every pair the local join finds shares a bucket (block j, value of
-block j): items enter by their identity code, queries by each of their V variant codes,
-exactly the comparisons the local join makes (query variant v of a against b's identity).
+Buckets: the code is cut into blocks by multi-index hashing's plan (mih.best_plan: at r = 8
+and 17,000-106,000 pictures, four blocks of 16 bits probed to radii 2, 1, 1, 1; radius + 1
+blocks probed exactly, radii 0, are one of the plans it weighs). Two codes within `radius`
+bits are within radii[j] of each other on some block j (the pigeonhole principle), so every
+comparison the local join makes (query variant v of a against b's identity) is found in some
+bucket (block j, value): the variant codes are the bucket's members, and an identity code
+probes every bucket within radii[j] of its block value, with mih's own loop
+(_mih_kernels.block_search). The tables hold the 8N variant codes and the N identity codes
+probe them: 8x fewer probes than the other way round, the same comparisons.
 
-One row per pair, without a shuffle: a (query variant, item) comparison is reported only from
-the lowest block on which the two codes agree, and a pair (a < b) only through its first
-comparison within the radius in a fixed order (a's variants against b, then b's against a),
-carrying the best (distance, variant) of all 2V comparisons, as binary._best_per_pair keeps.
-The driver concatenates and sorts; everything after the join (orientation rule, confirming
-hash, thumbnails, linkage) stays on the driver, unchanged.
+One row per pair, without a shuffle: a comparison is reported only from the first block that
+can reach it (the rule mih applies), and a pair (a < b) only through its first comparison
+within the radius in a fixed order (a's variants against b, then b's against a), carrying the
+best (distance, variant) of all 2V comparisons, as binary._best_per_pair keeps. The driver
+concatenates and sorts; everything after the join (orientation rule, confirming hash,
+thumbnails, linkage) stays on the driver, unchanged.
 
-Skew (one huge bucket, such as many blank pictures with equal codes): a bucket whose
-comparisons exceed a task's share is split across tasks by blocks of its queries.
+Tasks: the driver counts each bucket's comparisons (members x identity codes within reach)
+and cuts every block's values into aligned ranges (a prefix of the block's bits) of about
+equal work, halving a range until it fits a task's share; a single value over a share (many
+blank pictures with equal codes) has its members split across tasks.
 
 Ray is an optional extra: it is imported inside the functions that use it.
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -32,29 +39,25 @@ from ..methods.dihedral import INVERSE
 from . import mih
 from .binary import Hits, _empty
 
-CHUNK = 1 << 21  # comparisons a task computes at once (bounds a task's memory)
 MIN_TASK_WORK = 1 << 22  # comparisons below which a task is not worth its start
 TASKS_PER_CPU = 4  # tasks per cluster CPU: small enough to balance, few enough to start
+KEY_CHUNK = 1 << 20  # codes whose block values are computed at once (bounds memory)
+PROBERS_PER_CALL = 256  # identity codes probing at once: bounds the comparisons held (a
+# blank picture's code meets 8 x the blanks in one bucket)
+PAIR_BATCH = 1 << 18  # comparisons the pair rule takes at once (its NumPy calls' fixed cost)
+
+_masks = lru_cache(maxsize=None)(mih._masks)
 
 
-@dataclass(frozen=True)
-class Blocks:
-    """The probed blocks: block j covers bits starts[j] .. starts[j] + widths[j] - 1."""
-
-    starts: tuple[int, ...]
-    widths: tuple[int, ...]
-
-
-def make_blocks(bits: int, radius: int) -> Blocks:
-    """radius + 1 blocks of near-equal width (at most mih.MAX_BLOCK_BITS), all probed
-    exactly; one block of no bits (everything in one bucket) when the radius covers the code."""
-    if radius >= bits:
-        return Blocks((0,), (0,))
-    n_blocks = max(radius + 1, math.ceil(bits / mih.MAX_BLOCK_BITS))
-    plan = mih.make_plan(bits, radius, n_blocks)
-    if plan is None or any(plan.radii):  # cannot happen with n_blocks > radius
-        raise ValueError(f"no exact block plan for {bits} bits at radius {radius}")
-    return Blocks(plan.starts, plan.widths)
+def make_plan(n_codes: int, bits: int, radius: int, n_blocks: int | None = None) -> mih.Plan:
+    """The blocks: mih's cheapest plan for identity codes probing `n_codes` variant codes (its
+    measured probe and candidate costs), or `n_blocks` blocks (radius + 1: exact blocks;
+    more, narrower ones where a block would be too wide)."""
+    plan = (mih.best_plan(max(1, n_codes), bits, radius)[0] if n_blocks is None else
+            mih.make_plan(bits, radius, max(n_blocks, math.ceil(bits / mih.MAX_BLOCK_BITS))))
+    if plan is None:
+        raise ValueError(f"no block plan for {bits} bits at radius {radius}")
+    return plan
 
 
 def as_words(codes: np.ndarray) -> np.ndarray:
@@ -67,15 +70,19 @@ def as_words(codes: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(codes).view(">u8").astype(np.uint64)
 
 
-def block_keys(words: np.ndarray, start: int, width: int) -> np.ndarray:
-    """Value of bits start .. start + width - 1 of each (…, words) code, as int64."""
-    shape = words.shape[:-1]
-    flat = np.ascontiguousarray(words.reshape(-1, words.shape[-1]))
-    if width == 0:
-        return np.zeros(shape, dtype=np.int64)
+def _key_chunks(codes: np.ndarray, start: int, width: int):
+    """(first row, block values) of (n, words) codes, KEY_CHUNK rows at a time."""
     from . import _mih_kernels as k
 
-    return k.block_keys(flat, start, width).reshape(shape)
+    for s in range(0, len(codes), KEY_CHUNK):
+        yield s, k.block_keys(np.ascontiguousarray(codes[s:s + KEY_CHUNK]), start, width)
+
+
+def _histogram(codes: np.ndarray, start: int, width: int) -> np.ndarray:
+    counts = np.zeros(1 << width, dtype=np.int64)
+    for _, keys in _key_chunks(codes, start, width):
+        counts += np.bincount(keys, minlength=1 << width)
+    return counts
 
 
 def _distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -84,39 +91,134 @@ def _distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.bitwise_count(x ^ y).sum(axis=-1, dtype=np.int32)
 
 
-def join_bucket(words: np.ndarray, queries: np.ndarray, items: np.ndarray, block: int,
-                blocks: Blocks, radius: int) -> Hits:
-    """The pairs reported from one bucket of block `block`: queries (flat row * V + variant)
-    and items (rows) whose block values are equal. Pure NumPy, no Ray.
+@dataclass(frozen=True)
+class Task:
+    """The variant codes whose value on block `block` starts with the `bits`-bit `prefix`,
+    against every identity code within reach; with parts > 1, one value (bits = the block's
+    width) whose codes are split in `parts` and this task takes part `part`."""
 
-    words: (N, V, w) from as_words. A pair (a < b) is returned at most once over all buckets,
-    with the best (distance, variant) over a's variants against b and b's against a; the
-    variant is the transform from a to b, as in binary.self_join.
-    """
-    n_variants = words.shape[1]
+    block: int
+    prefix: int
+    bits: int
+    part: int = 0
+    parts: int = 1
+    work: int = 0  # comparisons
+
+
+def plan_tasks(words: np.ndarray, plan: mih.Plan, n_tasks: int,
+               min_work: int | None = None) -> list[Task]:
+    """Tasks of about equal work (comparisons) over every bucket, none smaller than
+    `min_work` unless it is all there is."""
     flat = words.reshape(-1, words.shape[-1])
-    identity = words[:, 0]
-    queries = np.asarray(queries, dtype=np.int64)
-    items = np.asarray(items, dtype=np.int64)
-    parts = []
-    step = max(1, CHUNK // max(1, items.size))
-    for s in range(0, queries.size, step):
-        q = queries[s:s + step]
-        d = _distance(flat[q][:, None, :], identity[items][None, :, :])  # (q, items)
-        qi, ii = np.nonzero(d <= radius)
-        qflat, item = q[qi], items[ii]
-        row = qflat // n_variants
-        keep = row != item
-        qflat, item, row = qflat[keep], item[keep], row[keep]
-        # this comparison is reported from its lowest equal block only
-        for j in range(block):
-            start, width = blocks.starts[j], blocks.widths[j]
-            equal = (block_keys(flat[qflat], start, width)
-                     == block_keys(identity[item], start, width))
-            qflat, item, row = qflat[~equal], item[~equal], row[~equal]
-        if qflat.size:
-            parts.append(_first_of_pair(words, row, qflat % n_variants, item, radius))
-    return _concat(parts)
+    blocks = []
+    for start, width, radius in zip(plan.starts, plan.widths, plan.radii):
+        members = _histogram(flat, start, width)
+        probers = _histogram(words[:, 0], start, width)
+        work = np.zeros((1 << width) + 1, dtype=np.int64)
+        work[1:] = members * _reach(probers, width, radius)
+        blocks.append((members, np.cumsum(work)))
+    total = sum(int(cum[-1]) for _, cum in blocks)
+    share = max(MIN_TASK_WORK if min_work is None else min_work,
+                math.ceil(total / max(1, n_tasks)))
+    tasks = []
+    for j, (members, cum) in enumerate(blocks):
+        width = plan.widths[j]
+        stack = [(0, 0)]  # (prefix, bits): halve a range until its work fits a share
+        while stack:
+            prefix, bits = stack.pop()
+            shift = width - bits
+            work = int(cum[(prefix + 1) << shift] - cum[prefix << shift])
+            if work == 0:
+                continue
+            if work <= share:
+                tasks.append(Task(j, prefix, bits, work=work))
+            elif bits < width:
+                stack += [(2 * prefix + 1, bits + 1), (2 * prefix, bits + 1)]
+            else:  # one value with too much work: split its members across tasks
+                parts = min(math.ceil(work / share), int(members[prefix]))
+                tasks += [Task(j, prefix, bits, p, parts, work // parts) for p in range(parts)]
+    return tasks
+
+
+def _reach(counts: np.ndarray, width: int, radius: int) -> np.ndarray:
+    """For every block value, how many identity codes (`counts`: their histogram) lie within
+    `radius` bits of it: bit by bit, at[d] counts the codes d bits away on the bits seen so
+    far (width x radius passes over the 2^width values, instead of one per value of the
+    ball, whose gathers from a large histogram cost ~20 s at 1M codes and 22-bit blocks)."""
+    at = [counts] + [np.zeros_like(counts)] * min(radius, width)
+    for bit in range(width):  # x[v ^ (1 << bit)] for every v is the flip below
+        at = [at[0]] + [at[d] + at[d - 1].reshape(-1, 2, 1 << bit)[:, ::-1].reshape(-1)
+                        for d in range(1, len(at))]
+    return sum(at)
+
+
+def run_task(words: np.ndarray, plan: mih.Plan, radius: int, task: Task) -> Hits:
+    """The pairs reported from one task's buckets (a Ray task's body; no Ray here).
+
+    words: (N, V, w) from as_words. A pair (a < b) is returned by at most one task, with the
+    best (distance, variant) over a's variants against b and b's against a; the variant is
+    the transform from a to b, as in binary.self_join.
+    """
+    from . import _mih_kernels as k
+
+    flat = words.reshape(-1, words.shape[-1])
+    identity = np.ascontiguousarray(words[:, 0])
+    j, bits = task.block, task.bits
+    start, width, block_radius = plan.starts[j], plan.widths[j], plan.radii[j]
+    # The task's codes share their first `bits` bits: its table is indexed by the `low` bits
+    # after the first `top` (at least one bit, which the kernel needs), so a task's table is
+    # 2^low entries, and all the tasks of a block together are about one block's table.
+    top = min(bits, width - 1)
+    low = width - top
+    ids, keys = [], []
+    for s, chunk in _key_chunks(flat, start, width):
+        inside = np.flatnonzero(chunk >> (width - bits) == task.prefix)
+        ids.append(s + inside)
+        keys.append(chunk[inside] & ((1 << low) - 1))
+    ids, keys = np.concatenate(ids), np.concatenate(keys)
+    if task.parts > 1:  # one value: any cut of its codes is in block-value order
+        ids = np.array_split(ids, task.parts)[task.part]
+        keys = keys[:ids.size]
+    order = np.argsort(keys, kind="stable")  # mih.MultiIndex's layout: by block value
+    ids, keys = ids[order], keys[order]
+    offsets = np.zeros((1 << low) + 1, dtype=np.int32)
+    np.cumsum(np.bincount(keys, minlength=1 << low), out=offsets[1:])
+    sorted_words = np.ascontiguousarray(flat[ids]).ravel()
+    # The probers: identity codes whose first `top` bits are within the block's radius of the
+    # task's; each group of equal first bits probes the low bits with the radius left.
+    prober_keys = np.concatenate([chunk for _, chunk in _key_chunks(identity, start, width)])
+    task_top = task.prefix >> (bits - top)
+    near = np.flatnonzero(np.bitwise_count((prober_keys >> low) ^ task_top) <= block_radius)
+    near = near[np.argsort(prober_keys[near], kind="stable")]
+    near_keys = prober_keys[near]
+    lows = np.full(len(identity), -1, dtype=np.int64)
+    starts, widths = list(plan.starts), list(plan.widths)
+    starts[j], widths[j] = start + top, low  # earlier blocks are checked whole, as in mih
+    arrays = [np.asarray(x, dtype=np.int64) for x in (starts, widths, plan.radii)]
+    found, held, n_held = [], [], 0
+    for high in _masks(top, block_radius).astype(np.int64):
+        group = task_top ^ high
+        lo, hi = np.searchsorted(near_keys, [group << low, (group + 1) << low])
+        masks = _masks(low, block_radius - int(high).bit_count())
+        for s in range(lo, hi, PROBERS_PER_CALL):
+            held.append(k.block_search(
+                identity, lows, near[s:min(hi, s + PROBERS_PER_CALL)], j, int(radius), flat,
+                *arrays, ids, sorted_words, offsets, masks))
+            n_held += held[-1][0].size
+            if n_held >= PAIR_BATCH:
+                found.append(_pairs(words, held, radius))
+                held, n_held = [], 0
+    return _concat(found + [_pairs(words, held, radius)])
+
+
+def _pairs(words: np.ndarray, held: list, radius: int) -> Hits:
+    """The pair rule over block_search's (identity row, variant code, distance) results."""
+    if not held:
+        return _empty()
+    item, member = (np.concatenate([h[i] for h in held]) for i in (0, 1))
+    row, variant = member // words.shape[1], member % words.shape[1]
+    keep = row != item
+    return _first_of_pair(words, row[keep], variant[keep], item[keep], radius)
 
 
 def _first_of_pair(words: np.ndarray, row: np.ndarray, variant: np.ndarray,
@@ -125,14 +227,21 @@ def _first_of_pair(words: np.ndarray, row: np.ndarray, variant: np.ndarray,
     their pair's first within the radius, with the pair's best distance and variant."""
     n_variants = words.shape[1]
     a, b = np.minimum(row, item), np.maximum(row, item)
-    # every comparison of the pair: a's variants against b, then b's against a
-    forward = _distance(words[a], words[b, 0][:, None, :])  # (K, V)
-    backward = _distance(words[b], words[a, 0][:, None, :])
-    every = np.concatenate([forward, backward], axis=1)  # (K, 2V)
-    first = np.argmax(every <= radius, axis=1)
+    # every comparison of the pair in order: a's variants against b, then b's against a;
+    # the earlier ones are checked one position at a time, so that where most are within
+    # the radius (blank or near-equal pictures) most rows drop out at the first
     this = np.where(row < item, variant, n_variants + variant)
-    keep = first == this
-    every, a, b = every[keep], a[keep], b[keep]
+    keep = np.ones(a.size, dtype=bool)
+    pending = np.flatnonzero(this > 0)
+    for t in range(2 * n_variants - 1):
+        x, y = (a, b) if t < n_variants else (b, a)
+        earlier = _distance(words[x[pending], t % n_variants], words[y[pending], 0]) <= radius
+        keep[pending[earlier]] = False
+        pending = pending[~earlier]
+        pending = pending[this[pending] > t + 1]
+    a, b = a[keep], b[keep]
+    every = np.concatenate([_distance(words[a], words[b, 0][:, None, :]),
+                            _distance(words[b], words[a, 0][:, None, :])], axis=1)  # (K, 2V)
     # As binary.self_join: each direction keeps its lowest query variant among equal
     # distances, then b's variant v (which turns b into a) becomes its inverse (a to b), and
     # the two directions compare on (distance, variant from a to b).
@@ -156,107 +265,25 @@ def _concat(parts: list[Hits]) -> Hits:
                   for f in ("query", "item", "distance", "variant")))
 
 
-@dataclass(frozen=True)
-class Task:
-    """Buckets of block `block` with values lo .. hi; with parts > 1, one bucket (lo == hi)
-    whose queries are split in `parts` and this task takes part `part`."""
-
-    block: int
-    lo: int
-    hi: int
-    part: int = 0
-    parts: int = 1
-    work: int = 0  # comparisons
-
-
-def plan_tasks(words: np.ndarray, blocks: Blocks, n_tasks: int,
-               min_work: int | None = None) -> list[Task]:
-    """Tasks of about equal work (query x item comparisons) over every bucket, none smaller
-    than `min_work` unless it is all there is."""
-    keyed = []
-    for j, (start, width) in enumerate(zip(blocks.starts, blocks.widths)):
-        item_keys, item_counts = np.unique(block_keys(words[:, 0], start, width),
-                                           return_counts=True)
-        query_keys, query_counts = np.unique(block_keys(words, start, width),
-                                             return_counts=True)
-        keys, qi, ii = np.intersect1d(query_keys, item_keys, assume_unique=True,
-                                      return_indices=True)
-        keyed.append((j, keys, query_counts[qi].astype(np.int64) * item_counts[ii]))
-    total = sum(int(w.sum()) for _, _, w in keyed)
-    least = MIN_TASK_WORK if min_work is None else min_work
-    share = max(least, math.ceil(total / max(1, n_tasks)))
-    tasks = []
-    for j, keys, work in keyed:
-        lo = hi = None
-        acc = 0
-        for key, w in zip(keys.tolist(), work.tolist()):
-            if w > share:  # a huge bucket: split its queries across tasks
-                if lo is not None:
-                    tasks.append(Task(j, lo, hi, work=acc))
-                    lo, acc = None, 0
-                parts = math.ceil(w / share)
-                tasks += [Task(j, key, key, p, parts, w // parts) for p in range(parts)]
-                continue
-            if lo is not None and acc + w > share:
-                tasks.append(Task(j, lo, hi, work=acc))
-                lo, acc = None, 0
-            lo = key if lo is None else lo
-            hi, acc = key, acc + w
-        if lo is not None:
-            tasks.append(Task(j, lo, hi, work=acc))
-    return tasks
-
-
-def run_task(words: np.ndarray, blocks: Blocks, radius: int, task: Task) -> Hits:
-    """The pairs reported from the buckets of one task (a Ray task's body; no Ray here)."""
-    start, width = blocks.starts[task.block], blocks.widths[task.block]
-    item_keys = block_keys(words[:, 0], start, width)
-    query_keys = block_keys(words, start, width).ravel()
-    items = np.flatnonzero((item_keys >= task.lo) & (item_keys <= task.hi))
-    queries = np.flatnonzero((query_keys >= task.lo) & (query_keys <= task.hi))
-    items = items[np.argsort(item_keys[items], kind="stable")]
-    queries = queries[np.argsort(query_keys[queries], kind="stable")]
-    item_cuts = _runs(item_keys[items])
-    query_cuts = _runs(query_keys[queries])
-    parts = []
-    for key, (q0, q1) in query_cuts.items():
-        if key not in item_cuts:
-            continue
-        i0, i1 = item_cuts[key]
-        bucket = queries[q0:q1]
-        if task.parts > 1:
-            bucket = np.array_split(bucket, task.parts)[task.part]
-        parts.append(join_bucket(words, bucket, items[i0:i1], task.block, blocks, radius))
-    return _concat(parts)
-
-
-def _runs(sorted_keys: np.ndarray) -> dict[int, tuple[int, int]]:
-    """key -> (first, end) positions of each run of equal keys."""
-    if sorted_keys.size == 0:
-        return {}
-    cuts = np.flatnonzero(np.diff(sorted_keys)) + 1
-    starts = np.concatenate([[0], cuts])
-    ends = np.concatenate([cuts, [sorted_keys.size]])
-    return {int(sorted_keys[s]): (int(s), int(e)) for s, e in zip(starts, ends)}
-
-
 def sorted_hits(hits: Hits) -> Hits:
     """In binary.self_join's order: by first row, then second."""
     return hits.take(np.lexsort((hits.item, hits.query)))
 
 
 def self_join_local(codes: np.ndarray, radius: int, n_tasks: int = 1,
-                    min_work: int | None = None) -> Hits:
+                    min_work: int | None = None, n_blocks: int | None = None) -> Hits:
     """The distributed join's tasks run one after another in this process (tests, and a
-    reference for the Ray path): the same Hits as binary.self_join."""
+    reference for the Ray path): the same Hits as binary.self_join. `n_blocks` forces the
+    block count (radius + 1: exact blocks)."""
     words = as_words(codes)
-    blocks = make_blocks(words.shape[-1] * 64, int(radius))
-    tasks = plan_tasks(words, blocks, n_tasks, min_work)
-    return sorted_hits(_concat([run_task(words, blocks, int(radius), t) for t in tasks]))
+    plan = make_plan(words.shape[0] * words.shape[1], words.shape[-1] * 64, int(radius),
+                     n_blocks)
+    tasks = plan_tasks(words, plan, n_tasks, min_work)
+    return sorted_hits(_concat([run_task(words, plan, int(radius), t) for t in tasks]))
 
 
 def self_join_ray(codes: np.ndarray, radius: int, address: str | None = None,
-                  n_tasks: int | None = None) -> Hits:
+                  n_tasks: int | None = None, n_blocks: int | None = None) -> Hits:
     """binary.self_join on a Ray cluster: codes (N, V, nbytes), all pairs a < b within
     `radius` under some variant. `address`: None starts or joins a local Ray instance,
     "auto" joins RAY_ADDRESS, else that host:port. The codes go to the object store once."""
@@ -271,12 +298,13 @@ def self_join_ray(codes: np.ndarray, radius: int, address: str | None = None,
     joined = _connect(ray, address)
     try:
         words = as_words(codes)
-        blocks = make_blocks(words.shape[-1] * 64, int(radius))
+        plan = make_plan(words.shape[0] * words.shape[1], words.shape[-1] * 64, int(radius),
+                         n_blocks)
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        tasks = plan_tasks(words, blocks, n_tasks or TASKS_PER_CPU * cpus)
-        remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_ray_task)
+        tasks = plan_tasks(words, plan, n_tasks or TASKS_PER_CPU * cpus)
+        remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(run_task)
         shared = ray.put(words)
-        refs = [remote.remote(shared, blocks, int(radius), t) for t in tasks]
+        refs = [remote.remote(shared, plan, int(radius), t) for t in tasks]
         try:
             parts = ray.get(refs)
         except ray.exceptions.RayError as exc:
@@ -285,7 +313,3 @@ def self_join_ray(codes: np.ndarray, radius: int, address: str | None = None,
         if joined:
             ray.shutdown()
     return sorted_hits(_concat(parts))
-
-
-def _ray_task(words: np.ndarray, blocks: Blocks, radius: int, task: Task) -> Hits:
-    return run_task(words, blocks, radius, task)
