@@ -33,6 +33,7 @@ from ..methods import local
 from ..methods.dihedral import INVERSE
 from ..methods.registry import get_spec
 from . import vectors
+from .embed import Knn, local_knn
 from .local_pairs import judgeable, stored_min_inliers, verify_content_pairs
 from .verify import same_thumbnail, verify
 
@@ -107,15 +108,16 @@ def normalised(similarity: np.ndarray, background_a: np.ndarray,
 
 def decide_pairs(index: Index, content_ids: np.ndarray, units: np.ndarray,
                  hash_a: np.ndarray, hash_b: np.ndarray, hash_variant: np.ndarray,
-                 rule: DecisionRule, has_local: bool) -> Decided:
+                 rule: DecisionRule, has_local: bool, knn: Knn = local_knn) -> Decided:
     """Judge the candidates: `content_ids` (sorted) with their (N, d) descriptor rows `units`, and
     the hash pairs (content ids, variant from a to b). Local features, where the index
-    holds them, are asked only about pairs the descriptor alone does not settle."""
+    holds them, are asked only about pairs the descriptor alone does not settle. `knn`: the
+    descriptor neighbour search (embed.local_knn, or the same on a Ray cluster)."""
     n = len(content_ids)
     if n == 0:
         return _decided([], [], [], [], [])
     k = min(max(rule.neighbours, rule.background_k) + 1, n)
-    found = vectors.build(units).knn(units, k)
+    found = knn(units, k)
     background = backgrounds(found, rule)
     # candidates: descriptor neighbours and hash pairs, as unordered row pairs (a < b)
     rows, cols = np.repeat(np.arange(n), k), found.ids.ravel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from itertools import combinations
 from typing import Mapping
 
@@ -13,7 +14,7 @@ from ..methods import dihedral
 from ..methods.registry import get_spec
 from ..types import Group, Match
 from ..runners import check_runner
-from . import binary, distributed, embed
+from . import binary, distributed, distributed_vectors, embed, vectors
 from .decide import DecisionRule, decide_pairs
 from .group import link_groups
 from .local_pairs import require_local, stored_min_inliers, verify_content_pairs
@@ -88,8 +89,9 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
                   ) -> tuple[np.ndarray, list[ContentPairs]]:
     """Content ids of the live images, and the near/exact pairs between them; with `verify`,
     hash and embedding pairs must also pass local-feature verification (search/verify.py).
-    `runner` "ray": the hash self-join runs on the Ray cluster at `ray_address`
-    (search/distributed.py), with the same pairs; the rest stays here.
+    `runner` "ray": the hash self-join (search/distributed.py) and the embedding self-join
+    and neighbours (search/distributed_vectors.py) run on the Ray cluster at `ray_address`,
+    with the same pairs; the rest stays here.
 
     "auto" is the cascade: exact copies, the hash rule, and embedding neighbours (at least
     `similarity`, see search/embed.py) where the index holds embeddings."""
@@ -106,7 +108,8 @@ def content_pairs(index: Index, method: str = "auto", max_distance: int | None =
                                           calibrated, (runner, ray_address))
     if method == EMBED or (method == "auto" and embed.has_embeddings(index)):
         propose = method == "auto" and index.has_signatures(get_spec("local"))
-        out.append(_embed_pairs(index, ids, similarity, model, calibrated, verify, propose))
+        out.append(_embed_pairs(index, ids, similarity, model, calibrated, verify, propose,
+                                (runner, ray_address)))
         if method == EMBED:
             return ids, out
     rule = make_rule(index, method, max_distance, confirm_distance, calibrated)
@@ -160,15 +163,24 @@ def _thorough_pairs(index: Index, ids: np.ndarray, model: str | None,
                                 np.searchsorted(ids, hit_ids[rest.item]), rest.distance,
                                 rest.variant, rule.primary.name))
     found = decide_pairs(index, content_ids, units, hash_a, hash_b, variant, DecisionRule(),
-                         index.has_signatures(get_spec("local")))
+                         index.has_signatures(get_spec("local")), _vector_search(run_on)[1])
     out.append(ContentPairs(np.searchsorted(ids, found.a), np.searchsorted(ids, found.b),
                             embed.distance_of(found.score), found.variant, EMBED,
                             found.evidence))
     return out
 
 
+def _vector_search(run_on: tuple[str, str | None]) -> tuple[embed.SelfJoin, embed.Knn]:
+    """The descriptor self-join and knn: here, or the same as tasks on the Ray cluster."""
+    if run_on[0] != "ray":
+        return vectors.self_join, embed.local_knn
+    return (partial(distributed_vectors.self_join_ray, address=run_on[1]),
+            partial(distributed_vectors.knn_ray, address=run_on[1]))
+
+
 def _embed_pairs(index: Index, ids: np.ndarray, similarity: float | None, model: str | None,
-                 calibrated: bool, verify: bool, propose: bool = False) -> ContentPairs:
+                 calibrated: bool, verify: bool, propose: bool = False,
+                 run_on: tuple[str, str | None] = ("local", None)) -> ContentPairs:
     """Embedding pairs at or above the least similarity; with `verify`, local features must
     confirm them. With `propose` (the cascade, where the index holds local features), each
     picture's EMBED_NEIGHBOURS nearest at or above EMBED_PROPOSE are candidates too, kept
@@ -176,11 +188,12 @@ def _embed_pairs(index: Index, ids: np.ndarray, similarity: float | None, model:
     spec = embed.index_spec(index, model)
     threshold = embed.min_similarity(index, spec, similarity, calibrated)
     stored = embed.load(index, spec)
-    a_ids, b_ids, sims = embed.self_pairs(stored, threshold)
+    join, knn = _vector_search(run_on)
+    a_ids, b_ids, sims = embed.self_pairs(stored, threshold, join)
     checked = np.full(a_ids.size, verify)
     if propose:
-        near_a, near_b, near_sims = embed.neighbour_pairs(stored, EMBED_NEIGHBOURS,
-                                                          min(EMBED_PROPOSE, threshold))
+        near_a, near_b, near_sims = embed.neighbour_pairs(
+            stored, EMBED_NEIGHBOURS, min(EMBED_PROPOSE, threshold), knn)
         extra = near_sims < threshold  # the others are in the self-join already
         a_ids = np.concatenate([a_ids, near_a[extra]])
         b_ids = np.concatenate([b_ids, near_b[extra]])
@@ -281,8 +294,9 @@ def find_pairs(index: Index, method: str = "auto", max_distance: int | None = No
     """Every duplicate pair of files, most alike first.
 
     The settings come in `options` (search/options.py says what each means) or as the
-    keywords of the same names, not both. `runner` "ray" runs the hash self-join on the Ray
-    cluster at `ray_address` (None: start or join a local instance); same answer.
+    keywords of the same names, not both. `runner` "ray" runs the hash self-join and the
+    descriptor searches on the Ray cluster at `ray_address` (None: start or join a local
+    instance); same answer (content_pairs).
     """
     opts = resolve(options, method=method, max_distance=max_distance,
                    confirm_distance=confirm_distance, calibrated=calibrated, verify=verify,

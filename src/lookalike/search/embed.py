@@ -8,6 +8,7 @@ a pair's score is its cosine similarity.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -102,20 +103,32 @@ def load(index: Index, spec: MethodSpec) -> Stored:
                   np.ascontiguousarray(rows).view(np.float16).astype(np.float32))
 
 
-def self_pairs(stored: Stored, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# (vectors, threshold) -> their pairs, and (vectors, k) -> each row's k nearest: the local
+# search by default, or the same on a Ray cluster (search/distributed_vectors.py)
+SelfJoin = Callable[[np.ndarray, float], vectors.Pairs]
+Knn = Callable[[np.ndarray, int], vectors.Neighbours]
+
+
+def local_knn(array: np.ndarray, k: int) -> vectors.Neighbours:
+    """Each row's k nearest rows (itself among them), from an index built for the call."""
+    return vectors.build(array).knn(array, k)
+
+
+def self_pairs(stored: Stored, threshold: float, join: SelfJoin = vectors.self_join
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(content id a, content id b, similarity) of every stored pair at or above threshold."""
-    pairs = vectors.self_join(stored.vectors, threshold)
+    pairs = join(stored.vectors, threshold)
     return stored.content_ids[pairs.a], stored.content_ids[pairs.b], pairs.similarity
 
 
-def neighbour_pairs(stored: Stored, k: int, floor: float
+def neighbour_pairs(stored: Stored, k: int, floor: float, knn: Knn = local_knn
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(content id a < b, similarity) of every stored picture's k nearest others at or above
     `floor`, each unordered pair once: the candidates that local features then verify."""
     if len(stored.content_ids) < 2:
         empty = np.empty(0, np.int64)
         return empty, empty, np.empty(0, np.float32)
-    found = vectors.build(stored.vectors).knn(stored.vectors, k + 1)
+    found = knn(stored.vectors, k + 1)
     rows = np.repeat(np.arange(len(stored.content_ids)), k + 1)
     cols, sims = found.ids.ravel(), found.similarity.ravel()
     keep = (cols >= 0) & (cols != rows) & (sims >= floor)
