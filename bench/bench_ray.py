@@ -13,10 +13,19 @@ once (a warm page cache for every contender). Then, each scan in a fresh subproc
   its connection, the tasks and the merge, but not the cluster's start (shown on its own);
 * ray-again: the same scan, a second time, into a fresh index (Ray's workers are warm now);
 * resume: a ray scan whose driver is killed (SIGKILL) once half of its shards are on disk,
-  then run again: "wall s" is the second run, shards reused/computed from its log.
+  then run again: "wall s" is the second run, shards reused/computed from its log;
+* shards-only: a ray scan into a fresh index with shards_only=True (the tasks write their
+  shards, the driver merges nothing).
+
+    python bench/bench_ray.py --plan-files 1000000
+
+measures instead the driver's memory for cutting the shards of N files (synthetic refs made as
+a walk would yield them, half of them "already in the index"): the peak RSS of a fresh process
+over its RSS before the walk, and tracemalloc's peak.
 
 Columns: wall s (parent's clock, subprocess start to its end, interpreter start included),
-img/s, driver MB (peak RSS of the scanning process, getrusage), cluster MB (the largest summed
+img/s, driver MB (peak RSS of the scanning process, getrusage), driver ms a picture (its CPU
+time, getrusage, over the pictures), cluster MB (the largest summed
 RSS of this cluster's Ray processes, sampled every 0.5 s with psutil: workers count pages
 they share), cluster cpu s (CPU time of the cluster's processes during the run, psutil) and
 the machine's other CPU (neighbours' load). It measures and prints; it asserts nothing.
@@ -27,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -52,7 +62,7 @@ from lookalike.scan import scan
 start = time.perf_counter()
 summary = scan([args["folder"]], index_path=args["index"], workers=args["workers"],
                runner=args["runner"], ray_address=args["address"],
-               shard_files=args["shard_files"])
+               shard_files=args["shard_files"], **args["extra"])
 own = resource.getrusage(resource.RUSAGE_SELF)
 kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 print("RESULT " + json.dumps({"scan_s": time.perf_counter() - start,
@@ -191,9 +201,11 @@ class ClusterSampler:
 
 
 def run_scan(folder: Path, index: Path, runner: str, address: str | None, shard_files: int,
-             env: dict, cluster: Cluster | None, kill_after_shards: int = 0) -> dict:
+             env: dict, cluster: Cluster | None, kill_after_shards: int = 0,
+             **extra) -> dict:
     payload = json.dumps({"folder": str(folder), "index": str(index), "workers": 2,
-                          "runner": runner, "address": address, "shard_files": shard_files})
+                          "runner": runner, "address": address, "shard_files": shard_files,
+                          "extra": extra})
     cpu_before = machine_cpu()
     started = time.perf_counter()
     with ClusterSampler(cluster) as sampler:
@@ -215,13 +227,51 @@ def run_scan(folder: Path, index: Path, runner: str, address: str | None, shard_
         if line.startswith("RESULT "):
             result |= json.loads(line[len("RESULT "):])
     for line in stderr.splitlines():
-        if "shards of scan" in line:
+        if "shards in " in line:
             result["shards"] = line.split(":", 1)[1].strip()
     if "summary" not in result and not kill_after_shards:
         raise SystemExit(f"scan failed ({proc.returncode}):\n{stderr[-3000:]}")
     if cpu_before and cpu_after:
         result["machine_cpu_s"] = cpu_after.busy - cpu_before.busy
     return result
+
+
+PLAN = r"""
+import json, resource, sys, tracemalloc
+from lookalike.runners.shards import cut_shards
+from lookalike.types import FileRef
+count, shard_files = int(sys.argv[1]), int(sys.argv[2])
+
+def walked():  # as the driver's walk hands them on: (file, whether to compute it)
+    for i in range(count):
+        yield (FileRef(f"/pictures/folder{i // 1000:05d}/picture-{i:09d}.jpg", 20_000 + i,
+                       1_700_000_000_000_000_000 + i), i >= count // 2)
+
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracemalloc.start()
+shards = sum(1 for _ in cut_shards(walked(), ["pixels", "phash"], "/s", shard_files))
+traced = tracemalloc.get_traced_memory()[1]
+tracemalloc.stop()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"files": count, "shards": shards, "rss_growth_mb": (after - before) / 1024,
+                  "peak_rss_mb": after / 1024, "traced_peak_mb": traced / 2**20}))
+"""
+
+
+def plan_memory(count: int, shard_files: int) -> None:
+    """The driver's memory for the shards of `count` files, in a fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run([sys.executable, "-c", PLAN, str(count), str(shard_files)],
+                         capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    print(f"{result['files']:,} files, {result['shards']:,} shards: driver peak RSS "
+          f"{result['peak_rss_mb']:.0f} MB, {result['rss_growth_mb']:.1f} MB of it while "
+          f"cutting; tracemalloc peak {result['traced_peak_mb']:.2f} MB "
+          f"({_cpu(resource.getrusage(resource.RUSAGE_CHILDREN)) - _cpu(before):.1f} s CPU)")
+
+
+def _cpu(usage) -> float:
+    return usage.ru_utime + usage.ru_stime
 
 
 def prepare(source: Path, limit: int, scratch: Path) -> Path:
@@ -236,12 +286,19 @@ def prepare(source: Path, limit: int, scratch: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folder", type=Path, nargs="?")
+    parser.add_argument("--plan-files", type=int, default=0,
+                        help="measure only the driver's memory for cutting N files' shards")
     parser.add_argument("--limit", type=int, default=20000)
     parser.add_argument("--shard-files", type=int, default=512)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--scratch", type=Path, default=Path("/work/tmp"))
     args = parser.parse_args()
+    if args.plan_files:
+        plan_memory(args.plan_files, args.shard_files)
+        return
+    if args.folder is None:
+        parser.error("give the folder of pictures (or --plan-files N)")
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-ray-", dir=args.scratch))
     cluster = Cluster()
@@ -265,19 +322,24 @@ def main() -> None:
         rows["killed"]["shards_on_disk"] = len(list((index.parent / "shards").glob("*/*.parquet")))
         rows["resume"] = run_scan(folder, index, "ray", cluster.address, args.shard_files, env,
                                   cluster)
+        rows["shards-only"] = run_scan(folder, scratch / "alone" / "index.db", "ray",
+                                       cluster.address, args.shard_files, env, cluster,
+                                       shards_only=True)
         rows["local-again"] = run_scan(folder, scratch / "local2" / "index.db", "local", None,
                                        args.shard_files, env, None)
     finally:
         cluster.stop()
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"cluster start (2 nodes): {rows['cluster_start_s']:.1f} s")
-    print(f"{'run':<12} {'wall s':>7} {'img/s':>7} {'driver MB':>9} {'cluster MB':>10} "
-          f"{'cl. cpu s':>9} {'others cpu s':>12}  shards")
-    for name in ("local", "ray", "ray-again", "killed", "resume", "local-again"):
+    print(f"{'run':<12} {'wall s':>7} {'img/s':>7} {'driver MB':>9} {'drv ms/pic':>10} "
+          f"{'cluster MB':>10} {'cl. cpu s':>9} {'others cpu s':>12}  shards")
+    for name in ("local", "ray", "ray-again", "killed", "resume", "shards-only",
+                 "local-again"):
         row = rows[name]
         others = row.get("machine_cpu_s", 0) - row.get("cpu_s", 0) - row["cluster_cpu_s"]
         print(f"{name:<12} {row['wall_s']:7.2f} {count / row['wall_s']:7.0f} "
-              f"{row.get('driver_mb', 0):9.0f} {row['cluster_mb']:10.0f} "
+              f"{row.get('driver_mb', 0):9.0f} {1000 * row.get('cpu_s', 0) / count:10.3f} "
+              f"{row['cluster_mb']:10.0f} "
               f"{row['cluster_cpu_s']:9.1f} {others:12.1f}  "
               f"{row.get('shards', row.get('shards_on_disk', ''))}")
     for name in ("ray", "ray-again"):

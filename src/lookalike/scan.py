@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from .arguments import MAX_WORKERS, as_paths, in_range
-from .errors import SourceError
+from .errors import RunnerError, SourceError
 from .index.store import Index, KnownFile, default_index_path, open_index
 from .methods.registry import CASCADE_HASHES, get_spec
 from .runners import check_runner
@@ -22,7 +22,8 @@ from .runners.local import chunks
 from .runners.local import make_pool as _executor
 from .runners.actors import MAX_GPUS
 from .runners.ray import run_shards
-from .runners.shards import SHARD_FILES, plan_shards
+from .runners.shards import SHARD_FILES, SHARDS_DIR, ShardReport, cut_shards, read_shard
+from .runners.shards import shard_folder
 from .settings import setting
 from .sources.folders import WalkOptions, walk
 from .sources.files import refs_from_paths
@@ -123,18 +124,27 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
          options: WalkOptions = WalkOptions(), workers: int | None = None,
          progress: Progress | None = None, count_first: bool = False,
          mode: str | None = None, runner: str = "local", ray_address: str | None = None,
-         shard_files: int = SHARD_FILES, ray_gpus: int = 0) -> ScanSummary:
+         shard_files: int = SHARD_FILES, ray_gpus: int = 0,
+         shard_dir: str | os.PathLike | None = None, shards_only: bool = False) -> ScanSummary:
     """Index the images under `roots` (folders or files) and in `paths`. `mode`: "fast"
     (the default methods) or "thorough" (MODES), added to any `methods`. `runner`: "local"
     (a process pool of `workers`) or "ray" (a Ray cluster at `ray_address`: None starts or
     joins a local instance, "auto" joins RAY_ADDRESS), in shards of `shard_files` files;
     with `ray_gpus`, a model method (the thorough mode's descriptor) runs there on that
-    many GPUs, one actor each (0: in the CPU tasks)."""
+    many GPUs, one actor each (0: in the CPU tasks). The tasks write their shards into
+    `shard_dir` (default: `shards/` beside the index; a folder every node sees), which the
+    driver merges into the index, unless `shards_only`: then they stay in their files (and no
+    file is marked vanished, the index not being brought up to date)."""
     roots = [as_root(r) for r in as_paths(roots, "roots")]  # URLs stay URLs
     paths = as_paths(paths, "paths")
     in_range(workers, 1, MAX_WORKERS, "workers")
     in_range(shard_files, 1, 1 << 20, "shard_files")
     in_range(ray_gpus, 0, MAX_GPUS, "ray_gpus")
+    if shards_only and runner != "ray":
+        raise SourceError("shards only (--shards-only) is for --runner ray")
+    if shard_dir is not None and is_remote(os.fspath(shard_dir)):
+        raise SourceError(f"--shard-dir {shard_dir}: give a folder (a shared file system's "
+                          "path), not a URL")
     check_runner(runner)
     names = resolve_methods(with_mode(methods, mode))
     if index_path is None:
@@ -157,12 +167,13 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
         workers = workers or os.cpu_count() or 1
         if runner == "ray":
             _run_sharded(index, run_id, names, sources, summary, progress, total,
-                         ray_address, shard_files, ray_gpus)
+                         ray_address, shard_files, ray_gpus, shard_dir, not shards_only)
         else:
             with _executor(workers, index.lock_fd) as pool:
                 _run(index, run_id, names, sources, pool, workers, summary, progress, total)
         folder_roots = [r for r in roots if os.path.isdir(r)] + _listed_urls(roots, summary)
-        summary.vanished = index.mark_vanished(run_id, folder_roots) if folder_roots else 0
+        if folder_roots and not shards_only:
+            summary.vanished = index.mark_vanished(run_id, folder_roots)
         summary.moved = index.count_moved(run_id)
         index.copy_ingest_meta()  # files downloaded by `lookalike ingest` get their metadata
         index.finish_run(run_id, summary.as_dict())
@@ -255,26 +266,50 @@ def _admit(index: Index, run_id: int, batch: list, specs,
 
 def _run_sharded(index: Index, run_id: int, names, sources, summary: ScanSummary,
                  progress: Progress | None, total: int | None, address: str | None,
-                 shard_files: int, gpus: int = 0) -> None:
-    """The Ray runner's scan: the whole walk first (shards are slices of its sorted list),
-    then each shard's records written as the local scan writes a chunk's."""
+                 shard_files: int, gpus: int = 0, shard_dir: str | os.PathLike | None = None,
+                 merge: bool = True) -> None:
+    """The Ray runner's scan: shards cut from the walk as it streams (never the whole list in
+    memory), each computed by a task that writes its own file into the shard folder; the
+    driver merges each file into the index as its task reports it, or with `merge` False only
+    counts it (the index then holds the run and the unchanged files, the shards the rest)."""
     specs = [get_spec(n) for n in names]
-    walked: list[FileRef] = []
-    todo: list[FileRef] = []
-    while batch := list(islice(sources, BATCH)):
-        refs, new = _admit(index, run_id, batch, specs, summary)
-        walked.extend(refs)
-        todo.extend(new)
-    done = len(walked) - len(todo)
-    plan = plan_shards(walked, todo, names, index.path, shard_files)
-    del walked
+    folder = shard_folder(shard_dir or index.path.parent / SHARDS_DIR, names, shard_files)
+    done = 0
+
+    def walked() -> Iterator[tuple[FileRef, bool]]:
+        nonlocal done
+        while batch := list(islice(sources, BATCH)):
+            refs, todo = _admit(index, run_id, batch, specs, summary)
+            if len(todo) < len(refs):
+                done += len(refs) - len(todo)
+                if progress:
+                    progress(done, total)
+            wanted = {ref.path for ref in todo}
+            for ref in refs:
+                yield ref, ref.path in wanted
+
+    shards = cut_shards(walked(), names, folder, shard_files)
     kill_marker = setting("LOOKALIKE_TEST_KILL_SHARD")
-    for results in run_shards(plan, names, address, kill_marker=kill_marker, gpus=gpus):
-        _write(index, run_id, results, summary)
-        done += len(results)
+    for shard, report in run_shards(shards, names, address, kill_marker=kill_marker, gpus=gpus):
+        if merge:
+            records = read_shard(shard.path, shard.refs)
+            if records is None:
+                raise RunnerError(f"shard {shard.path} was written on the cluster but cannot be "
+                                  "read here: give a shard folder every node and this machine "
+                                  "share (--shard-dir)")
+            _write(index, run_id, records, summary)
+        else:
+            _note_report(report, summary)
+        done += report.rows
         if progress:
             progress(done, total)
 
+
+def _note_report(report: ShardReport, summary: ScanSummary) -> None:
+    """A shard left unmerged (scan --shards-only) counted as _write counts its records."""
+    summary.failures.extend(report.failures)
+    summary.other += report.other
+    summary.scanned += report.scanned
 
 
 def _split(index: Index, refs: list[FileRef],

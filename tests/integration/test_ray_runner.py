@@ -288,21 +288,7 @@ def test_shard_records_round_trip_and_a_half_written_shard_is_not_read(tmp_path)
     assert read_shard(path, [r.ref for r in records]) is None
 
 
-def test_shard_ids_depend_on_the_files_not_on_what_is_left_to_do(tmp_path):
-    from lookalike.runners.shards import plan_shards
-    from lookalike.types import FileRef
-
-    refs = [FileRef(f"/p/{i:03d}.jpg", 100 + i, 7) for i in range(20)]
-    names = ("pixels", "phash")
-    whole = plan_shards(refs[::-1], refs, names, tmp_path / "index.db", 8)
-    part = plan_shards(refs, refs[10:], names, tmp_path / "index.db", 8)
-    assert whole.scan_id == part.scan_id and whole.total == part.total == 3
-    assert [s.number for s in whole.shards] == [0, 1, 2]
-    assert [(s.number, len(s.refs)) for s in part.shards] == [(1, 6), (2, 4)]
-    assert [r.path for r in whole.shards[1].refs] == [f"/p/{i:03d}.jpg" for i in range(8, 16)]
-    touched = refs[:5] + [FileRef(refs[5].path, refs[5].size, 8)] + refs[6:]
-    assert plan_shards(touched, touched, names, tmp_path / "index.db", 8).scan_id != whole.scan_id
-    assert plan_shards(refs, refs, ("pixels",), tmp_path / "index.db", 8).scan_id != whole.scan_id
+# shard ids (cut from the walk as it streams): tests/unit/test_shard_stream.py
 
 
 def test_an_address_nobody_answers_at_is_a_clear_error_at_once(pictures, tmp_path):

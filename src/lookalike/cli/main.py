@@ -86,6 +86,8 @@ def scan(
     ray_address: Optional[str] = options.RAY_ADDRESS,
     shard_files: int = options.SHARD_FILES,
     ray_gpus: int = options.RAY_GPUS,
+    shard_dir: Optional[str] = options.SHARD_DIR,  # str: a URL keeps its "//" (refused)
+    shards_only: bool = options.SHARDS_ONLY,
     strict: bool = options.STRICT,
 ) -> None:
     """Index images: incremental, a re-run only looks at what changed. Files that cannot be
@@ -113,7 +115,8 @@ def scan(
     try:
         summary = _scan_with_progress(roots, paths, index, methods_asked, options, workers,
                                       runner=runner, ray_address=ray_address,
-                                      shard_files=shard_files, ray_gpus=ray_gpus)
+                                      shard_files=shard_files, ray_gpus=ray_gpus,
+                                      shard_dir=shard_dir, shards_only=shards_only)
     except LookalikeError as exc:
         raise _translate(exc)
     except KeyboardInterrupt:

@@ -31,6 +31,12 @@ RAY_ADDRESS = typer.Option(None, "--ray-address", metavar="ADDR",
 SHARD_FILES = typer.Option(SHARD_FILES_DEFAULT, "--shard-files", min=1, max=1 << 20,
                            metavar="N", help="With --runner ray: files per shard (the unit "
                            "of retry and resume).")
+SHARD_DIR = typer.Option(None, "--shard-dir", metavar="DIR",
+                         help="With --runner ray: where the tasks write their shards, a folder "
+                         "every node and this machine see (default: shards/ beside the index).")
+SHARDS_ONLY = typer.Option(False, "--shards-only",
+                           help="With --runner ray: leave the computed shards in their Parquet "
+                           "files, not merged into the index (no file is marked vanished).")
 RAY_GPUS = typer.Option(0, "--ray-gpus", min=0, max=MAX_GPUS, metavar="N",
                         help="With --runner ray and a model method (--mode thorough): run "
                         "the shards on N of the cluster's GPUs, one model actor each (default "

@@ -10,7 +10,7 @@ default, to free the GPU's memory), so each shard would load the model again. Th
 pool of N actors, each holding one GPU for its life (num_gpus=1; onnxruntime's CUDA provider
 where the node's onnxruntime has it), builds its sessions once and signs shard after shard.
 A shard stays the unit of retry: an actor that dies is restarted by Ray (it builds its
-sessions again) and the calls it held run again; the driver writes each shard once.
+sessions again) and the calls it held run again; each shard's file is written whole, once.
 
 Everything here but the actor's own methods is plain Python, testable without Ray.
 """
@@ -111,7 +111,8 @@ class ShardActor:
     """One GPU actor of the pool (wrapped by ray.remote in ray.py): its sessions are built
     when it starts, then `scan` signs one shard at a time with `work` (ray.scan_shard)."""
 
-    def __init__(self, names: list[str], work: Callable[[list, list[str], str], Any]) -> None:
+    def __init__(self, names: list[str],
+                 work: Callable[[list, list[str], str, str, str], Any]) -> None:
         import ray
 
         global _restarted
@@ -120,8 +121,10 @@ class ShardActor:
         _restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
         load_models(names, on_gpu=True)
 
-    def scan(self, rows: list[tuple[str, int, int]], kill_marker: str = ""):
-        return self.work(rows, self.names, kill_marker)
+    def scan(self, rows: list[tuple[str, int, int]], kill_marker: str = "", out: str = "",
+             seen: str = ""):
+        # out: the shard's file; seen: the driver's marker beside it (ray.scan_shard)
+        return self.work(rows, self.names, kill_marker, out, seen)
 
 
 class Pool:
@@ -132,9 +135,9 @@ class Pool:
         self.outstanding = [0] * len(self.handles)
         self.owner: dict[Any, int] = {}
 
-    def submit(self, rows: list[tuple[str, int, int]], kill_marker: str = ""):
+    def submit(self, rows: list[tuple[str, int, int]], kill_marker: str = "", *more: str):
         which = min(range(len(self.handles)), key=self.outstanding.__getitem__)
-        ref = self.handles[which].scan.remote(rows, kill_marker)
+        ref = self.handles[which].scan.remote(rows, kill_marker, *more)
         self.owner[ref] = which
         self.outstanding[which] += 1
         return ref

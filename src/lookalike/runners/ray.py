@@ -2,15 +2,17 @@
 local pool (worker.process_chunk), so the signatures are the same bytes.
 
 Why tasks and not Ray Data: a shard is the unit of retry and resume, and one task per shard
-maps onto it one to one (Ray retries a task whose worker died; the driver writes its shard
-once, whole). Ray Data's `map_batches` would add its streaming executor (seconds to start,
-its own block sizes and output names) with no source for it to read: the file list is
-already in the driver's hands.
+maps onto it one to one (Ray retries a task whose worker died; its file is written whole or
+not at all). Ray Data's `map_batches` would add its streaming executor (seconds to start, its
+own block sizes and output names) with no source for it to read: the shards come from the
+driver's walk.
 
-The tasks return their records to the driver, which writes the shard files beside the index:
-the workers need to read the pictures, but not to reach the index's folder. A model (the
-thorough mode's descriptor) is loaded once per worker process, which Ray reuses from task to
-task; on GPUs (`gpus`) the shards go to a fixed pool of actors, one per GPU (actors.py).
+The driver streams shards from its walk (shards.cut_shards) and keeps a bounded number of
+tasks in flight; each task writes its shard's Parquet file into the shard folder (one every
+node sees) and returns only a ShardReport, so the driver's memory does not grow with the
+collection and it never carries the records. A model (the thorough mode's descriptor) is
+loaded once per worker process, which Ray reuses from task to task; on GPUs (`gpus`) the
+shards go to a fixed pool of actors, one per GPU (actors.py).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import logging
 import os
 import signal
 import socket
-from collections import deque
+import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
 
 from ..errors import LookalikeError, RunnerError
 from ..types import FileRef, Scanned
@@ -29,7 +32,7 @@ from ..worker import process_chunk
 from .actors import Pool, ShardActor, WorkerNote, gpu_actors, load_models, model_methods
 from .actors import worker_note
 from .local import chunks, limit_threads
-from .shards import Shard, ShardPlan, from_table, read_shard, to_table, write_shard
+from .shards import Shard, ShardReport, report_of, shard_report, to_table, write_shard
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ _threads_limited = False
 class ShardStats:
     computed: int = 0  # shards computed by Ray tasks this run
     reused: int = 0  # shards read back from their files (a resumed job)
+    returned: int = 0  # computed shards whose records came back (node without the folder)
     actors: int = 0  # GPU actors of the pool (0: plain tasks)
     loads: dict[tuple[str, int], int] = field(default_factory=dict)  # (host, pid) -> models
     providers: set[str] = field(default_factory=set)  # onnxruntime's, of those models
@@ -65,103 +69,141 @@ class ShardStats:
         return text + (f" ({', '.join(sorted(self.providers))})" if self.providers else "")
 
 
-def run_shards(plan: ShardPlan, names: Sequence[str], address: str | None = None,
+def run_shards(shards: Iterable[Shard], names: Sequence[str], address: str | None = None,
                stats: ShardStats | None = None, kill_marker: str = "",
-               gpus: int = 0) -> Iterator[list[Scanned]]:
-    """The records of every shard of `plan`: those whose file exists first, then the others
-    as their tasks finish (each written to its file before it is handed on). `address`:
-    None starts or joins a local Ray instance, "auto" joins RAY_ADDRESS, else that address.
-    With `gpus`, methods with a model run on that many GPU actors (actors.py)."""
+               gpus: int = 0) -> Iterator[tuple[Shard, ShardReport]]:
+    """(shard, its report) for every shard of `shards` (a stream: taken as the tasks have
+    room, never listed) that has files to compute, once its file is written: those whose file
+    exists at once, the others as their tasks finish. The tasks write the files themselves
+    (the shard folder must be one every node sees). `address`: None starts or joins a local
+    Ray instance, "auto" joins RAY_ADDRESS, else that address. With `gpus`, methods with a
+    model run on that many GPU actors (actors.py)."""
     stats = stats if stats is not None else ShardStats()
-    pending = []
-    for shard in plan.shards:
-        records = read_shard(plan.path(shard), shard.refs)
-        if records is None:
-            pending.append(shard)
-        else:
-            stats.reused += 1
-            yield records
-    if not pending:
-        log.info("shards of scan %s: 0 computed, %d reused, %d already in the index",
-                 plan.scan_id, stats.reused, plan.total - len(plan.shards))
-        return
+    run = _Run(names, address, stats, kill_marker, gpus)
+    held, where = 0, "no shard"
     try:
-        import ray
-    except ImportError:
-        raise LookalikeError("--runner ray needs Ray: pip install 'lookalike[ray]'") from None
-
-    joined = _connect(ray, address)
-    done: Iterator[tuple[Shard, object]] | None = None
-    try:
-        if gpus and model_methods(names):
-            stats.actors = gpu_actors(ray.cluster_resources(), gpus)
-            done = _on_gpu_actors(ray, pending, names, stats.actors, kill_marker)
-        else:
-            done = _on_tasks(ray, pending, names, kill_marker)
-        for shard, ref in done:
-            try:
-                table, note = ray.get(ref)
-            except ray.exceptions.RayError as exc:
-                # the shards written so far stay: a re-run computes only the others
-                raise RunnerError(f"shard {shard.number} of scan {plan.scan_id} failed "
-                                     f"on the Ray cluster: {exc}") from None
-            stats.note(note)
-            write_shard(table, plan.path(shard))
-            stats.computed += 1
-            yield from_table(table)
+        waiting = iter(shards)
+        while True:
+            for shard in waiting:
+                where = os.path.dirname(shard.path)
+                if shard.held:  # every file already in the index, unchanged: no task
+                    held += 1
+                    continue
+                report = shard_report(shard.path, shard.refs)
+                if report is not None:
+                    stats.reused += 1
+                    yield shard, report
+                    continue
+                run.submit(shard)
+                if run.full():
+                    break
+            if not run.running:
+                break
+            yield run.next_done()
     finally:
-        if done is not None:
-            done.close()  # the actors go now, also when the caller's Ray instance stays
-        if joined:
-            ray.shutdown()
-    log.info("shards of scan %s: %d computed, %d reused, %d already in the index; %s",
-             plan.scan_id, stats.computed, stats.reused, plan.total - len(plan.shards),
-             stats.describe())
+        run.close()
+    sent = (f"; {stats.returned} computed by nodes that do not see that folder, written here"
+            if stats.returned else "")
+    log.info("shards in %s: %d computed, %d reused, %d already in the index; %s%s", where,
+             stats.computed, stats.reused, held, stats.describe(), sent)
 
 
-def _in_flight(ray, shards: Sequence[Shard], submit: Callable[[Shard], object], limit: int,
-               done: Callable[[object], None] = lambda ref: None) -> Iterator[tuple[Shard, object]]:
-    """(shard, its finished call) as calls finish, at most `limit` in flight (bounded driver
-    memory: a finished shard's records wait in the object store until the driver takes them)."""
-    waiting, running = deque(shards), {}
-    while waiting or running:
-        while waiting and len(running) < limit:
-            shard = waiting.popleft()
-            running[submit(shard)] = shard
-        ready, _ = ray.wait(list(running), num_returns=1)
-        for ref in ready:
-            done(ref)
-            yield running.pop(ref), ref
+class _Run:
+    """The Ray side of run_shards: joined (or started) at the first shard that needs a task,
+    its calls in flight (at most 2 x the cluster's CPUs, or GPU actors, + 2: bounded driver
+    memory, and the stream of shards is read no further ahead than that)."""
+
+    def __init__(self, names: Sequence[str], address: str | None, stats: ShardStats,
+                 kill_marker: str, gpus: int) -> None:
+        self.names, self.address, self.stats = list(names), address, stats
+        self.kill_marker, self.gpus = kill_marker, gpus
+        self.ray = None
+        self.joined = False
+        self.running: dict[object, Shard] = {}
+        self.limit = 1
+        self.pool: Pool | None = None
+        self.task = None
+        self.handles: list = []
+        self.markers: dict[str, str] = {}  # shard folder -> this run's marker in it
+
+    def _start(self) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise LookalikeError("--runner ray needs Ray: pip install 'lookalike[ray]'") from None
+        self.joined = _connect(ray, self.address)
+        self.ray = ray
+        if self.gpus and model_methods(self.names):
+            self.stats.actors = gpu_actors(ray.cluster_resources(), self.gpus)
+            # A pool of actors, one GPU each, that build the model once (actors.py). An actor
+            # that dies is restarted and its calls run again, up to TASK_RETRIES times.
+            actor = ray.remote(num_cpus=1, num_gpus=1, max_restarts=TASK_RETRIES,
+                               max_task_retries=TASK_RETRIES)(ShardActor)
+            self.handles = [actor.remote(self.names, scan_shard)
+                            for _ in range(self.stats.actors)]
+            self.pool = Pool(self.handles)
+            self.limit = 2 * self.stats.actors + 2
+        else:
+            # One plain task per shard, retried by Ray (a model: loaded once per worker).
+            self.task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(scan_shard)
+            self.limit = 2 * int(ray.cluster_resources().get("CPU", 1)) + 2
+
+    def submit(self, shard: Shard) -> None:
+        if self.ray is None:
+            self._start()
+        rows, out, seen = _rows(shard), shard.path, self._marker(shard.path)
+        ref = (self.pool.submit(rows, self.kill_marker, out, seen) if self.pool is not None
+               else self.task.remote(rows, self.names, self.kill_marker, out, seen))
+        self.running[ref] = shard
+
+    def _marker(self, path: str) -> str:
+        """A file of this run in the shard's folder: a task that sees it writes the shard
+        itself, one that does not (its node does not share the folder) sends the records."""
+        folder = os.path.dirname(path)
+        if folder not in self.markers:
+            os.makedirs(folder, exist_ok=True)
+            marker = os.path.join(folder, f".driver-{uuid.uuid4().hex}")
+            open(marker, "wb").close()
+            self.markers[folder] = marker
+        return self.markers[folder]
+
+    def full(self) -> bool:
+        return len(self.running) >= self.limit
+
+    def next_done(self) -> tuple[Shard, ShardReport]:
+        """The next call to finish: its shard and report (RunnerError when it failed)."""
+        ray = self.ray
+        [ref], _ = ray.wait(list(self.running), num_returns=1)
+        shard = self.running.pop(ref)
+        if self.pool is not None:
+            self.pool.done(ref)
+        try:
+            report, note, table = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            # the shards written so far stay: a re-run computes only the others
+            raise RunnerError(f"shard {shard.number} ({os.path.basename(shard.path)}) "
+                              f"failed on the Ray cluster: {exc}") from None
+        if table is not None:  # its node does not see the shard folder: written here
+            write_shard(table, Path(shard.path))
+            self.stats.returned += 1
+        self.stats.note(note)
+        self.stats.computed += 1
+        return shard, report
+
+    def close(self) -> None:
+        for marker in self.markers.values():
+            try:
+                os.unlink(marker)
+            except OSError:
+                pass
+        for handle in self.handles:  # the actors go now, also when Ray itself stays
+            self.ray.kill(handle)
+        if self.joined:
+            self.ray.shutdown()
 
 
 def _rows(shard: Shard) -> list[tuple[str, int, int]]:
     return [(r.path, r.size, r.mtime_ns) for r in shard.refs]
-
-
-def _on_tasks(ray, shards: Sequence[Shard], names: Sequence[str],
-              kill_marker: str) -> Iterator[tuple[Shard, object]]:
-    """One plain task per shard, retried by Ray (a model: loaded once per worker process)."""
-    task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(scan_shard)
-    limit = 2 * int(ray.cluster_resources().get("CPU", 1)) + 2
-    yield from _in_flight(ray, shards, lambda s: task.remote(_rows(s), list(names), kill_marker),
-                          limit)
-
-
-def _on_gpu_actors(ray, shards: Sequence[Shard], names: Sequence[str], actors: int,
-                   kill_marker: str) -> Iterator[tuple[Shard, object]]:
-    """A pool of `actors` actors, one GPU each, that build the model once (actors.py). An
-    actor that dies is restarted and its calls run again, up to TASK_RETRIES times; the pool
-    is killed when the shards are done."""
-    actor = ray.remote(num_cpus=1, num_gpus=1, max_restarts=TASK_RETRIES,
-                       max_task_retries=TASK_RETRIES)(ShardActor)
-    handles = [actor.remote(list(names), scan_shard) for _ in range(actors)]
-    pool = Pool(handles)
-    try:
-        yield from _in_flight(ray, shards, lambda s: pool.submit(_rows(s), kill_marker),
-                              2 * actors + 2, pool.done)
-    finally:
-        for handle in handles:
-            ray.kill(handle)
 
 
 def _connect(ray, address: str | None) -> bool:
@@ -191,10 +233,14 @@ def _check_reachable(address: str, seconds: float = 10.0) -> None:
                              f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
-def scan_shard(rows: list[tuple[str, int, int]], names: list[str], kill_marker: str = ""):
-    """A Ray task (or a model actor's call): one shard's records as an Arrow table, and the
-    WorkerNote of this process. No index path: a cluster's workers need not see the index,
-    so every picture of the shard is signed."""
+def scan_shard(rows: list[tuple[str, int, int]], names: list[str], kill_marker: str = "",
+               out: str = "", seen: str = "") -> tuple[ShardReport, WorkerNote, object]:
+    """A Ray task (or a model actor's call): one shard's records written to its file `out`
+    (whole or absent: write_shard), and its report and the WorkerNote of this process handed
+    back, so the driver never carries the records. Where this node cannot see the driver's
+    marker `seen` in the shard folder (not a shared folder), the records go back instead, as
+    an Arrow table, and the driver writes them. No index path: a cluster's workers need not
+    see the index, so every picture of the shard is signed."""
     global _threads_limited
     if not _threads_limited:
         limit_threads()
@@ -207,7 +253,11 @@ def scan_shard(rows: list[tuple[str, int, int]], names: list[str], kill_marker: 
         if kill_marker and _first_to_claim(kill_marker):
             # tests only (LOOKALIKE_TEST_KILL_SHARD): this worker dies in the middle of a shard
             os.kill(os.getpid(), signal.SIGKILL)
-    return to_table(results), worker_note()
+    table = to_table(results)
+    if out and seen and os.path.exists(seen):
+        write_shard(table, Path(out))
+        table = None
+    return report_of(results), worker_note(), table
 
 
 def _first_to_claim(marker: str) -> bool:

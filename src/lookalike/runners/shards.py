@@ -1,9 +1,12 @@
 """Shards: the unit of work, retry and resume of a cluster scan, kept as Parquet files.
 
-A shard is a fixed slice of the sorted list of files a scan walked; its id depends only on
-that list, the methods and the shard size, so a re-run of a killed job finds the same shards
-and skips those whose file exists. A shard file is written under a temporary name and renamed,
-so it is either whole or absent (a retried task never leaves half a shard).
+Shards are cut from the walk as it streams, in the walk's own order (sorted per folder, so the
+same tree walks the same way), every `shard_files` walked files one shard: the driver holds
+one shard's files at a time, never the whole list. A shard's id hashes its own files (path,
+size, mtime: all of them, those the index already holds too), the methods and the shard size,
+so a re-run of a killed job over the same files finds the same shards and skips those whose
+file exists. A shard file is written (by the Ray task that computed it) under a temporary name
+and renamed, so it is either whole or absent (a retried task never leaves half a shard).
 """
 
 from __future__ import annotations
@@ -13,51 +16,72 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from ..types import Failure, FileRef, Scanned, Signature
 
 SHARD_FILES = 512  # files per shard: ~0.6 s of work on one core at ~1.2 ms a picture
-SHARDS_DIR = "shards"  # beside the index file: <index dir>/shards/<scan id>/shard-00042.parquet
+SHARDS_DIR = "shards"  # beside the index file: <index dir>/shards/<plan id>/shard-<id>.parquet
 
 
 @dataclass(frozen=True)
 class Shard:
-    number: int
+    number: int  # its place in this run's walk (for messages only: not part of its identity)
+    shard_id: str
     refs: tuple[FileRef, ...]  # the files of the shard that this run must (re)compute
+    path: str  # its Parquet file (a str: Python 3.11's Path interns its parts for good)
+
+    @property
+    def held(self) -> bool:
+        """Every file of it is in the index, unchanged: nothing to compute or merge."""
+        return not self.refs
 
 
 @dataclass(frozen=True)
-class ShardPlan:
-    scan_id: str
-    folder: Path
-    shards: tuple[Shard, ...]  # only those with work, in order
-    total: int = 0  # shards of the whole walk, those the index already holds included
+class ShardReport:
+    """What a shard's task hands the driver in place of its records: counts and failures."""
 
-    def path(self, shard: Shard) -> Path:
-        return self.folder / f"shard-{shard.number:05d}.parquet"
+    rows: int
+    other: int = 0  # not images
+    failures: tuple[Failure, ...] = ()
+
+    @property
+    def scanned(self) -> int:
+        return self.rows - self.other - len(self.failures)
 
 
-def plan_shards(refs: Iterable[FileRef], todo: Iterable[FileRef], names: Sequence[str],
-                index_path: str | os.PathLike, shard_files: int = SHARD_FILES) -> ShardPlan:
-    """Shards of every walked file (`refs`, sorted by path), each keeping only its `todo`
-    files. The scan id hashes the walked files' (path, size, mtime) and the methods, so a
-    re-run over unchanged files, whatever part of them the index already holds, has the same
-    shards."""
-    ordered = sorted(refs, key=lambda r: r.path)
-    digest = hashlib.sha256(f"{shard_files}\0{','.join(names)}\0".encode())
-    for ref in ordered:
-        line = f"{ref.path}\0{ref.size}\0{ref.mtime_ns}\n"
-        digest.update(line.encode("utf-8", "surrogateescape"))
-    scan_id = digest.hexdigest()[:16]
-    wanted = {r.path for r in todo}
-    shards = []
-    for number, start in enumerate(range(0, len(ordered), shard_files)):
-        part = tuple(r for r in ordered[start:start + shard_files] if r.path in wanted)
-        if part:
-            shards.append(Shard(number, part))
-    folder = Path(index_path).resolve().parent / SHARDS_DIR / scan_id
-    return ShardPlan(scan_id, folder, tuple(shards), -(-len(ordered) // shard_files))
+def shard_folder(base: str | os.PathLike, names: Sequence[str],
+                 shard_files: int = SHARD_FILES) -> Path:
+    """`base`/<plan id>: the plan id hashes the methods and the shard size, the two things
+    besides the files that make a shard's records what they are."""
+    plan = hashlib.sha256(f"{shard_files}\0{','.join(names)}".encode()).hexdigest()[:16]
+    return Path(base).resolve() / plan
+
+
+def cut_shards(walked: Iterable[tuple[FileRef, bool]], names: Sequence[str],
+               folder: str | os.PathLike, shard_files: int = SHARD_FILES) -> Iterator[Shard]:
+    """Shards of `walked` ((file, whether this run must compute it), in walk order), every
+    `shard_files` files one, each keeping only the files to compute (none: `held`). Lazy: it
+    holds the files of one shard."""
+    head = f"{shard_files}\0{','.join(names)}\0".encode()
+    prefix = os.path.join(os.fspath(folder), "shard-")
+    digest, todo, count, number = hashlib.sha256(head), [], 0, 0
+    for ref, compute in walked:
+        digest.update(f"{ref.path}\0{ref.size}\0{ref.mtime_ns}\n".encode("utf-8",
+                                                                          "surrogateescape"))
+        if compute:
+            todo.append(ref)
+        count += 1
+        if count == shard_files:
+            yield _shard(number, digest, todo, prefix)
+            digest, todo, count, number = hashlib.sha256(head), [], 0, number + 1
+    if count:
+        yield _shard(number, digest, todo, prefix)
+
+
+def _shard(number: int, digest, todo: list[FileRef], prefix: str) -> Shard:
+    shard_id = digest.hexdigest()[:24]
+    return Shard(number, shard_id, tuple(todo), f"{prefix}{shard_id}.parquet")
 
 
 def _schema():
@@ -122,13 +146,13 @@ def write_shard(table, path: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def read_shard(path: Path, wanted: Iterable[FileRef]) -> list[Scanned] | None:
+def read_shard(path: str | Path, wanted: Iterable[FileRef]) -> list[Scanned] | None:
     """The records of a finished shard for the files `wanted`, or None when the file is
     missing, unreadable, or lacks one of them (then the shard is computed again)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if not path.exists():
+    if not os.path.exists(path):
         return None
     try:
         table = pq.read_table(path, schema=_schema())
@@ -139,3 +163,37 @@ def read_shard(path: Path, wanted: Iterable[FileRef]) -> list[Scanned] | None:
         return [records[ref.path] for ref in wanted]
     except KeyError:
         return None
+
+
+def report_of(records: Sequence[Scanned]) -> ShardReport:
+    """The counts a scan's summary takes from these records (as scan._write counts them)."""
+    failures = tuple(item.failure for item in records if item.failure)
+    other = sum(1 for item in records if not item.failure and item.kind == "other")
+    return ShardReport(len(records), other, failures)
+
+
+def shard_report(path: str | Path, wanted: Iterable[FileRef]) -> ShardReport | None:
+    """The report of a finished shard for the files `wanted`, read from its file's small
+    columns (no signatures), or None as read_shard says None."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not os.path.exists(path):
+        return None
+    try:
+        table = pq.read_table(path, columns=["path", "kind", "stage", "reason"])
+    except (OSError, pa.ArrowException):
+        return None
+    rows = {path: (kind, stage, reason) for path, kind, stage, reason
+            in zip(*(table[name].to_pylist() for name in table.column_names))}
+    count, other, failures = 0, 0, []
+    for ref in wanted:
+        if ref.path not in rows:
+            return None
+        kind, stage, reason = rows[ref.path]
+        count += 1
+        if stage is not None:
+            failures.append(Failure(ref.path, stage, reason or ""))
+        elif kind == "other":
+            other += 1
+    return ShardReport(count, other, tuple(failures))
