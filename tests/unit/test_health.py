@@ -16,7 +16,7 @@ from _imagedata import sample_png
 from lookalike.errors import LookalikeError
 from lookalike.index.store import open_index
 from lookalike.methods import Picture, create_method
-from lookalike.methods.health import FIELDS, SPEC, measure, unpack
+from lookalike.methods.health import COARSE, FIELDS, SPEC, measure, measure_batch, unpack
 from lookalike.report.health import HealthThresholds, health, thresholds_from
 from lookalike.types import Decoded
 
@@ -134,6 +134,36 @@ def test_measure_values_of_known_pictures():
     values = dict(zip(FIELDS, measure(halves)))
     assert values["entropy"] == pytest.approx(1.0) and values["dark"] == pytest.approx(0.5)
     assert values["bright"] == pytest.approx(0.5) and values["laplacian"] > 0
+
+
+def test_a_batch_measures_each_picture_as_if_alone():
+    """The histogram statistics are taken for a whole batch at once: each row must still be
+    its own picture's (sizes differ, one is empty, one too small for any Laplacian)."""
+    rng = np.random.default_rng(3)
+    camera = np.asarray(Image.open(io.BytesIO(sample_png("camera.png"))).convert("L"))
+    grays = [camera[:201, :256], np.zeros((0, 5), np.uint8), np.full((2, 9), 200, np.uint8),
+             rng.integers(0, 256, (37, 53), dtype=np.uint8), camera[::3, ::2]]
+    batch = measure_batch(grays)
+    assert batch.shape == (len(grays), len(FIELDS)) and batch.dtype == np.float32
+    for gray, row in zip(grays, batch):
+        assert np.array_equal(row, measure(gray))
+    assert not batch[1].any() and batch[2][FIELDS.index("laplacian")] == 0
+    assert np.array_equal(measure_batch([]), np.zeros((0, len(FIELDS)), np.float32))
+
+
+def test_coarse_detail_is_taken_on_whole_blocks():
+    """The coarse Laplacian reads the picture area-averaged by COARSE over whole blocks: rows
+    and columns beyond a multiple of COARSE change it not at all, and a blur lowers the fine
+    detail much more than the coarse."""
+    camera = np.asarray(Image.open(io.BytesIO(sample_png("camera.png"))).convert("L"))
+    coarse = FIELDS.index("coarse_laplacian")
+    cropped = camera[:200, :256]
+    padded = camera[:200 + COARSE - 1, :256 + COARSE - 1]
+    assert measure(cropped)[coarse] == measure(padded)[coarse] > 0
+    blurred = np.asarray(Image.fromarray(cropped).filter(ImageFilter.GaussianBlur(3)))
+    fine = FIELDS.index("laplacian")
+    sharp, soft = measure(cropped), measure(blurred)
+    assert soft[fine] / sharp[fine] < 0.5 * soft[coarse] / sharp[coarse]
 
 
 def test_signature_round_trips_through_unpack():

@@ -10,6 +10,7 @@ first lookup loads (plugins.py); they cannot take a name already registered.
 
 from __future__ import annotations
 
+import ctypes
 import fnmatch
 import threading
 from dataclasses import dataclass, replace
@@ -84,7 +85,14 @@ class Picture:
     @cached_property
     def rgb(self) -> np.ndarray:
         """The upright RGB pixels, H x W x 3 uint8 (one copy out of Pillow, shared)."""
-        return np.asarray(self.decoded.image)
+        rgbx = _rgbx_view(self.decoded.image)
+        if rgbx is None:
+            return np.asarray(self.decoded.image)
+        import cv2
+
+        # Dropping the fourth byte with OpenCV is one vectorised pass; np.asarray goes
+        # through Pillow's row-by-row packer (0.065 ms of a 256-px JPEG's 0.9).
+        return cv2.cvtColor(rgbx, cv2.COLOR_RGBA2RGB)
 
     @cached_property
     def gray(self) -> np.ndarray:
@@ -122,6 +130,57 @@ class Picture:
         cols = _lanczos_weights(gray.shape[1], width)
         grid = rows @ gray.astype(np.float64) @ cols.T
         return np.clip(np.rint(grid), 0, 255).astype(np.uint8)
+
+
+def _rgbx_view(image) -> np.ndarray | None:
+    """H x W x 4 uint8 view of an RGB Pillow image's own memory (Pillow keeps RGB pixels in
+    four bytes), read through the Arrow C data interface that Pillow exports: no copy. None
+    where it cannot be had: another mode, or a picture in several memory blocks."""
+    if image.mode != "RGB":
+        return None
+    try:
+        _, capsule = image.__arrow_c_array__()
+    except (AttributeError, ValueError):  # an older Pillow; rows not in one block
+        return None
+    struct, pointer_of = _arrow_api()
+    array = ctypes.cast(pointer_of(capsule, b"arrow_array"), ctypes.POINTER(struct)).contents
+    size = image.width * image.height
+    if array.length != size or array.offset or array.n_children != 1:
+        return None
+    pixels = array.children[0].contents  # a fixed-size list of 4: its child holds the bytes
+    if pixels.length != 4 * size or pixels.offset or pixels.n_buffers != 2 \
+            or not pixels.buffers[1]:
+        return None
+    memory = _Exported(capsule, pixels.buffers[1], 4 * size)
+    return np.asarray(memory).reshape(image.height, image.width, 4)
+
+
+class _Exported:
+    """Bytes exported by Pillow, kept alive (its capsule releases them) by the arrays over
+    them."""
+
+    def __init__(self, capsule: object, address: int, size: int) -> None:
+        self.capsule = capsule
+        self.__array_interface__ = {"shape": (size,), "typestr": "|u1",
+                                    "data": (address, True), "version": 3}
+
+
+@lru_cache(maxsize=1)
+def _arrow_api() -> tuple[type, Callable]:
+    """The Arrow C data interface's ArrowArray struct (a stable ABI) and PyCapsule_GetPointer."""
+    class ArrowArray(ctypes.Structure):
+        pass
+
+    ArrowArray._fields_ = [
+        ("length", ctypes.c_int64), ("null_count", ctypes.c_int64),
+        ("offset", ctypes.c_int64), ("n_buffers", ctypes.c_int64),
+        ("n_children", ctypes.c_int64), ("buffers", ctypes.POINTER(ctypes.c_void_p)),
+        ("children", ctypes.POINTER(ctypes.POINTER(ArrowArray))),
+        ("dictionary", ctypes.c_void_p), ("release", ctypes.c_void_p),
+        ("private_data", ctypes.c_void_p)]
+    # A prototype of our own: setting argtypes on ctypes.pythonapi's would change it for all.
+    prototype = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)
+    return ArrowArray, prototype(("PyCapsule_GetPointer", ctypes.pythonapi))
 
 
 def _area(gray: np.ndarray, width: float, height: float) -> np.ndarray:
