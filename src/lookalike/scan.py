@@ -203,7 +203,7 @@ def _run(index: Index, run_id: int, names, sources, pool: Executor, workers: int
          summary: ScanSummary, progress: Progress | None, total: int | None) -> None:
     specs = [get_spec(n) for n in names]
     in_flight: deque[Future] = deque()
-    done = 0
+    done = _Done(progress, total)
     unwritten: list[Scanned] = []
     written = float("-inf")  # time.monotonic() of the last write (none: write at once)
     # Fork the workers before the walk lists a folder: forked later, each copied the listing
@@ -215,28 +215,32 @@ def _run(index: Index, run_id: int, names, sources, pool: Executor, workers: int
         gc.unfreeze()
 
     def drain(limit: int) -> None:
-        nonlocal done, written
+        nonlocal written
         while len(in_flight) > limit:
             unwritten.extend(in_flight.popleft().result())
             if (len(unwritten) >= WRITE_ROWS or not in_flight
                     or time.monotonic() - written >= WRITE_SECONDS):
                 _write(index, run_id, unwritten, summary)
-                done += len(unwritten)
+                done.add(len(unwritten))
                 unwritten.clear()
                 written = time.monotonic()
-                if progress:
-                    progress(done, total)
 
-    while batch := list(islice(sources, BATCH)):
-        refs, todo = _admit(index, run_id, batch, specs, summary)
-        if len(todo) < len(refs):
-            done += len(refs) - len(todo)
-            if progress:
-                progress(done, total)
+    for _, todo in _admitted(index, run_id, sources, specs, summary, done.add):
         for chunk in chunks(todo):
             in_flight.append(pool.submit(process_chunk, chunk, names, str(index.path)))
             drain(2 * workers + 2)
     drain(0)
+
+
+def _admitted(index: Index, run_id: int, sources: Iterator, specs, summary: ScanSummary,
+              skipped: Callable[[int], None]) -> Iterator[tuple[list[FileRef], list[FileRef]]]:
+    """The walk a batch at a time through _admit: (its files, those to process); `skipped`
+    is told how many of a batch need no work (for the progress count)."""
+    while batch := list(islice(sources, BATCH)):
+        refs, todo = _admit(index, run_id, batch, specs, summary)
+        if len(todo) < len(refs):
+            skipped(len(refs) - len(todo))
+        yield refs, todo
 
 
 def _admit(index: Index, run_id: int, batch: list, specs,
@@ -274,16 +278,10 @@ def _run_sharded(index: Index, run_id: int, names, sources, summary: ScanSummary
     counts it (the index then holds the run and the unchanged files, the shards the rest)."""
     specs = [get_spec(n) for n in names]
     folder = shard_folder(shard_dir or index.path.parent / SHARDS_DIR, names, shard_files)
-    done = 0
+    done = _Done(progress, total)
 
     def walked() -> Iterator[tuple[FileRef, bool]]:
-        nonlocal done
-        while batch := list(islice(sources, BATCH)):
-            refs, todo = _admit(index, run_id, batch, specs, summary)
-            if len(todo) < len(refs):
-                done += len(refs) - len(todo)
-                if progress:
-                    progress(done, total)
+        for refs, todo in _admitted(index, run_id, sources, specs, summary, done.add):
             wanted = {ref.path for ref in todo}
             for ref in refs:
                 yield ref, ref.path in wanted
@@ -300,9 +298,19 @@ def _run_sharded(index: Index, run_id: int, names, sources, summary: ScanSummary
             _write(index, run_id, records, summary)
         else:
             _note_report(report, summary)
-        done += report.rows
-        if progress:
-            progress(done, total)
+        done.add(report.rows)
+
+
+class _Done:
+    """The files finished so far, told to the progress callback as they add up."""
+
+    def __init__(self, progress: Progress | None, total: int | None) -> None:
+        self.count, self.progress, self.total = 0, progress, total
+
+    def add(self, count: int) -> None:
+        self.count += count
+        if self.progress:
+            self.progress(self.count, self.total)
 
 
 def _note_report(report: ShardReport, summary: ScanSummary) -> None:
