@@ -87,6 +87,10 @@ def test_query_upload_finds_the_original_with_its_orientation(served, transform)
     assert best["file_id"] == served.ids["c.jpg"]
     assert best["transform"] == transform
     assert best["path"].endswith("c.jpg") and 0 < best["score"] <= 1
+    words = {"identity": "resized or re-encoded copy · similarity ",
+             "rot90": "copy, rotated 90° counter-clockwise · similarity ",
+             "mirror+rot180": "copy, mirrored and rotated 180° · similarity "}[transform]
+    assert best["words"].startswith(words), best["words"]
 
 
 def test_query_upload_of_an_indexed_file_is_a_byte_match(served):

@@ -212,8 +212,11 @@ def check_query(page, tmp_path: Path) -> None:
     page.wait_for_selector("#query-file", state="attached")
     page.set_input_files("#query-file", str(turned))
     page.wait_for_selector("li.match")
-    best = page.locator("li.match").first.inner_text()
-    assert "d.jpg" in best and "rot270" in best and "%" in best
+    best = page.locator("li.match").first
+    # in words; the method, distance and transform in the tooltip
+    assert "d.jpg" in best.inner_text() and "rotated 90° clockwise" in best.inner_text()
+    assert "similarity" in best.inner_text() and "%" in best.inner_text()
+    assert "rot270" in best.locator("p.words").get_attribute("title")
     page.screenshot(path=str(ARTIFACTS / "ui-query.png"), full_page=True)
 
 

@@ -33,7 +33,7 @@ from ..search.dupes import (DEFAULT_LINKAGE, find_groups, find_pairs, groups_acr
                             groups_of, pairs_across, searched)
 from ..search.evidence import evidence_of
 from ..search.partial import containment_pairs
-from ..report.words import match_words
+from ..report.words import pair_words
 from ..search.query import query as run_query
 from ..sources.files import read_path_list
 from ..sources.folders import WalkOptions
@@ -256,15 +256,7 @@ def _print_listed(items, fmt: Format, to_json, to_csv, line) -> None:
 def _print_pairs(pairs, fmt: Format) -> None:
     _print_listed(pairs, fmt, output.pairs_json, output.pairs_csv,
                   lambda m: f"{escape(display_path(m.a))}  ~  {escape(display_path(m.b))}  "
-                            f"[dim]{escape(_pair_words(m))}[/]")
-
-
-def _pair_words(m) -> str:
-    """How b matches a, in words: 'mirrored copy · similarity 97%' (the thorough mode's
-    normalised descriptor score is a score, not a similarity)."""
-    if m.evidence:
-        return f"{match_words(m.method, None, m.transform)} · score {m.score:.2f}"
-    return match_words(m.method, m.score, m.transform)
+                            f"[dim]{escape(pair_words(m))}[/]")
 
 
 RELATION_WORDS = {"same": "same picture as", "inside": "appears inside", "overlap": "overlaps"}
@@ -357,7 +349,7 @@ def query(
         if not r.matches:
             return ["no match"]
         return [f"{len(r.matches)} match(es)"] + [
-            f"  {escape(display_path(m.b))}  [dim]{escape(_pair_words(m))}[/]"
+            f"  {escape(display_path(m.b))}  [dim]{escape(pair_words(m))}[/]"
             for m in r.matches]
 
     _print_lookups(results, fmt, output.query_json, output.query_csv, lines)

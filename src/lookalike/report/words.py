@@ -12,6 +12,7 @@ from ..methods.dihedral import NAMES
 
 if TYPE_CHECKING:
     from ..search.evidence import Evidence
+    from ..types import Match
 
 # methods/dihedral.py's turns are counter-clockwise: rot90 turns the picture a quarter left.
 TURNS = {"identity": "", "rot90": "rotated 90° counter-clockwise", "rot180": "rotated 180°",
@@ -63,6 +64,15 @@ def match_words(method: str, score: float | None = None, transform: str = "ident
     if score is not None:
         words += f" · similarity {percent(score)}"
     return words
+
+
+def pair_words(match: "Match") -> str:
+    """How b matches a (a Match of find_pairs or of a query), in words: "mirrored copy ·
+    similarity 97%" (the thorough mode's normalised descriptor score is a score, not a
+    similarity)."""
+    if match.evidence:
+        return f"{match_words(match.method, None, match.transform)} · score {match.score:.2f}"
+    return match_words(match.method, match.score, match.transform)
 
 
 def evidence_words(ev: "Evidence", formats: tuple[str, str] = ("", "")) -> str:

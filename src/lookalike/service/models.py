@@ -75,6 +75,8 @@ class MatchOut(BaseModel):
     score: float = Field(description="1.0 identical, lower is less alike.")
     transform: str = Field(description="The flip or turn that turns the indexed file into the "
                            "query: identity, rot90, rot180, rot270, mirror, mirror+rot90, ...")
+    words: str = Field(description='The match in plain words, as the command line says it: '
+                       '"mirrored copy · similarity 97%".')
 
 
 class QueryOut(BaseModel):

@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 
 from ..decode import decode
 from ..errors import DecodeError
+from ..report.words import pair_words
 from ..scan import scan
 from . import models
 from .limits import MAX_DISTANCE, SUFFIXES, AllowList, Refused, check_picture, json_path
@@ -103,7 +104,7 @@ def _query(index_path: Path, queries: QueryCache, name: str, data: bytes, fmt: s
                 raise Refused(422, f"cannot read the picture: {result.failure.reason}")
             ids = index.live_file_ids(m.b for m in result.matches)
     # QueryResult.to_dict names the fields; the API adds the file's id
-    matches = [models.MatchOut(file_id=ids[m.b], **shown)
+    matches = [models.MatchOut(file_id=ids[m.b], words=pair_words(m), **shown)
                for m, shown in zip(result.matches, result.to_dict()["matches"])
                if m.b in ids]  # a file that vanished meanwhile
     return models.QueryOut(name=name, matches=matches, method=method,

@@ -50,10 +50,9 @@ export async function showQuery(main, params, infoPromise) {
         return h("li", { class: "match", dataset: { fileId: m.file_id } }, img,
           h("div", {},
             h("p", { class: "path" }, m.path),
-            h("p", {}, h("strong", { class: "score" }, `${(m.score * 100).toFixed(1)}%`),
-              ` · ${m.method} · distance ${m.distance} · `,
-              h("span", { class: "transform" }, m.transform === "identity" ? "same orientation"
-                : `the indexed file ${m.transform} gives the query`)),
+            // the match in words; the method, distance and transform in the tooltip
+            h("p", { class: "words", title: `${m.method} · distance ${m.distance} · ${m.transform}` +
+              ` · score ${(m.score * 100).toFixed(1)}%` }, m.words),
             h("a", { href: `files/${m.file_id}/content`, target: "_blank", rel: "noopener",
               onclick: (e) => openFile(e, m.file_id) }, "Open the file")));
       })));
