@@ -124,14 +124,15 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
          options: WalkOptions = WalkOptions(), workers: int | None = None,
          progress: Progress | None = None, count_first: bool = False,
          mode: str | None = None, runner: str = "local", ray_address: str | None = None,
-         shard_files: int = SHARD_FILES, ray_gpus: int = 0,
+         shard_files: int = SHARD_FILES, ray_gpus: int | None = None,
          shard_dir: str | os.PathLike | None = None, shards_only: bool = False) -> ScanSummary:
     """Index the images under `roots` (folders or files) and in `paths`. `mode`: "fast"
     (the default methods) or "thorough" (MODES), added to any `methods`. `runner`: "local"
     (a process pool of `workers`) or "ray" (a Ray cluster at `ray_address`: None starts or
     joins a local instance, "auto" joins RAY_ADDRESS), in shards of `shard_files` files;
-    with `ray_gpus`, a model method (the thorough mode's descriptor) runs there on that
-    many GPUs, one actor each (0: in the CPU tasks). The tasks write their shards into
+    a model method (the thorough mode's descriptor) runs there on `ray_gpus` GPUs, one actor
+    each, beside the CPU tasks (None: every GPU the cluster has; 0: only in the CPU tasks).
+    The tasks write their shards into
     `shard_dir` (default: `shards/` beside the index; a folder every node sees), which the
     driver merges into the index, unless `shards_only`: then they stay in their files (and no
     file is marked vanished, the index not being brought up to date)."""
@@ -270,8 +271,8 @@ def _admit(index: Index, run_id: int, batch: list, specs,
 
 def _run_sharded(index: Index, run_id: int, names, sources, summary: ScanSummary,
                  progress: Progress | None, total: int | None, address: str | None,
-                 shard_files: int, gpus: int = 0, shard_dir: str | os.PathLike | None = None,
-                 merge: bool = True) -> None:
+                 shard_files: int, gpus: int | None = None,
+                 shard_dir: str | os.PathLike | None = None, merge: bool = True) -> None:
     """The Ray runner's scan: shards cut from the walk as it streams (never the whole list in
     memory), each computed by a task that writes its own file into the shard folder; the
     driver merges each file into the index as its task reports it, or with `merge` False only

@@ -161,3 +161,32 @@ def test_gpu_actors_load_the_model_once_and_survive_a_killed_actor(
         assert ray.is_initialized()  # the runner used this instance and left it running
     finally:
         ray.shutdown()
+
+
+def test_by_default_the_clusters_gpus_sign_beside_its_other_cpus(
+        pictures, local_index, tmp_path, monkeypatch, caplog):
+    """No --ray-gpus: a cluster with a GPU (here a Ray instance told it has one, and 3 CPUs)
+    gets one GPU actor, and the two CPUs it leaves run plain tasks at the same time; the
+    index is the local one. --ray-gpus 0 keeps to the CPU tasks."""
+    import ray
+
+    from .ray_cluster import RAY_ENV
+
+    for name, value in RAY_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray.init(num_cpus=3, num_gpus=1, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    try:
+        index = tmp_path / "auto" / "index.db"
+        summary = _scan(pictures, index, caplog)
+        assert summary.scanned == PICTURES + 8 and summary.failed == 0
+        assert "of a pool of 1 GPU actors" in caplog.text
+        loads, processes = _loads(caplog.text)
+        assert processes >= 2 and loads == processes  # the actor and at least one task
+        assert _signatures(index) == _signatures(local_index)
+
+        summary = _scan(pictures, tmp_path / "cpu" / "index.db", caplog, ray_gpus=0)
+        assert summary.scanned == PICTURES + 8 and "actors" not in caplog.text
+    finally:
+        ray.shutdown()

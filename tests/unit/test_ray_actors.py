@@ -25,6 +25,9 @@ def test_only_the_learned_descriptor_holds_a_model():
     ({"CPU": 16.0, "GPU": 2.0}, 1, 1),  # fewer than the cluster has
     ({"CPU": 16.0, "GPU": 2.0}, 0, 0),  # 0: no actors, the CPU tasks
     ({"CPU": 2.0}, 0, 0),
+    ({"CPU": 16.0, "GPU": 2.0}, None, 2),  # None (the default): every GPU the cluster has
+    ({"CPU": 16.0, "GPU": 1.5}, None, 1),  # whole GPUs only
+    ({"CPU": 16.0}, None, 0),  # none: the CPU tasks
 ])
 def test_gpu_actors(resources, gpus, actors):
     assert gpu_actors(resources, gpus) == actors

@@ -85,7 +85,7 @@ def scan(
     runner: str = options.RUNNER,
     ray_address: Optional[str] = options.RAY_ADDRESS,
     shard_files: int = options.SHARD_FILES,
-    ray_gpus: int = options.RAY_GPUS,
+    ray_gpus: Optional[int] = options.RAY_GPUS,
     shard_dir: Optional[str] = options.SHARD_DIR,  # str: a URL keeps its "//" (refused)
     shards_only: bool = options.SHARDS_ONLY,
     strict: bool = options.STRICT,

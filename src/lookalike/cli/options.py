@@ -37,10 +37,11 @@ SHARD_DIR = typer.Option(None, "--shard-dir", metavar="DIR",
 SHARDS_ONLY = typer.Option(False, "--shards-only",
                            help="With --runner ray: leave the computed shards in their Parquet "
                            "files, not merged into the index (no file is marked vanished).")
-RAY_GPUS = typer.Option(0, "--ray-gpus", min=0, max=MAX_GPUS, metavar="N",
-                        help="With --runner ray and a model method (--mode thorough): run "
-                        "the shards on N of the cluster's GPUs, one model actor each (default "
-                        "0: in the CPU tasks, the model loaded once per worker process).")
+RAY_GPUS = typer.Option(None, "--ray-gpus", min=0, max=MAX_GPUS, metavar="N",
+                        help="With --runner ray and a model method (--mode thorough): sign "
+                        "shards on N of the cluster's GPUs, one model actor each, beside the "
+                        "CPU tasks (default: every GPU the cluster has; 0: CPU tasks only, "
+                        "the model loaded once per worker process).")
 
 
 HEALTH = typer.Option(

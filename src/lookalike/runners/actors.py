@@ -54,11 +54,14 @@ def model_methods(names: Sequence[str]) -> list[str]:
     return [name for name in names if registration(name).evidence_rank == LEARNED_EVIDENCE]
 
 
-def gpu_actors(resources: Mapping[str, float], gpus: int) -> int:
+def gpu_actors(resources: Mapping[str, float], gpus: int | None) -> int:
     """How many GPU actors to start for `gpus` (--ray-gpus) on a cluster of `resources`
-    (ray.cluster_resources()): `gpus` itself, RunnerError when the cluster has fewer (a
-    fraction of a GPU holds no actor). 0: none, the model runs in the CPU tasks."""
+    (ray.cluster_resources()): None, one per whole GPU the cluster has; else `gpus` itself,
+    RunnerError when the cluster has fewer (a fraction of a GPU holds no actor). 0: none,
+    the model runs in the CPU tasks."""
     available = int(resources.get("GPU", 0))
+    if gpus is None:
+        return available
     if gpus > available:
         raise RunnerError(f"--ray-gpus {gpus}: the Ray cluster has {available} GPU"
                           f"{'' if available == 1 else 's'}")
@@ -144,3 +147,10 @@ class Pool:
 
     def done(self, ref) -> None:
         self.outstanding[self.owner.pop(ref)] -= 1
+
+    def owns(self, ref) -> bool:
+        return ref in self.owner
+
+    def waiting(self) -> int:
+        """Calls sent to the pool and not yet done."""
+        return sum(self.outstanding)

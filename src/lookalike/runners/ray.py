@@ -11,8 +11,9 @@ The driver streams shards from its walk (shards.cut_shards) and keeps a bounded 
 tasks in flight; each task writes its shard's Parquet file into the shard folder (one every
 node sees) and returns only a ShardReport, so the driver's memory does not grow with the
 collection and it never carries the records. A model (the thorough mode's descriptor) is
-loaded once per worker process, which Ray reuses from task to task; on GPUs (`gpus`) the
-shards go to a fixed pool of actors, one per GPU (actors.py).
+loaded once per worker process, which Ray reuses from task to task; where the cluster has
+GPUs (or `gpus` of them), a fixed pool of actors, one per GPU (actors.py), takes shards too,
+first whenever it has room, and the plain tasks run on the CPUs the actors leave.
 """
 
 from __future__ import annotations
@@ -71,13 +72,14 @@ class ShardStats:
 
 def run_shards(shards: Iterable[Shard], names: Sequence[str], address: str | None = None,
                stats: ShardStats | None = None, kill_marker: str = "",
-               gpus: int = 0) -> Iterator[tuple[Shard, ShardReport]]:
+               gpus: int | None = 0) -> Iterator[tuple[Shard, ShardReport]]:
     """(shard, its report) for every shard of `shards` (a stream: taken as the tasks have
     room, never listed) that has files to compute, once its file is written: those whose file
     exists at once, the others as their tasks finish. The tasks write the files themselves
     (the shard folder must be one every node sees). `address`: None starts or joins a local
-    Ray instance, "auto" joins RAY_ADDRESS, else that address. With `gpus`, methods with a
-    model run on that many GPU actors (actors.py)."""
+    Ray instance, "auto" joins RAY_ADDRESS, else that address. Where methods hold a model,
+    `gpus` GPU actors (None: one per GPU of the cluster; actors.py) sign shards beside the
+    CPU tasks."""
     stats = stats if stats is not None else ShardStats()
     run = _Run(names, address, stats, kill_marker, gpus)
     held, where = 0, "no shard"
@@ -114,13 +116,14 @@ class _Run:
     memory, and the stream of shards is read no further ahead than that)."""
 
     def __init__(self, names: Sequence[str], address: str | None, stats: ShardStats,
-                 kill_marker: str, gpus: int) -> None:
+                 kill_marker: str, gpus: int | None) -> None:
         self.names, self.address, self.stats = list(names), address, stats
         self.kill_marker, self.gpus = kill_marker, gpus
         self.ray = None
         self.joined = False
         self.running: dict[object, Shard] = {}
         self.limit = 1
+        self.cpus = 0  # the cluster's CPUs left to plain tasks
         self.pool: Pool | None = None
         self.task = None
         self.handles: list = []
@@ -133,8 +136,10 @@ class _Run:
             raise LookalikeError("--runner ray needs Ray: pip install 'lookalike[ray]'") from None
         self.joined = _connect(ray, self.address)
         self.ray = ray
-        if self.gpus and model_methods(self.names):
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        if model_methods(self.names):
             self.stats.actors = gpu_actors(ray.cluster_resources(), self.gpus)
+        if self.stats.actors:
             # A pool of actors, one GPU each, that build the model once (actors.py). An actor
             # that dies is restarted and its calls run again, up to TASK_RETRIES times.
             actor = ray.remote(num_cpus=1, num_gpus=1, max_restarts=TASK_RETRIES,
@@ -142,17 +147,20 @@ class _Run:
             self.handles = [actor.remote(self.names, scan_shard)
                             for _ in range(self.stats.actors)]
             self.pool = Pool(self.handles)
-            self.limit = 2 * self.stats.actors + 2
-        else:
-            # One plain task per shard, retried by Ray (a model: loaded once per worker).
+        # Plain tasks on the CPUs the actors leave (a model: loaded once per worker process),
+        # retried by Ray; the GPU actors take a shard first whenever they have room.
+        self.cpus = max(0, cpus - self.stats.actors)
+        if self.cpus or not self.pool:
             self.task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(scan_shard)
-            self.limit = 2 * int(ray.cluster_resources().get("CPU", 1)) + 2
+        self.limit = 2 * (self.stats.actors + self.cpus) + 2
 
     def submit(self, shard: Shard) -> None:
         if self.ray is None:
             self._start()
         rows, out, seen = _rows(shard), shard.path, self._marker(shard.path)
-        ref = (self.pool.submit(rows, self.kill_marker, out, seen) if self.pool is not None
+        on_gpu = self.pool is not None and (self.task is None or self.pool.waiting()
+                                            < 2 * len(self.pool.handles))
+        ref = (self.pool.submit(rows, self.kill_marker, out, seen) if on_gpu
                else self.task.remote(rows, self.names, self.kill_marker, out, seen))
         self.running[ref] = shard
 
@@ -175,7 +183,7 @@ class _Run:
         ray = self.ray
         [ref], _ = ray.wait(list(self.running), num_returns=1)
         shard = self.running.pop(ref)
-        if self.pool is not None:
+        if self.pool is not None and self.pool.owns(ref):
             self.pool.done(ref)
         try:
             report, note, table = ray.get(ref)
