@@ -184,6 +184,6 @@ def test_the_api_bodies_take_the_dict_values():
     # a file gone from the index since the groups were computed is left out
     assert [f.file_id for f in _group_out(GROUP, 1, {BAD: 2}, {}, {}).files] == [2]
     shown = QUERIES[0].to_dict()["matches"][0]
-    match = models.MatchOut(file_id=5, **shown)
+    match = models.MatchOut(file_id=5, words="copy", **shown)  # the API adds id and words
     assert match.model_dump() == {"file_id": 5} | {k: v for k, v in shown.items()
-                                                   if k != "evidence"}
+                                                   if k != "evidence"} | {"words": "copy"}
