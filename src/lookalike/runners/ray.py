@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -130,10 +131,7 @@ class _Run:
         self.markers: dict[str, str] = {}  # shard folder -> this run's marker in it
 
     def _start(self) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise LookalikeError("--runner ray needs Ray: pip install 'lookalike[ray]'") from None
+        ray = import_ray()
         self.joined = _connect(ray, self.address)
         self.ray = ray
         cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -151,7 +149,7 @@ class _Run:
         # retried by Ray; the GPU actors take a shard first whenever they have room.
         self.cpus = max(0, cpus - self.stats.actors)
         if self.cpus or not self.pool:
-            self.task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(scan_shard)
+            self.task = one_cpu_task(ray, scan_shard)
         self.limit = 2 * (self.stats.actors + self.cpus) + 2
 
     def submit(self, shard: Shard) -> None:
@@ -212,6 +210,33 @@ class _Run:
 
 def _rows(shard: Shard) -> list[tuple[str, int, int]]:
     return [(r.path, r.size, r.mtime_ns) for r in shard.refs]
+
+
+def import_ray():
+    """The ray module, or LookalikeError naming the extra to install."""
+    try:
+        import ray
+    except ImportError:
+        raise LookalikeError("--runner ray needs Ray: pip install 'lookalike[ray]'") from None
+    return ray
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator:
+    """The ray module, joined to (or starting) the Ray instance at `address` for the block,
+    and shut down after it only where the block was the one to join (_connect)."""
+    ray = import_ray()
+    joined = _connect(ray, address)
+    try:
+        yield ray
+    finally:
+        if joined:
+            ray.shutdown()
+
+
+def one_cpu_task(ray, function):
+    """`function` as a Ray task on one CPU, retried when its worker process dies."""
+    return ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(function)
 
 
 def _connect(ray, address: str | None) -> bool:

@@ -34,7 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import LookalikeError, RunnerError
+from ..errors import RunnerError
 from ..methods.dihedral import INVERSE
 from . import mih
 from .binary import Hits, _empty
@@ -289,27 +289,19 @@ def self_join_ray(codes: np.ndarray, radius: int, address: str | None = None,
     "auto" joins RAY_ADDRESS, else that host:port. The codes go to the object store once."""
     if len(codes) == 0:
         return _empty()
-    try:
-        import ray
-    except ImportError:
-        raise LookalikeError("--runner ray needs Ray: pip install 'lookalike[ray]'") from None
-    from ..runners.ray import TASK_RETRIES, _connect
+    from ..runners.ray import one_cpu_task, ray_session
 
-    joined = _connect(ray, address)
-    try:
+    with ray_session(address) as ray:
         words = as_words(codes)
         plan = make_plan(words.shape[0] * words.shape[1], words.shape[-1] * 64, int(radius),
                          n_blocks)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         tasks = plan_tasks(words, plan, n_tasks or TASKS_PER_CPU * cpus)
-        remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(run_task)
+        remote = one_cpu_task(ray, run_task)
         shared = ray.put(words)
         refs = [remote.remote(shared, plan, int(radius), t) for t in tasks]
         try:
             parts = ray.get(refs)
         except ray.exceptions.RayError as exc:
             raise RunnerError(f"the self-join failed on the Ray cluster: {exc}") from None
-    finally:
-        if joined:
-            ray.shutdown()
     return sorted_hits(_concat(parts))

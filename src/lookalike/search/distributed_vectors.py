@@ -38,7 +38,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from ..errors import LookalikeError, RunnerError
+from ..errors import RunnerError
 from . import vectors
 from .vectors import Neighbours, Pairs
 
@@ -49,6 +49,11 @@ KINDS = ("flat", "ivf")
 
 def _empty_pairs() -> Pairs:
     return Pairs(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown shard index kind {kind!r}; known: {', '.join(KINDS)}")
 
 
 def shard_count(rows: int, dim: int, cpus: int = 1, pairs: bool = True) -> int:
@@ -103,8 +108,7 @@ def shard_index(items: np.ndarray, kind: str) -> ShardIndex:
 
 
 def _index(items: Items, kind: str) -> vectors.VectorIndex:
-    if kind not in KINDS:
-        raise ValueError(f"unknown shard index kind {kind!r}; known: {', '.join(KINDS)}")
+    _check_kind(kind)
     if not isinstance(items, ShardIndex):
         return vectors.build(items, kind)
     import faiss
@@ -183,14 +187,6 @@ def knn_local(array: Any, k: int, shards: int = 1, kind: str = "flat") -> Neighb
     return Neighbours(*(np.concatenate(f) for f in zip(*rows)))
 
 
-def _ray_module():
-    try:
-        import ray
-    except ImportError:
-        raise LookalikeError("--runner ray needs Ray: pip install 'lookalike[ray]'") from None
-    return ray
-
-
 def _compact(array: np.ndarray) -> np.ndarray:
     """float16 where that holds every value exactly (stored descriptors are float16, loaded
     as float32): half the object store and the network, and the same unit vectors."""
@@ -212,11 +208,9 @@ def _run(address: str | None, array: np.ndarray, shards: int | None, pairs: bool
     """Join (or start) Ray, put each shard in the object store once, run `submit`'s tasks
     (submit(ray, refs, starts) -> refs of results) and return collect(ray, those refs)
     (default: their results, in order)."""
-    ray = _ray_module()
-    from ..runners.ray import _connect
+    from ..runners.ray import ray_session
 
-    joined = _connect(ray, address)
-    try:
+    with ray_session(address) as ray:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         count = shards or shard_count(len(array), array.shape[1], cpus, pairs)
         starts = shard_starts(len(array), count)
@@ -227,9 +221,6 @@ def _run(address: str | None, array: np.ndarray, shards: int | None, pairs: bool
         except ray.exceptions.RayError as exc:
             raise RunnerError(f"the descriptor search failed on the Ray cluster: {exc}"
                               ) from None
-    finally:
-        if joined:
-            ray.shutdown()
 
 
 def self_join_ray(array: Any, min_similarity: float, address: str | None = None,
@@ -238,15 +229,14 @@ def self_join_ray(array: Any, min_similarity: float, address: str | None = None,
     instance, "auto" joins RAY_ADDRESS, else host:port); `shards`: None sizes them by
     SHARD_BYTES and the cluster's CPUs."""
     array = vectors._check(array)
-    if kind not in KINDS:
-        raise ValueError(f"unknown shard index kind {kind!r}; known: {', '.join(KINDS)}")
+    _check_kind(kind)
     if len(array) < 2:
         return _empty_pairs()
 
     def submit(ray, refs, starts):
-        from ..runners.ray import TASK_RETRIES
+        from ..runners.ray import one_cpu_task
 
-        task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_join_task)
+        task = one_cpu_task(ray, _join_task)
         items = _remote_indexes(ray, refs, kind)
         return [task.remote(refs[i], int(starts[i]), items[j], int(starts[j]),
                             float(min_similarity), kind)
@@ -260,17 +250,16 @@ def knn_ray(array: Any, k: int, address: str | None = None, shards: int | None =
     """vectors.build(array).knn(array, k) (flat) on a Ray cluster, within the module
     docstring's tolerance; the driver merges one query shard at a time."""
     array = vectors._check(array)
-    if kind not in KINDS:
-        raise ValueError(f"unknown shard index kind {kind!r}; known: {', '.join(KINDS)}")
+    _check_kind(kind)
     if k < 0:
         raise ValueError(f"k must be >= 0, not {k}")
     if len(array) == 0 or k == 0:
         return vectors.build(array, "flat").knn(array, k)
 
     def submit(ray, refs, starts):
-        from ..runners.ray import TASK_RETRIES
+        from ..runners.ray import one_cpu_task
 
-        task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_knn_task)
+        task = one_cpu_task(ray, _knn_task)
         items = _remote_indexes(ray, refs, kind)
         return [task.remote(refs[i], items[j], int(starts[j]), k, kind)
                 for i in range(len(refs)) for j in range(len(refs))]
@@ -288,9 +277,9 @@ def _remote_indexes(ray, refs: list, kind: str) -> list:
     trained once by a task of its own."""
     if kind != "ivf":
         return refs
-    from ..runners.ray import TASK_RETRIES
+    from ..runners.ray import one_cpu_task
 
-    build = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_index_task)
+    build = one_cpu_task(ray, _index_task)
     return [build.remote(ref, kind) for ref in refs]
 
 
