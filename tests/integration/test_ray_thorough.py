@@ -98,6 +98,21 @@ def _loads(log_text: str) -> tuple[int, int]:
     return int(found[0][0]), int(found[0][1])
 
 
+def _local_ray(monkeypatch, **resources):
+    """A Ray instance of this process with the resources it is told it has (GPUs that are
+    not there), under the cluster fixture's environment; the caller shuts it down."""
+    import ray
+
+    from .ray_cluster import RAY_ENV
+
+    for name, value in RAY_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray.init(**resources, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    return ray
+
+
 def _scan(pictures: Path, index: Path, caplog, **ray) -> object:
     with caplog.at_level(logging.INFO, logger="lookalike.runners.ray"):
         caplog.clear()
@@ -121,17 +136,9 @@ def test_on_cpus_the_model_loads_once_per_worker_process(cluster, pictures, loca
 
 def test_gpu_actors_load_the_model_once_and_survive_a_killed_actor(
         pictures, local_index, tmp_path, monkeypatch, caplog):
-    import ray
-
     from lookalike.errors import RunnerError
 
-    from .ray_cluster import RAY_ENV
-
-    for name, value in RAY_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    ray = _local_ray(monkeypatch, num_cpus=2, num_gpus=2)
     try:
         index = tmp_path / "gpu" / "index.db"
         summary = _scan(pictures, index, caplog, ray_gpus=2)
@@ -168,15 +175,7 @@ def test_by_default_the_clusters_gpus_sign_beside_its_other_cpus(
     """No --ray-gpus: a cluster with a GPU (here a Ray instance told it has one, and 3 CPUs)
     gets one GPU actor, and the two CPUs it leaves run plain tasks at the same time; the
     index is the local one. --ray-gpus 0 keeps to the CPU tasks."""
-    import ray
-
-    from .ray_cluster import RAY_ENV
-
-    for name, value in RAY_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    ray.init(num_cpus=3, num_gpus=1, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    ray = _local_ray(monkeypatch, num_cpus=3, num_gpus=1)
     try:
         index = tmp_path / "auto" / "index.db"
         summary = _scan(pictures, index, caplog)
