@@ -23,7 +23,7 @@ from .runners.local import make_pool as _executor
 from .runners.actors import MAX_GPUS
 from .runners.ray import run_shards
 from .runners.shards import SHARD_FILES, SHARDS_DIR, ShardReport, cut_shards, read_shard
-from .runners.shards import shard_folder
+from .runners.shards import recorded, shard_folder
 from .settings import setting
 from .sources.folders import WalkOptions, walk
 from .sources.files import refs_from_paths
@@ -287,7 +287,7 @@ def _run_sharded(index: Index, run_id: int, names, sources, summary: ScanSummary
             for ref in refs:
                 yield ref, ref.path in wanted
 
-    shards = cut_shards(walked(), names, folder, shard_files)
+    shards = recorded(cut_shards(walked(), names, folder, shard_files), folder)
     kill_marker = setting("LOOKALIKE_TEST_KILL_SHARD")
     for shard, report in run_shards(shards, names, address, kill_marker=kill_marker, gpus=gpus):
         if merge:

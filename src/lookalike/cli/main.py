@@ -33,6 +33,7 @@ from ..search.dupes import (DEFAULT_LINKAGE, find_groups, find_pairs, groups_acr
                             groups_of, pairs_across, searched)
 from ..search.evidence import evidence_of
 from ..search.partial import containment_pairs
+from ..search.in_shards import search_shards
 from ..report.words import pair_words
 from ..search.query import query as run_query
 from ..sources.files import read_path_list
@@ -181,6 +182,10 @@ def dupes(
     no_marks: bool = options.NO_MARKS,
     runner: str = options.SEARCH_RUNNER,
     ray_address: Optional[str] = options.RAY_ADDRESS,
+    shards: Optional[Path] = typer.Option(
+        None, "--shards", metavar="DIR", help="Search the shards of a 'scan --runner ray' "
+        "(its --shard-dir, e.g. with --shards-only) where they lie, without an index: on "
+        "the cluster with --runner ray, else here. Same groups as after merging them."),
 ) -> None:
     """Duplicate groups (or pairs) in the index. The default, auto, is a cascade: exact
     copies, then perceptual hashes, then embeddings where the index holds them."""
@@ -188,11 +193,17 @@ def dupes(
     conditions = _where(where)
     if partial and (conditions or across):
         raise _fail("--where and --across do not apply to --partial", USAGE)
+    if shards is not None and (partial or across or conditions or verify):
+        raise _fail("--partial, --across, --where and --verify need the index, not --shards",
+                    USAGE)
     try:
         check_runner(runner)
         settings = SearchOptions(method, max_distance, linkage=linkage, verify=verify,
                                  calibrated=not no_calibration, similarity=min_similarity,
                                  model=model, where=conditions)
+        if shards is not None:
+            found = _dupes_in_shards(shards, settings, runner, ray_address, fmt, pairs)
+            raise typer.Exit(DUPES_FOUND if (fail_on_dupes and found) else OK)
         index = _index_path(index)
         if warning := catch_up(index):  # a killed apply or undo: learn what it did first
             err.print(f"[yellow]warning[/]: {escape(warning)}")
@@ -228,6 +239,30 @@ def dupes(
         err.print(f"[dim]searched in {time.perf_counter() - start:.1f} s, "
                   f"peak memory {_peak_mb():,.0f} MB[/]")
     raise typer.Exit(DUPES_FOUND if (fail_on_dupes and found) else OK)
+
+
+def _dupes_in_shards(folder: Path, settings: SearchOptions, runner: str,
+                     ray_address: str | None, fmt: Format, pairs: bool) -> list:
+    """dupes --shards: the groups (or pairs) of the shards under `folder`, printed."""
+    start = time.perf_counter()
+    found = search_shards(folder, settings, runner, ray_address)
+    if found.outside:
+        err.print(f"[yellow]warning[/]: {found.outside:,} files of the walk were in the index "
+                  "when it ran, not in the shards: they were not searched (dupes --index)")
+    if pairs:
+        listed = found.pairs()
+        _print_pairs(listed, fmt)
+        return listed
+    groups = found.groups(settings.linkage)
+    if fmt is not Format.table:
+        _print_groups(groups, [], fmt)
+        return groups
+    evidence = evidence_of(groups, found.files, found.ids, found.parts)
+    tables.print_groups(groups, evidence, [None] * len(groups), {}, [])
+    err.print(f"[dim]searched {found.shards:,} shards ({found.pictures:,} pictures) "
+              f"{'on the Ray cluster' if runner == 'ray' else 'here'} in "
+              f"{time.perf_counter() - start:.1f} s, peak memory {_peak_mb():,.0f} MB[/]")
+    return groups
 
 
 def _print_groups(groups, failures, fmt: Format) -> None:

@@ -22,6 +22,8 @@ from ..types import Failure, FileRef, Scanned, Signature
 
 SHARD_FILES = 512  # files per shard: ~0.6 s of work on one core at ~1.2 ms a picture
 SHARDS_DIR = "shards"  # beside the index file: <index dir>/shards/<plan id>/shard-<id>.parquet
+WALK_FILE = "walk.tsv"  # in a plan folder: its shards in the order of the last whole walk
+WALK_HEADER = "# lookalike shards of one walk: file, files held, files walked\n"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Shard:
     shard_id: str
     refs: tuple[FileRef, ...]  # the files of the shard that this run must (re)compute
     path: str  # its Parquet file (a str: Python 3.11's Path interns its parts for good)
+    walked: int = 0  # files of the walk in it (those the index held too)
 
     @property
     def held(self) -> bool:
@@ -73,15 +76,52 @@ def cut_shards(walked: Iterable[tuple[FileRef, bool]], names: Sequence[str],
             todo.append(ref)
         count += 1
         if count == shard_files:
-            yield _shard(number, digest, todo, prefix)
+            yield _shard(number, digest, todo, prefix, count)
             digest, todo, count, number = hashlib.sha256(head), [], 0, number + 1
     if count:
-        yield _shard(number, digest, todo, prefix)
+        yield _shard(number, digest, todo, prefix, count)
 
 
-def _shard(number: int, digest, todo: list[FileRef], prefix: str) -> Shard:
+def _shard(number: int, digest, todo: list[FileRef], prefix: str, walked: int) -> Shard:
     shard_id = digest.hexdigest()[:24]
-    return Shard(number, shard_id, tuple(todo), f"{prefix}{shard_id}.parquet")
+    return Shard(number, shard_id, tuple(todo), f"{prefix}{shard_id}.parquet", walked)
+
+
+def recorded(shards: Iterable[Shard], folder: str | os.PathLike) -> Iterator[Shard]:
+    """`shards` passed through, each listed in the folder's WALK_FILE in walk order (its file
+    name, the files it holds, the files of the walk in it), the file replaced whole once the
+    walk is: the shards of the last whole walk, for a search of them where they lie."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".{WALK_FILE}.{uuid.uuid4().hex}.tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as out:
+            out.write(WALK_HEADER)
+            for shard in shards:
+                out.write(f"{os.path.basename(shard.path)}\t{len(shard.refs)}\t{shard.walked}\n")
+                yield shard
+        os.replace(temporary, folder / WALK_FILE)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def walk_of(folder: str | os.PathLike) -> list[tuple[str, int, int]] | None:
+    """(shard file path, files it holds, files of the walk in it) of the folder's last whole
+    walk (recorded), or None when it has no walk file."""
+    path = Path(folder) / WALK_FILE
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return None
+    if not lines or lines[0] + "\n" != WALK_HEADER:
+        raise ValueError(f"{path} is not a walk file of lookalike's shards")
+    out = []
+    for number, line in enumerate(lines[1:], 2):
+        name, held, walked = line.split("\t")
+        if os.path.basename(name) != name or not name.endswith(".parquet"):
+            raise ValueError(f"{path}, line {number}: {name!r} is not a shard file name")
+        out.append((str(Path(folder) / name), int(held), int(walked)))
+    return out
 
 
 def _schema():

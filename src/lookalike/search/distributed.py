@@ -109,11 +109,22 @@ def plan_tasks(words: np.ndarray, plan: mih.Plan, n_tasks: int,
                min_work: int | None = None) -> list[Task]:
     """Tasks of about equal work (comparisons) over every bucket, none smaller than
     `min_work` unless it is all there is."""
+    return tasks_of_counts(block_counts(words, plan), plan, n_tasks, min_work)
+
+
+def block_counts(words: np.ndarray, plan: mih.Plan) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per block of `plan`: how many variant codes (members) and identity codes (probers)
+    have each block value. Counts of parts of the codes add up to the counts of the whole."""
     flat = words.reshape(-1, words.shape[-1])
+    return [(_histogram(flat, start, width), _histogram(words[:, 0], start, width))
+            for start, width in zip(plan.starts, plan.widths)]
+
+
+def tasks_of_counts(counts: list[tuple[np.ndarray, np.ndarray]], plan: mih.Plan,
+                    n_tasks: int, min_work: int | None = None) -> list[Task]:
+    """plan_tasks from the block counts (block_counts) of the codes."""
     blocks = []
-    for start, width, radius in zip(plan.starts, plan.widths, plan.radii):
-        members = _histogram(flat, start, width)
-        probers = _histogram(words[:, 0], start, width)
+    for (members, probers), width, radius in zip(counts, plan.widths, plan.radii):
         work = np.zeros((1 << width) + 1, dtype=np.int64)
         work[1:] = members * _reach(probers, width, radius)
         blocks.append((members, np.cumsum(work)))

@@ -9,6 +9,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..index.records import Codes
 from ..index.store import Index
 from ..methods import dihedral
 from ..methods.registry import get_spec
@@ -55,19 +56,22 @@ class ContentPairs:
     evidence: np.ndarray | None = None  # per pair, where the thorough mode decided it
 
 
-def thumbnails_hold(index: Index, ids_a: np.ndarray, ids_b: np.ndarray,
-                    variant: np.ndarray) -> np.ndarray:
+def thumbnails_hold(index: Index | None, ids_a: np.ndarray, ids_b: np.ndarray,
+                    variant: np.ndarray, codes: Codes | None = None) -> np.ndarray:
     """Mask of hash pairs that the colour thumbnails (the fast mode's "colour" method) do
     not contradict, in the hash's orientation (a to b); all kept where the index has none.
     - Colours must agree (verify.same_colours): grey hashes pair a picture with the same
       picture in another colour.
     - A pair with a hub, a picture with HUB_DEGREE or more hash neighbours, must also have
       the same light pattern nearly everywhere (verify.same_layout): many pictures shown in
-      one web or phone frame hash alike, and each has many such neighbours."""
+      one web or phone frame hash alike, and each has many such neighbours.
+    `codes`: the colour codes of (at least) these contents, instead of the index's."""
     spec = get_spec("colour")
-    if ids_a.size == 0 or spec.name not in index.methods_present():
+    if codes is None and (index is None or spec.name not in index.methods_present()):
         return np.ones(ids_a.size, dtype=bool)
-    codes = index.load_codes(spec)
+    if ids_a.size == 0:
+        return np.ones(0, dtype=bool)
+    codes = codes if codes is not None else index.load_codes(spec)
     pos_a, has_a = aligned_rows(codes, ids_a)
     pos_b, has_b = aligned_rows(codes, ids_b)
     thumbs = codes.codes[:, 0].reshape(len(codes.codes), 3, 8, 8)

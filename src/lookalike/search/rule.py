@@ -50,12 +50,18 @@ def make_rule(index: Index, method: str = "auto", max_distance: int | None = Non
     The radius is `max_distance` if given, else (with `calibrated`) the one `lookalike
     calibrate` stored for `method` (for "auto": its pHash radius), else the method's default.
     """
-    in_range(max_distance, 0, MAX_RADIUS, "max_distance")  # MAX_RADIUS: the longest code
-    in_range(confirm_distance, 0, MAX_RADIUS, "confirm_distance")
     if max_distance is None and calibrated:
         stored = index.thresholds().get(method)
         max_distance = None if stored is None else int(round(stored.value))
-    present = set(index.methods_present())
+    return rule_of(set(index.methods_present()), method, max_distance, confirm_distance)
+
+
+def rule_of(present: set[str], method: str = "auto", max_distance: int | None = None,
+            confirm_distance: int | None = None) -> Rule | None:
+    """make_rule for a collection whose signatures are of the methods `present`, with no
+    calibration (`max_distance` None: the default radius)."""
+    in_range(max_distance, 0, MAX_RADIUS, "max_distance")  # MAX_RADIUS: the longest code
+    in_range(confirm_distance, 0, MAX_RADIUS, "confirm_distance")
     if method in EXACT:
         return None
     if method == "auto":
