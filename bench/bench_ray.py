@@ -19,6 +19,15 @@ once (a warm page cache for every contender). Then, each scan in a fresh subproc
 
     python bench/bench_ray.py --plan-files 1000000
 
+    python bench/bench_ray.py /work/tmp/raybench20k/images --limit 20000 --search
+
+runs instead the local scan and the shards-only scan, then searches: `dupes` over the local
+index (find_groups, this machine), and the shards-only scan's shards searched where they lie
+(search/in_shards.py) on the cluster and here; each search in a fresh subprocess, with the
+groups' digest (equal digests: equal groups).
+
+    python bench/bench_ray.py --plan-files 1000000
+
 measures instead the driver's memory for cutting the shards of N files (synthetic refs made as
 a walk would yield them, half of them "already in the index"): the peak RSS of a fresh process
 over its RSS before the walk, and tracemalloc's peak.
@@ -69,6 +78,28 @@ print("RESULT " + json.dumps({"scan_s": time.perf_counter() - start,
       "driver_mb": own.ru_maxrss / 1024, "pool_worker_mb": kids.ru_maxrss / 1024,
       "cpu_s": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
       "summary": summary.as_dict()}), flush=True)
+"""
+
+SEARCH_CHILD = r"""
+import hashlib, json, resource, sys, time
+args = json.loads(sys.argv[1])
+start = time.perf_counter()
+if args["index"]:
+    from lookalike.index.store import open_index
+    from lookalike.search.dupes import find_groups
+    with open_index(args["index"]) as index:
+        groups, tasks = find_groups(index), {}
+else:
+    from lookalike.search.in_shards import search_shards
+    found = search_shards(args["shards"], runner=args["runner"], ray_address=args["address"])
+    groups, tasks = found.groups(), found.tasks
+seconds = time.perf_counter() - start
+digest = hashlib.sha256(repr([(sorted(f.path for f in g.files), g.method, g.max_distance)
+                              for g in groups]).encode()).hexdigest()[:12]
+own = resource.getrusage(resource.RUSAGE_SELF)
+print("RESULT " + json.dumps({"search_s": seconds, "driver_mb": own.ru_maxrss / 1024,
+      "cpu_s": own.ru_utime + own.ru_stime, "groups": len(groups), "digest": digest,
+      "tasks": tasks}), flush=True)
 """
 
 
@@ -270,6 +301,52 @@ def plan_memory(count: int, shard_files: int) -> None:
           f"({_cpu(resource.getrusage(resource.RUSAGE_CHILDREN)) - _cpu(before):.1f} s CPU)")
 
 
+def run_search(index: Path | None, shards: Path | None, runner: str, address: str | None,
+               env: dict, cluster: Cluster | None) -> dict:
+    payload = json.dumps({"index": str(index) if index else None, "shards": str(shards),
+                          "runner": runner, "address": address})
+    cpu_before = machine_cpu()
+    started = time.perf_counter()
+    with ClusterSampler(cluster) as sampler:
+        out = subprocess.run([sys.executable, "-c", SEARCH_CHILD, payload], env=env,
+                             capture_output=True, text=True)
+    result = {"wall_s": time.perf_counter() - started, "cluster_mb": sampler.peak_mb,
+              "cluster_cpu_s": sampler.cpu_s}
+    cpu_after = machine_cpu()
+    if cpu_before and cpu_after:
+        result["machine_cpu_s"] = cpu_after.busy - cpu_before.busy
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return result | json.loads(line[len("RESULT "):])
+    raise SystemExit(f"search failed ({out.returncode}):\n{out.stderr[-3000:]}")
+
+
+def searches(folder: Path, scratch: Path, count: int, shard_files: int, env: dict,
+             cluster: Cluster) -> None:
+    """--search: the local index's dupes against the shards searched where they lie."""
+    rows = {"local scan": run_scan(folder, scratch / "local" / "index.db", "local", None,
+                                   shard_files, env, None)}
+    cluster.start()
+    rows["shards-only scan"] = run_scan(folder, scratch / "alone" / "index.db", "ray",
+                                        cluster.address, shard_files, env, cluster,
+                                        shards_only=True)
+    shards = scratch / "alone" / "shards"
+    for _ in range(2):
+        rows["dupes (index)"] = run_search(scratch / "local" / "index.db", None, "local",
+                                           None, env, None)
+        rows["shards on ray"] = run_search(None, shards, "ray", cluster.address, env, cluster)
+        rows["shards here"] = run_search(None, shards, "local", None, env, None)
+        print(json.dumps(rows, indent=1), flush=True)
+    print(f"{'run':<18} {'wall s':>7} {'driver MB':>9} {'driver cpu s':>12} "
+          f"{'cluster MB':>10} {'cl. cpu s':>9} {'others cpu s':>12}  groups")
+    for name, row in rows.items():
+        others = row.get("machine_cpu_s", 0) - row.get("cpu_s", 0) - row["cluster_cpu_s"]
+        print(f"{name:<18} {row['wall_s']:7.2f} {row.get('driver_mb', 0):9.0f} "
+              f"{row.get('cpu_s', 0):12.2f} {row['cluster_mb']:10.0f} "
+              f"{row['cluster_cpu_s']:9.1f} {others:12.1f}  "
+              f"{row.get('groups', '')} {row.get('digest', '')} {row.get('tasks', '')}")
+
+
 def _cpu(usage) -> float:
     return usage.ru_utime + usage.ru_stime
 
@@ -293,6 +370,8 @@ def main() -> None:
     parser.add_argument("--shard-files", type=int, default=512)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--scratch", type=Path, default=Path("/work/tmp"))
+    parser.add_argument("--search", action="store_true",
+                        help="the shards searched where they lie against dupes on the index")
     args = parser.parse_args()
     if args.plan_files:
         plan_memory(args.plan_files, args.shard_files)
@@ -309,6 +388,9 @@ def main() -> None:
         env = {**os.environ, **RAY_ENV}
         env.pop("RAY_ADDRESS", None)
         print(f"{count:,} files; load {os.getloadavg()[0]:.1f}", flush=True)
+        if args.search:
+            searches(folder, scratch, count, args.shard_files, env, cluster)
+            return
         rows["local"] = run_scan(folder, scratch / "local" / "index.db", "local", None,
                                  args.shard_files, env, None)
         rows["cluster_start_s"] = cluster.start()

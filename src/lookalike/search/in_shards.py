@@ -154,11 +154,10 @@ def search_shards(folder: str | os.PathLike, options: SearchOptions = SearchOpti
 
 def _search(paths: list[str], options: SearchOptions, on, cpus: int,
             outside: int) -> ShardSearch:
-    n_keys = cpus
-    loaded = [on.call(load_part, path, number, n_keys, returns=2 + n_keys)
-              for number, path in enumerate(paths)]
+    loaded = [on.call(load_part, path, number, returns=2) for number, path in enumerate(paths)]
     parts = [refs[0] for refs in loaded]
     summaries = on.get([refs[1] for refs in loaded])
+    groups = _groups(parts, cpus)
     counts = np.asarray([s[0] for s in summaries], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)])
     present = set().union(*(s[1] for s in summaries)) if summaries else set()
@@ -168,7 +167,12 @@ def _search(paths: list[str], options: SearchOptions, on, cpus: int,
                              "them where they lie is not built; merge them (scan without "
                              "--shards-only), then run dupes on the index")
     rule = rule_of(present, options.method, options.max_distance, options.confirm_distance)
-    exact = on.get([on.call(exact_keys, offsets, *(refs[2 + p] for refs in loaded))
+    n_keys = cpus  # key partitions: each group's task cuts its keys in n_keys, so that one
+    # exact task takes one partition of every group (cpus x n_keys objects in all)
+    keyed = [on.call(key_partitions, n_keys, offsets, *group, returns=n_keys)
+             for group in groups]
+    keyed = [[refs] if n_keys == 1 else refs for refs in keyed]
+    exact = on.get([on.call(exact_keys, offsets, *(refs[p] for refs in keyed))
                     for p in range(n_keys)])
     copies = _pairs_of([e[0] for e in exact])
     pixel_pairs = _pairs_of([e[1] for e in exact]) if options.method in ("auto", PIXELS) \
@@ -176,8 +180,8 @@ def _search(paths: list[str], options: SearchOptions, on, cpus: int,
     copy_rows = np.unique(copies[:, 1])
     found = ShardSearch({}, np.empty(0, np.int64), [], len(paths), int(offsets[-1]),
                         int(offsets[-1]) - copy_rows.size, outside,
-                        {"load": len(paths), "exact": n_keys}, loaders)
-    hits = _hash_hits(rule, parts, offsets, copy_rows, on, cpus, found.tasks) \
+                        {"load": len(paths), "keys": len(groups), "exact": n_keys}, loaders)
+    hits = _hash_hits(rule, groups, offsets, copy_rows, on, cpus, found.tasks) \
         if rule is not None else None
     rows = np.unique(np.concatenate([copies.ravel(), pixel_pairs.ravel()]
                                     + ([hits.query, hits.item] if hits is not None else [])))
@@ -206,24 +210,30 @@ def _search(paths: list[str], options: SearchOptions, on, cpus: int,
     return found
 
 
-def _hash_hits(rule: Rule, parts: list, offsets: np.ndarray, copy_rows: np.ndarray, on,
-               cpus: int, tasks: dict[str, int]) -> Hits:
+def _groups(parts: list, cpus: int) -> list[list]:
+    """The parts cut in about `cpus` runs of neighbours (one task each)."""
+    size = max(1, -(-len(parts) // cpus))
+    return [parts[s:s + size] for s in range(0, len(parts), size)]
+
+
+def _hash_hits(rule: Rule, groups: list[list], offsets: np.ndarray, copy_rows: np.ndarray,
+               on, cpus: int, tasks: dict[str, int]) -> Hits:
     """The rule's primary self-join over the contents, under the orientation rule; rows are
-    global (walk order)."""
+    global (walk order). Each group's task packs its contents' primary codes into one object
+    (all a join task takes of them) and counts their block values for the plan."""
     spec = rule.primary
     n = int(offsets[-1])
     plan = distributed.make_plan(max(1, n) * spec.variants, -(-spec.bits // 64) * 64,
                                  rule.radius)
-    groups = [parts[s:s + max(1, -(-len(parts) // cpus))]
-              for s in range(0, len(parts), max(1, -(-len(parts) // cpus)))]
-    counted = on.get([on.call(part_counts, spec.name, plan, offsets, copy_rows, *group)
-                      for group in groups])
+    packed = [on.call(pack_codes, spec.name, plan, offsets, copy_rows, *group, returns=2)
+              for group in groups]
+    counted = on.get([refs[1] for refs in packed])
     counts = [(sum(c[j][0] for c in counted), sum(c[j][1] for c in counted))
               for j in range(len(plan.widths))] if counted else []
     planned = distributed.tasks_of_counts(counts, plan, distributed.TASKS_PER_CPU * cpus) \
         if counts else []
-    tasks["counts"], tasks["join"] = len(groups), len(planned)
-    found = on.get([on.call(join_task, rule, plan, task, offsets, copy_rows, *parts)
+    tasks["pack"], tasks["join"] = len(groups), len(planned)
+    found = on.get([on.call(join_task, rule, plan, task, *(refs[0] for refs in packed))
                     for task in planned])
     return distributed.sorted_hits(distributed._concat(found))
 
@@ -279,9 +289,9 @@ def _pairs_of(pieces: list) -> np.ndarray:
 
 # The tasks' bodies (plain functions: Ray runs them on the nodes, the local runner here).
 
-def load_part(path: str, shard: int, n_keys: int) -> tuple:
+def load_part(path: str, shard: int) -> tuple:
     """(ShardPart, (pictures, methods present, holds descriptors, (host, pid) of this
-    process)), then n_keys partitions of (key, byte hash, shard, row) of its pictures."""
+    process))."""
     import pyarrow.parquet as pq
 
     table = pq.read_table(path, columns=_COLUMNS)
@@ -315,13 +325,21 @@ def load_part(path: str, shard: int, n_keys: int) -> tuple:
                      np.asarray([r["width"] or 0 for r in rows], np.int32),
                      np.asarray([r["height"] or 0 for r in rows], np.int32),
                      [r["content"] for r in rows], codes, vectors)
+    return part, (n, present, vectors, (socket.gethostname(), os.getpid()))
+
+
+def key_partitions(n_keys: int, offsets: np.ndarray, *parts: ShardPart):
+    """n_keys partitions of (key, byte hash, global row) of the parts' pictures: the key is
+    the pixels hash, or the byte hash where a picture has none."""
     partitions: list[list] = [[] for _ in range(n_keys)]
-    pixels = codes.get(PIXELS)
-    for k, digest in enumerate(part.digests):
-        has_pixels = pixels is not None and not np.isnan(pixels[1][k])
-        key = b"p" + pixels[0][k].tobytes() if has_pixels else b"d" + digest
-        partitions[int.from_bytes(key[1:9], "little") % n_keys].append((key, digest, shard, k))
-    return (part, (n, present, vectors, (socket.gethostname(), os.getpid())), *partitions)
+    for part in parts:
+        pixels = part.codes.get(PIXELS)
+        for k, digest in enumerate(part.digests):
+            has_pixels = pixels is not None and not np.isnan(pixels[1][k])
+            key = b"p" + pixels[0][k].tobytes() if has_pixels else b"d" + digest
+            partitions[int.from_bytes(key[1:9], "little") % n_keys].append(
+                (key, digest, int(offsets[part.shard]) + k))
+    return partitions[0] if n_keys == 1 else tuple(partitions)
 
 
 def exact_keys(offsets: np.ndarray, *partitions: list) -> tuple[list, list]:
@@ -329,8 +347,8 @@ def exact_keys(offsets: np.ndarray, *partitions: list) -> tuple[list, list]:
     bytes, and (row, row) pixel pairs between contents with the same pixels; rows global."""
     by_key: dict[bytes, list[tuple[int, bytes]]] = {}
     for partition in partitions:
-        for key, digest, shard, row in partition:
-            by_key.setdefault(key, []).append((int(offsets[shard]) + row, digest))
+        for key, digest, row in partition:
+            by_key.setdefault(key, []).append((row, digest))
     copies, pixel_pairs = [], []
     for key, members in by_key.items():
         if len(members) < 2:
@@ -366,17 +384,17 @@ def _words(name: str, offsets: np.ndarray, copy_rows: np.ndarray, parts) -> tupl
     return np.concatenate(words), np.concatenate(identity), np.concatenate(rows)
 
 
-def part_counts(name: str, plan, offsets: np.ndarray, copy_rows: np.ndarray,
-                *parts: ShardPart) -> list:
-    """distributed.block_counts of these parts' usable contents."""
-    words, _, _ = _words(name, offsets, copy_rows, parts)
-    return distributed.block_counts(words, plan)
+def pack_codes(name: str, plan, offsets: np.ndarray, copy_rows: np.ndarray,
+               *parts: ShardPart) -> tuple:
+    """(words, identity codes, global rows) of these parts' usable contents, and their
+    distributed.block_counts."""
+    packed = _words(name, offsets, copy_rows, parts)
+    return packed, distributed.block_counts(packed[0], plan)
 
 
-def join_task(rule: Rule, plan, task, offsets: np.ndarray, copy_rows: np.ndarray,
-              *parts: ShardPart) -> Hits:
+def join_task(rule: Rule, plan, task, *packed: tuple) -> Hits:
     """One join task's pairs, under the orientation rule, in global rows."""
-    words, identity, rows = _words(rule.primary.name, offsets, copy_rows, parts)
+    words, identity, rows = (np.concatenate([p[i] for p in packed]) for i in range(3))
     hits = distributed.run_task(words, plan, rule.radius, task)
     hits = orientation_rule(rule, hits, identity[hits.query], identity[hits.item])
     return Hits(rows[hits.query], rows[hits.item], hits.distance, hits.variant)
