@@ -12,6 +12,7 @@ from .report.analysis import stats
 from .report.html import write_report
 from .scan import scan
 from .search.dupes import find_groups, find_pairs
+from .search.in_shards import search_shards
 from .search.leakage import cross_pairs
 from .search.options import SearchOptions
 from .search.query import query
@@ -25,4 +26,4 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
 __all__ = ["Collection", "LookalikeError", "SearchOptions", "apply_plan", "cross_pairs",
            "find_duplicates", "find_groups", "find_pairs", "ingest", "list_methods",
            "make_plan", "materialise", "open_index", "plan_split", "query", "read_plan",
-           "scan", "stats", "undo_run", "write_plan", "write_report"]
+           "scan", "search_shards", "stats", "undo_run", "write_plan", "write_report"]
