@@ -9,6 +9,7 @@ The cluster is the session's `cluster` fixture (ray_cluster.py).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 pytest.importorskip("ray", reason="the 'ray' extra is not installed")
 pytest.importorskip("pyarrow", reason="the 'ray' extra (pyarrow) is not installed")
 
+from lookalike.errors import RunnerError  # noqa: E402
 from lookalike.index.store import open_index  # noqa: E402
 from lookalike.search import in_shards  # noqa: E402
 from lookalike.search.dupes import find_groups, find_pairs  # noqa: E402
@@ -64,3 +66,12 @@ def test_the_cluster_reads_and_searches_the_shards(cluster, shared,
         assert found.pairs() == find_pairs(opened)
     assert found.tasks["load"] == found.shards == 8 and found.tasks["join"] >= 1
     assert found.loaders and (socket.gethostname(), os.getpid()) not in found.loaders
+
+
+def test_an_unreadable_shard_is_named(cluster, shared, tmp_path):
+    copy = tmp_path / "shards"
+    shutil.copytree(shared, copy)
+    broken = sorted(copy.glob("*/shard-*.parquet"))[3]
+    broken.write_bytes(b"PAR1 not a shard")
+    with pytest.raises(RunnerError, match=f"shard {broken} cannot be read on "):
+        in_shards.search_shards(copy, runner="ray", ray_address=cluster)

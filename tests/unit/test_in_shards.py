@@ -21,7 +21,7 @@ from PIL import Image
 pytest.importorskip("pyarrow", reason="the 'ray' extra (pyarrow) is not installed")
 
 from _imagedata import PHOTOS, skimage_dir  # noqa: E402
-from lookalike.errors import LookalikeError  # noqa: E402
+from lookalike.errors import LookalikeError, RunnerError  # noqa: E402
 from lookalike.evaluation.transforms import EDITS, encode  # noqa: E402
 from lookalike.index.store import open_index  # noqa: E402
 from lookalike.runners.shards import (WALK_FILE, cut_shards, recorded,  # noqa: E402
@@ -139,6 +139,9 @@ def test_only_the_last_walk_is_searched(pictures, shards, tmp_path):
 def test_a_missing_shard_or_walk_is_a_clear_error(pictures, tmp_path):
     folder = _write_shards(pictures, tmp_path / "shards")
     first = sorted(folder.glob("shard-*.parquet"))[0]
+    first.write_bytes(b"PAR1 not a shard")
+    with pytest.raises(RunnerError, match=f"shard {first} cannot be read on .*--shard-dir"):
+        search_shards(folder, runner="local")
     first.unlink()
     with pytest.raises(LookalikeError, match="missing: run the same scan again"):
         search_shards(folder, runner="local")

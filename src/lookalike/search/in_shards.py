@@ -149,6 +149,9 @@ def search_shards(folder: str | os.PathLike, options: SearchOptions = SearchOpti
         try:
             return _search(paths, options, _OnRay(ray), cpus, outside)
         except ray.exceptions.RayError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, LookalikeError):  # a task's own clear error
+                raise type(cause)(str(cause)) from None
             raise RunnerError(f"the shard search failed on the Ray cluster: {exc}") from None
 
 
@@ -292,9 +295,14 @@ def _pairs_of(pieces: list) -> np.ndarray:
 def load_part(path: str, shard: int) -> tuple:
     """(ShardPart, (pictures, methods present, holds descriptors, (host, pid) of this
     process))."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path, columns=_COLUMNS)
+    try:
+        table = pq.read_table(path, columns=_COLUMNS)
+    except (OSError, pa.ArrowException) as exc:
+        raise RunnerError(f"shard {path} cannot be read on {socket.gethostname()}: {exc} (the "
+                          "shard folder must be one every node sees: --shard-dir)") from None
     rows = [r for r in table.to_pylist() if r["kind"] == "image" and r["stage"] is None]
     n = len(rows)
     values: dict[str, list] = {}
