@@ -133,7 +133,8 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
     a model method (the thorough mode's descriptor) runs there on `ray_gpus` GPUs, one actor
     each, beside the CPU tasks (None: every GPU the cluster has; 0: only in the CPU tasks).
     The tasks write their shards into
-    `shard_dir` (default: `shards/` beside the index; a folder every node sees), which the
+    `shard_dir` (default: `shards/` beside the index; a folder every node sees, or a URL such
+    as s3://bucket/shards, with the credentials in every node's environment), which the
     driver merges into the index, unless `shards_only`: then they stay in their files (and no
     file is marked vanished, the index not being brought up to date)."""
     roots = [as_root(r) for r in as_paths(roots, "roots")]  # URLs stay URLs
@@ -144,8 +145,7 @@ def scan(roots: Sequence[str | os.PathLike] = (), *, paths: Iterable[str] = (),
     if shards_only and runner != "ray":
         raise SourceError("shards only (--shards-only) is for --runner ray")
     if shard_dir is not None and is_remote(os.fspath(shard_dir)):
-        raise SourceError(f"--shard-dir {shard_dir}: give a folder (a shared file system's "
-                          "path), not a URL")
+        as_root(os.fspath(shard_dir))  # a URL's package must be here (and no password in it)
     check_runner(runner)
     names = resolve_methods(with_mode(methods, mode))
     if index_path is None:

@@ -63,9 +63,9 @@ SETTINGS: dict[str, Setting] = {s.env: s for s in (
             "ERROR.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     Setting("LOOKALIKE_TEST_APPLY_DELAY", "", "Seconds `apply` waits after each action, so a "
             "test can kill it in its middle.", tests_only=True),
-    Setting("LOOKALIKE_TEST_KILL_SHARD", "", "A file path: the first Ray shard task to create "
-            "it kills its own worker process in the middle of its shard, so a test sees the "
-            "task retried.", tests_only=True),
+    Setting("LOOKALIKE_TEST_KILL_SHARD", "", "A file path: the first Ray shard task (or "
+            "ingest download batch) to create it kills its own worker process in the middle "
+            "of its work, so a test sees the task retried.", tests_only=True),
 )}
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS.values() if s.key}
 

@@ -265,6 +265,35 @@ def test_ray_runner_scans_s3_as_the_local_runner_does(s3, local_index, request, 
     assert _groups(index, ROOT) == _groups(local_index, str(s3.pictures))
 
 
+def test_ray_shards_at_a_url_are_written_and_searched_there(s3, local_index, request,
+                                                           tmp_path):
+    """--shard-dir s3://...: the tasks write their shards as objects, the walk file lists
+    them, and the shards searched where they lie give the local index's groups and pairs."""
+    import ray
+
+    from lookalike.search.dupes import find_pairs
+    from lookalike.search.in_shards import search_shards
+
+    cluster = request.getfixturevalue("cluster")
+    shards = f"s3://{BUCKET}/shards"
+    ray.init(address=cluster, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": s3.env})
+    try:
+        summary = scan([s3.pictures], index_path=tmp_path / "index.db", runner="ray",
+                       ray_address=cluster, shard_files=8, shard_dir=shards, shards_only=True)
+        found = search_shards(shards, runner="ray", ray_address=cluster)
+    finally:
+        ray.shutdown()
+    assert (summary.scanned, summary.failed, summary.other) == (ORIGINALS + len(PLANTED), 1, 1)
+    objects = sorted(p.rsplit("/", 1)[-1] for p in s3.fs.find(f"{BUCKET}/shards"))
+    assert objects[-1] == "walk.tsv" and len(objects) == 5  # 26 files: 4 shards, no marker
+    assert all(name.startswith("shard-") and name.endswith(".parquet") for name in objects[:4])
+    with open_index(local_index) as opened:
+        assert found.groups() == find_groups(opened) and found.groups()
+        assert found.pairs() == find_pairs(opened)
+    assert found.shards == 4 and not found.outside
+
+
 # --- without the extra, and without a server ----------------------------------------------
 
 def test_a_url_without_its_package_names_the_extra(tmp_path):

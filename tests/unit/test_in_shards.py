@@ -84,8 +84,8 @@ def _write_shards(pictures: Path, base: Path) -> Path:
     walked = ((ref, True) for ref in walk([str(pictures)], WalkOptions())
               if isinstance(ref, FileRef))
     for shard in recorded(cut_shards(walked, names, folder, SHARD_FILES), folder):
-        write_shard(to_table(process_chunk(list(shard.refs), names, None)), Path(shard.path))
-    return folder
+        write_shard(to_table(process_chunk(list(shard.refs), names, None)), shard.path)
+    return Path(folder)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from ..errors import LookalikeError
 from ..sources.options import BOUNDS, DownloadOptions, check_bound
+from ..sources.download_ray import BATCH_BOUNDS, RayDownloadOptions
 from ..sources.ingest import IngestSummary, ingest
 from ..sources.folders import WalkOptions
 from ..runners import check_runner
@@ -98,14 +99,24 @@ def ingest_command(
     workers: Optional[int] = options.WORKERS,
     fmt: Format = typer.Option(Format.table, "--format", help="Summary as table or json."),
     strict: bool = options.STRICT,
-    runner: str = options.RUNNER,
+    runner: str = typer.Option("local", "--runner", metavar="local|ray",
+                               help="Who downloads (and, with --scan, scans): local (this "
+                               "process, the default) or ray (Ray tasks of --ray-batch URLs "
+                               "on the cluster, writing into --out, which every node must "
+                               "see at the same path; --concurrency and --per-host hold per "
+                               "task; needs the 'ray' extra)."),
     ray_address: Optional[str] = options.RAY_ADDRESS,
+    ray_batch: int = typer.Option(RayDownloadOptions.batch_urls, "--ray-batch",
+                                  min=BATCH_BOUNDS[0], max=BATCH_BOUNDS[1], metavar="N",
+                                  help="With --runner ray: URLs per download task (the unit "
+                                  "of retry)."),
     shard_files: int = options.SHARD_FILES,
 ) -> None:
     """Download the images a file of URLs lists; a re-run resumes (done rows are skipped,
     failed ones retried). Every row gets a status and a reason, in the index and a results
-    file. Exit code 0 when the run finished, even if some rows failed (they are listed);
-    with --strict, 3 when some rows failed or were invalid."""
+    file. With --runner ray the downloads run on the Ray cluster too. Exit code 0 when the
+    run finished, even if some rows failed (they are listed); with --strict, 3 when some
+    rows failed or were invalid."""
     try:
         check_runner(runner)  # before any download
     except LookalikeError as exc:
@@ -124,7 +135,8 @@ def ingest_command(
     kept = _split_methods(keep_columns) or []  # the same comma splitting as --method
     arguments = dict(id_column=id_column, keep_columns=kept, index_path=index,
                      results_path=results, options=download, retry_failed=retry_failed,
-                     encoding=encoding)
+                     encoding=encoding, runner=runner, ray_address=ray_address,
+                     ray_options=RayDownloadOptions(batch_urls=ray_batch))
     try:
         summary = _with_progress(source, url_column, out_dir, arguments)
         if scan:  # here rather than ingest(scan=True): the scan gets its own progress bar

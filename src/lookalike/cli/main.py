@@ -87,7 +87,7 @@ def scan(
     ray_address: Optional[str] = options.RAY_ADDRESS,
     shard_files: int = options.SHARD_FILES,
     ray_gpus: Optional[int] = options.RAY_GPUS,
-    shard_dir: Optional[str] = options.SHARD_DIR,  # str: a URL keeps its "//" (refused)
+    shard_dir: Optional[str] = options.SHARD_DIR,  # str: a URL keeps its "//"
     shards_only: bool = options.SHARDS_ONLY,
     strict: bool = options.STRICT,
 ) -> None:
@@ -182,7 +182,7 @@ def dupes(
     no_marks: bool = options.NO_MARKS,
     runner: str = options.SEARCH_RUNNER,
     ray_address: Optional[str] = options.RAY_ADDRESS,
-    shards: Optional[Path] = typer.Option(
+    shards: Optional[str] = typer.Option(
         None, "--shards", metavar="DIR", help="Search the shards of a 'scan --runner ray' "
         "(its --shard-dir, e.g. with --shards-only) where they lie, without an index: on "
         "the cluster with --runner ray, else here. Same groups as after merging them."),
@@ -241,7 +241,7 @@ def dupes(
     raise typer.Exit(DUPES_FOUND if (fail_on_dupes and found) else OK)
 
 
-def _dupes_in_shards(folder: Path, settings: SearchOptions, runner: str,
+def _dupes_in_shards(folder: str, settings: SearchOptions, runner: str,
                      ray_address: str | None, fmt: Format, pairs: bool) -> list:
     """dupes --shards: the groups (or pairs) of the shards under `folder`, printed."""
     start = time.perf_counter()

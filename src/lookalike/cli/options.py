@@ -33,7 +33,8 @@ SHARD_FILES = typer.Option(SHARD_FILES_DEFAULT, "--shard-files", min=1, max=1 <<
                            "of retry and resume).")
 SHARD_DIR = typer.Option(None, "--shard-dir", metavar="DIR",
                          help="With --runner ray: where the tasks write their shards, a folder "
-                         "every node and this machine see (default: shards/ beside the index).")
+                         "every node and this machine see, or a URL (s3://bucket/shards; the "
+                         "'remote' extra) (default: shards/ beside the index).")
 SHARDS_ONLY = typer.Option(False, "--shards-only",
                            help="With --runner ray: leave the computed shards in their Parquet "
                            "files, not merged into the index (no file is marked vanished).")

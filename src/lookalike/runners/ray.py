@@ -25,7 +25,6 @@ import socket
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from ..errors import LookalikeError, RunnerError
@@ -34,6 +33,7 @@ from ..worker import process_chunk
 from .actors import Pool, ShardActor, WorkerNote, gpu_actors, load_models, model_methods
 from .actors import worker_note
 from .local import chunks, limit_threads
+from . import store
 from .shards import Shard, ShardReport, report_of, shard_report, to_table, write_shard
 
 log = logging.getLogger(__name__)
@@ -165,11 +165,10 @@ class _Run:
     def _marker(self, path: str) -> str:
         """A file of this run in the shard's folder: a task that sees it writes the shard
         itself, one that does not (its node does not share the folder) sends the records."""
-        folder = os.path.dirname(path)
+        folder = store.parent(path)
         if folder not in self.markers:
-            os.makedirs(folder, exist_ok=True)
-            marker = os.path.join(folder, f".driver-{uuid.uuid4().hex}")
-            open(marker, "wb").close()
+            marker = store.join(folder, f".driver-{uuid.uuid4().hex}")
+            store.write_whole(marker, lambda out: None)
             self.markers[folder] = marker
         return self.markers[folder]
 
@@ -190,7 +189,7 @@ class _Run:
             raise RunnerError(f"shard {shard.number} ({os.path.basename(shard.path)}) "
                               f"failed on the Ray cluster: {exc}") from None
         if table is not None:  # its node does not see the shard folder: written here
-            write_shard(table, Path(shard.path))
+            write_shard(table, shard.path)
             self.stats.returned += 1
         self.stats.note(note)
         self.stats.computed += 1
@@ -198,10 +197,7 @@ class _Run:
 
     def close(self) -> None:
         for marker in self.markers.values():
-            try:
-                os.unlink(marker)
-            except OSError:
-                pass
+            store.remove(marker)
         for handle in self.handles:  # the actors go now, also when Ray itself stays
             self.ray.kill(handle)
         if self.joined:
@@ -283,17 +279,17 @@ def scan_shard(rows: list[tuple[str, int, int]], names: list[str], kill_marker: 
     results: list[Scanned] = []
     for chunk in chunks(refs):
         results.extend(process_chunk(chunk, names, None))
-        if kill_marker and _first_to_claim(kill_marker):
+        if kill_marker and first_to_claim(kill_marker):
             # tests only (LOOKALIKE_TEST_KILL_SHARD): this worker dies in the middle of a shard
             os.kill(os.getpid(), signal.SIGKILL)
     table = to_table(results)
-    if out and seen and os.path.exists(seen):
-        write_shard(table, Path(out))
+    if out and seen and store.exists(seen):
+        write_shard(table, out)
         table = None
     return report_of(results), worker_note(), table
 
 
-def _first_to_claim(marker: str) -> bool:
+def first_to_claim(marker: str) -> bool:
     """Create `marker` holding this process's id; False when another task did first."""
     try:
         handle = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
+import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from ..types import Failure, FileRef, Scanned, Signature
+from . import store
 
 SHARD_FILES = 512  # files per shard: ~0.6 s of work on one core at ~1.2 ms a picture
 SHARDS_DIR = "shards"  # beside the index file: <index dir>/shards/<plan id>/shard-<id>.parquet
@@ -54,11 +54,11 @@ class ShardReport:
 
 
 def shard_folder(base: str | os.PathLike, names: Sequence[str],
-                 shard_files: int = SHARD_FILES) -> Path:
+                 shard_files: int = SHARD_FILES) -> str:
     """`base`/<plan id>: the plan id hashes the methods and the shard size, the two things
     besides the files that make a shard's records what they are."""
     plan = hashlib.sha256(f"{shard_files}\0{','.join(names)}".encode()).hexdigest()[:16]
-    return Path(base).resolve() / plan
+    return store.join(store.resolved(base), plan)
 
 
 def cut_shards(walked: Iterable[tuple[FileRef, bool]], names: Sequence[str],
@@ -67,7 +67,7 @@ def cut_shards(walked: Iterable[tuple[FileRef, bool]], names: Sequence[str],
     `shard_files` files one, each keeping only the files to compute (none: `held`). Lazy: it
     holds the files of one shard."""
     head = f"{shard_files}\0{','.join(names)}\0".encode()
-    prefix = os.path.join(os.fspath(folder), "shard-")
+    prefix = store.join(folder, "shard-")
     digest, todo, count, number = hashlib.sha256(head), [], 0, 0
     for ref, compute in walked:
         digest.update(f"{ref.path}\0{ref.size}\0{ref.mtime_ns}\n".encode("utf-8",
@@ -90,27 +90,29 @@ def _shard(number: int, digest, todo: list[FileRef], prefix: str, walked: int) -
 def recorded(shards: Iterable[Shard], folder: str | os.PathLike) -> Iterator[Shard]:
     """`shards` passed through, each listed in the folder's WALK_FILE in walk order (its file
     name, the files it holds, the files of the walk in it), the file replaced whole once the
-    walk is: the shards of the last whole walk, for a search of them where they lie."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f".{WALK_FILE}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(temporary, "w", encoding="utf-8") as out:
-            out.write(WALK_HEADER)
-            for shard in shards:
-                out.write(f"{os.path.basename(shard.path)}\t{len(shard.refs)}\t{shard.walked}\n")
-                yield shard
-        os.replace(temporary, folder / WALK_FILE)
-    finally:
-        temporary.unlink(missing_ok=True)
+    walk is: the shards of the last whole walk, for a search of them where they lie. The
+    lines wait in a temporary file here (~60 B a shard), then go to the folder at once."""
+    import shutil
+
+    with tempfile.TemporaryFile() as lines:
+        lines.write(WALK_HEADER.encode())
+        for shard in shards:
+            name = shard.path.rsplit("/", 1)[-1]
+            lines.write(f"{name}\t{len(shard.refs)}\t{shard.walked}\n".encode("utf-8",
+                                                                           "surrogateescape"))
+            yield shard
+        lines.seek(0)
+        store.write_whole(store.join(folder, WALK_FILE),
+                          lambda out: shutil.copyfileobj(lines, out))
 
 
 def walk_of(folder: str | os.PathLike) -> list[tuple[str, int, int]] | None:
     """(shard file path, files it holds, files of the walk in it) of the folder's last whole
     walk (recorded), or None when it has no walk file."""
-    path = Path(folder) / WALK_FILE
+    path = store.join(folder, WALK_FILE)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with store.opened(path) as handle:
+            lines = handle.read().decode("utf-8", "surrogateescape").splitlines()
     except FileNotFoundError:
         return None
     if not lines or lines[0] + "\n" != WALK_HEADER:
@@ -120,7 +122,7 @@ def walk_of(folder: str | os.PathLike) -> list[tuple[str, int, int]] | None:
         name, held, walked = line.split("\t")
         if os.path.basename(name) != name or not name.endswith(".parquet"):
             raise ValueError(f"{path}, line {number}: {name!r} is not a shard file name")
-        out.append((str(Path(folder) / name), int(held), int(walked)))
+        out.append((store.join(folder, name), int(held), int(walked)))
     return out
 
 
@@ -172,30 +174,31 @@ def from_table(table) -> list[Scanned]:
     return out
 
 
-def write_shard(table, path: Path) -> None:
-    """Write a shard whole or not at all: a unique temporary name, then an atomic rename
-    (a second writer of the same shard replaces it with the same rows)."""
+def write_shard(table, path: str | os.PathLike) -> None:
+    """Write a shard whole or not at all (store.write_whole: a folder's temporary name and
+    rename, or one object at a URL); a second writer of the same shard replaces it with the
+    same rows."""
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(table, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    store.write_whole(os.fspath(path), lambda out: pq.write_table(table, out))
 
 
-def read_shard(path: str | Path, wanted: Iterable[FileRef]) -> list[Scanned] | None:
+def read_columns(path: str, columns: Sequence[str] | None = None, schema=None):
+    """The Arrow table of a shard file (local or at a URL); OSError or ArrowException when
+    it cannot be read (FileNotFoundError when absent)."""
+    import pyarrow.parquet as pq
+
+    with store.opened(path) as handle:
+        return pq.read_table(handle, columns=columns, schema=schema)
+
+
+def read_shard(path: str | os.PathLike, wanted: Iterable[FileRef]) -> list[Scanned] | None:
     """The records of a finished shard for the files `wanted`, or None when the file is
     missing, unreadable, or lacks one of them (then the shard is computed again)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    if not os.path.exists(path):
-        return None
     try:
-        table = pq.read_table(path, schema=_schema())
+        table = read_columns(os.fspath(path), schema=_schema())
     except (OSError, pa.ArrowException):
         return None
     records = {item.ref.path: item for item in from_table(table)}
@@ -212,16 +215,13 @@ def report_of(records: Sequence[Scanned]) -> ShardReport:
     return ShardReport(len(records), other, failures)
 
 
-def shard_report(path: str | Path, wanted: Iterable[FileRef]) -> ShardReport | None:
+def shard_report(path: str | os.PathLike, wanted: Iterable[FileRef]) -> ShardReport | None:
     """The report of a finished shard for the files `wanted`, read from its file's small
     columns (no signatures), or None as read_shard says None."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    if not os.path.exists(path):
-        return None
     try:
-        table = pq.read_table(path, columns=["path", "kind", "stage", "reason"])
+        table = read_columns(os.fspath(path), ["path", "kind", "stage", "reason"])
     except (OSError, pa.ArrowException):
         return None
     rows = {path: (kind, stage, reason) for path, kind, stage, reason

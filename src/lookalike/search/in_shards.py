@@ -39,7 +39,6 @@ import os
 import socket
 from dataclasses import dataclass, field
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 
@@ -47,7 +46,8 @@ from ..errors import LookalikeError, RunnerError
 from ..index.records import Codes
 from ..methods.registry import get_spec
 from ..runners import check_runner
-from ..runners.shards import WALK_FILE, walk_of
+from ..runners import store
+from ..runners.shards import WALK_FILE, read_columns, walk_of
 from ..types import FileInfo, Group, Match
 from . import distributed
 from .binary import Hits
@@ -103,14 +103,15 @@ class ShardSearch:
 
 def shard_files(folder: str | os.PathLike) -> tuple[list[str], int]:
     """The shard files of the last whole walk under `folder` (a plan folder, or a shard folder
-    holding plan folders: the one walked last), in walk order, and the files of that walk
-    that they do not hold. LookalikeError when there is no walk or a shard is missing."""
-    folder = Path(folder)
-    if not folder.is_dir():
+    holding plan folders: the one walked last; a local path or a URL), in walk order, and the
+    files of that walk that they do not hold. LookalikeError when there is no walk or a
+    shard is missing."""
+    folder = store.resolved(folder)
+    if not store.is_folder(folder):
         raise LookalikeError(f"{folder} is not a folder of shards")
-    plans = [folder] if (folder / WALK_FILE).exists() else sorted(
-        (p.parent for p in folder.glob(f"*/{WALK_FILE}")),
-        key=lambda p: (p / WALK_FILE).stat().st_mtime_ns)
+    plans = [folder] if store.exists(store.join(folder, WALK_FILE)) else [
+        store.parent(path) for path, _ in sorted(store.files_named(folder, f"*/{WALK_FILE}"),
+                                                 key=lambda found: found[1])]
     if not plans:
         raise LookalikeError(f"{folder} holds no {WALK_FILE}: give the shard folder of a scan "
                              "with --runner ray (its --shard-dir, or shards/ beside its index)")
@@ -123,7 +124,7 @@ def shard_files(folder: str | os.PathLike) -> tuple[list[str], int]:
         outside += walked - held
         if held == 0:
             continue
-        if not os.path.exists(path):
+        if not store.exists(path):
             raise LookalikeError(f"shard {path} of the last walk is missing: run the same scan "
                                  "again (it computes only missing shards)")
         paths.append(path)
@@ -296,10 +297,9 @@ def load_part(path: str, shard: int) -> tuple:
     """(ShardPart, (pictures, methods present, holds descriptors, (host, pid) of this
     process))."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path, columns=_COLUMNS)
+        table = read_columns(path, _COLUMNS)
     except (OSError, pa.ArrowException) as exc:
         raise RunnerError(f"shard {path} cannot be read on {socket.gethostname()}: {exc} (the "
                           "shard folder must be one every node sees: --shard-dir)") from None

@@ -20,13 +20,16 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from ..errors import SourceError
 from ..index.store import Index, default_index_path, open_index
 from ..types import IngestRow
+from ..runners import check_runner
 from .download import DownloadOptions, Fetched, Job, download, remove_parts
+from .download_ray import RayDownloadOptions, download_on_ray, remove_staging
 from .urls import UrlRow, UrlSource, read_urls
 
 if TYPE_CHECKING:
@@ -79,17 +82,22 @@ def ingest(source: str | os.PathLike, url_column: str, out_dir: str | os.PathLik
            encoding: str | None = None, scan: bool = False,
            scan_methods: Iterable[str] | None = None, workers: int | None = None,
            progress: Progress | None = None, runner: str = "local",
-           ray_address: str | None = None) -> IngestSummary:
+           ray_address: str | None = None,
+           ray_options: RayDownloadOptions = RayDownloadOptions()) -> IngestSummary:
     """Download the images of `source` into `out_dir` and record every row (see module).
 
     `index_path`: default OUT_DIR/.lookalike/index.db, the index `lookalike scan OUT_DIR`
     uses. `results_path`: default ingest-SOURCE_NAME.csv next to the index, out of the way
     of a scan of OUT_DIR (a .parquet suffix writes Parquet).
-    `scan`: then index the downloaded files with their metadata (lookalike.scan, with
-    `runner` "local" or "ray" and `ray_address` as it takes them).
+    `runner` "ray": the downloads run as Ray tasks on the cluster at `ray_address` (as
+    scan takes it), batches of `ray_options` (download_ray.py); `out_dir` must then be a
+    folder every node sees at the same path.
+    `scan`: then index the downloaded files with their metadata (lookalike.scan, with the
+    same `runner` and `ray_address`).
     Raises SourceError for a source that cannot be read; a bad row is only a result.
     """
     start = time.perf_counter()
+    check_runner(runner)
     table = read_urls(source, url_column, id_column=id_column, keep_columns=keep_columns,
                       encoding=encoding)
     out = Path(os.path.abspath(out_dir))
@@ -105,11 +113,13 @@ def ingest(source: str | os.PathLike, url_column: str, out_dir: str | os.PathLik
     index = open_index(index_path, create=True)
     try:
         index.acquire()
-        removed = remove_parts(out)
+        removed = remove_parts(out) + remove_staging(out)
         if removed:
             log.info("removed %d partial downloads of an interrupted run", removed)
+        fetch = download if runner == "local" else partial(
+            download_on_ray, address=ray_address, ray_options=ray_options)
         summary = _run(index, key, table, out, results, options, retry_failed,
-                       keep_columns, progress)
+                       keep_columns, progress, fetch)
     finally:
         index.close()
     summary.index_path, summary.warning = index_path, table.warning
@@ -124,7 +134,7 @@ def ingest(source: str | os.PathLike, url_column: str, out_dir: str | os.PathLik
 
 def _run(index: Index, key: str, table: UrlSource, out: Path, results: Path,
          options: DownloadOptions, retry_failed: bool, keep_columns: Sequence[str],
-         progress: Progress | None) -> IngestSummary:
+         progress: Progress | None, fetch: Callable = download) -> IngestSummary:
     previous = index.ingest_rows(key)
     final, duplicates, jobs = _plan(table.rows, previous, out, retry_failed)
     already = sum(1 for r in final.values() if r.status == "ok")
@@ -132,8 +142,8 @@ def _run(index: Index, key: str, table: UrlSource, out: Path, results: Path,
     writer = _Recorder(index, key, results, keep_columns, final, previous, progress,
                        len(jobs))
     writer.flush(force=True)  # invalid and carried rows are recorded before any download
-    fetched = download(jobs, out, options,
-                       lambda f: writer.add(_from_fetched(f, by_row[f.key])))
+    fetched = fetch(jobs, out, options,
+                    lambda f: writer.add(_from_fetched(f, by_row[f.key])))
     for row_number, owner in duplicates.items():
         final[row_number] = _duplicate(by_row[row_number], final[owner])
     rows = [final[row.row] for row in table.rows]
