@@ -161,7 +161,7 @@ def knn(items: np.ndarray, queries: np.ndarray, k: int) -> Hits:
         hits = _faiss_search(index, queries[q:q + 1], int(kth[q]))
         hits = hits.take(np.lexsort((hits.item, hits.distance))[:k])
         parts.append(Hits(hits.query + q, hits.item, hits.distance, hits.variant))
-    return _concat(parts)
+    return concat(parts)
 
 
 @contextmanager
@@ -197,7 +197,7 @@ def _faiss_range(index, queries: np.ndarray, radius: int) -> Hits:
             q = np.repeat(np.arange(start, start + len(block), dtype=np.int64), counts)
             parts.append(Hits(q, ids.astype(np.int64), dist.astype(np.int32),
                               np.full(q.size, v, dtype=np.int8)))
-    return _best_per_pair(_concat(parts))
+    return _best_per_pair(concat(parts))
 
 
 def _dense_search(items: np.ndarray, queries: np.ndarray, radius: int) -> Hits:
@@ -220,10 +220,11 @@ def _dense_search(items: np.ndarray, queries: np.ndarray, radius: int) -> Hits:
         q, i = np.nonzero(best <= radius)
         parts.append(Hits(q.astype(np.int64) + start, i.astype(np.int64),
                           best[q, i].astype(np.int32), variant[q, i].astype(np.int8)))
-    return _concat(parts)
+    return concat(parts)
 
 
-def _concat(parts: list[Hits]) -> Hits:
+def concat(parts: list[Hits]) -> Hits:
+    """The hits of `parts`, one after another."""
     if not parts:
         return _empty()
     return Hits(*(np.concatenate([getattr(p, f) for p in parts])
@@ -260,7 +261,7 @@ def self_join_blocks(items: np.ndarray, blocks: Iterable[np.ndarray], radius: in
         hits = searcher.search(block, above=rows if one_way else None)
         parts.append(Hits(hits.query + start, hits.item, hits.distance, hits.variant))
         start += len(block)
-    hits = _concat(parts)
+    hits = concat(parts)
     hits = hits.take(hits.query != hits.item)
     q, i, v = hits.query, hits.item, hits.variant
     # Query variant v of q matched i, so i = T_v(q): a->b is T_v when q is a, else its inverse.

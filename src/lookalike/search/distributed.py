@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import RunnerError
 from ..methods.dihedral import INVERSE
 from . import mih
-from .binary import Hits, _empty
+from .binary import Hits, _empty, concat
 
 MIN_TASK_WORK = 1 << 22  # comparisons below which a task is not worth its start
 TASKS_PER_CPU = 4  # tasks per cluster CPU: small enough to balance, few enough to start
@@ -219,7 +219,7 @@ def run_task(words: np.ndarray, plan: mih.Plan, radius: int, task: Task) -> Hits
             if n_held >= PAIR_BATCH:
                 found.append(_pairs(words, held, radius))
                 held, n_held = [], 0
-    return _concat(found + [_pairs(words, held, radius)])
+    return concat(found + [_pairs(words, held, radius)])
 
 
 def _pairs(words: np.ndarray, held: list, radius: int) -> Hits:
@@ -269,13 +269,6 @@ def _first_of_pair(words: np.ndarray, row: np.ndarray, variant: np.ndarray,
     return Hits(a, b, (best >> 3).astype(np.int32), (best & 7).astype(np.int8))
 
 
-def _concat(parts: list[Hits]) -> Hits:
-    if not parts:
-        return _empty()
-    return Hits(*(np.concatenate([getattr(p, f) for p in parts])
-                  for f in ("query", "item", "distance", "variant")))
-
-
 def sorted_hits(hits: Hits) -> Hits:
     """In binary.self_join's order: by first row, then second."""
     return hits.take(np.lexsort((hits.item, hits.query)))
@@ -290,7 +283,7 @@ def self_join_local(codes: np.ndarray, radius: int, n_tasks: int = 1,
     plan = make_plan(words.shape[0] * words.shape[1], words.shape[-1] * 64, int(radius),
                      n_blocks)
     tasks = plan_tasks(words, plan, n_tasks, min_work)
-    return sorted_hits(_concat([run_task(words, plan, int(radius), t) for t in tasks]))
+    return sorted_hits(concat([run_task(words, plan, int(radius), t) for t in tasks]))
 
 
 def self_join_ray(codes: np.ndarray, radius: int, address: str | None = None,
@@ -315,4 +308,4 @@ def self_join_ray(codes: np.ndarray, radius: int, address: str | None = None,
             parts = ray.get(refs)
         except ray.exceptions.RayError as exc:
             raise RunnerError(f"the self-join failed on the Ray cluster: {exc}") from None
-    return sorted_hits(_concat(parts))
+    return sorted_hits(concat(parts))

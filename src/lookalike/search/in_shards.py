@@ -50,7 +50,7 @@ from ..runners import store
 from ..runners.shards import WALK_FILE, read_columns, walk_of
 from ..types import FileInfo, Group, Match
 from . import distributed
-from .binary import Hits
+from .binary import Hits, concat
 from .dupes import ContentPairs, groups_of, matches_of, thumbnails_hold
 from .options import DEFAULT_LINKAGE, SearchOptions
 from .rule import EMBED, Rule, confirmed, orientation_rule, rule_of
@@ -171,31 +171,17 @@ def _search(paths: list[str], options: SearchOptions, on, cpus: int,
                              "them where they lie is not built; merge them (scan without "
                              "--shards-only), then run dupes on the index")
     rule = rule_of(present, options.method, options.max_distance, options.confirm_distance)
-    n_keys = cpus  # key partitions: each group's task cuts its keys in n_keys, so that one
-    # exact task takes one partition of every group (cpus x n_keys objects in all)
-    keyed = [on.call(key_partitions, n_keys, offsets, *group, returns=n_keys)
-             for group in groups]
-    keyed = [[refs] if n_keys == 1 else refs for refs in keyed]
-    exact = on.get([on.call(exact_keys, offsets, *(refs[p] for refs in keyed))
-                    for p in range(n_keys)])
-    copies = _pairs_of([e[0] for e in exact])
-    pixel_pairs = _pairs_of([e[1] for e in exact]) if options.method in ("auto", PIXELS) \
-        else np.empty((0, 2), np.int64)
+    tasks = {"load": len(paths), "keys": len(groups), "exact": cpus}
+    copies, pixel_pairs = _exact_pairs(groups, offsets, on, cpus)
+    if options.method not in ("auto", PIXELS):
+        pixel_pairs = pixel_pairs[:0]
     copy_rows = np.unique(copies[:, 1])
-    found = ShardSearch({}, np.empty(0, np.int64), [], len(paths), int(offsets[-1]),
-                        int(offsets[-1]) - copy_rows.size, outside,
-                        {"load": len(paths), "keys": len(groups), "exact": n_keys}, loaders)
-    hits = _hash_hits(rule, groups, offsets, copy_rows, on, cpus, found.tasks) \
+    hits = _hash_hits(rule, groups, offsets, copy_rows, on, cpus, tasks) \
         if rule is not None else None
     rows = np.unique(np.concatenate([copies.ravel(), pixel_pairs.ravel()]
                                     + ([hits.query, hits.item] if hits is not None else [])))
-    picked = _gather(rows, parts, offsets, rule, on, found.tasks)
-    canonical = dict(zip(copies[:, 1].tolist(), copies[:, 0].tolist()))
-    files: dict[int, list[FileInfo]] = {}
-    for row in rows.tolist():
-        files.setdefault(canonical.get(row, row), []).append(picked.infos[row])
-    for infos in files.values():
-        infos.sort(key=lambda f: f.path)
+    picked = _gather(rows, parts, offsets, rule, on, tasks)
+    files = _files(rows, copies, picked.infos)
     ids = np.asarray(sorted(files), dtype=np.int64)
     out = [] if options.method not in ("auto", PIXELS) else [ContentPairs(
         np.searchsorted(ids, pixel_pairs[:, 0]), np.searchsorted(ids, pixel_pairs[:, 1]),
@@ -210,8 +196,32 @@ def _search(paths: list[str], options: SearchOptions, on, cpus: int,
         out.append(ContentPairs(np.searchsorted(ids, hits.query),
                                 np.searchsorted(ids, hits.item), hits.distance, hits.variant,
                                 rule.primary.name))
-    found.files, found.ids, found.parts = files, ids, out
-    return found
+    return ShardSearch(files, ids, out, len(paths), int(offsets[-1]),
+                       int(offsets[-1]) - copy_rows.size, outside, tasks, loaders)
+
+
+def _exact_pairs(groups: list[list], offsets: np.ndarray, on,
+                 cpus: int) -> tuple[np.ndarray, np.ndarray]:
+    """(content row, copy row) of byte copies and (row, row) pixels pairs, each (K, 2).
+    Each group's task cuts its keys in `cpus` partitions, and one exact task takes one
+    partition of every group (groups x cpus objects in all, each of many pictures)."""
+    keyed = [on.call(key_partitions, cpus, offsets, *group, returns=cpus) for group in groups]
+    keyed = [[refs] if cpus == 1 else refs for refs in keyed]
+    exact = on.get([on.call(exact_keys, offsets, *(refs[p] for refs in keyed))
+                    for p in range(cpus)])
+    return _pairs_of([e[0] for e in exact]), _pairs_of([e[1] for e in exact])
+
+
+def _files(rows: np.ndarray, copies: np.ndarray,
+           infos: dict[int, FileInfo]) -> dict[int, list[FileInfo]]:
+    """content row -> its files (a copy's file under its content's row), paths sorted."""
+    canonical = dict(zip(copies[:, 1].tolist(), copies[:, 0].tolist()))
+    files: dict[int, list[FileInfo]] = {}
+    for row in rows.tolist():
+        files.setdefault(canonical.get(row, row), []).append(infos[row])
+    for listed in files.values():
+        listed.sort(key=lambda f: f.path)
+    return files
 
 
 def _groups(parts: list, cpus: int) -> list[list]:
@@ -239,7 +249,7 @@ def _hash_hits(rule: Rule, groups: list[list], offsets: np.ndarray, copy_rows: n
     tasks["pack"], tasks["join"] = len(groups), len(planned)
     found = on.get([on.call(join_task, rule, plan, task, *(refs[0] for refs in packed))
                     for task in planned])
-    return distributed.sorted_hits(distributed._concat(found))
+    return distributed.sorted_hits(concat(found))
 
 
 @dataclass
