@@ -8,15 +8,18 @@ the same functions, for a reference and for shards copied to one machine):
 1. load: one task per shard reads its file and keeps, for each picture (an image that
    decoded), its fixed-size codes (every Hamming method, `pixels`, `colour`), its file
    (path, size, width, height) and its byte hash. The result stays in the object store of
-   the node that read it; the driver gets its counts and its exact keys cut in partitions.
-2. exact: one task per key partition (a key is the `pixels` hash, or the byte hash where a
-   picture has none): files with the same bytes are one content, the first in walk order
-   its row, the others its copies (as the index stores them); contents with the same pixels
-   are `pixels` pairs.
-3. counts and join: the primary hash's self-join of search/distributed.py (probed blocks, one
-   row per pair), planned from block counts the tasks add up, over the contents (copies and
-   codes under the method's least quality left out); each join task applies the orientation
-   rule, which needs only the two codes.
+   the node that read it; the driver gets its counts and the methods present.
+2. keys and exact: one task per group of neighbouring shards (about one group per cluster
+   CPU) cuts its pictures' exact keys (the `pixels` hash, or the byte hash where a picture
+   has none) in one partition per CPU; one exact task per partition takes it from every
+   group: files with the same bytes are one content, the first in walk order its row, the
+   others its copies (as the index stores them); contents with the same pixels are
+   `pixels` pairs.
+3. pack and join: one task per group packs its contents' primary codes (copies and codes
+   under the method's least quality left out) and counts their block values; one task
+   concatenates the packs into one object, which every join task of the probed-block
+   self-join of search/distributed.py (planned from the summed counts) reads in place; each
+   join task applies the orientation rule, which needs only the two codes.
 4. gather: one task per shard holding a picture that a pair touches returns those pictures'
    confirm codes, colour thumbnails and files.
 5. Here: the confirming hash and the colour check on the pairs (rule.confirmed,
@@ -27,8 +30,9 @@ Rows are numbered in walk order (the shards as the walk file lists them, each in
 order), the order in which a local scan numbers contents, so ties fall the same way.
 
 The driver holds the counts, the pairs and the files of the pictures in them; never the codes
-or the file table. A join task holds the primary codes of every picture (64 bytes each with
-8 variants of 64 bits: 6.4 GB at 100M), as the join of an index does (distributed.py).
+or the file table. Each node running join tasks holds one copy of every content's primary
+codes (80 bytes each with 8 variants of 64 bits, the identity code and the row: 8 GB at
+100M), as the index's Ray join does (distributed.py).
 Not built here: the thorough mode's descriptors, `--verify` and `--where` (they need the
 index: merge the shards with a scan without --shards-only).
 """
@@ -247,8 +251,10 @@ def _hash_hits(rule: Rule, groups: list[list], offsets: np.ndarray, copy_rows: n
     planned = distributed.tasks_of_counts(counts, plan, distributed.TASKS_PER_CPU * cpus) \
         if counts else []
     tasks["pack"], tasks["join"] = len(groups), len(planned)
-    found = on.get([on.call(join_task, rule, plan, task, *(refs[0] for refs in packed))
-                    for task in planned])
+    # One object of all the packed codes, made by a task: each node's join tasks then read
+    # one copy in its object store (no copy of their own), as the index's Ray join does.
+    codes = on.call(concat_packed, *(refs[0] for refs in packed))
+    found = on.get([on.call(join_task, rule, plan, task, codes) for task in planned])
     return distributed.sorted_hits(concat(found))
 
 
@@ -410,9 +416,15 @@ def pack_codes(name: str, plan, offsets: np.ndarray, copy_rows: np.ndarray,
     return packed, distributed.block_counts(packed[0], plan)
 
 
-def join_task(rule: Rule, plan, task, *packed: tuple) -> Hits:
-    """One join task's pairs, under the orientation rule, in global rows."""
-    words, identity, rows = (np.concatenate([p[i] for p in packed]) for i in range(3))
+def concat_packed(*packed: tuple) -> tuple:
+    """The packed codes of every group as one (words, identity codes, global rows)."""
+    return tuple(np.concatenate([p[i] for p in packed]) for i in range(3))
+
+
+def join_task(rule: Rule, plan, task, codes: tuple) -> Hits:
+    """One join task's pairs (concat_packed's codes), under the orientation rule, in global
+    rows."""
+    words, identity, rows = codes
     hits = distributed.run_task(words, plan, rule.radius, task)
     hits = orientation_rule(rule, hits, identity[hits.query], identity[hits.item])
     return Hits(rows[hits.query], rows[hits.item], hits.distance, hits.variant)
