@@ -57,6 +57,8 @@ CONTENDERS = {
     "lookalike-hashes": "lookalike.scan(), methods=['phash', 'dhash'] (+pixels): the default "
                         "without colour and health",
     "lookalike-cli": "`python -m lookalike scan DIR --index X -j N --format json`",
+    "lookalike-threads": "the same as lookalike, its pool N threads of the main process "
+                         "instead of N worker processes (see use_threads)",
     "lookalike-1proc": "lookalike.scan(), default methods, workers=1 (in process)",
     "imagededup-phash": "imagededup PHash().encode_images(image_dir=DIR), its defaults",
     "imagehash-1proc": "Image.open + imagehash.phash per file, one process",
@@ -74,6 +76,30 @@ WARM_UP_FILES = 16  # each contender first runs once, untimed, on this many file
 
 def _emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
+
+
+def _one_cv_thread() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # each pool thread is one worker: no OpenCV pool behind it
+
+
+def use_threads() -> None:
+    """lookalike.scan's local pool as threads of this process instead of forked workers: the
+    same process_chunk in a ThreadPoolExecutor (bench/README.md, "Threads instead of worker
+    processes"; measured, not adopted, so the library has no such option)."""
+    import importlib
+    from concurrent.futures import Executor, ThreadPoolExecutor
+
+    from lookalike.runners.local import InProcess, limit_threads
+
+    def pool(workers: int, lock_fd: int | None) -> Executor:
+        if workers <= 1:
+            return InProcess()
+        limit_threads()  # one BLAS thread, as in each worker process
+        return ThreadPoolExecutor(workers, initializer=_one_cv_thread)
+
+    importlib.import_module("lookalike.scan")._executor = pool
 
 
 def _imagehash_one(path: str) -> str:
@@ -142,6 +168,8 @@ def child(name: str, folder: Path, workers: int) -> None:
             record["lookalike_from"] = str(Path(lookalike.__file__).parent)
             methods = {"lookalike-phash": ["phash"],
                        "lookalike-hashes": ["phash", "dhash"]}.get(name)  # None: the default
+            if name == "lookalike-threads":
+                use_threads()
             summary = lookalike.scan([folder], index_path=index_path, methods=methods,
                                      workers=1 if name == "lookalike-1proc" else workers)
             record.update(failed=summary.failed, signed=summary.scanned,
@@ -630,7 +658,9 @@ def main() -> None:
                 run = run_contender(name, folder, args.workers, envs.get(name))
                 runs[name].append(run)
                 print(f"  round {round_} {name}: "
-                      + (f"{run['wall_s']:.2f} s" if "wall_s" in run else run["error"]),
+                      + (f"{run['wall_s']:.2f} s, cpu {run['cpu_s']:.1f} s, others "
+                         f"{run.get('others_cpu_s', 0):.1f} s, peak MB main {run['main_mb']:.0f}"
+                         f" / tree {run['tree_mb']:.0f}" if "wall_s" in run else run["error"]),
                       flush=True)
     rows = [_median_run(name, runs[name]) for name in names]
     print()
