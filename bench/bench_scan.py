@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import os
 import shutil
 import statistics
@@ -249,6 +250,8 @@ def child(name: str, folder: Path, workers: int) -> None:
         if group:
             after = group()
             after["group_s"] = time.perf_counter() - hashed
+            # this process's peak over the scan and the dupes (main MB: over the scan only)
+            after["group_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         _emit({"phase": "done", **after})
 
 
@@ -347,7 +350,7 @@ def print_table(rows: list[dict], workers: int) -> dict:
     header = (f"{'contender':20} {'images':>6} {'failed':>6} {'wall s':>7} {'start s':>7} "
               f"{'img/s':>7} "
               f"{'main MB':>7} {'worker MB':>9} {'tree MB':>7} {'cpu s':>6} {'others':>6} "
-              f"{'group s':>7} {'e2e s':>6} "
+              f"{'group s':>7} {'dupes MB':>8} {'e2e s':>6} "
               f"{'lookalike x':>11}")
     print(header)
     print("-" * len(header))
@@ -361,11 +364,14 @@ def print_table(rows: list[dict], workers: int) -> dict:
         print(f"{r['contender']:20} {r['images']:6} {r.get('failed', 0):6} {r['wall_s']:7.2f} "
               f"{r['wall_s'] - r['work_s']:7.2f} {r['images_per_s']:7.1f} "
               f"{r['main_mb']:7.0f} {r['worker_mb']:9.0f} {r['tree_mb']:7.0f} {r['cpu_s']:6.1f} "
-              f"{r.get('others_cpu_s', float('nan')):6.1f} {group} {r['e2e_s']:6.2f} "
+              f"{r.get('others_cpu_s', float('nan')):6.1f} {group} "
+              f"{r.get('group_mb', float('nan')):8.0f} {r['e2e_s']:6.2f} "
               f"{ratio:11.2f}")
     print("\nlookalike x = lookalike's images/s over the contender's (above 1: lookalike faster)"
           "\nothers = CPU seconds used by the rest of the machine during the run (should be ~0)"
-          "\ne2e s = wall s + group s: scan and dupes (immaculate's wall s is both already)")
+          "\ne2e s = wall s + group s: scan and dupes (immaculate's wall s is both already)"
+          "\ndupes MB = the main process's peak RSS over the scan and the dupes after it "
+          "(main MB: the scan only; immaculate's is both already)")
     summary = {}
     for name in ("lookalike", "lookalike-baseline", "immaculate"):
         row = next((r for r in ok if r["contender"] == name), None)
