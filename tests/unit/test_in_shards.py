@@ -155,6 +155,21 @@ def test_a_missing_shard_or_walk_is_a_clear_error(pictures, tmp_path):
         search_shards(folder, runner="local")
 
 
+def test_files_the_index_held_are_counted_not_searched(pictures, tmp_path):
+    """A scan on top of an index leaves the files it already held out of the shards: the
+    search counts them (the CLI warns) and finds the groups among the others only."""
+    names = resolve_methods(None)
+    folder = shard_folder(tmp_path / "shards", names, SHARD_FILES)
+    walked = ((ref, not Path(ref.path).name.startswith("zz-"))  # the byte copies: held
+              for ref in walk([str(pictures)], WalkOptions()) if isinstance(ref, FileRef))
+    for shard in recorded(cut_shards(walked, names, folder, SHARD_FILES), folder):
+        if shard.refs:
+            write_shard(to_table(process_chunk(list(shard.refs), names, None)), shard.path)
+    found = search_shards(folder, runner="local")
+    assert found.outside == 3 and found.pictures == 12 * 2 + 1 + 3
+    assert not any(Path(f.path).name.startswith("zz-") for g in found.groups() for f in g.files)
+
+
 @pytest.mark.parametrize("options", [SearchOptions(verify=True),
                                      SearchOptions(where={"k": "v"}),
                                      SearchOptions("embed")])
