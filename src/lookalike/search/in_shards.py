@@ -5,10 +5,11 @@ index, the same as merging the shards into an empty index and searching that.
 The stages run as Ray tasks (runner "ray"), or one after another in this process ("local":
 the same functions, for a reference and for shards copied to one machine):
 
-1. load: one task per shard reads its file and keeps, for each picture (an image that
-   decoded), its fixed-size codes (every Hamming method, `pixels`, `colour`), its file
-   (path, size, width, height) and its byte hash. The result stays in the object store of
-   the node that read it; the driver gets its counts and the methods present.
+1. load: one task per run of LOAD_SHARDS shards reads their files and keeps, for each
+   picture (an image that decoded), its fixed-size codes (every Hamming method, `pixels`,
+   `colour`), its file (path, size, width, height) and its byte hash. The result stays in
+   the object store of the node that read it; the driver gets counts and the methods
+   present.
 2. keys and exact: one task per group of neighbouring shards (about one group per cluster
    CPU) cuts its pictures' exact keys (the `pixels` hash, or the byte hash where a picture
    has none) in one partition per CPU; one exact task per partition takes it from every
@@ -20,7 +21,7 @@ the same functions, for a reference and for shards copied to one machine):
    concatenates the packs into one object, which every join task of the probed-block
    self-join of search/distributed.py (planned from the summed counts) reads in place; each
    join task applies the orientation rule, which needs only the two codes.
-4. gather: one task per shard holding a picture that a pair touches returns those pictures'
+4. gather: one task per load holding a picture that a pair touches returns those pictures'
    confirm codes, colour thumbnails and files.
 5. Here: the confirming hash and the colour check on the pairs (rule.confirmed,
    dupes.thumbnails_hold, the same functions as over an index), then the groups
@@ -60,6 +61,8 @@ from .options import DEFAULT_LINKAGE, SearchOptions
 from .rule import EMBED, Rule, confirmed, orientation_rule, rule_of
 
 COLOUR = "colour"
+FAN_IN = 8  # block counts added up by one task
+LOAD_SHARDS = 16  # shards one load task reads (8,192 pictures at 512 a shard)
 PIXELS = "pixels"
 _COLUMNS = ["path", "size", "content", "kind", "width", "height", "stage", "signatures"]
 
@@ -162,10 +165,12 @@ def search_shards(folder: str | os.PathLike, options: SearchOptions = SearchOpti
 
 def _search(paths: list[str], options: SearchOptions, on, cpus: int,
             outside: int) -> ShardSearch:
-    loaded = [on.call(load_part, path, number, returns=2) for number, path in enumerate(paths)]
-    parts = [refs[0] for refs in loaded]
-    summaries = on.get([refs[1] for refs in loaded])
-    groups = _groups(parts, cpus)
+    runs = [(start, paths[start:start + LOAD_SHARDS])
+            for start in range(0, len(paths), LOAD_SHARDS)]
+    loaded = [on.call(load_parts, run, start, returns=2) for start, run in runs]
+    loads = [refs[0] for refs in loaded]  # each: a list of ShardPart, in the object store
+    summaries = [summary for got in on.get([refs[1] for refs in loaded]) for summary in got]
+    groups = _groups(loads, cpus)
     counts = np.asarray([s[0] for s in summaries], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)])
     present = set().union(*(s[1] for s in summaries)) if summaries else set()
@@ -175,7 +180,7 @@ def _search(paths: list[str], options: SearchOptions, on, cpus: int,
                              "them where they lie is not built; merge them (scan without "
                              "--shards-only), then run dupes on the index")
     rule = rule_of(present, options.method, options.max_distance, options.confirm_distance)
-    tasks = {"load": len(paths), "keys": len(groups), "exact": cpus}
+    tasks = {"load": len(loads), "keys": len(groups), "exact": cpus}
     copies, pixel_pairs = _exact_pairs(groups, offsets, on, cpus)
     if options.method not in ("auto", PIXELS):
         pixel_pairs = pixel_pairs[:0]
@@ -184,7 +189,7 @@ def _search(paths: list[str], options: SearchOptions, on, cpus: int,
         if rule is not None else None
     rows = np.unique(np.concatenate([copies.ravel(), pixel_pairs.ravel()]
                                     + ([hits.query, hits.item] if hits is not None else [])))
-    picked = _gather(rows, parts, offsets, rule, on, tasks)
+    picked = _gather(rows, loads, offsets, rule, on, tasks)
     files = _files(rows, copies, picked.infos)
     ids = np.asarray(sorted(files), dtype=np.int64)
     out = [] if options.method not in ("auto", PIXELS) else [ContentPairs(
@@ -245,11 +250,15 @@ def _hash_hits(rule: Rule, groups: list[list], offsets: np.ndarray, copy_rows: n
                                  rule.radius)
     packed = [on.call(pack_codes, spec.name, plan, offsets, copy_rows, *group, returns=2)
               for group in groups]
-    counted = on.get([refs[1] for refs in packed])
-    counts = [(sum(c[j][0] for c in counted), sum(c[j][1] for c in counted))
-              for j in range(len(plan.widths))] if counted else []
-    planned = distributed.tasks_of_counts(counts, plan, distributed.TASKS_PER_CPU * cpus) \
-        if counts else []
+    # The block counts (2^width values a block: 2 x 4 x 8 MB at 1M pictures, more at 100M)
+    # are added up by tasks, FAN_IN at a time, and planned by a task: the driver gets the
+    # join's task list only.
+    level = [refs[1] for refs in packed]
+    while len(level) > 1:
+        level = [on.call(add_counts, *level[s:s + FAN_IN])
+                 for s in range(0, len(level), FAN_IN)]
+    planned = on.get(on.call(plan_join, plan, distributed.TASKS_PER_CPU * cpus,
+                             level[0])) if level else []
     tasks["pack"], tasks["join"] = len(groups), len(planned)
     # One object of all the packed codes, made by a task: each node's join tasks then read
     # one copy in its object store (no copy of their own), as the index's Ray join does.
@@ -265,19 +274,20 @@ class _Picked:
     colour: Codes | None
 
 
-def _gather(rows: np.ndarray, parts: list, offsets: np.ndarray, rule: Rule | None, on,
+def _gather(rows: np.ndarray, loads: list, offsets: np.ndarray, rule: Rule | None, on,
             tasks: dict[str, int]) -> _Picked:
-    """The files, confirm codes and colour thumbnails of global `rows`, from their shards."""
-    shard_of = np.searchsorted(offsets, rows, side="right") - 1
+    """The files, confirm codes and colour thumbnails of global `rows`, from the load tasks'
+    objects that hold them (one task each)."""
+    load_of = (np.searchsorted(offsets, rows, side="right") - 1) // LOAD_SHARDS
     names = [n for n in ((rule.confirm.name if rule and rule.confirm else None), COLOUR) if n]
-    wanted = np.unique(shard_of).tolist()
-    got = on.get([on.call(pick_rows, names, rows[shard_of == s] - offsets[s], parts[s])
-                  for s in wanted])
+    wanted = np.unique(load_of).tolist()
+    got = on.get([on.call(pick_rows, names, rows[load_of == k], offsets, loads[k])
+                  for k in wanted])
     tasks["gather"] = len(wanted)
     infos: dict[int, FileInfo] = {}
     codes: dict[str, list] = {name: [] for name in names}
-    for s, (files, picked) in zip(wanted, got):
-        local = rows[shard_of == s]
+    for k, (files, picked) in zip(wanted, got):
+        local = rows[load_of == k]
         infos.update(zip(local.tolist(), files))
         for name, (values, quality) in picked.items():
             codes[name].append((local, values, quality))
@@ -308,6 +318,14 @@ def _pairs_of(pieces: list) -> np.ndarray:
 
 
 # The tasks' bodies (plain functions: Ray runs them on the nodes, the local runner here).
+
+def load_parts(paths: list[str], first: int) -> tuple[list, list]:
+    """load_part of a run of shards (numbered from `first`): their parts, their summaries.
+    A run, not one shard, a task: fewer tasks (and less of Ray's bookkeeping of each in the
+    driver, ~10 KB a task) and larger objects."""
+    loaded = [load_part(path, first + k) for k, path in enumerate(paths)]
+    return [part for part, _ in loaded], [summary for _, summary in loaded]
+
 
 def load_part(path: str, shard: int) -> tuple:
     """(ShardPart, (pictures, methods present, holds descriptors, (host, pid) of this
@@ -352,11 +370,11 @@ def load_part(path: str, shard: int) -> tuple:
     return part, (n, present, vectors, (socket.gethostname(), os.getpid()))
 
 
-def key_partitions(n_keys: int, offsets: np.ndarray, *parts: ShardPart):
-    """n_keys partitions of (key, byte hash, global row) of the parts' pictures: the key is
+def key_partitions(n_keys: int, offsets: np.ndarray, *loads: list):
+    """n_keys partitions of (key, byte hash, global row) of the loads' pictures: the key is
     the pixels hash, or the byte hash where a picture has none."""
     partitions: list[list] = [[] for _ in range(n_keys)]
-    for part in parts:
+    for part in (part for load in loads for part in load):
         pixels = part.codes.get(PIXELS)
         for k, digest in enumerate(part.digests):
             has_pixels = pixels is not None and not np.isnan(pixels[1][k])
@@ -409,11 +427,22 @@ def _words(name: str, offsets: np.ndarray, copy_rows: np.ndarray, parts) -> tupl
 
 
 def pack_codes(name: str, plan, offsets: np.ndarray, copy_rows: np.ndarray,
-               *parts: ShardPart) -> tuple:
-    """(words, identity codes, global rows) of these parts' usable contents, and their
+               *loads: list) -> tuple:
+    """(words, identity codes, global rows) of these loads' usable contents, and their
     distributed.block_counts."""
-    packed = _words(name, offsets, copy_rows, parts)
+    packed = _words(name, offsets, copy_rows, [part for load in loads for part in load])
     return packed, distributed.block_counts(packed[0], plan)
+
+
+def add_counts(*counts: list) -> list:
+    """The sum of block counts (distributed.block_counts) of several groups."""
+    return [(sum(c[j][0] for c in counts), sum(c[j][1] for c in counts))
+            for j in range(len(counts[0]))]
+
+
+def plan_join(plan, n_tasks: int, counts: list) -> list:
+    """The join's tasks (distributed.tasks_of_counts) from the summed block counts."""
+    return distributed.tasks_of_counts(counts, plan, n_tasks)
 
 
 def concat_packed(*packed: tuple) -> tuple:
@@ -430,18 +459,24 @@ def join_task(rule: Rule, plan, task, codes: tuple) -> Hits:
     return Hits(rows[hits.query], rows[hits.item], hits.distance, hits.variant)
 
 
-def pick_rows(names: list[str], rows: np.ndarray, part: ShardPart) -> tuple:
-    """The files of a shard's `rows`, and each of `names`' (codes, quality) for them."""
-    files = [part.info(int(r)) for r in rows]
+def pick_rows(names: list[str], rows: np.ndarray, offsets: np.ndarray, load: list) -> tuple:
+    """The files of global `rows` (all in this load's shards), and each of `names`' (codes,
+    quality) for them, in the order of `rows`."""
+    by_shard = {part.shard: part for part in load}
+    shard_of = np.searchsorted(offsets, rows, side="right") - 1
+    local = rows - offsets[shard_of]
+    files = [by_shard[s].info(int(r)) for s, r in zip(shard_of.tolist(), local.tolist())]
     picked = {}
     for name in names:
-        if name in part.codes:
-            codes, quality = part.codes[name]
-            picked[name] = (codes[rows], quality[rows])
-        else:
-            spec = get_spec(name)
-            picked[name] = (np.zeros((len(rows), spec.variants, spec.nbytes), np.uint8),
-                            np.full(len(rows), np.nan, np.float32))
+        spec = get_spec(name)
+        codes = np.zeros((len(rows), spec.variants, spec.nbytes), np.uint8)
+        quality = np.full(len(rows), np.nan, np.float32)
+        for shard in np.unique(shard_of).tolist():
+            if name in by_shard[shard].codes:
+                here = shard_of == shard
+                values, known = by_shard[shard].codes[name]
+                codes[here], quality[here] = values[local[here]], known[local[here]]
+        picked[name] = (codes, quality)
     return files, picked
 
 
