@@ -10,7 +10,8 @@ codes (its 8 variants each) with 0-4 bits flipped, and its colour thumbnail (ano
 picture, another byte hash and pixels hash), and every 1,000th is a byte copy (the same
 byte hash and codes). Each search runs in a fresh subprocess; columns: wall s, the
 driver's peak RSS and CPU s (getrusage), the cluster's CPU s and peak summed RSS (psutil), the
-groups and pairs found and the planted ones. It measures and prints; it asserts nothing.
+groups and pairs found and the planted ones. The driver's peak is its VmHWM (the child's own,
+from its exec). It measures and prints; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ found = search_shards(args["shards"], runner=args["runner"], ray_address=args["a
 groups, pairs = found.groups(), found.pairs()
 seconds = time.perf_counter() - start
 own = resource.getrusage(resource.RUSAGE_SELF)
-print("RESULT " + json.dumps({"search_s": seconds, "driver_mb": own.ru_maxrss / 1024,
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would count the pages of the
+# parent (which made the shards) that this child had before it ran Python.
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print("RESULT " + json.dumps({"search_s": seconds, "driver_mb": hwm / 1024,
       "cpu_s": own.ru_utime + own.ru_stime, "groups": len(groups), "pairs": len(pairs),
       "hash_pairs": sum(1 for m in pairs if m.method == "phash"),
       "byte_pairs": sum(1 for m in pairs if m.method == "bytes"), "tasks": found.tasks}),
