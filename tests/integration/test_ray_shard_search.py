@@ -38,6 +38,9 @@ def shared(cluster, pictures, tmp_path_factory) -> Path:  # noqa: F811
                      "--shards-only", "--shard-dir", base / "shared", env=cli_env(**RAY_ENV),
                      timeout=180)
     assert result.code == 0, result
+    told = " ".join(result.stderr.split())  # the hint, however the console wrapped it
+    assert f"search them where they lie with: lookalike dupes --shards {base / 'shared'}" \
+        f" --runner ray --ray-address {cluster}" in told, result.stderr
     with open_index(base / "index.db") as opened:
         assert not opened.live_files()
     return base / "shared"
@@ -52,9 +55,9 @@ def test_cli_groups_of_the_shards_are_the_local_index_groups(cluster, shared,
     assert searched.code == 0 and indexed.code == 0, (searched, indexed)
     groups = searched.json()["groups"]
     assert groups == indexed.json()["groups"] and len(groups) >= 10
-    table = run_cli("dupes", "--shards", shared, "--runner", "ray", "--ray-address", cluster,
-                    env=env, timeout=180)
+    table = run_cli("dupes", "--shards", shared, env=env)  # here: the table's path
     assert table.code == 0 and f"{len(groups)} groups" in table.stdout, table
+    assert "here in" in table.stderr, table
 
 
 def test_the_cluster_reads_and_searches_the_shards(cluster, shared,

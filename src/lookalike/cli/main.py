@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from shlex import quote
 import time
 from collections import Counter
 from enum import Enum
@@ -27,6 +28,7 @@ from ..methods.registry import list_methods, method_origin
 from ..plugins import BUILTIN
 from ..report import output
 from ..runners import check_runner
+from ..runners.shards import SHARDS_DIR
 from ..scan import DEFAULT_METHODS, MODES, with_mode
 from ..search.options import SearchOptions
 from ..search.dupes import (DEFAULT_LINKAGE, find_groups, find_pairs, groups_across,
@@ -126,6 +128,11 @@ def scan(
         _emit(json.dumps(summary.to_dict(), indent=2))
     else:
         _print_summary(summary)
+        if shards_only:
+            folder = shard_dir or str(Path(summary.index_path).parent / SHARDS_DIR)
+            err.print(f"the shards stay unmerged; search them where they lie with: lookalike "
+                      f"dupes --shards {escape(quote(folder))} --runner ray"
+                      + (f" --ray-address {escape(ray_address)}" if ray_address else ""))
     raise typer.Exit(PARTIAL if strict and summary.failures else OK)
 
 
