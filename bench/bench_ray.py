@@ -303,12 +303,18 @@ def plan_memory(count: int, shard_files: int) -> None:
 
 def run_search(index: Path | None, shards: Path | None, runner: str, address: str | None,
                env: dict, cluster: Cluster | None) -> dict:
-    payload = json.dumps({"index": str(index) if index else None, "shards": str(shards),
-                          "runner": runner, "address": address})
+    payload = {"index": str(index) if index else None, "shards": str(shards),
+               "runner": runner, "address": address}
+    return run_child(SEARCH_CHILD, payload, env, cluster)
+
+
+def run_child(code: str, payload: dict, env: dict, cluster: Cluster | None) -> dict:
+    """`code` in a fresh Python given `payload` (JSON, argv[1]): its RESULT line, with the
+    wall time, the cluster's CPU and memory (sampled) and the machine's CPU around it."""
     cpu_before = machine_cpu()
     started = time.perf_counter()
     with ClusterSampler(cluster) as sampler:
-        out = subprocess.run([sys.executable, "-c", SEARCH_CHILD, payload], env=env,
+        out = subprocess.run([sys.executable, "-c", code, json.dumps(payload)], env=env,
                              capture_output=True, text=True)
     result = {"wall_s": time.perf_counter() - started, "cluster_mb": sampler.peak_mb,
               "cluster_cpu_s": sampler.cpu_s}
@@ -318,7 +324,7 @@ def run_search(index: Path | None, shards: Path | None, runner: str, address: st
     for line in out.stdout.splitlines():
         if line.startswith("RESULT "):
             return result | json.loads(line[len("RESULT "):])
-    raise SystemExit(f"search failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    raise SystemExit(f"the child failed ({out.returncode}):\n{out.stderr[-3000:]}")
 
 
 def searches(folder: Path, scratch: Path, count: int, shard_files: int, env: dict,

@@ -17,18 +17,15 @@ from its exec). It measures and prints; it asserts nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench_ray import RAY_ENV, Cluster, ClusterSampler
+from bench_ray import RAY_ENV, Cluster, run_child
 
 SHARD_FILES = 512
 EVERY_COPY = 100  # a near copy of an earlier picture
@@ -108,17 +105,8 @@ def write_shards(folder: Path, pictures: int, seed: int = 0) -> dict:
 
 def run(shards: Path, runner: str, address: str | None, env: dict,
         cluster: Cluster | None) -> dict:
-    payload = json.dumps({"shards": str(shards), "runner": runner, "address": address})
-    started = time.perf_counter()
-    with ClusterSampler(cluster) as sampler:
-        done = subprocess.run([sys.executable, "-c", CHILD, payload], env=env,
-                              capture_output=True, text=True)
-    result = {"wall_s": time.perf_counter() - started, "cluster_cpu_s": sampler.cpu_s,
-              "cluster_mb": sampler.peak_mb}
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return result | json.loads(line[len("RESULT "):])
-    raise SystemExit(f"search failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return run_child(CHILD, {"shards": str(shards), "runner": runner, "address": address},
+                     env, cluster)
 
 
 def main() -> None:
