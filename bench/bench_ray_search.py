@@ -35,15 +35,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
+import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from bench_ray import RAY_ENV, Cluster, ClusterSampler
+from bench_ray import RAY_ENV, Cluster, run_child
 
 CHILD = r"""
 import hashlib, json, resource, sys, time
@@ -132,16 +130,7 @@ KINDS = ("local", "exact", "probed", "dupes-local", "ray", "ray-again", "dupes-r
 
 
 def run(kind: str, payload: dict, cluster: Cluster | None, env: dict) -> dict:
-    started = time.perf_counter()
-    with ClusterSampler(cluster) as sampler:
-        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(payload | {"kind": kind})],
-                              env=env, capture_output=True, text=True)
-    result = {"wall_s": time.perf_counter() - started, "cluster_mb": sampler.peak_mb,
-              "cluster_cpu_s": sampler.cpu_s}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return result | json.loads(line[len("RESULT "):])
-    raise SystemExit(f"{kind} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return run_child(CHILD, payload | {"kind": kind}, env, cluster)
 
 
 def main() -> None:
@@ -199,9 +188,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"codes": len(codes), "radius": args.radius,
                                          "cluster_start_s": cluster_s, "rows": rows}, indent=2))
-    for path in scratch.iterdir():
-        path.unlink()
-    scratch.rmdir()
+    shutil.rmtree(scratch)
 
 
 if __name__ == "__main__":

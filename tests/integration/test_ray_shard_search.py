@@ -26,11 +26,14 @@ from lookalike.search.options import SearchOptions  # noqa: E402
 
 from .conftest import cli_env, run_cli  # noqa: E402
 from .ray_cluster import RAY_ENV  # noqa: E402
-from .test_ray_runner import SHARD_FILES, local_index, pictures  # noqa: E402, F401
+from . import test_ray_runner  # noqa: E402
+from .test_ray_runner import SHARD_FILES  # noqa: E402
+
+pictures, local_index = test_ray_runner.pictures, test_ray_runner.local_index  # its fixtures
 
 
 @pytest.fixture(scope="module")
-def shared(cluster, pictures, tmp_path_factory) -> Path:  # noqa: F811
+def shared(cluster, pictures, tmp_path_factory) -> Path:
     """The shard folder of a --shards-only scan on the cluster (its index holds no file)."""
     base = tmp_path_factory.mktemp("ray-shards")
     result = run_cli("scan", pictures, "--index", base / "index.db", "--runner", "ray",
@@ -47,7 +50,7 @@ def shared(cluster, pictures, tmp_path_factory) -> Path:  # noqa: F811
 
 
 def test_cli_groups_of_the_shards_are_the_local_index_groups(cluster, shared,
-                                                             local_index):  # noqa: F811
+                                                             local_index):
     env = cli_env(**RAY_ENV)
     searched = run_cli("dupes", "--shards", shared, "--runner", "ray", "--ray-address",
                        cluster, "--format", "json", env=env, timeout=180)
@@ -61,7 +64,7 @@ def test_cli_groups_of_the_shards_are_the_local_index_groups(cluster, shared,
 
 
 def test_the_cluster_reads_and_searches_the_shards(cluster, shared,
-                                                  local_index):  # noqa: F811
+                                                  local_index):
     found = in_shards.search_shards(shared, SearchOptions(), runner="ray",
                                     ray_address=cluster)
     with open_index(local_index) as opened:

@@ -21,20 +21,11 @@ from lookalike.runners import ray as ray_runner  # noqa: E402
 from lookalike.runners import shards as shard_files  # noqa: E402
 from lookalike.scan import scan  # noqa: E402
 
-from .test_ray_runner import ORIGINALS, SHARD_FILES, _answers, _collection  # noqa: E402
-from .test_ray_runner import _signatures  # noqa: E402
+from . import test_ray_runner  # noqa: E402
+from .test_ray_runner import ORIGINALS, SHARD_FILES, _answers, _signatures  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def pictures(tmp_path_factory) -> Path:
-    return _collection(tmp_path_factory.mktemp("ray-streaming"))
-
-
-@pytest.fixture(scope="module")
-def local_index(pictures, tmp_path_factory) -> Path:
-    index = tmp_path_factory.mktemp("local") / "index.db"
-    scan([pictures], index_path=index, workers=2)
-    return index
+# The same collection and local index as test_ray_runner (its fixtures, made for this module)
+pictures, local_index = test_ray_runner.pictures, test_ray_runner.local_index
 
 
 def _shards(folder: Path) -> list[Path]:

@@ -83,7 +83,7 @@ def opened(path: str) -> Iterator[IO[bytes]]:
     fs, inner = _filesystem(path)
     try:
         handle = fs.open(inner, "rb")
-    except FileNotFoundError:
+    except OSError:  # FileNotFoundError among them: as a local open raises it
         raise
     except Exception as exc:  # noqa: BLE001  (fsspec's own errors: one kind for callers)
         raise OSError(str(exc)) from None
@@ -99,7 +99,7 @@ def remove(path: str) -> None:
             fs.rm(inner)
         else:
             os.unlink(path)
-    except (FileNotFoundError, OSError):
+    except OSError:
         pass
 
 

@@ -79,7 +79,6 @@ class ShardPart:
     digests: list[bytes]  # the byte hash of each
     codes: dict[str, tuple[np.ndarray, np.ndarray]]  # method -> codes (n, V, nbytes) uint8
     # and quality (n,) float32, NaN where a picture has no signature of that method
-    vectors: bool = False  # whether it holds descriptors (not searched here)
 
     def info(self, row: int) -> FileInfo:
         return FileInfo(self.paths[row], int(self.widths[row]), int(self.heights[row]),
@@ -108,7 +107,7 @@ class ShardSearch:
         return matches_of(self.files, self.ids, self.parts)
 
 
-def shard_files(folder: str | os.PathLike) -> tuple[list[str], int]:
+def walked_shards(folder: str | os.PathLike) -> tuple[list[str], int]:
     """The shard files of the last whole walk under `folder` (a plan folder, or a shard folder
     holding plan folders: the one walked last; a local path or a URL), in walk order, and the
     files of that walk that they do not hold. LookalikeError when there is no walk or a
@@ -147,7 +146,7 @@ def search_shards(folder: str | os.PathLike, options: SearchOptions = SearchOpti
     if options.verify or options.where or options.method == EMBED:
         raise LookalikeError("--verify, --where and --method embed need the index: merge the "
                              "shards (scan without --shards-only), then search it")
-    paths, outside = shard_files(folder)
+    paths, outside = walked_shards(folder)
     if runner != "ray":
         return _search(paths, options, _Here(), 1, outside)
     from ..runners.ray import ray_session
@@ -215,7 +214,6 @@ def _exact_pairs(groups: list[list], offsets: np.ndarray, on,
     Each group's task cuts its keys in `cpus` partitions, and one exact task takes one
     partition of every group (groups x cpus objects in all, each of many pictures)."""
     keyed = [on.call(key_partitions, cpus, offsets, *group, returns=cpus) for group in groups]
-    keyed = [[refs] if cpus == 1 else refs for refs in keyed]
     exact = on.get([on.call(exact_keys, offsets, *(refs[p] for refs in keyed))
                     for p in range(cpus)])
     return _pairs_of([e[0] for e in exact]), _pairs_of([e[1] for e in exact])
@@ -366,7 +364,7 @@ def load_part(path: str, shard: int) -> tuple:
                      np.asarray([r["size"] for r in rows], np.int64),
                      np.asarray([r["width"] or 0 for r in rows], np.int32),
                      np.asarray([r["height"] or 0 for r in rows], np.int32),
-                     [r["content"] for r in rows], codes, vectors)
+                     [r["content"] for r in rows], codes)
     return part, (n, present, vectors, (socket.gethostname(), os.getpid()))
 
 
@@ -381,7 +379,7 @@ def key_partitions(n_keys: int, offsets: np.ndarray, *loads: list):
             key = b"p" + pixels[0][k].tobytes() if has_pixels else b"d" + digest
             partitions[int.from_bytes(key[1:9], "little") % n_keys].append(
                 (key, digest, int(offsets[part.shard]) + k))
-    return partitions[0] if n_keys == 1 else tuple(partitions)
+    return tuple(partitions)
 
 
 def exact_keys(offsets: np.ndarray, *partitions: list) -> tuple[list, list]:
@@ -483,9 +481,10 @@ def pick_rows(names: list[str], rows: np.ndarray, offsets: np.ndarray, load: lis
 class _Here:
     """The stages in this process, one after another."""
 
-    def call(self, function, *args, returns: int = 1):
+    def call(self, function, *args, returns: int | None = None):
+        """function(*args); with `returns`, its tuple of that many results as a list."""
         result = function(*args)
-        return list(result) if returns > 1 else result
+        return result if returns is None else list(result)
 
     def get(self, values):
         return values
@@ -500,11 +499,14 @@ class _OnRay:
 
         self.ray, self.remote, self.make = ray, {}, one_cpu_task
 
-    def call(self, function, *args, returns: int = 1):
+    def call(self, function, *args, returns: int | None = None):
+        """A reference to function(*args); with `returns`, a list of that many references,
+        one to each of its results (one even when `returns` is 1)."""
         key = (function, returns)
         if key not in self.remote:
-            self.remote[key] = self.make(self.ray, function).options(num_returns=returns)
-        return self.remote[key].remote(*args)
+            self.remote[key] = self.make(self.ray, function).options(num_returns=returns or 1)
+        refs = self.remote[key].remote(*args)
+        return [refs] if returns == 1 else refs
 
     def get(self, refs):
         return self.ray.get(refs)

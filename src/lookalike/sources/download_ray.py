@@ -32,10 +32,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import BoundError, RunnerError
+from ..errors import RunnerError
 from ..runners.ray import first_to_claim, import_ray, one_cpu_task, ray_session
 from ..settings import setting
 from .download import DownloadOptions, Fetched, Job, OnResult, download
+from .options import check_bound
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +53,9 @@ class RayDownloadOptions:
     tasks: int | None = None  # batches in flight at most (None: 2 x the cluster's CPUs + 2)
 
     def __post_init__(self) -> None:
-        _check("batch_urls", self.batch_urls, BATCH_BOUNDS)
+        check_bound("batch_urls", self.batch_urls, True, BATCH_BOUNDS)
         if self.tasks is not None:
-            _check("tasks", self.tasks, TASK_BOUNDS)
-
-
-def _check(name: str, value: object, bounds: tuple[int, int]) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not (
-            bounds[0] <= value <= bounds[1]):
-        raise BoundError(f"{name} must be an integer from {bounds[0]:,} to {bounds[1]:,}, "
-                         f"not {value!r}")
+            check_bound("tasks", self.tasks, True, TASK_BOUNDS)
 
 
 @dataclass(frozen=True)

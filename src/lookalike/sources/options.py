@@ -65,9 +65,11 @@ class DownloadOptions:
             raise BoundError(f"not a network: {exc}") from None
 
 
-def check_bound(name: str, value: Any, integer: bool) -> None:
-    """BoundError unless `value` is a number (an integer where `integer`) within BOUNDS."""
-    low, high = BOUNDS[name]
+def check_bound(name: str, value: Any, integer: bool,
+                bounds: tuple[float, float] | None = None) -> None:
+    """BoundError unless `value` is a number (an integer where `integer`) within `bounds`
+    (default: BOUNDS[name])."""
+    low, high = bounds or BOUNDS[name]
     kind = "an integer" if integer else "a number"
     wrong_type = isinstance(value, bool) or not isinstance(
         value, numbers.Integral if integer else numbers.Real)
