@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import logging
 
+from .decode_jpeg import draft_scale, exif_orientation, jpeg_header, jpeg_pixels
 from .decode_reasons import reason
 from .errors import DecodeError
 from .types import Decoded
@@ -135,15 +136,47 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, draft_size: int = DRAFT
     try:
         if fmt in ("HEIF", "AVIF"):
             _register_heif()
-        decoded = _decode_opened(_open(data, fmt), fmt, limits, draft_size)
+        decoded = _decode(data, fmt, limits, draft_size)
         if texture_draft is not None and _redecode_texture(decoded, draft_size, texture_draft):
-            decoded = _decode_opened(_open(data, fmt), fmt, limits, texture_draft)
+            decoded = _decode(data, fmt, limits, texture_draft)
         return decoded
     except DecodeError:
         raise
     except Exception as exc:  # noqa: BLE001  (hostile bytes can make a decoder raise anything)
         log.debug("cannot decode %s data", fmt, exc_info=True)
         raise DecodeError(reason(exc, fmt, data)) from None
+
+
+def _decode(data: bytes, fmt: str, limits: tuple[int, int], draft_size: int) -> Decoded:
+    """simplejpeg's decode where it gives Pillow's pixels (decode_jpeg.py), else Pillow's."""
+    if fmt == "JPEG":
+        decoded = _decode_jpeg(data, limits, draft_size)
+        if decoded is not None:
+            return decoded
+    return _decode_opened(_open(data, fmt), fmt, limits, draft_size)
+
+
+def _decode_jpeg(data: bytes, limits: tuple[int, int], draft_size: int) -> Decoded | None:
+    """The JPEG decoded by simplejpeg as _decode_opened would decode it with Pillow; None
+    where only Pillow can say (another colour space, over a limit, a fault of any kind)."""
+    header = jpeg_header(data)
+    if header is None:
+        return None
+    width, height, mode = header
+    scale = draft_scale(width, height, draft_size)
+    size = (-(-width // scale), -(-height // scale))
+    if _over_limits(size, mode, limits) or _reduction(size, draft_size) > 1:
+        return None  # Pillow's path gives the reason, or reduces after decoding
+    orientation = exif_orientation(data)
+    pixels = jpeg_pixels(data, size) if orientation is not None else None
+    if pixels is None:
+        return None
+    if orientation == 1:
+        return Decoded(width=width, height=height, format="JPEG", mode=mode, pixels=pixels)
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    image = _apply_orientation(Decoded(pixels=pixels).image, orientation)
+    return Decoded(image, width, height, "JPEG", mode)
 
 
 def _open(data: bytes, fmt: str):
@@ -165,20 +198,14 @@ def _open(data: bytes, fmt: str):
     return image
 
 
-def _draft_scale(width: int, height: int, draft_size: int) -> int:
-    """The DCT scale (1, 2, 4 or 8) Pillow's JPEG draft picks for `draft_size`."""
-    ratio = min(width // draft_size, height // draft_size) if draft_size > 0 else 1
-    return next((scale for scale in (8, 4, 2) if ratio >= scale), 1)
-
-
 def _redecode_texture(decoded: Decoded, draft_size: int, texture_draft: int) -> bool:
     """Whether a JPEG was drafted coarser than `texture_draft` allows for a fine texture."""
-    size = decoded.image.size
+    size = decoded.size
     if (decoded.format != "JPEG" or decoded.mode not in ("RGB", "L")
             or size[0] * size[1] == decoded.width * decoded.height):
         return False  # not drafted (only RGB and grey JPEGs are; others may be reduced)
-    if (_draft_scale(decoded.width, decoded.height, texture_draft)
-            >= _draft_scale(decoded.width, decoded.height, draft_size)):
+    if (draft_scale(decoded.width, decoded.height, texture_draft)
+            >= draft_scale(decoded.width, decoded.height, draft_size)):
         return False
     return _fine_texture(decoded.image)
 
@@ -248,6 +275,12 @@ def _check_limits(image, full_size: tuple[int, int], limits: tuple[int, int]) ->
         raise DecodeError(
             f"too large to decode: {width}x{height} pixels in mode {image.mode} need "
             f"{raster / 2**20:,.0f} MiB, over the limit of {max_decode_bytes / 2**20:,.0f} MiB")
+
+
+def _over_limits(size: tuple[int, int], mode: str, limits: tuple[int, int]) -> bool:
+    """Whether a picture decoded at `size` in `mode` is over max_pixels or max_decode_bytes
+    (_check_limits says which, for the reason)."""
+    return size[0] * size[1] > limits[0] or _raster_bytes(size, mode) > limits[1]
 
 
 def _raster_bytes(size: tuple[int, int], mode: str) -> int:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 
 if TYPE_CHECKING:
+    import numpy as np
     from PIL import Image
 
 
@@ -20,16 +21,47 @@ class FileRef:
     mtime_ns: int
 
 
-@dataclass(frozen=True)
 class Decoded:
-    """A decoded picture: upright RGB pixels, alpha composited, possibly draft-reduced."""
+    """A decoded picture: upright RGB pixels, alpha composited, possibly draft-reduced.
 
-    image: Image.Image
-    width: int  # upright size of the full picture, before any draft reduction
-    height: int
-    format: str
-    mode: str  # colour mode of the file, e.g. "P", "CMYK", "I;16"
-    frames: int = 1
+    Held as a Pillow image, or as an H x W x 3 uint8 array where a JPEG was decoded straight
+    into one (decode_jpeg.py): `image` then makes the Pillow image on first use, and
+    `Picture.rgb` takes the array as it is. Treat both as read-only.
+    """
+
+    __slots__ = ("_image", "pixels", "width", "height", "format", "mode", "frames")
+
+    def __init__(self, image: Image.Image | None = None, width: int = 0, height: int = 0,
+                 format: str = "", mode: str = "", frames: int = 1, *,
+                 pixels: np.ndarray | None = None) -> None:
+        if image is None and pixels is None:
+            raise ValueError("Decoded needs an image or pixels")
+        self._image = image
+        self.pixels = pixels
+        self.width = width  # upright size of the full picture, before any draft reduction
+        self.height = height
+        self.format = format
+        self.mode = mode  # colour mode of the file, e.g. "P", "CMYK", "I;16"
+        self.frames = frames
+
+    @property
+    def image(self) -> Image.Image:
+        if self._image is None:
+            from PIL import Image
+
+            self._image = Image.fromarray(self.pixels)  # H x W x 3 uint8: RGB
+        return self._image
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the pixels as decoded (after any draft reduction)."""
+        if self.pixels is not None:
+            return self.pixels.shape[1], self.pixels.shape[0]
+        return self._image.size
+
+    def __repr__(self) -> str:
+        return (f"Decoded({self.format} {self.mode} {self.width}x{self.height}, "
+                f"decoded {self.size[0]}x{self.size[1]})")
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ def process_chunk(refs: Sequence[FileRef], names: Sequence[str],
             continue
         del data
         pending.append((i, content, decoded, todo))
-        pending_pixels += decoded.image.size[0] * decoded.image.size[1]
+        pending_pixels += decoded.size[0] * decoded.size[1]
         if pending_pixels > MAX_PENDING_PIXELS:
             _finish(refs, pending, results)
             pending, pending_pixels = [], 0

@@ -85,6 +85,8 @@ class Picture:
     @cached_property
     def rgb(self) -> np.ndarray:
         """The upright RGB pixels, H x W x 3 uint8 (one copy out of Pillow, shared)."""
+        if self.decoded.pixels is not None:  # decoded straight into an array
+            return self.decoded.pixels
         rgbx = _rgbx_view(self.decoded.image)
         if rgbx is None:
             return np.asarray(self.decoded.image)

@@ -1,0 +1,155 @@
+"""decode()'s simplejpeg path gives exactly what its Pillow path gives, or steps aside.
+
+Every case decodes the same bytes twice, with simplejpeg and with it switched off (the Pillow
+path of decode.py), and compares everything decode returns: size, format, mode, frames and
+every pixel, or the failure's reason. The photographs are scikit-image's samples, re-encoded
+as JPEGs of several kinds (chroma subsampling, progressive, grey, odd sizes, big enough to be
+drafted, EXIF orientations, CMYK) and damaged in the ways files are.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import lookalike.decode_jpeg as decode_jpeg
+from lookalike.decode import decode
+from lookalike.errors import DecodeError
+from lookalike.methods.registry import Picture
+
+from _imagedata import skimage_dir
+
+pytest.importorskip("simplejpeg")
+
+
+def _photo(name: str, scale: float = 1.0) -> Image.Image:
+    with Image.open(os.path.join(skimage_dir(), name)) as image:
+        image = image.convert("RGB")
+    if scale != 1.0:
+        image = image.resize((round(image.width * scale), round(image.height * scale)),
+                             Image.Resampling.BICUBIC)
+    return image
+
+
+def _jpeg(image: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", **options)
+    return buffer.getvalue()
+
+
+def _both(data: bytes, **kwargs):
+    """(simplejpeg path, Pillow path): what decode gives, or its reason for failing."""
+    out = []
+    for module in (decode_jpeg.simplejpeg, None):
+        saved = decode_jpeg.simplejpeg
+        decode_jpeg.simplejpeg = module
+        try:
+            out.append(decode(data, **kwargs))
+        except DecodeError as exc:
+            out.append(str(exc))
+        finally:
+            decode_jpeg.simplejpeg = saved
+    return out
+
+
+def _same(fast, slow) -> None:
+    assert type(fast) is type(slow)
+    if isinstance(slow, str):
+        assert fast == slow
+        return
+    assert (fast.width, fast.height, fast.format, fast.mode, fast.frames) == \
+        (slow.width, slow.height, slow.format, slow.mode, slow.frames)
+    assert fast.size == slow.size
+    assert np.array_equal(Picture(fast).rgb, Picture(slow).rgb)
+    assert np.array_equal(np.asarray(fast.image), np.asarray(slow.image))
+
+
+KINDS = {
+    "4:2:0 q85": dict(quality=85),
+    "4:4:4 q95": dict(quality=95, subsampling=0),
+    "4:2:2 q70": dict(quality=70, subsampling=1),
+    "progressive": dict(quality=80, progressive=True),
+    "optimized q40": dict(quality=40, optimize=True),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("name,scale", [("astronaut.png", 1.0), ("coffee.png", 0.53),
+                                        ("chelsea.png", 2.6), ("rocket.jpg", 1.0)])
+@pytest.mark.parametrize("draft_size", [256, 1024, 0])
+def test_same_pixels_as_pillow(name, scale, kind, draft_size):
+    data = _jpeg(_photo(name, scale), **KINDS[kind])
+    fast, slow = _both(data, draft_size=draft_size)
+    _same(fast, slow)
+    assert fast.pixels is not None  # simplejpeg decoded it
+    if draft_size == 256 and scale > 2:
+        assert fast.size[0] < fast.width  # drafted, at Pillow's scale
+
+
+def test_grey_and_odd_sizes():
+    for size in ((257, 131), (1031, 517), (9, 7)):
+        grey = _photo("camera.png").convert("L").resize(size)
+        fast, slow = _both(_jpeg(grey, quality=90))
+        _same(fast, slow)
+        assert fast.mode == "L" and fast.pixels is not None
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_as_pillow(orientation):
+    image = _photo("chelsea.png")
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    fast, slow = _both(_jpeg(image, quality=90, exif=exif.tobytes()))
+    _same(fast, slow)
+    if orientation in (5, 6, 7, 8):
+        assert (fast.width, fast.height) == (image.height, image.width)
+
+
+def test_cmyk_left_to_pillow():
+    data = _jpeg(_photo("astronaut.png").convert("CMYK"), quality=90)
+    fast, slow = _both(data)
+    _same(fast, slow)
+    assert fast.pixels is None and fast.mode == "CMYK"
+
+
+def test_texture_drafted_again_as_pillow():
+    """A fine texture drafted to 256 px is decoded again at 1024 by both paths alike."""
+    rng = np.random.default_rng(7)
+    cells = rng.integers(0, 2, (300, 300), dtype=np.uint8) * 60 + 100
+    texture = Image.fromarray(np.kron(cells, np.ones((8, 8), np.uint8)))  # 2400 px
+    fast, slow = _both(_jpeg(texture.convert("RGB"), quality=90))
+    _same(fast, slow)
+    assert fast.size[0] > 256 * 2  # the texture was decoded again, finer
+
+
+def test_damaged_files_get_pillows_reason():
+    data = _jpeg(_photo("coffee.png"), quality=90)
+    cases = {
+        "truncated": data[: len(data) // 2],
+        "header only": data[:400],
+        "garbage scan": data[:600] + bytes(range(256)) * 8 + data[-2:],
+    }
+    for what, damaged in cases.items():
+        fast, slow = _both(damaged)
+        _same(fast, slow)
+        assert isinstance(slow, str) or what == "garbage scan", what
+
+
+def test_limits_give_pillows_reason():
+    data = _jpeg(_photo("chelsea.png"), quality=90)
+    fast, slow = _both(data, max_pixels=1000, draft_size=0)
+    assert isinstance(slow, str) and "too many pixels" in slow
+    _same(fast, slow)
+
+
+def test_lazy_image_matches_pixels():
+    """Not drafted (under 512 px), nothing asks for a Pillow image until `image` is read."""
+    decoded = decode(_jpeg(_photo("astronaut.png", 0.75), quality=90))
+    assert decoded.pixels is not None
+    assert decoded._image is None
+    assert np.array_equal(np.asarray(decoded.image), decoded.pixels)
+    assert decoded.image.size == decoded.size
