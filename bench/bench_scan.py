@@ -468,14 +468,14 @@ def stages(files: list[Path], chunk: int = 48) -> None:
                     image.load()
             t = tick("  Pillow open+load alone (draft)", t)
             decoded = [decoding.decode(b) for b in blobs]
-            t = tick("decode() (Pillow + texture check + RGB)", t)
+            t = tick("decode() (simplejpeg, pyspng or Pillow; RGB)", t)
             for d in decoded:  # the check decode() makes on JPEGs it drafted
                 decoding._redecode_texture(d, decoding.DRAFT_SIZE, decoding.TEXTURE_DRAFT)
             t = tick("  texture check alone", t)
             pictures = [Picture(d) for d in decoded]
             for p in pictures:
                 p.rgb
-            t = tick("Picture.rgb (array from Pillow)", t)
+            t = tick("Picture.rgb (array out of the decode)", t)
             for p in pictures:
                 p.gray
                 p.small

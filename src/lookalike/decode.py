@@ -28,6 +28,7 @@ import io
 import logging
 
 from .decode_jpeg import draft_scale, exif_orientation, jpeg_header, jpeg_pixels
+from .decode_png import png_header, png_pixels
 from .decode_reasons import reason
 from .errors import DecodeError
 from .types import Decoded
@@ -148,12 +149,14 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, draft_size: int = DRAFT
 
 
 def _decode(data: bytes, fmt: str, limits: tuple[int, int], draft_size: int) -> Decoded:
-    """simplejpeg's decode where it gives Pillow's pixels (decode_jpeg.py), else Pillow's."""
+    """simplejpeg's or pyspng's decode where it gives Pillow's pixels (decode_jpeg.py,
+    decode_png.py), else Pillow's."""
+    decoded = None
     if fmt == "JPEG":
         decoded = _decode_jpeg(data, limits, draft_size)
-        if decoded is not None:
-            return decoded
-    return _decode_opened(_open(data, fmt), fmt, limits, draft_size)
+    elif fmt == "PNG":
+        decoded = _decode_png(data, limits, draft_size)
+    return decoded or _decode_opened(_open(data, fmt), fmt, limits, draft_size)
 
 
 def _decode_jpeg(data: bytes, limits: tuple[int, int], draft_size: int) -> Decoded | None:
@@ -177,6 +180,30 @@ def _decode_jpeg(data: bytes, limits: tuple[int, int], draft_size: int) -> Decod
         width, height = height, width
     image = _apply_orientation(Decoded(pixels=pixels).image, orientation)
     return Decoded(image, width, height, "JPEG", mode)
+
+
+def _decode_png(data: bytes, limits: tuple[int, int], draft_size: int) -> Decoded | None:
+    """The PNG decoded by pyspng as _decode_opened would decode it with Pillow; None where
+    only Pillow can say (see decode_png.py)."""
+    header = png_header(data)
+    if header is None:
+        return None
+    size = (header.width, header.height)
+    if _over_limits(size, header.mode, limits) or _reduction(size, draft_size) > 1:
+        return None  # Pillow's path gives the reason, or reduces after decoding
+    pixels = png_pixels(data, header)
+    if pixels is None:
+        return None
+    if header.alpha:  # Pillow's own compositing on the background, on an image over the array
+        from PIL import Image
+
+        image = _to_rgb(Image.frombuffer("RGBA", size, pixels, "raw", "RGBA", 0, 1))
+        return Decoded(image, *size, "PNG", header.mode)
+    if pixels.ndim == 2:
+        import cv2
+
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)  # what Pillow's L -> RGB does
+    return Decoded(width=size[0], height=size[1], format="PNG", mode=header.mode, pixels=pixels)
 
 
 def _open(data: bytes, fmt: str):
@@ -265,22 +292,24 @@ def _decode_opened(image, fmt: str, limits: tuple[int, int], draft_size: int) ->
 def _check_limits(image, full_size: tuple[int, int], limits: tuple[int, int]) -> None:
     """DecodeError where `image`, as it will be decoded, is over max_pixels or its raster
     over max_decode_bytes; `full_size` is the picture's own size, for the reason."""
+    problem = _over_limits(image.size, image.mode, limits, full_size)
+    if problem:
+        raise DecodeError(problem)
+
+
+def _over_limits(size: tuple[int, int], mode: str, limits: tuple[int, int],
+                 full_size: tuple[int, int] | None = None) -> str | None:
+    """Why a picture decoded at `size` in `mode` is over max_pixels or max_decode_bytes, or
+    None; `full_size` is the picture's own size, for the reason (default: `size`)."""
     max_pixels, max_decode_bytes = limits
-    width, height = full_size
-    if image.size[0] * image.size[1] > max_pixels:
-        raise DecodeError(
-            f"too many pixels: {width}x{height} is over the limit of {max_pixels:,}")
-    raster = _raster_bytes(image.size, image.mode)
+    width, height = full_size or size
+    if size[0] * size[1] > max_pixels:
+        return f"too many pixels: {width}x{height} is over the limit of {max_pixels:,}"
+    raster = _raster_bytes(size, mode)
     if raster > max_decode_bytes:
-        raise DecodeError(
-            f"too large to decode: {width}x{height} pixels in mode {image.mode} need "
-            f"{raster / 2**20:,.0f} MiB, over the limit of {max_decode_bytes / 2**20:,.0f} MiB")
-
-
-def _over_limits(size: tuple[int, int], mode: str, limits: tuple[int, int]) -> bool:
-    """Whether a picture decoded at `size` in `mode` is over max_pixels or max_decode_bytes
-    (_check_limits says which, for the reason)."""
-    return size[0] * size[1] > limits[0] or _raster_bytes(size, mode) > limits[1]
+        return (f"too large to decode: {width}x{height} pixels in mode {mode} need "
+                f"{raster / 2**20:,.0f} MiB, over the limit of {max_decode_bytes / 2**20:,.0f} MiB")
+    return None
 
 
 def _raster_bytes(size: tuple[int, int], mode: str) -> int:

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "lookalike"
 # Bottom first; the same table as docs/architecture.md.
 LAYERS = [
     ("types", "errors", "arguments", "locks", "settings", "config", "plugins"),
-    ("decode", "decode_reasons", "decode_jpeg"),
+    ("decode", "decode_reasons", "decode_jpeg", "decode_png"),
     ("methods", "models"),
     ("index",),
     ("scan", "worker", "sources", "runners"),
