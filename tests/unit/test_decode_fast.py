@@ -257,3 +257,20 @@ def test_png_limits_give_pillows_reason():
     fast, slow = _both(data, max_pixels=1000)
     assert isinstance(slow, str) and "too many pixels" in slow
     _same(fast, slow)
+
+
+def test_alpha_on_white_is_pillows_paste_for_every_pair():
+    """Every colour value under every alpha, composited as Pillow's paste with the alpha as
+    mask composites it (what _to_rgb does for pictures that Pillow decodes)."""
+    from lookalike.decode import BACKGROUND, _on_white
+
+    values = np.arange(256, dtype=np.uint8)
+    colour, alpha = np.repeat(values, 256), np.tile(values, 256)
+    rgba = np.stack([colour, 255 - colour, colour // 2, alpha], -1).reshape(256, 256, 4)
+    image = Image.fromarray(rgba)
+    expected = Image.new("RGB", image.size, BACKGROUND)
+    expected.paste(image, mask=image.getchannel("A"))
+    assert np.array_equal(_on_white(rgba), np.asarray(expected))
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    assert np.array_equal(_on_white(opaque), rgba[..., :3])
