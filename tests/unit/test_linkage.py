@@ -212,3 +212,30 @@ def test_common_neighbours_of_a_dense_component_match_the_wedge_count():
     n = 120
     lo, hi, _ = canonical_pairs(n, *_random_graph(5, n, 0.4, 1))
     assert _dense_common(lo, hi).tolist() == common_neighbours(n, lo, hi).tolist()
+
+
+def test_components_number_as_scipy_does():
+    """NumPy's min-label propagation gives SciPy's labels: random graphs with repeated pairs,
+    self-pairs and lone items, and a long chain listed in random order."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from lookalike.search.linkage import _components_numpy, components
+
+    def scipy_labels(n, lo, hi):
+        graph = coo_matrix((np.ones(lo.size, np.int8), (lo, hi)), shape=(n, n))
+        return connected_components(graph, directed=False)[1]
+
+    rng = np.random.default_rng(5)
+    graphs = []
+    for _ in range(200):
+        n = int(rng.integers(1, 200))
+        pairs = int(rng.integers(0, 3 * n))
+        graphs.append((n, rng.integers(0, n, pairs), rng.integers(0, n, pairs)))
+    order = rng.permutation(20_000)
+    graphs.append((20_000, order[:-1], order[1:]))
+    graphs.append((5, np.array([], np.int64), np.array([], np.int64)))
+    for n, lo, hi in graphs:
+        expected = scipy_labels(n, lo, hi)
+        assert np.array_equal(_components_numpy(n, lo, hi), expected)
+        assert np.array_equal(components(n, lo, hi), expected)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import LookalikeError
-from .linkage import _components, _degree_and_total, _dense_rank, _sort_by, complete_ids, star_ids
+from .linkage import _degree_and_total, _dense_rank, _sort_by, complete_ids, components, star_ids
 
 LINKAGES = ("connected", "complete", "star")
 
@@ -97,13 +97,9 @@ def sort_key(group: LinkedGroup) -> tuple:
 def connected_groups(n: int, a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
     """Connected components with two or more members, each sorted, largest first, then by
     smallest member: independent of the order in which the pairs arrive."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     if n == 0 or a.size == 0:
         return []
-    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
+    labels = components(n, a, b)
     order = np.argsort(labels, kind="stable")
     sorted_labels = labels[order]
     cuts = np.flatnonzero(np.diff(sorted_labels)) + 1
@@ -177,7 +173,7 @@ def _connected_ids(n: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Group number of each item (-1: in no group)."""
     group_of = np.full(n, -1, dtype=np.int64)
     if lo.size:
-        labels = _components(n, lo, hi)
+        labels = components(n, lo, hi)
         group_of[lo] = labels[lo]
         group_of[hi] = labels[hi]
     return group_of
