@@ -12,7 +12,7 @@ from .decode import decode, describe_content, sniff
 from .errors import DecodeError
 from .index.store import Index, open_index
 from .methods.registry import Picture, draft_size, get_spec, shared_method
-from .sources.remote import is_remote, read_bytes, read_many
+from .sources.remote import read_bytes, read_many
 from .types import Decoded, Failure, FileRef, Scanned, Signature
 
 MAX_FILE_BYTES = 1 << 30
@@ -49,10 +49,7 @@ def read_file(ref: FileRef) -> bytes:
     with a reason."""
     if ref.size > MAX_FILE_BYTES:
         raise DecodeError(f"file too large ({ref.size:,} bytes > {MAX_FILE_BYTES:,})")
-    if is_remote(ref.path):
-        return read_bytes(ref.path, MAX_FILE_BYTES + 1)
-    with open(ref.path, "rb") as handle:
-        return handle.read(MAX_FILE_BYTES + 1)
+    return read_bytes(ref.path, MAX_FILE_BYTES + 1)
 
 
 def process_chunk(refs: Sequence[FileRef], names: Sequence[str],

@@ -125,7 +125,13 @@ def read_bytes(path: str, limit: int) -> bytes:
     S3); OSError with a reason when it cannot be read."""
     if not is_remote(path):
         with open(path, "rb") as handle:
-            return handle.read(limit)
+            # read(n) allocates n bytes first: ask for the size fstat gives (and one more, to
+            # see a file that grew), not `limit` (1 GiB cost 0.1 ms more a 330-kB file).
+            want = min(os.fstat(handle.fileno()).st_size + 1, limit)
+            data = handle.read(want)
+            if len(data) == want < limit:  # it grew since: the rest, up to the limit
+                data += handle.read(limit - want)
+            return data
     fs, inner = _opened(path)
     try:
         return fs.cat_file(inner, start=0, end=limit)
