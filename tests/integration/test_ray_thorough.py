@@ -126,8 +126,11 @@ def test_on_cpus_the_model_loads_once_per_worker_process(cluster, pictures, loca
     summary = _scan(pictures, index, caplog, ray_address=cluster)
     assert summary.scanned == PICTURES + 8 and summary.failed == 0
     assert "8 computed, 0 reused" in caplog.text
-    # 8 shards as plain tasks on two one-CPU nodes: two worker processes, one load each
-    assert _loads(caplog.text) == (2, 2)
+    # 8 shards as plain tasks on two one-CPU nodes: at most two worker processes (one, when
+    # one node's worker took every shard before the other's started), one load each, not one
+    # a shard. How Ray spreads the tasks is Ray's business, not asserted.
+    loads, processes = _loads(caplog.text)
+    assert loads == processes and 1 <= processes <= 2
     assert "actors" not in caplog.text
     expected = _signatures(local_index)
     assert {s[0] for rows in expected.values() for s in rows} >= {"embed", "local", "phash"}
