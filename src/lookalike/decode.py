@@ -20,6 +20,11 @@ picture goes a band of rows at a time, so the peak is the raster plus a band: a 
 16-bit PNG took 2,305 MB and 2.1-2.3 s to decode, now 405 MB and 1.0-1.4 s; an RGB one peaks at
 its 676 MB raster either way (bench/bench_big_pictures.py). A picture whose short side is under 2 x
 REDUCE_SIDE decodes to the same pixels as before, so its signatures do not change.
+
+Speed. Most JPEGs and 8-bit PNGs are decoded by simplejpeg and pyspng straight into RGB
+arrays, where that gives exactly the pixels Pillow gives (decode_jpeg.py, decode_png.py; a
+picture with alpha is then composited by _on_white); every other picture, and any file they
+fault on, by Pillow, so failures keep Pillow's reasons.
 """
 
 from __future__ import annotations
