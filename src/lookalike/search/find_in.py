@@ -24,7 +24,7 @@ from ..index.paths import display_path
 from ..index.store import Index
 from ..methods import local
 from ..methods import tiles as tile_signatures
-from ..methods.registry import get_spec
+from ..methods.registry import Picture, get_spec
 from ..types import Decoded, Failure, FileRef
 from ..worker import read_file
 from . import partial, regions
@@ -103,7 +103,7 @@ def find_in(index: Index, paths: Sequence[str], min_inliers: int | None = None,
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             results.append(FindInResult(path, (), Failure(path, "decode", reason)))
             continue
-        rgb = np.asarray(decoded.image)  # one copy of the pixels for both looks
+        rgb = Picture(decoded).rgb  # one copy of the pixels for both looks
         found: dict[int, PartialMatch] = {}
         if words is not None:
             for cid, v in _by_features(index, words, decoded, rgb, threshold).items():

@@ -13,7 +13,7 @@ from ..errors import DecodeError, LookalikeError
 from ..index.store import Index
 from ..methods import dihedral, local
 from ..methods import tiles as tile_signatures
-from ..methods.registry import get_spec
+from ..methods.registry import Picture, get_spec
 from ..types import FileInfo
 from .near import NearSearch, code_cache
 from .rule import make_rule
@@ -94,7 +94,7 @@ class TileLookup:
                         decoded = decode(handle.read())
                 except (OSError, DecodeError):
                     continue
-                out[cid] = local.thumbnail(np.asarray(decoded.image))
+                out[cid] = local.thumbnail(Picture(decoded).rgb)
         return out
 
 
