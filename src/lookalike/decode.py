@@ -32,7 +32,7 @@ from __future__ import annotations
 import io
 import logging
 
-from .decode_jpeg import draft_scale, exif_orientation, jpeg_header, jpeg_pixels
+from .decode_jpeg import draft_scale, jpeg_header, jpeg_pixels
 from .decode_png import png_header, png_pixels
 from .decode_reasons import reason
 from .errors import DecodeError
@@ -175,16 +175,45 @@ def _decode_jpeg(data: bytes, limits: tuple[int, int], draft_size: int) -> Decod
     size = (-(-width // scale), -(-height // scale))
     if _over_limits(size, mode, limits) or _reduction(size, draft_size) > 1:
         return None  # Pillow's path gives the reason, or reduces after decoding
-    orientation = exif_orientation(data)
+    orientation = _jpeg_orientation(data)
     pixels = jpeg_pixels(data, size) if orientation is not None else None
     if pixels is None:
         return None
     if orientation == 1:
         return Decoded(width=width, height=height, format="JPEG", mode=mode, pixels=pixels)
+    from PIL import Image
+
+    image, width, height = _upright(Image.fromarray(pixels), width, height, orientation)
+    return Decoded(image, width, height, "JPEG", mode)
+
+
+def _jpeg_orientation(data: bytes) -> int | None:
+    """_orientation of a JPEG held in memory: 1 where no segment starts as Pillow's EXIF
+    segment does (nothing to open then); None where Pillow cannot open it."""
+    if b"Exif\x00\x00" not in data:
+        return 1
+    try:
+        with _open(data, "JPEG") as image:
+            return _orientation(image, "JPEG")
+    except Exception:  # noqa: BLE001  (then the Pillow path reports the fault)
+        return None
+
+
+def _orientation(image, fmt: str) -> int:
+    """The EXIF orientation (1-8) of an opened picture, asked only where it can differ from 1
+    (getexif costs enough to matter on small JPEGs)."""
+    if "exif" in image.info or fmt in ("TIFF", "HEIF", "AVIF"):
+        return image.getexif().get(0x0112, 1)
+    return 1
+
+
+def _upright(image, width: int, height: int, orientation: int):
+    """(the picture turned upright, its full width and height upright)."""
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    image = _apply_orientation(Decoded(pixels=pixels).image, orientation)
-    return Decoded(image, width, height, "JPEG", mode)
+    if orientation != 1:
+        image = _apply_orientation(image, orientation)
+    return image, width, height
 
 
 def _decode_png(data: bytes, limits: tuple[int, int], draft_size: int) -> Decoded | None:
@@ -267,11 +296,9 @@ def _decode_opened(image, fmt: str, limits: tuple[int, int], draft_size: int) ->
     if width <= 0 or height <= 0:
         raise DecodeError(f"empty image ({width}x{height})")
     mode = image.mode
-    # Both are costly enough to matter on small JPEGs: ask only where the answer can vary.
+    # Costly enough to matter on small JPEGs: ask only where the answer can vary.
     frames = 1 if fmt == "JPEG" else int(getattr(image, "n_frames", 1) or 1)
-    orientation = 1
-    if "exif" in image.info or fmt in ("TIFF", "HEIF", "AVIF"):
-        orientation = image.getexif().get(0x0112, 1)
+    orientation = _orientation(image, fmt)
     if fmt == "JPEG" and draft_size and image.mode in ("RGB", "L"):
         # libjpeg does the colour conversion, and the DCT scaling where the picture is more
         # than twice draft_size: both much faster than decoding in full.
@@ -284,10 +311,7 @@ def _decode_opened(image, fmt: str, limits: tuple[int, int], draft_size: int) ->
         _check_limits(image, image.size, limits)
     rgb = _to_rgb_bounded(image, _reduction(image.size, draft_size))
     del image  # the full-size raster: the caller holds no other reference to it
-    if orientation in (5, 6, 7, 8):
-        width, height = height, width
-    if orientation != 1:
-        rgb = _apply_orientation(rgb, orientation)
+    rgb, width, height = _upright(rgb, width, height, orientation)
     return Decoded(image=rgb, width=width, height=height, format=fmt, mode=mode, frames=frames)
 
 

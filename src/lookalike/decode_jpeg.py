@@ -5,14 +5,13 @@ For a 256-px JPEG, Pillow's path costs 0.37 ms a picture up to the array the sig
 from (its header parsing in Python, its own raster, then the copy out of it); simplejpeg
 0.17 ms, the same bytes (bench/README.md, "Fourth pass"). decode.py takes it only where the
 answer cannot differ: a grey or YCbCr/RGB JPEG (the modes Pillow drafts), within its limits,
-at Pillow's draft scale, not reduced after decoding. Any error simplejpeg raises (it runs in
+at Pillow's draft scale, not reduced after decoding (decode.py reads the orientation, with
+Pillow, from a file that has an EXIF segment). Any error simplejpeg raises (it runs in
 strict mode: a truncated or damaged file raises) gives None, and decode.py decodes with
 Pillow, whose reasons for a failure stay the ones reported.
 """
 
 from __future__ import annotations
-
-import io
 
 import numpy as np
 
@@ -52,17 +51,3 @@ def jpeg_pixels(data: bytes, size: tuple[int, int]) -> np.ndarray | None:
     except ValueError:
         return None
     return pixels if (pixels.shape[1], pixels.shape[0]) == size else None
-
-
-def exif_orientation(data: bytes) -> int | None:
-    """EXIF orientation as decode.py reads it (Pillow's, where the file has an EXIF segment,
-    which Pillow keeps as info["exif"]); 1 without one; None where Pillow cannot say."""
-    if b"Exif\x00\x00" not in data:
-        return 1
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.getexif().get(0x0112, 1) if "exif" in image.info else 1
-    except Exception:  # noqa: BLE001  (then decode.py's Pillow path reports the fault)
-        return None

@@ -62,8 +62,7 @@ def _both(data: bytes, **kwargs):
 
 
 def _fast(decoded) -> bool:
-    """Whether the fast path decoded it (a Pillow image made over its array, for a picture
-    with alpha, is told by the path's own header check)."""
+    """Whether the fast path decoded it into an array (the Pillow path gives a Pillow image)."""
     return decoded.pixels is not None
 
 
