@@ -56,6 +56,8 @@ CONTENDERS = {
                  "N workers",
     "lookalike-baseline": "the same, lookalike imported from --baseline-src (before/after)",
     "lookalike-phash": "lookalike.scan(), methods=['phash'] (+pixels), N workers",
+    "lookalike-pixels": "lookalike.scan(), methods=['pixels'] only: the pipeline without any "
+                        "perceptual signature (read, decode, the pixels hash, the index)",
     "lookalike-hashes": "lookalike.scan(), methods=['phash', 'dhash'] (+pixels): the default "
                         "without colour and health",
     "lookalike-cli": "`python -m lookalike scan DIR --index X -j N --format json`",
@@ -67,6 +69,8 @@ CONTENDERS = {
     "imagehash-2proc": "the same in a multiprocessing.Pool(N)",
     "pillow-draft-decode": "Pillow decode only (JPEG draft to 256 px) in a Pool(N): the ceiling",
     "pillow-full-decode": "Pillow decode only, in full (no draft), in a Pool(N)",
+    "lookalike-decode": "lookalike.decode.decode() to the RGB array only, in the same Pool(N): "
+                        "the decode the default scan starts from (simplejpeg, pyspng, Pillow)",
     "immaculate": "`immaculate --json DIR` (its default, pdq), run by --immaculate-python",
 }
 WARM_UP_FILES = 16  # each contender first runs once, untimed, on this many files
@@ -141,6 +145,18 @@ def _full_decode(path: str) -> str:
         return f"{type(exc).__name__}: {exc}"[:200]
 
 
+def _lookalike_decode(path: str) -> str:
+    from lookalike.decode import decode
+    from lookalike.methods.registry import Picture
+
+    try:
+        with open(path, "rb") as handle:
+            Picture(decode(handle.read())).rgb
+        return ""
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"[:200]
+
+
 def _pool_map(function, files: list[str], workers: int) -> list[str]:
     from multiprocessing import Pool
 
@@ -163,12 +179,12 @@ def child(name: str, folder: Path, workers: int) -> None:
         index_path = Path(tmp) / "index.db"
         record: dict = {"contender": name, "images": len(files)}
         after: dict = {}
-        if name.startswith("lookalike") and name != "lookalike-cli":
+        if name.startswith("lookalike") and name not in ("lookalike-cli", "lookalike-decode"):
             import lookalike
 
             imported = time.perf_counter()
             record["lookalike_from"] = str(Path(lookalike.__file__).parent)
-            methods = {"lookalike-phash": ["phash"],
+            methods = {"lookalike-phash": ["phash"], "lookalike-pixels": ["pixels"],
                        "lookalike-hashes": ["phash", "dhash"]}.get(name)  # None: the default
             if name == "lookalike-threads":
                 use_threads()
@@ -179,7 +195,8 @@ def child(name: str, folder: Path, workers: int) -> None:
 
             def group() -> dict:
                 with lookalike.open_index(index_path) as index:
-                    by = "phash" if name == "lookalike-phash" else "auto"
+                    by = {"lookalike-phash": "phash",
+                          "lookalike-pixels": "pixels"}.get(name, "auto")
                     groups = lookalike.find_groups(index, by)
                 return {"groups": len(groups)}
         elif name == "lookalike-cli":
@@ -227,13 +244,15 @@ def child(name: str, folder: Path, workers: int) -> None:
                                            if done.returncode else []))
             group = None
         elif name in ("imagehash-1proc", "imagehash-2proc", "pillow-draft-decode",
-                      "pillow-full-decode"):
+                      "pillow-full-decode", "lookalike-decode"):
             import imagehash  # noqa: F401  (import time outside the loop, as for the others)
             from PIL import Image  # noqa: F401
 
             imported = time.perf_counter()
-            function = {"pillow-draft-decode": _draft_decode,
-                        "pillow-full-decode": _full_decode}.get(name, _imagehash_one)
+            function = {"pillow-draft-decode": _draft_decode, "pillow-full-decode": _full_decode,
+                        "lookalike-decode": _lookalike_decode}.get(name, _imagehash_one)
+            if name == "lookalike-decode":
+                import lookalike.decode  # noqa: F401
             if name == "imagehash-1proc":
                 errors = [function(f) for f in files]
             else:

@@ -25,7 +25,7 @@ from .rule import (AUTO_CONFIRM, AUTO_CONFIRM_RADIUS, AUTO_PRIMARY,  # noqa: F40
                    AUTO_PRIMARY_RADIUS, AUTO_TURNED_RADIUS, EMBED, EXACT, MAX_RADIUS, Rule,
                    aligned_rows, confirmed, evidence_rank, make_rule, orientation_rule,
                    stronger, usable_rows)
-from .verify import same_colours, same_layout
+from .verify import colours_agree, layouts_agree
 
 # The cascade with local features: each picture's nearest embeddings down to this similarity
 # are candidates that local features verify (search/embed.py neighbour_pairs).
@@ -42,6 +42,7 @@ EMBED_PROPOSE_COVERAGE = 0.5
 # thumbnails_hold: a picture with this many hash neighbours or more is a hub (a shared frame
 # or template); copy families of the copy-detection benchmark have at most 4 members.
 HUB_DEGREE = 5
+THUMBNAIL_BATCH = 65_536  # pairs compared at once (1.5 kB of float32 thumbnails a pair)
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,14 @@ def thumbnails_hold(index: Index | None, ids_a: np.ndarray, ids_b: np.ndarray,
     hub = np.maximum(degree[np.searchsorted(ids, ids_a)],
                      degree[np.searchsorted(ids, ids_b)]) >= HUB_DEGREE
     keep = ~(has_a & has_b)  # a picture without a thumbnail keeps its pairs
-    for k in np.flatnonzero(has_a & has_b).tolist():
-        a, b, v = thumbs[pos_a[k]], thumbs[pos_b[k]], int(variant[k])
-        keep[k] = same_colours(a, b, v) and (not hub[k] or same_layout(a, b, v))
+    both = np.flatnonzero(has_a & has_b)
+    for start in range(0, both.size, THUMBNAIL_BATCH):
+        rows = both[start:start + THUMBNAIL_BATCH]
+        a, b, v = thumbs[pos_a[rows]], thumbs[pos_b[rows]], variant[rows]
+        held = colours_agree(a, b, v)
+        hubs = np.flatnonzero(held & hub[rows])
+        held[hubs] = layouts_agree(a[hubs], b[hubs], v[hubs])
+        keep[rows] = held
     return keep
 
 

@@ -25,7 +25,7 @@ from .decide import DESCRIPTOR, WITH_HASH, DecisionRule, query_scores, local_vet
 from .near import NearHits, NearSearch, code_cache  # noqa: F401
 from .options import SearchOptions, resolve
 from .rule import EMBED, Rule, aligned_rows, make_rule, stronger
-from .verify import same_colours
+from .verify import colours_agree
 
 
 @dataclass(frozen=True)
@@ -280,8 +280,11 @@ def _same_colours(matches: list[Match], colour: Signature, codes: Codes,
     rows, found = aligned_rows(codes, ids)
     thumbs = codes.codes[:, 0].reshape(len(codes.codes), 3, 8, 8)
     # the match's transform turns the indexed picture into the query
-    return [m for m, row, has in zip(matches, rows.tolist(), found.tolist())
-            if not has or same_colours(thumbs[row], query, dihedral.NAMES.index(m.transform))]
+    transforms = np.asarray([dihedral.NAMES.index(m.transform) for m in matches], np.int64)
+    held = ~found
+    held[found] = colours_agree(thumbs[rows[found]], np.repeat(query[None], found.sum(), 0),
+                                transforms[found])
+    return [m for m, keep in zip(matches, held.tolist()) if keep]
 
 
 def _near(path: str, search: "NearSearch", signatures: dict[str, Signature], files,

@@ -363,7 +363,18 @@ def same_colours(a: np.ndarray, b: np.ndarray, transform: int = 0,
                  max_chroma: float = SAME_CHROMA) -> bool:
     """Whether two (3, T, T) CIELAB thumbnails have the same colours, cell by cell, after
     turning a by `transform` onto b; a grey picture agrees with any (a grey copy)."""
-    return _chroma(*_turned(a, b, transform)) <= max_chroma
+    return bool(colours_agree(a[None], b[None], np.asarray([transform]), max_chroma)[0])
+
+
+def colours_agree(a: np.ndarray, b: np.ndarray, transforms: np.ndarray,
+                  max_chroma: float = SAME_CHROMA) -> np.ndarray:
+    """same_colours of N pairs at once: a and b (N, 3, T, T), transforms (N,); a bool mask.
+    The thumbnails hold integers, so every mean is exact and each pair's answer is the one
+    it gets alone."""
+    a, b = _turned_batch(a, b, transforms)
+    grey = np.minimum(np.abs(a[:, 1:] - 128).mean(axis=(1, 2, 3)),
+                      np.abs(b[:, 1:] - 128).mean(axis=(1, 2, 3))) < GREY_CHROMA
+    return grey | (np.abs(a[:, 1:] - b[:, 1:]).mean(axis=(1, 2, 3)) <= max_chroma)
 
 
 # same_layout: at most this share of cells may differ by more than LAYOUT_CELL in lightness
@@ -377,8 +388,27 @@ LAYOUT_SHARE = 0.05
 def same_layout(a: np.ndarray, b: np.ndarray, transform: int = 0) -> bool:
     """Whether two (3, T, T) CIELAB thumbnails show the same light pattern nearly everywhere,
     after turning a by `transform` onto b."""
-    return bool((_cell_lightness(*_turned(a, b, transform)) > LAYOUT_CELL).mean()
-                <= LAYOUT_SHARE)
+    return bool(layouts_agree(a[None], b[None], np.asarray([transform]))[0])
+
+
+def layouts_agree(a: np.ndarray, b: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+    """same_layout of N pairs at once, as colours_agree."""
+    a, b = _turned_batch(a, b, transforms)
+    light_a = a[:, 0] - a[:, 0].mean(axis=(1, 2), keepdims=True)
+    light_b = b[:, 0] - b[:, 0].mean(axis=(1, 2), keepdims=True)
+    return (np.abs(light_a - light_b) > LAYOUT_CELL).mean(axis=(1, 2)) <= LAYOUT_SHARE
+
+
+def _turned_batch(a: np.ndarray, b: np.ndarray, transforms: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """_turned for N pairs: (N, 3, T, T) float32 each, a[i] turned by transforms[i]."""
+    a = a.astype(np.float32)
+    turned = np.empty_like(a)
+    transforms = np.asarray(transforms)
+    for k in np.unique(transforms).tolist():
+        rows = transforms == k
+        turned[rows] = variant(a[rows], int(k))
+    return turned, b.astype(np.float32)
 
 
 REGION_LIGHTNESS = 10.0  # region_agrees: lightness pattern limit (a box, not a whole picture)
