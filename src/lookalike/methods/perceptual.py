@@ -16,7 +16,7 @@ import numpy as np
 
 from ..types import Signature
 from . import dihedral
-from .registry import MethodSpec, Picture, register_method
+from .registry import MethodSpec, Picture, register_method, resized_grids
 
 
 @lru_cache(maxsize=8)
@@ -67,7 +67,7 @@ class PHash:
         if not pictures:
             return []
         size = self.hash_size * 4
-        grids = np.stack([p.gray_resized(size, size) for p in pictures]).astype(np.float64)
+        grids = resized_grids(pictures, size, size).astype(np.float64)
         rows = _dct_rows(size, self.hash_size)
         low = rows @ grids @ rows.T  # (B, h, h): the low-frequency corner of the 2-D DCT
         blocks = _dct_variants(low)
@@ -84,8 +84,8 @@ class DHash:
         if not pictures:
             return []
         n = self.hash_size
-        wide = np.stack([p.gray_resized(n + 1, n) for p in pictures]).astype(np.int16)
-        tall = np.stack([p.gray_resized(n, n + 1) for p in pictures]).astype(np.int16)
+        wide = resized_grids(pictures, n + 1, n).astype(np.int16)
+        tall = resized_grids(pictures, n, n + 1).astype(np.int16)
         grids = []
         for k in range(8):
             # A transposing variant of the picture, resized to (n+1) x n, is that variant
@@ -104,7 +104,7 @@ class AHash:
         if not pictures:
             return []
         n = self.hash_size
-        grids = np.stack([p.gray_resized(n, n) for p in pictures]).astype(np.float64)
+        grids = resized_grids(pictures, n, n).astype(np.float64)
         bits = grids > grids.mean(axis=(1, 2), keepdims=True)
         return _signatures(self.spec, _pack(dihedral.all_variants(bits)), _contrast(grids))
 
@@ -119,7 +119,7 @@ class WHash:
         if not pictures:
             return []
         n, s = self.hash_size, self.image_scale
-        grids = np.stack([p.gray_resized(s, s) for p in pictures]).astype(np.float64) / 255.0
+        grids = resized_grids(pictures, s, s).astype(np.float64) / 255.0
         block = s // n
         # The Haar LL band at level log2(block) is the block sum / block: the block mean up to
         # a constant factor, which does not change which values lie above the median.
