@@ -64,3 +64,36 @@ def test_turned_copy_agrees_and_recoloured_one_does_not(k: int) -> None:
     assert colours_agree(np.stack([thumb, thumb]), thumbs, np.asarray([k, k])).tolist() == \
         [True, False]
     assert layouts_agree(thumb[None], thumbs[:1], np.asarray([k])).tolist() == [True]
+
+
+def test_thumbnails_hold_in_batches_keeps_the_one_pair_answers(monkeypatch) -> None:
+    """dupes.thumbnails_hold over pairs in several batches: a pair is kept when its colours
+    agree, and a hub's pair (a picture with HUB_DEGREE or more neighbours) only when its
+    layout agrees too; a picture without a thumbnail keeps its pairs."""
+    from lookalike.index.records import Codes
+    from lookalike.search import dupes
+
+    rng = np.random.default_rng(11)
+    a, b, k = _pairs(rng, 400)
+    # contents 0..399 are the a's, 400..799 the b's; content 0 is also paired with the first
+    # 8 b's (a hub), and content 800 has no thumbnail
+    thumbs = np.concatenate([a, b])
+    ids_a = np.concatenate([np.arange(400), np.zeros(8, np.int64), [800]])
+    ids_b = np.concatenate([np.arange(400, 800), np.arange(400, 408), [5]])
+    variant = np.concatenate([k, k[:8], [0]])
+    codes = Codes(np.arange(800), thumbs.reshape(800, 1, -1), np.ones(800, np.float32))
+    thumb_of = {i: thumbs[i] for i in range(800)}
+    degree = np.bincount(np.concatenate([ids_a, ids_b]))
+    want = []
+    for x, y, t in zip(ids_a.tolist(), ids_b.tolist(), variant.tolist()):
+        if x not in thumb_of or y not in thumb_of:
+            want.append(True)
+            continue
+        hub = max(degree[x], degree[y]) >= dupes.HUB_DEGREE
+        want.append(_one_colours(thumb_of[x], thumb_of[y], t)
+                    and (not hub or _one_layout(thumb_of[x], thumb_of[y], t)))
+    whole = dupes.thumbnails_hold(None, ids_a, ids_b, variant, codes)
+    monkeypatch.setattr(dupes, "THUMBNAIL_BATCH", 7)
+    batched = dupes.thumbnails_hold(None, ids_a, ids_b, variant, codes)
+    assert whole.tolist() == want and batched.tolist() == want
+    assert 0.2 < np.mean(want) < 0.9 and want[-1] is True
