@@ -129,24 +129,18 @@ def _fused(kernel, rgb: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def _prototype(kernel, chunk: list) -> None:
-    """The kernel, then what the methods do after their pixel work (as their code does)."""
+    """The kernel, then what the methods do after their pixel work (their own functions)."""
+    from lookalike.methods import health
     from lookalike.methods.lab import lab_of
 
     outs = [_fused(kernel, _rgb(d)) for d in chunk]
     np.stack([np.clip(np.rint(o[1]), 0, 255).astype(np.uint8) for o in outs])
     lab_of(np.concatenate([np.clip(np.rint(o[2]), 0, 255).astype(np.uint8) for o in outs],
                           axis=1))
-    histograms = np.stack([o[0] for o in outs]).astype(np.float64)
-    sums = np.stack([o[3] for o in outs]).astype(np.float64)
-    share = histograms / np.maximum(histograms.sum(axis=1, keepdims=True), 1.0)
-    levels = np.arange(256.0)
-    mean = share @ levels
-    np.sqrt((share * (levels - mean[:, None]) ** 2).sum(axis=1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        -np.where(share > 0, share * np.log2(share), 0.0).sum(axis=1)
-        cumulative = np.cumsum(share, axis=1)
-        (cumulative < 0.02).sum(axis=1), (cumulative < 0.98).sum(axis=1)
-        np.sqrt(sums[:, 1] / sums[:, 2] - (sums[:, 0] / sums[:, 2]) ** 2)
+    spreads = [[health.spread(*map(float, o[3][:2]), int(o[3][2])),
+                health.spread(*map(float, o[3][3:5]), max(int(o[3][5]), 1))] for o in outs]
+    health.from_histograms(np.stack([o[0] for o in outs]).astype(np.float64),
+                           np.asarray(spreads))
 
 
 def _agreement(kernel, decoded: list) -> tuple[int, int]:

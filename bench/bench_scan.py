@@ -118,7 +118,7 @@ def _imagehash_one(path: str) -> str:
             imagehash.phash(image)
         return ""
     except Exception as exc:  # noqa: BLE001  (counted and reported)
-        return f"{type(exc).__name__}: {exc}"[:200]
+        return _error(exc)
 
 
 def _draft_decode(path: str) -> str:
@@ -131,7 +131,7 @@ def _draft_decode(path: str) -> str:
             image.load()
         return ""
     except Exception as exc:  # noqa: BLE001
-        return f"{type(exc).__name__}: {exc}"[:200]
+        return _error(exc)
 
 
 def _full_decode(path: str) -> str:
@@ -142,7 +142,7 @@ def _full_decode(path: str) -> str:
             image.load()
         return ""
     except Exception as exc:  # noqa: BLE001
-        return f"{type(exc).__name__}: {exc}"[:200]
+        return _error(exc)
 
 
 def _lookalike_decode(path: str) -> str:
@@ -154,7 +154,12 @@ def _lookalike_decode(path: str) -> str:
             Picture(decode(handle.read())).rgb
         return ""
     except Exception as exc:  # noqa: BLE001
-        return f"{type(exc).__name__}: {exc}"[:200]
+        return _error(exc)
+
+
+def _error(exc: Exception) -> str:
+    """A failure as the per-file contenders report it."""
+    return f"{type(exc).__name__}: {exc}"[:200]
 
 
 def _pool_map(function, files: list[str], workers: int) -> list[str]:

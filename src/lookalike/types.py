@@ -24,9 +24,9 @@ class FileRef:
 class Decoded:
     """A decoded picture: upright RGB pixels, alpha composited, possibly draft-reduced.
 
-    Held as a Pillow image, or as an H x W x 3 uint8 array where a JPEG was decoded straight
-    into one (decode_jpeg.py): `image` then makes the Pillow image on first use, and
-    `Picture.rgb` takes the array as it is. Treat both as read-only.
+    Held as a Pillow image, or as an H x W x 3 uint8 array where a JPEG or PNG was decoded
+    straight into one (decode_jpeg.py, decode_png.py): `image` then makes the Pillow image on
+    first use, and `Picture.rgb` takes the array as it is. Treat both as read-only.
     """
 
     __slots__ = ("_image", "pixels", "width", "height", "format", "mode", "frames")

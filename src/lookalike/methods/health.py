@@ -62,6 +62,12 @@ def measure_batch(grays: Sequence[np.ndarray]) -> np.ndarray:
         spreads[row, 0] = _laplacian_spread(gray)
         if min(gray.shape) >= 3 * COARSE:
             spreads[row, 1] = _laplacian_spread(_coarse(gray))
+    return from_histograms(histograms, spreads)
+
+
+def from_histograms(histograms: np.ndarray, spreads: np.ndarray) -> np.ndarray:
+    """measure_batch's FIELDS from each image's grey histogram (N, 256) and its two
+    Laplacian spreads (N, 2): the statistics of all the histograms in one NumPy pass."""
     count = histograms.sum(axis=1, keepdims=True)
     share = histograms / np.maximum(count, 1.0)
     levels = np.arange(256, dtype=np.float64)
@@ -99,9 +105,13 @@ def _laplacian_spread(gray: np.ndarray) -> float:
     if min(gray.shape) < 3:
         return 0.0
     response = cv2.Laplacian(gray, cv2.CV_16S, ksize=1)[1:-1, 1:-1]
-    count = response.size
-    mean = cv2.sumElems(response)[0] / count
-    return float(np.sqrt(max(cv2.norm(response, cv2.NORM_L2SQR) / count - mean * mean, 0.0)))
+    return spread(cv2.sumElems(response)[0], cv2.norm(response, cv2.NORM_L2SQR), response.size)
+
+
+def spread(total: float, squares: float, count: int) -> float:
+    """Standard deviation of `count` values from their sum and their sum of squares."""
+    mean = total / count
+    return float(np.sqrt(max(squares / count - mean * mean, 0.0)))
 
 
 def unpack(values: np.ndarray) -> dict[str, np.ndarray]:

@@ -282,8 +282,7 @@ def _same_colours(matches: list[Match], colour: Signature, codes: Codes,
     # the match's transform turns the indexed picture into the query
     transforms = np.asarray([dihedral.NAMES.index(m.transform) for m in matches], np.int64)
     held = ~found
-    held[found] = colours_agree(thumbs[rows[found]], np.repeat(query[None], found.sum(), 0),
-                                transforms[found])
+    held[found] = colours_agree(thumbs[rows[found]], query, transforms[found])
     return [m for m, keep in zip(matches, held.tolist()) if keep]
 
 

@@ -326,15 +326,20 @@ def _turned(a: np.ndarray, b: np.ndarray, transform: int) -> tuple[np.ndarray, n
 
 
 def _cell_lightness(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """|difference| of lightness per cell, each thumbnail's mean removed."""
-    return np.abs((a[0] - a[0].mean()) - (b[0] - b[0].mean()))
+    """|difference| of lightness per cell, each thumbnail's mean removed: (..., T, T) for
+    thumbnails (..., 3, T, T)."""
+    light_a, light_b = a[..., 0, :, :], b[..., 0, :, :]
+    return np.abs((light_a - light_a.mean(axis=(-2, -1), keepdims=True))
+                  - (light_b - light_b.mean(axis=(-2, -1), keepdims=True)))
 
 
-def _chroma(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean |difference| of a and b; 0 when either picture is grey (a grey copy)."""
-    if min(np.abs(a[1:] - 128).mean(), np.abs(b[1:] - 128).mean()) < GREY_CHROMA:
-        return 0.0
-    return float(np.abs(a[1:] - b[1:]).mean())
+def _chroma(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean |difference| of a and b per pair of thumbnails (..., 3, T, T); 0 where either
+    picture is grey (a grey copy)."""
+    cells = (-3, -2, -1)
+    grey = np.minimum(np.abs(a[..., 1:, :, :] - 128).mean(axis=cells),
+                      np.abs(b[..., 1:, :, :] - 128).mean(axis=cells)) < GREY_CHROMA
+    return np.where(grey, 0.0, np.abs(a[..., 1:, :, :] - b[..., 1:, :, :]).mean(axis=cells))
 
 
 # same_thumbnail: every cell's lightness (each thumbnail's mean removed) within this. Re-
@@ -368,13 +373,10 @@ def same_colours(a: np.ndarray, b: np.ndarray, transform: int = 0,
 
 def colours_agree(a: np.ndarray, b: np.ndarray, transforms: np.ndarray,
                   max_chroma: float = SAME_CHROMA) -> np.ndarray:
-    """same_colours of N pairs at once: a and b (N, 3, T, T), transforms (N,); a bool mask.
-    The thumbnails hold integers, so every mean is exact and each pair's answer is the one
-    it gets alone."""
-    a, b = _turned_batch(a, b, transforms)
-    grey = np.minimum(np.abs(a[:, 1:] - 128).mean(axis=(1, 2, 3)),
-                      np.abs(b[:, 1:] - 128).mean(axis=(1, 2, 3))) < GREY_CHROMA
-    return grey | (np.abs(a[:, 1:] - b[:, 1:]).mean(axis=(1, 2, 3)) <= max_chroma)
+    """same_colours of N pairs at once: a (N, 3, T, T), b the same or one (3, T, T) for all,
+    transforms (N,); a bool mask. The thumbnails hold integers, so every mean is exact and
+    each pair's answer is the one it gets alone."""
+    return _chroma(*_turned_batch(a, b, transforms)) <= max_chroma
 
 
 # same_layout: at most this share of cells may differ by more than LAYOUT_CELL in lightness
@@ -393,10 +395,8 @@ def same_layout(a: np.ndarray, b: np.ndarray, transform: int = 0) -> bool:
 
 def layouts_agree(a: np.ndarray, b: np.ndarray, transforms: np.ndarray) -> np.ndarray:
     """same_layout of N pairs at once, as colours_agree."""
-    a, b = _turned_batch(a, b, transforms)
-    light_a = a[:, 0] - a[:, 0].mean(axis=(1, 2), keepdims=True)
-    light_b = b[:, 0] - b[:, 0].mean(axis=(1, 2), keepdims=True)
-    return (np.abs(light_a - light_b) > LAYOUT_CELL).mean(axis=(1, 2)) <= LAYOUT_SHARE
+    cells = _cell_lightness(*_turned_batch(a, b, transforms))
+    return (cells > LAYOUT_CELL).mean(axis=(-2, -1)) <= LAYOUT_SHARE
 
 
 def _turned_batch(a: np.ndarray, b: np.ndarray, transforms: np.ndarray
